@@ -1,0 +1,188 @@
+//! The command line, as clap derive definitions. The names are part of the
+//! contract in DESIGN.md: scripts depend on them.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::client;
+
+/// The data directory used when neither `--data-dir` nor `TESSERA_DATA_DIR`
+/// names one; the same default as `tessera-server`.
+pub const DEFAULT_DATA_DIR: &str = "./tessera-data";
+
+/// Manage a Tessera OAuth 2.0 token server through its admin socket.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera-admin",
+    version,
+    // The terminal console is not built yet: without a subcommand there is
+    // nothing to do, so show the help (on stderr, exit 2) instead.
+    arg_required_else_help = true,
+    subcommand_required = true
+)]
+pub struct Args {
+    /// Where to find the server.
+    #[command(flatten)]
+    pub global: GlobalOpts,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options that locate the server, given before the subcommand.
+#[derive(Debug, clap::Args)]
+pub struct GlobalOpts {
+    /// The server's data directory; its admin socket is DIR/admin.sock.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "TESSERA_DATA_DIR",
+        default_value = DEFAULT_DATA_DIR
+    )]
+    pub data_dir: PathBuf,
+
+    /// The admin socket itself; overrides --data-dir.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+impl GlobalOpts {
+    /// The admin socket these options designate.
+    pub fn socket_path(&self) -> PathBuf {
+        resolve_socket(&self.data_dir, self.socket.as_deref())
+    }
+}
+
+/// `socket` if given, else the socket inside `data_dir`.
+pub fn resolve_socket(data_dir: &Path, socket: Option<&Path>) -> PathBuf {
+    socket.map_or_else(|| client::socket_path(data_dir), Path::to_path_buf)
+}
+
+/// The command groups.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, inspect, rotate and revoke OAuth clients.
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+
+    /// Inspect the signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+
+    /// Revoke refresh tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+}
+
+/// `tessera-admin clients ...`
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// List every client (never shows secrets).
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Create a client and print its secret, once.
+    Create {
+        /// A name for operators; need not be unique.
+        #[arg(long)]
+        name: String,
+
+        /// A scope the client may ask for; repeat for more. None: the client
+        /// gets unscoped tokens.
+        #[arg(long = "scope", value_name = "SCOPE", value_parser = parse_scope)]
+        scopes: Vec<String>,
+
+        /// Do not issue refresh tokens to this client.
+        #[arg(long)]
+        no_refresh: bool,
+
+        /// Print the credentials as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show one client (never shows its secret).
+    Show {
+        /// The client's ID.
+        #[arg(value_name = "CLIENT_ID")]
+        client_id: String,
+
+        /// Print a JSON object instead of key: value lines.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Give a client a new secret and print it, once.
+    RotateSecret {
+        /// The client's ID.
+        #[arg(value_name = "CLIENT_ID")]
+        client_id: String,
+
+        /// How long the previous secret keeps working, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+        grace: u64,
+
+        /// Print the credentials as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Refuse the client's token requests from now on and revoke its refresh
+    /// tokens. Access tokens it holds expire on their own.
+    Revoke {
+        /// The client's ID.
+        #[arg(value_name = "CLIENT_ID")]
+        client_id: String,
+    },
+
+    /// Delete a client and its refresh tokens.
+    Delete {
+        /// The client's ID.
+        #[arg(value_name = "CLIENT_ID")]
+        client_id: String,
+    },
+}
+
+/// `tessera-admin keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the signing keys and their states.
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `tessera-admin tokens ...`
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Revoke every refresh-token family of a client; the client stays active.
+    RevokeFamily {
+        /// The client whose refresh tokens to revoke.
+        #[arg(long = "client", value_name = "CLIENT_ID")]
+        client_id: String,
+    },
+}
+
+/// A scope as RFC 6749 §3.3 defines one: one or more printable ASCII
+/// characters other than space, `"` and `\`. Checked here so that a typo such
+/// as `--scope "read write"` is a usage error, not a surprising client.
+fn parse_scope(s: &str) -> Result<String, String> {
+    let nqchar = |b: u8| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b);
+    if !s.is_empty() && s.bytes().all(nqchar) {
+        Ok(s.to_owned())
+    } else {
+        Err("a scope is one word of printable ASCII without spaces, quotes or backslashes; \
+             repeat --scope for several"
+            .to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,53 @@
+//! `tessera-admin clients ...`
+
+use std::io::Write;
+
+use tessera_shared::admin::{ClientCredentials, CreateClient, RotateSecret};
+
+use super::args::ClientsCommand;
+use super::{Error, emit, output, print, print_json};
+use crate::client::AdminClient;
+
+/// Runs one `clients` subcommand.
+///
+/// # Errors
+///
+/// As [`super::run`].
+pub async fn run(client: &AdminClient, command: ClientsCommand, out: &mut dyn Write) -> Result<(), Error> {
+    match command {
+        ClientsCommand::List { json } => {
+            let clients = client.list_clients().await?;
+            if json { print_json(out, &clients) } else { print(out, &output::clients_table(&clients)) }
+        }
+        ClientsCommand::Create { name, scopes, no_refresh, json } => {
+            let request = CreateClient { name, scopes, refresh_tokens: !no_refresh };
+            let creds = client.create_client(&request).await?;
+            print_credentials(out, &creds, json)
+        }
+        ClientsCommand::Show { client_id, json } => {
+            let info = client.client(&client_id).await?;
+            if json { print_json(out, &info) } else { print(out, &output::client_details(&info)) }
+        }
+        ClientsCommand::RotateSecret { client_id, grace, json } => {
+            let request = RotateSecret { grace_seconds: grace };
+            let creds = client.rotate_secret(&client_id, request).await?;
+            print_credentials(out, &creds, json)
+        }
+        ClientsCommand::Revoke { client_id } => {
+            let info = client.revoke_client(&client_id).await?;
+            print(out, &output::revoked(&info))
+        }
+        ClientsCommand::Delete { client_id } => {
+            let deleted = client.delete_client(&client_id).await?;
+            print(out, &output::deleted(&deleted))
+        }
+    }
+}
+
+/// Prints a new secret. Failing here loses the secret for good, so the error
+/// names the client and the way to get another one.
+fn print_credentials(out: &mut dyn Write, creds: &ClientCredentials, json: bool) -> Result<(), Error> {
+    let lost = |source| Error::SecretNotShown { client_id: output::clean(&creds.client_id).into_owned(), source };
+    let text = if json { output::json(creds).map_err(|e| lost(e.into()))? } else { output::credentials(creds) };
+    emit(out, &text).map_err(lost)
+}

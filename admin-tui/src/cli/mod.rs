@@ -1,0 +1,94 @@
+//! The scriptable half of `tessera-admin`: one subcommand, one admin call,
+//! its answer printed, no prompts.
+//!
+//! - [`args`]: the command line (clap derive).
+//! - [`clients`], [`keys`], [`tokens`]: what each command group does.
+//! - [`output`]: turning answers into tables, `key: value` lines or JSON.
+//!
+//! Commands write to the `out` they are given rather than to stdout, so that
+//! tests can capture it; errors come back as [`Error`] and the binary prints
+//! them as its one line on stderr.
+
+use std::io::{self, Write};
+
+use crate::client::{self, AdminClient};
+
+pub mod args;
+pub mod clients;
+pub mod keys;
+pub mod output;
+pub mod tokens;
+
+pub use args::Args;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The admin call failed.
+    #[error(transparent)]
+    Admin(#[from] client::Error),
+
+    /// The answer could not be written out (a closed pipe, a full disk).
+    #[error("cannot write the output: {0}")]
+    Output(#[source] io::Error),
+
+    /// A new secret exists on the server but could not be printed. Said
+    /// loudly, because no one can ever read that secret again.
+    #[error(
+        "client {client_id} has a new secret, but it could not be printed ({source}); \
+         get another with `tessera-admin clients rotate-secret {client_id}`"
+    )]
+    SecretNotShown {
+        /// The client whose secret is lost.
+        client_id: String,
+        /// Why printing failed.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] io::Error),
+}
+
+impl Error {
+    /// The process exit code for this error. Usage errors never get here:
+    /// clap exits with 2 for them itself.
+    pub fn exit_code(&self) -> u8 {
+        1
+    }
+}
+
+/// Runs the command in `args`, writing its output to `out`.
+///
+/// # Errors
+///
+/// [`Error::Admin`] when the server cannot be reached or refuses the
+/// request, [`Error::Output`] or [`Error::SecretNotShown`] when writing to
+/// `out` fails.
+pub async fn run(args: Args, out: &mut dyn Write) -> Result<(), Error> {
+    let client = AdminClient::new(args.global.socket_path());
+    match args.command {
+        args::Command::Clients(command) => clients::run(&client, command, out).await,
+        args::Command::Keys(command) => keys::run(&client, command, out).await,
+        args::Command::Tokens(command) => tokens::run(&client, command, out).await,
+    }
+}
+
+/// Writes `text` and flushes, so that a failure shows up here and not
+/// silently at exit.
+fn emit(out: &mut dyn Write, text: &str) -> io::Result<()> {
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// [`emit`] for text that carries no secret.
+fn print(out: &mut dyn Write, text: &str) -> Result<(), Error> {
+    emit(out, text).map_err(Error::Output)
+}
+
+/// `value` as JSON, through [`print`].
+fn print_json<T: serde::Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> Result<(), Error> {
+    let text = output::json(value).map_err(|e| Error::Output(e.into()))?;
+    print(out, &text)
+}

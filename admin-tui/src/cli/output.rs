@@ -1,0 +1,204 @@
+//! What the commands print: aligned tables and `key: value` lines for people,
+//! JSON for scripts. Pure functions from answers to text, so they are tested
+//! without a server.
+//!
+//! Text that came from the server (names, scopes, messages) passes through
+//! [`clean`] first: a client name holding an escape sequence must not be able
+//! to repaint the operator's terminal.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Serialize;
+use tessera_shared::admin::{ClientCredentials, ClientInfo, Deleted, FamiliesRevoked, KeyInfo};
+
+/// `value` as pretty-printed JSON and a newline: one object or array that
+/// `jq` and friends read as is.
+///
+/// # Errors
+///
+/// Only if `value` cannot be represented as JSON, which the admin types
+/// always can.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// The client list as a table, one client a row. Secrets are not part of
+/// [`ClientInfo`], so none can appear.
+pub fn clients_table(clients: &[ClientInfo]) -> String {
+    if clients.is_empty() {
+        return "no clients\n".to_owned();
+    }
+    let rows = clients.iter().map(|c| {
+        vec![
+            clean(&c.client_id).into_owned(),
+            clean(&c.name).into_owned(),
+            c.status.to_string(),
+            if c.scopes.is_empty() { "-".to_owned() } else { clean(&c.scopes.join(",")).into_owned() },
+            yes_no(c.refresh_tokens).to_owned(),
+            timestamp(c.created_at),
+            c.last_used_at.map_or_else(|| "never".to_owned(), timestamp),
+        ]
+    });
+    table(&["CLIENT ID", "NAME", "STATUS", "SCOPES", "REFRESH", "CREATED", "LAST USED"], rows)
+}
+
+/// One client as `key: value` lines. Never a secret: [`ClientInfo`] has none.
+pub fn client_details(client: &ClientInfo) -> String {
+    let mut lines = vec![
+        ("client ID", clean(&client.client_id).into_owned()),
+        ("name", clean(&client.name).into_owned()),
+        ("status", client.status.to_string()),
+        ("scopes", scopes(&client.scopes)),
+        ("refresh tokens", yes_no(client.refresh_tokens).to_owned()),
+        ("created", timestamp(client.created_at)),
+        ("last used", client.last_used_at.map_or_else(|| "never".to_owned(), timestamp)),
+        ("secret set", timestamp(client.secret_set_at)),
+    ];
+    if let Some(until) = client.previous_secret_valid_until {
+        lines.push(("previous secret valid until", timestamp(until)));
+    }
+    lines.push(("active refresh families", client.active_refresh_families.to_string()));
+    key_values(&lines)
+}
+
+/// Freshly issued credentials, with the warning that this is the only time
+/// the secret is shown.
+pub fn credentials(creds: &ClientCredentials) -> String {
+    let mut lines = vec![
+        ("client ID", clean(&creds.client_id).into_owned()),
+        ("client secret", clean(&creds.client_secret).into_owned()),
+        ("name", clean(&creds.name).into_owned()),
+        ("scopes", scopes(&creds.scopes)),
+        ("refresh tokens", yes_no(creds.refresh_tokens).to_owned()),
+    ];
+    if let Some(until) = creds.previous_secret_valid_until {
+        lines.push(("previous secret valid until", timestamp(until)));
+    }
+    let mut text = key_values(&lines);
+    text.push_str("\nThe secret will not be shown again: store it now.\n");
+    text
+}
+
+/// The signing keys as a table.
+pub fn keys_table(keys: &[KeyInfo]) -> String {
+    if keys.is_empty() {
+        return "no signing keys\n".to_owned();
+    }
+    let rows = keys.iter().map(|k| {
+        vec![clean(&k.kid).into_owned(), clean(&k.alg).into_owned(), k.state.to_string(), timestamp(k.created_at)]
+    });
+    table(&["KID", "ALG", "STATE", "CREATED"], rows)
+}
+
+/// The confirmation of `clients revoke`.
+pub fn revoked(client: &ClientInfo) -> String {
+    format!(
+        "Client {} is {}: its token requests are refused and its refresh tokens revoked.\n\
+         Access tokens it already holds stay valid until they expire.\n",
+        clean(&client.client_id),
+        client.status
+    )
+}
+
+/// The confirmation of `clients delete`.
+pub fn deleted(deleted: &Deleted) -> String {
+    format!("Deleted client {} and {}.\n", clean(&deleted.client_id), families(deleted.refresh_families_revoked))
+}
+
+/// The confirmation of `tokens revoke-family`.
+pub fn families_revoked(revoked: &FamiliesRevoked) -> String {
+    format!("Revoked {} of client {}.\n", families(revoked.revoked_families), clean(&revoked.client_id))
+}
+
+/// Seconds since the epoch as RFC 3339 UTC, to the second.
+pub fn timestamp(secs: u64) -> String {
+    // RFC 3339 ends with the year 9999; humantime fails beyond it, and
+    // `SystemTime` itself may not reach that far on every platform.
+    const FIRST_SECOND_OF_10000: u64 = 253_402_300_800;
+    if secs < FIRST_SECOND_OF_10000
+        && let Some(time) = UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+    {
+        return humantime::format_rfc3339_seconds(time).to_string();
+    }
+    format!("{secs}s after the epoch")
+}
+
+/// `message` fit for the one line of an error report: line breaks and other
+/// control characters become spaces, runs of whitespace collapse.
+pub fn one_line(message: &str) -> String {
+    message
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `text` with control characters shown escaped (`\n`, `\u{1b}`) rather
+/// than acted upon by the terminal.
+pub fn clean(text: &str) -> Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        Cow::Owned(
+            text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect(),
+        )
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn scopes(scopes: &[String]) -> String {
+    if scopes.is_empty() { "(none: tokens carry no scope)".to_owned() } else { clean(&scopes.join(" ")).into_owned() }
+}
+
+fn families(n: u64) -> String {
+    if n == 1 { "1 refresh-token family".to_owned() } else { format!("{n} refresh-token families") }
+}
+
+/// Lines of `key: value`, the values aligned.
+fn key_values(lines: &[(&str, String)]) -> String {
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    let mut text = String::new();
+    for (key, value) in lines {
+        // Writing to a String cannot fail.
+        let _ = writeln!(text, "{:width$} {value}", format!("{key}:"));
+    }
+    text
+}
+
+/// Columns padded to their widest cell, two spaces apart, no trailing blanks.
+/// Width counts characters, which is exact for the ASCII the server emits
+/// and close enough for names in other scripts.
+fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> =
+        std::iter::once(headers.iter().map(|h| (*h).to_owned()).collect()).chain(rows).collect();
+    let mut widths = vec![0; headers.len()];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:width$}  ");
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;

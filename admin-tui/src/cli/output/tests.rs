@@ -1,0 +1,162 @@
+use super::*;
+use tessera_shared::admin::{ClientStatus, KeyState};
+
+const ID: &str = "oa2-client-id_zmNtW-D0Toqpz4AZnBLCIlklBrz9ynU-";
+
+fn info() -> ClientInfo {
+    ClientInfo {
+        client_id: ID.into(),
+        name: "billing".into(),
+        status: ClientStatus::Active,
+        scopes: vec!["read".into(), "write".into()],
+        refresh_tokens: true,
+        created_at: 1_700_000_000,
+        last_used_at: Some(1_700_000_060),
+        secret_set_at: 1_700_000_000,
+        previous_secret_valid_until: None,
+        active_refresh_families: 3,
+    }
+}
+
+fn creds() -> ClientCredentials {
+    ClientCredentials {
+        client_id: ID.into(),
+        client_secret: "Esiu5g_OVc0ZxoH_F3X-4-lIoMvcU3yJjBN4QoQq".into(),
+        name: "billing".into(),
+        scopes: vec![],
+        refresh_tokens: false,
+        previous_secret_valid_until: None,
+    }
+}
+
+#[test]
+fn timestamps_are_rfc3339_utc() {
+    assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+    assert_eq!(timestamp(1_700_000_000), "2023-11-14T22:13:20Z");
+    assert_eq!(timestamp(253_402_300_799), "9999-12-31T23:59:59Z");
+    // Beyond RFC 3339, and a value a broken server might send: no panic.
+    assert_eq!(timestamp(253_402_300_800), "253402300800s after the epoch");
+    assert_eq!(timestamp(u64::MAX), format!("{}s after the epoch", u64::MAX));
+}
+
+#[test]
+fn client_table_is_aligned() {
+    let mut second = info();
+    second.client_id = format!("{}x", &ID[..ID.len() - 1]);
+    second.name = "a much longer name".into();
+    second.status = ClientStatus::Revoked;
+    second.scopes.clear();
+    second.refresh_tokens = false;
+    second.last_used_at = None;
+    let table = clients_table(&[info(), second]);
+    let expected = format!(
+        "\
+CLIENT ID{pad}  NAME                STATUS   SCOPES      REFRESH  CREATED               LAST USED
+{ID}  billing             active   read,write  yes      2023-11-14T22:13:20Z  2023-11-14T22:14:20Z
+oa2-client-id_zmNtW-D0Toqpz4AZnBLCIlklBrz9ynUx  a much longer name  revoked  -           no       2023-11-14T22:13:20Z  never
+",
+        pad = " ".repeat(ID.len() - "CLIENT ID".len())
+    );
+    assert_eq!(table, expected);
+}
+
+#[test]
+fn empty_lists_say_so() {
+    assert_eq!(clients_table(&[]), "no clients\n");
+    assert_eq!(keys_table(&[]), "no signing keys\n");
+}
+
+#[test]
+fn details_are_key_value_lines() {
+    let mut client = info();
+    client.previous_secret_valid_until = Some(1_700_000_300);
+    assert_eq!(
+        client_details(&client),
+        format!(
+            "\
+client ID:                   {ID}
+name:                        billing
+status:                      active
+scopes:                      read write
+refresh tokens:              yes
+created:                     2023-11-14T22:13:20Z
+last used:                   2023-11-14T22:14:20Z
+secret set:                  2023-11-14T22:13:20Z
+previous secret valid until: 2023-11-14T22:18:20Z
+active refresh families:     3
+"
+        )
+    );
+}
+
+#[test]
+fn credentials_show_the_secret_once_with_a_warning() {
+    let text = credentials(&creds());
+    assert!(
+        text.starts_with(&format!("client ID:      {ID}\nclient secret:  Esiu5g_OVc0ZxoH_F3X-4-lIoMvcU3yJjBN4QoQq\n")),
+        "{text}"
+    );
+    assert!(text.contains("scopes:         (none: tokens carry no scope)\n"), "{text}");
+    assert!(text.contains("refresh tokens: no\n"), "{text}");
+    assert!(text.ends_with("\nThe secret will not be shown again: store it now.\n"), "{text}");
+}
+
+#[test]
+fn json_is_one_document_with_id_and_secret() {
+    let text = json(&creds()).unwrap();
+    assert!(text.ends_with("}\n"));
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["client_id"], ID);
+    assert_eq!(value["client_secret"], "Esiu5g_OVc0ZxoH_F3X-4-lIoMvcU3yJjBN4QoQq");
+
+    let text = json(&[info()]).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value.as_array().map(Vec::len), Some(1));
+    assert!(value[0].get("client_secret").is_none());
+}
+
+#[test]
+fn keys_table_lists_state_and_age() {
+    let keys = [
+        KeyInfo { kid: "kid-active".into(), alg: "ES256".into(), state: KeyState::Active, created_at: 0 },
+        KeyInfo { kid: "k2".into(), alg: "EdDSA".into(), state: KeyState::Next, created_at: 1_700_000_000 },
+    ];
+    assert_eq!(
+        keys_table(&keys),
+        "\
+KID         ALG    STATE   CREATED
+kid-active  ES256  active  1970-01-01T00:00:00Z
+k2          EdDSA  next    2023-11-14T22:13:20Z
+"
+    );
+}
+
+#[test]
+fn terminal_control_sequences_are_defused() {
+    let mut client = info();
+    client.name = "evil\u{1b}[2J\nname".into();
+    let table = clients_table(&[client.clone()]);
+    assert!(!table.contains('\u{1b}'), "{table:?}");
+    assert_eq!(table.lines().count(), 2, "{table:?}");
+    assert!(table.contains(r"evil\u{1b}[2J\nname"), "{table:?}");
+    let details = client_details(&client);
+    assert!(!details.contains('\u{1b}'));
+    assert_eq!(clean("plain"), Cow::Borrowed("plain"));
+}
+
+#[test]
+fn error_messages_fit_on_one_line() {
+    assert_eq!(one_line("no such\nclient\r\n  \u{1b}x"), "no such client x");
+    assert_eq!(one_line("fine"), "fine");
+}
+
+#[test]
+fn confirmations_count_families() {
+    let d = Deleted { client_id: ID.into(), refresh_families_revoked: 1 };
+    assert_eq!(deleted(&d), format!("Deleted client {ID} and 1 refresh-token family.\n"));
+    let r = FamiliesRevoked { client_id: ID.into(), revoked_families: 0 };
+    assert_eq!(families_revoked(&r), format!("Revoked 0 refresh-token families of client {ID}.\n"));
+    let mut client = info();
+    client.status = ClientStatus::Revoked;
+    assert!(revoked(&client).starts_with(&format!("Client {ID} is revoked: ")));
+}

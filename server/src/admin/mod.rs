@@ -1,0 +1,103 @@
+//! The admin API on the Unix socket `<data-dir>/admin.sock`: HTTP/1.1 with
+//! JSON bodies, routes as documented in `tessera_shared::admin`.
+//!
+//! The socket is the access control: it is created with mode 0600 in the
+//! data dir, so only the server's own user can connect.
+//!
+//! - [`service`]: the operations, without HTTP.
+//! - [`socket`]: binding the socket safely and the accept loop.
+
+pub mod service;
+pub mod socket;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tessera_shared::admin::{AdminError, CreateClient, RotateSecret, paths};
+
+use crate::http::response::{self, HttpResponse};
+use service::{AdminFailure, AdminService};
+
+/// Largest admin request body.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+/// Routes one admin request.
+pub async fn route(
+    service: AdminService,
+    request: Request<Incoming>,
+) -> Result<HttpResponse, std::convert::Infallible> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let answer = dispatch(&service, &method, &path, request).await;
+    Ok(match answer {
+        Ok(response) => response,
+        Err(failure) => failure_response(&failure),
+    })
+}
+
+async fn dispatch(
+    service: &AdminService,
+    method: &Method,
+    path: &str,
+    request: Request<Incoming>,
+) -> Result<HttpResponse, AdminFailure> {
+    if path == paths::KEYS && method == Method::GET {
+        return Ok(ok(&service.keys()));
+    }
+    if path == paths::CLIENTS {
+        return match *method {
+            Method::GET => Ok(ok(&service.list_clients().await?)),
+            Method::POST => {
+                let create: CreateClient = read_json(request).await?;
+                Ok(response::json(StatusCode::CREATED, &service.create_client(create).await?))
+            }
+            _ => Err(method_not_allowed()),
+        };
+    }
+    let Some(rest) = path.strip_prefix(paths::CLIENTS).and_then(|rest| rest.strip_prefix('/')) else {
+        return Err(AdminFailure::BadRequest("no such admin route".into()));
+    };
+    match (rest.split_once('/'), method) {
+        (None, &Method::GET) => Ok(ok(&service.client(rest).await?)),
+        (None, &Method::DELETE) => Ok(ok(&service.delete_client(rest).await?)),
+        (Some((id, "rotate-secret")), &Method::POST) => {
+            let rotate: RotateSecret = read_json(request).await?;
+            Ok(ok(&service.rotate_secret(id, rotate.grace_seconds).await?))
+        }
+        (Some((id, "revoke")), &Method::POST) => Ok(ok(&service.revoke_client(id).await?)),
+        (Some((id, "revoke-families")), &Method::POST) => Ok(ok(&service.revoke_families(id).await?)),
+        _ => Err(AdminFailure::BadRequest("no such admin route".into())),
+    }
+}
+
+fn ok<T: Serialize>(value: &T) -> HttpResponse {
+    response::json(StatusCode::OK, value)
+}
+
+fn method_not_allowed() -> AdminFailure {
+    AdminFailure::BadRequest("method not allowed on this admin route".into())
+}
+
+async fn read_json<T: DeserializeOwned>(request: Request<Incoming>) -> Result<T, AdminFailure> {
+    let body: Bytes = Limited::new(request.into_body(), MAX_ADMIN_BODY)
+        .collect()
+        .await
+        .map_err(|_| AdminFailure::BadRequest("the request body is unreadable or too large".into()))?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(|e| AdminFailure::BadRequest(format!("invalid request body: {e}")))
+}
+
+fn failure_response(failure: &AdminFailure) -> HttpResponse {
+    let (status, code) = match failure {
+        AdminFailure::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        AdminFailure::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        AdminFailure::Store(_) | AdminFailure::Crypto(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %failure, "admin request failed inside the server");
+    }
+    response::json(status, &AdminError { error: code.to_owned(), message: failure.to_string() })
+}

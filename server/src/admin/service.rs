@@ -1,0 +1,246 @@
+//! Client and key administration: the operations behind the admin API,
+//! without HTTP.
+
+use std::sync::Arc;
+
+use tessera_shared::admin::{
+    ClientCredentials, ClientInfo, ClientStatus, CreateClient, Deleted, FamiliesRevoked, KeyInfo,
+};
+use tessera_shared::ids::is_client_id;
+
+use crate::clock::{Clock, UnixTime};
+use crate::crypto::CryptoError;
+use crate::crypto::random::Random;
+use crate::crypto::secret::SecretHasher;
+use crate::grant::scope::is_scope_token;
+use crate::keys::KeyRing;
+use crate::store::records::{ClientRecord, PreviousSecret};
+use crate::store::{Store, StoreError};
+
+/// Longest client name accepted.
+pub const MAX_NAME_LEN: usize = 200;
+/// Most scopes a client may have.
+pub const MAX_SCOPES: usize = 64;
+/// Longest grace period for a rotated secret: 30 days.
+pub const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
+
+/// Why an admin operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminFailure {
+    /// No client with that ID.
+    #[error("no client with ID {0}")]
+    NotFound(String),
+    /// The request is invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Random generation failed.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+/// The admin operations. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    store: Arc<dyn Store>,
+    keys: Arc<KeyRing>,
+    secrets: SecretHasher,
+    random: Random,
+    clock: Arc<dyn Clock>,
+}
+
+impl AdminService {
+    /// Assembles the service.
+    pub fn new(store: Arc<dyn Store>, keys: Arc<KeyRing>, secrets: SecretHasher, clock: Arc<dyn Clock>) -> Self {
+        Self { store, keys, secrets, random: Random::new(), clock }
+    }
+
+    /// Creates a client and returns its secret, the only time it is shown.
+    ///
+    /// # Errors
+    /// [`AdminFailure::BadRequest`] for an invalid name or scope.
+    pub async fn create_client(&self, request: CreateClient) -> Result<ClientCredentials, AdminFailure> {
+        let name = check_name(&request.name)?;
+        let scopes = check_scopes(request.scopes)?;
+        let now = self.clock.now();
+        let secret = self.random.client_secret()?;
+        let client = ClientRecord {
+            client_id: self.random.client_id()?,
+            name,
+            secret_digest: self.secrets.digest(&secret),
+            secret_set_at: now,
+            previous_secret: None,
+            scopes,
+            refresh_tokens: request.refresh_tokens,
+            status: ClientStatus::Active,
+            created_at: now,
+        };
+        self.store.insert_client(&client).await?;
+        tracing::info!(event = "client_created", client_id = %client.client_id, "client created");
+        Ok(credentials(&client, secret))
+    }
+
+    /// Every client, without secrets.
+    ///
+    /// # Errors
+    /// [`AdminFailure::Store`] on storage failure.
+    pub async fn list_clients(&self) -> Result<Vec<ClientInfo>, AdminFailure> {
+        let now = self.clock.now();
+        let mut infos = Vec::new();
+        for client in self.store.clients().await? {
+            infos.push(self.info(client, now).await?);
+        }
+        Ok(infos)
+    }
+
+    /// One client, without secrets.
+    ///
+    /// # Errors
+    /// [`AdminFailure::NotFound`] if there is no such client.
+    pub async fn client(&self, client_id: &str) -> Result<ClientInfo, AdminFailure> {
+        let client = self.find(client_id).await?;
+        self.info(client, self.clock.now()).await
+    }
+
+    /// Replaces the client's secret; the old one keeps working for
+    /// `grace_seconds` (0: not at all).
+    ///
+    /// # Errors
+    /// [`AdminFailure::NotFound`], or [`AdminFailure::BadRequest`] for a grace period too long.
+    pub async fn rotate_secret(&self, client_id: &str, grace_seconds: u64) -> Result<ClientCredentials, AdminFailure> {
+        if grace_seconds > MAX_GRACE_SECONDS {
+            return Err(AdminFailure::BadRequest(format!(
+                "the grace period may be at most {MAX_GRACE_SECONDS} seconds"
+            )));
+        }
+        let now = self.clock.now();
+        let secret = self.random.client_secret()?;
+        let digest = self.secrets.digest(&secret);
+        let change = |client: &mut ClientRecord| {
+            client.previous_secret = (grace_seconds > 0).then(|| PreviousSecret {
+                digest: client.secret_digest,
+                valid_until: now.saturating_add(grace_seconds),
+            });
+            client.secret_digest = digest;
+            client.secret_set_at = now;
+        };
+        let client = self.store.update_client(client_id, &change).await?.ok_or_else(|| not_found(client_id))?;
+        tracing::info!(event = "secret_rotated", client_id, grace_seconds, "client secret rotated");
+        Ok(credentials(&client, secret))
+    }
+
+    /// Revokes the client and all its refresh-token families.
+    ///
+    /// # Errors
+    /// [`AdminFailure::NotFound`] if there is no such client.
+    pub async fn revoke_client(&self, client_id: &str) -> Result<ClientInfo, AdminFailure> {
+        let now = self.clock.now();
+        let change = |client: &mut ClientRecord| client.status = ClientStatus::Revoked;
+        let client = self.store.update_client(client_id, &change).await?.ok_or_else(|| not_found(client_id))?;
+        let families = self.store.revoke_client_families(client_id, now).await?;
+        tracing::info!(event = "client_revoked", client_id, families, "client revoked");
+        self.info(client, now).await
+    }
+
+    /// Deletes the client; its refresh-token families are revoked and
+    /// purged when they expire.
+    ///
+    /// # Errors
+    /// [`AdminFailure::NotFound`] if there is no such client.
+    pub async fn delete_client(&self, client_id: &str) -> Result<Deleted, AdminFailure> {
+        let revoked =
+            self.store.delete_client(client_id, self.clock.now()).await?.ok_or_else(|| not_found(client_id))?;
+        tracing::info!(event = "client_deleted", client_id, "client deleted");
+        Ok(Deleted { client_id: client_id.to_owned(), refresh_families_revoked: revoked })
+    }
+
+    /// Revokes every live refresh-token family of the client.
+    ///
+    /// # Errors
+    /// [`AdminFailure::NotFound`] if there is no such client.
+    pub async fn revoke_families(&self, client_id: &str) -> Result<FamiliesRevoked, AdminFailure> {
+        self.find(client_id).await?;
+        let revoked = self.store.revoke_client_families(client_id, self.clock.now()).await?;
+        tracing::info!(event = "families_revoked", client_id, revoked, "refresh-token families revoked");
+        Ok(FamiliesRevoked { client_id: client_id.to_owned(), revoked_families: revoked })
+    }
+
+    /// The signing keys, without private parts.
+    pub fn keys(&self) -> Vec<KeyInfo> {
+        self.keys.infos().to_vec()
+    }
+
+    async fn find(&self, client_id: &str) -> Result<ClientRecord, AdminFailure> {
+        if !is_client_id(client_id) {
+            return Err(not_found(client_id));
+        }
+        self.store.client(client_id).await?.ok_or_else(|| not_found(client_id))
+    }
+
+    async fn info(&self, client: ClientRecord, now: UnixTime) -> Result<ClientInfo, AdminFailure> {
+        let last_used_at = self.store.client_last_used(&client.client_id).await?;
+        let active_refresh_families = self.store.count_live_families(&client.client_id, now).await?;
+        Ok(ClientInfo {
+            previous_secret_valid_until: client.previous_secret.as_ref().map(|p| p.valid_until).filter(|t| *t > now),
+            client_id: client.client_id,
+            name: client.name,
+            status: client.status,
+            scopes: client.scopes,
+            refresh_tokens: client.refresh_tokens,
+            created_at: client.created_at,
+            last_used_at,
+            secret_set_at: client.secret_set_at,
+            active_refresh_families,
+        })
+    }
+}
+
+fn not_found(client_id: &str) -> AdminFailure {
+    // The ID is echoed to the operator; keep it printable and short.
+    let shown: String = client_id.chars().filter(|c| !c.is_control()).take(64).collect();
+    AdminFailure::NotFound(shown)
+}
+
+fn credentials(client: &ClientRecord, secret: String) -> ClientCredentials {
+    ClientCredentials {
+        client_id: client.client_id.clone(),
+        client_secret: secret,
+        name: client.name.clone(),
+        scopes: client.scopes.clone(),
+        refresh_tokens: client.refresh_tokens,
+        previous_secret_valid_until: client.previous_secret.as_ref().map(|p| p.valid_until),
+    }
+}
+
+fn check_name(name: &str) -> Result<String, AdminFailure> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+        return Err(AdminFailure::BadRequest(format!(
+            "a client name must be 1 to {MAX_NAME_LEN} printable characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_scopes(scopes: Vec<String>) -> Result<Vec<String>, AdminFailure> {
+    if scopes.len() > MAX_SCOPES {
+        return Err(AdminFailure::BadRequest(format!("a client may have at most {MAX_SCOPES} scopes")));
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(scopes.len());
+    for scope in scopes {
+        if !is_scope_token(&scope) {
+            return Err(AdminFailure::BadRequest(
+                "a scope must be printable ASCII without spaces, quotes or backslashes".into(),
+            ));
+        }
+        if !unique.contains(&scope) {
+            unique.push(scope);
+        }
+    }
+    Ok(unique)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,325 @@
+//! Configuration: command-line flags, `TESSERA_*` environment variables and
+//! an optional TOML file, merged in that order of precedence over the
+//! defaults, then checked once so that a bad value fails at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use serde::Deserialize;
+use tessera_shared::jwk::Algorithm;
+
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "./tessera-data";
+/// Default listen address: loopback only, so a first start exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// `tessera-server`: the Tessera OAuth 2.0 token server.
+#[derive(Debug, Parser)]
+#[command(name = "tessera-server", version, about, long_about = None)]
+pub struct Cli {
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the database, the admin socket and the lock file live.
+    #[arg(long, env = "TESSERA_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to serve HTTP on; port 0 picks a free port.
+    #[arg(long, env = "TESSERA_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// The `iss` of every token [default: http://<bound address>].
+    #[arg(long, env = "TESSERA_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+    /// The `aud` of every access token [default: the issuer].
+    #[arg(long, env = "TESSERA_AUDIENCE", value_name = "AUD")]
+    pub audience: Option<String>,
+    /// Access-token lifetime [default: 300].
+    #[arg(long, env = "TESSERA_ACCESS_TOKEN_TTL", value_name = "SECONDS")]
+    pub access_token_ttl: Option<u64>,
+    /// Refresh-token lifetime, renewed by each rotation [default: 2592000, 30 days].
+    #[arg(long, env = "TESSERA_REFRESH_TOKEN_TTL", value_name = "SECONDS")]
+    pub refresh_token_ttl: Option<u64>,
+    /// How long a just-rotated refresh token may be presented again (a lost
+    /// response retried) before it counts as theft [default: 0].
+    #[arg(long, env = "TESSERA_REFRESH_REUSE_GRACE", value_name = "SECONDS")]
+    pub refresh_reuse_grace: Option<u64>,
+    /// Accept client_id/client_secret in the query string, as the Blynk page
+    /// does [default: true].
+    #[arg(long, env = "TESSERA_ALLOW_QUERY_CREDENTIALS", value_name = "BOOL")]
+    pub allow_query_credentials: Option<bool>,
+    /// Access-token signature algorithm [default: ES256].
+    #[arg(long, env = "TESSERA_SIGNING_ALG", value_name = "ALG")]
+    pub signing_alg: Option<Algorithm>,
+    /// How often expired refresh tokens are purged [default: 60].
+    #[arg(long, env = "TESSERA_PURGE_INTERVAL", value_name = "SECONDS")]
+    pub purge_interval: Option<u64>,
+    /// Log line format [default: text].
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Largest request body accepted [default: 16384].
+    #[arg(long, env = "TESSERA_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Most parameters a request may carry [default: 64].
+    #[arg(long, env = "TESSERA_MAX_PARAMS", value_name = "COUNT")]
+    pub max_params: Option<usize>,
+    /// Largest request head (request line and headers) accepted, at least 8192 [default: 16384].
+    #[arg(long, env = "TESSERA_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// Time a request has to arrive completely [default: 10].
+    #[arg(long, env = "TESSERA_REQUEST_TIMEOUT", value_name = "SECONDS")]
+    pub request_timeout: Option<u64>,
+    /// Most connections served at once; more wait to be accepted [default: 4096].
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", value_name = "COUNT")]
+    pub max_connections: Option<usize>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// The TOML file. Unknown keys are an error, so a typo cannot be ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    access_token_ttl: Option<u64>,
+    refresh_token_ttl: Option<u64>,
+    refresh_reuse_grace: Option<u64>,
+    allow_query_credentials: Option<bool>,
+    purge_interval: Option<u64>,
+    log_format: Option<LogFormat>,
+    #[serde(default)]
+    signing: SigningSection,
+    #[serde(default)]
+    limits: LimitsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SigningSection {
+    alg: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    max_body_bytes: Option<usize>,
+    max_params: Option<usize>,
+    max_header_bytes: Option<usize>,
+    request_timeout: Option<u64>,
+    max_connections: Option<usize>,
+}
+
+/// Bounds on what one request or the whole server may consume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest body; beyond it, 413.
+    pub max_body_bytes: usize,
+    /// Most parameters (query and body together); beyond it, invalid_request.
+    pub max_params: usize,
+    /// Largest request head; beyond it, 431.
+    pub max_header_bytes: usize,
+    /// Time for a request to arrive completely.
+    pub request_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024,
+            max_params: 64,
+            max_header_bytes: 16 * 1024,
+            request_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+        }
+    }
+}
+
+/// The checked configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database, admin socket and lock file.
+    pub data_dir: PathBuf,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Issuer URL; `None` means `http://<bound address>`, known after binding.
+    pub issuer: Option<String>,
+    /// Audience; `None` means the issuer.
+    pub audience: Option<String>,
+    /// Access-token lifetime in seconds.
+    pub access_token_ttl: u64,
+    /// Refresh-token lifetime in seconds.
+    pub refresh_token_ttl: u64,
+    /// Reuse grace of a rotated refresh token in seconds.
+    pub refresh_reuse_grace: u64,
+    /// Whether query-string client credentials are accepted.
+    pub allow_query_credentials: bool,
+    /// Signature algorithm of new keys.
+    pub signing_alg: Algorithm,
+    /// Interval of the background purge.
+    pub purge_interval: Duration,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Request and connection bounds.
+    pub limits: Limits,
+}
+
+/// A configuration that cannot be used, as one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, on one line.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads the file named by `cli.config`, if any, and merges it under the
+    /// flags and environment variables.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the file is unreadable or invalid, or a value is out of range.
+    pub fn load(cli: Cli) -> Result<Self, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::merge(cli, file)
+    }
+
+    fn merge(cli: Cli, file: FileConfig) -> Result<Self, ConfigError> {
+        let defaults = Limits::default();
+        let file_alg = file
+            .signing
+            .alg
+            .map(|alg| alg.parse::<Algorithm>().map_err(|e| ConfigError::Invalid(format!("signing.alg: {e}"))))
+            .transpose()?;
+        let listen = match cli.listen.or(file.listen) {
+            Some(addr) => addr,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| ConfigError::Invalid("the default listen address does not parse".into()))?,
+        };
+        let config = Self {
+            data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            listen,
+            issuer: cli.issuer.or(file.issuer),
+            audience: cli.audience.or(file.audience),
+            access_token_ttl: cli.access_token_ttl.or(file.access_token_ttl).unwrap_or(300),
+            refresh_token_ttl: cli.refresh_token_ttl.or(file.refresh_token_ttl).unwrap_or(30 * 24 * 3600),
+            refresh_reuse_grace: cli.refresh_reuse_grace.or(file.refresh_reuse_grace).unwrap_or(0),
+            allow_query_credentials: cli.allow_query_credentials.or(file.allow_query_credentials).unwrap_or(true),
+            signing_alg: cli.signing_alg.or(file_alg).unwrap_or(Algorithm::ES256),
+            purge_interval: Duration::from_secs(cli.purge_interval.or(file.purge_interval).unwrap_or(60)),
+            log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
+            limits: Limits {
+                max_body_bytes: cli.max_body_bytes.or(file.limits.max_body_bytes).unwrap_or(defaults.max_body_bytes),
+                max_params: cli.max_params.or(file.limits.max_params).unwrap_or(defaults.max_params),
+                max_header_bytes: cli
+                    .max_header_bytes
+                    .or(file.limits.max_header_bytes)
+                    .unwrap_or(defaults.max_header_bytes),
+                request_timeout: cli
+                    .request_timeout
+                    .or(file.limits.request_timeout)
+                    .map(Duration::from_secs)
+                    .unwrap_or(defaults.request_timeout),
+                max_connections: cli
+                    .max_connections
+                    .or(file.limits.max_connections)
+                    .unwrap_or(defaults.max_connections),
+            },
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: &str| Err(ConfigError::Invalid(message.to_owned()));
+        if !(1..=86_400).contains(&self.access_token_ttl) {
+            return invalid("access_token_ttl must be between 1 and 86400 seconds");
+        }
+        if self.refresh_token_ttl < 60 {
+            return invalid("refresh_token_ttl must be at least 60 seconds");
+        }
+        if self.refresh_reuse_grace > 300 {
+            return invalid("refresh_reuse_grace must be at most 300 seconds");
+        }
+        if self.purge_interval.is_zero() {
+            return invalid("purge_interval must be at least 1 second");
+        }
+        if let Some(issuer) = &self.issuer {
+            check_url("issuer", issuer)?;
+        }
+        if self.audience.as_deref().is_some_and(str::is_empty) {
+            return invalid("audience must not be empty");
+        }
+        if self.signing_alg == Algorithm::RS256 {
+            return invalid(
+                "signing.alg RS256 needs an imported RSA key, which this version cannot do yet; use ES256 or EdDSA",
+            );
+        }
+        let limits = &self.limits;
+        if limits.max_body_bytes == 0 || limits.max_params == 0 || limits.max_connections == 0 {
+            return invalid("max_body_bytes, max_params and max_connections must be positive");
+        }
+        if limits.max_header_bytes < 8192 {
+            return invalid("max_header_bytes must be at least 8192");
+        }
+        if limits.request_timeout.is_zero() {
+            return invalid("request_timeout must be at least 1 second");
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        // toml's messages span several lines with a source excerpt; the
+        // operator gets one line.
+        message: e.message().replace('\n', " "),
+    })
+}
+
+/// An issuer must be an absolute http(s) URL without query or fragment
+/// (RFC 8414 §2).
+fn check_url(name: &str, url: &str) -> Result<(), ConfigError> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !url.contains(['?', '#']) && !url.contains(char::is_whitespace) => Ok(()),
+        _ => Err(ConfigError::Invalid(format!("{name} must be an http:// or https:// URL without query or fragment"))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

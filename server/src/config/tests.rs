@@ -1,0 +1,86 @@
+use super::*;
+
+fn cli(args: &[&str]) -> Cli {
+    let mut argv = vec!["tessera-server"];
+    argv.extend_from_slice(args);
+    Cli::try_parse_from(argv).expect("arguments parse")
+}
+
+fn file(toml_text: &str) -> FileConfig {
+    toml::from_str(toml_text).expect("valid toml")
+}
+
+#[test]
+fn defaults_need_nothing() {
+    let config = Config::merge(cli(&[]), FileConfig::default()).expect("defaults are valid");
+    assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+    assert_eq!(config.access_token_ttl, 300);
+    assert_eq!(config.refresh_token_ttl, 2_592_000);
+    assert_eq!(config.refresh_reuse_grace, 0);
+    assert!(config.allow_query_credentials);
+    assert_eq!(config.signing_alg, Algorithm::ES256);
+    assert_eq!(config.limits, Limits::default());
+}
+
+#[test]
+fn flags_override_the_file() {
+    let config = Config::merge(
+        cli(&["--access-token-ttl", "60", "--signing-alg", "EdDSA"]),
+        file("access_token_ttl = 120\nrefresh_token_ttl = 3600\n[signing]\nalg = \"ES256\"\n"),
+    )
+    .expect("valid");
+    assert_eq!(config.access_token_ttl, 60);
+    assert_eq!(config.refresh_token_ttl, 3600);
+    assert_eq!(config.signing_alg, Algorithm::EdDSA);
+}
+
+#[test]
+fn file_values_apply_when_no_flag_is_given() {
+    let config = Config::merge(
+        cli(&[]),
+        file("listen = \"127.0.0.1:0\"\nallow_query_credentials = false\n[limits]\nmax_params = 8\n"),
+    )
+    .expect("valid");
+    assert_eq!(config.listen.port(), 0);
+    assert!(!config.allow_query_credentials);
+    assert_eq!(config.limits.max_params, 8);
+}
+
+#[test]
+fn unknown_file_keys_are_refused() {
+    assert!(toml::from_str::<FileConfig>("acess_token_ttl = 5").is_err());
+    assert!(toml::from_str::<FileConfig>("[signing]\nalgo = \"ES256\"").is_err());
+}
+
+#[test]
+fn out_of_range_values_are_refused_with_one_line() {
+    for args in [
+        &["--access-token-ttl", "0"][..],
+        &["--refresh-token-ttl", "5"],
+        &["--max-header-bytes", "100"],
+        &["--issuer", "ftp://example"],
+        &["--issuer", "https://example/?q=1"],
+        &["--signing-alg", "RS256"],
+        &["--purge-interval", "0"],
+    ] {
+        let err = Config::merge(cli(args), FileConfig::default()).expect_err("must be refused");
+        assert!(!err.to_string().contains('\n'), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn bad_algorithm_in_file_is_refused() {
+    let err = Config::merge(cli(&[]), file("[signing]\nalg = \"HS256\"\n")).expect_err("refused");
+    assert!(err.to_string().contains("signing.alg"), "{err}");
+}
+
+#[test]
+fn file_errors_name_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tessera.toml");
+    std::fs::write(&path, "listen = 12\n").expect("write");
+    let err = read_file(&path).expect_err("wrong type");
+    assert!(err.to_string().contains("tessera.toml"), "{err}");
+    assert!(!err.to_string().contains('\n'), "{err}");
+}

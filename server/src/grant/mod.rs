@@ -1,0 +1,13 @@
+//! The OAuth rules, as pure functions that know neither HTTP nor storage.
+//!
+//! - [`request`]: turns the parameters of a token request into a typed
+//!   [`request::TokenRequest`], or the RFC 6749 error it deserves.
+//! - [`scope`]: scope syntax, subsets and narrowing.
+//! - [`refresh`]: what to do with a presented refresh token.
+//! - [`error`]: [`error::TokenError`], one variant a failure, each mapping
+//!   to exactly one RFC 6749 §5.2 error code.
+
+pub mod error;
+pub mod refresh;
+pub mod request;
+pub mod scope;

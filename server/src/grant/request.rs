@@ -1,0 +1,197 @@
+//! From decoded parameters and the Authorization header to a typed token
+//! request (RFC 6749 §2.3.1, §3.2, §4.4, §6).
+
+use super::error::TokenError;
+use super::scope;
+
+/// Where a parameter came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The request URI's query string.
+    Query,
+    /// An `application/x-www-form-urlencoded` body.
+    Body,
+}
+
+/// One decoded `name=value` pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    /// Decoded name.
+    pub name: String,
+    /// Decoded value.
+    pub value: String,
+    /// Query or body.
+    pub source: Source,
+}
+
+/// A client ID and secret, however they arrived.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    /// The claimed client ID.
+    pub client_id: String,
+    /// The presented secret.
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    // The secret must not reach a log through a stray `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials").field("client_id", &self.client_id).finish_non_exhaustive()
+    }
+}
+
+/// What the `Authorization` header held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizationHeader {
+    /// No header.
+    Absent,
+    /// Well-formed Basic credentials.
+    Basic(ClientCredentials),
+    /// Present but not usable Basic credentials (another scheme, bad
+    /// base64, no colon, ...).
+    Malformed,
+}
+
+/// The grant asked for.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// `grant_type=client_credentials`.
+    ClientCredentials {
+        /// Requested scope, if any.
+        scope: Option<Vec<String>>,
+    },
+    /// `grant_type=refresh_token`.
+    RefreshToken {
+        /// The presented refresh token.
+        refresh_token: String,
+        /// Requested (narrower) scope, if any.
+        scope: Option<Vec<String>>,
+    },
+    /// Any other grant type; refused after client authentication.
+    Unsupported,
+}
+
+impl std::fmt::Debug for Grant {
+    // The refresh token must not reach a log through a stray `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ClientCredentials { scope } => f.debug_struct("ClientCredentials").field("scope", scope).finish(),
+            Self::RefreshToken { scope, .. } => {
+                f.debug_struct("RefreshToken").field("scope", scope).finish_non_exhaustive()
+            }
+            Self::Unsupported => f.write_str("Unsupported"),
+        }
+    }
+}
+
+impl Grant {
+    /// The `grant_type` value, for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ClientCredentials { .. } => "client_credentials",
+            Self::RefreshToken { .. } => "refresh_token",
+            Self::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// A token request, checked for shape but not yet authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// The client's credentials.
+    pub credentials: ClientCredentials,
+    /// The grant.
+    pub grant: Grant,
+}
+
+/// Parsing options from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParsePolicy {
+    /// Whether `client_id`/`client_secret` may come in the query string.
+    pub allow_query_credentials: bool,
+}
+
+/// Parameters whose names may appear in an error description; any other
+/// name came from the request and is not echoed.
+const KNOWN: [&str; 5] = ["grant_type", "client_id", "client_secret", "refresh_token", "scope"];
+
+impl TokenRequest {
+    /// Checks and types the parameters of a token request.
+    ///
+    /// # Errors
+    /// [`TokenError::InvalidRequest`] for a repeated or missing parameter,
+    /// credentials in two places or in a forbidden place;
+    /// [`TokenError::InvalidClient`] for absent or malformed credentials;
+    /// [`TokenError::InvalidScope`] for a malformed scope.
+    pub fn parse(
+        params: &[Param],
+        authorization: AuthorizationHeader,
+        policy: ParsePolicy,
+    ) -> Result<Self, TokenError> {
+        reject_repeats(params)?;
+        // RFC 6749 §3.1: a parameter without a value is treated as omitted.
+        let find = |name: &str| params.iter().find(|p| p.name == name && !p.value.is_empty());
+
+        let grant_type = find("grant_type").ok_or(TokenError::InvalidRequest("grant_type is missing"))?;
+        let credentials = credentials(find("client_id"), find("client_secret"), authorization, policy)?;
+        let scope = find("scope").map(|p| scope::parse(&p.value)).transpose()?;
+        let grant = match grant_type.value.as_str() {
+            "client_credentials" => Grant::ClientCredentials { scope },
+            "refresh_token" => {
+                let token = find("refresh_token").ok_or(TokenError::InvalidRequest("refresh_token is missing"))?;
+                Grant::RefreshToken { refresh_token: token.value.clone(), scope }
+            }
+            _ => Grant::Unsupported,
+        };
+        Ok(Self { credentials, grant })
+    }
+}
+
+fn reject_repeats(params: &[Param]) -> Result<(), TokenError> {
+    for (i, param) in params.iter().enumerate() {
+        if params[..i].iter().any(|earlier| earlier.name == param.name) {
+            return Err(TokenError::InvalidRequest(match KNOWN.iter().find(|k| **k == param.name) {
+                Some(&"grant_type") => "grant_type is repeated",
+                Some(&"client_id") => "client_id is repeated",
+                Some(&"client_secret") => "client_secret is repeated",
+                Some(&"refresh_token") => "refresh_token is repeated",
+                Some(&"scope") => "scope is repeated",
+                _ => "a parameter is repeated",
+            }));
+        }
+    }
+    Ok(())
+}
+
+fn credentials(
+    id: Option<&Param>,
+    secret: Option<&Param>,
+    authorization: AuthorizationHeader,
+    policy: ParsePolicy,
+) -> Result<ClientCredentials, TokenError> {
+    let in_params = id.is_some() || secret.is_some();
+    match authorization {
+        AuthorizationHeader::Basic(_) | AuthorizationHeader::Malformed if in_params => Err(TokenError::InvalidRequest(
+            "client credentials must be sent either in the Authorization header or as parameters, not both",
+        )),
+        AuthorizationHeader::Basic(credentials) => Ok(credentials),
+        AuthorizationHeader::Malformed => Err(TokenError::InvalidClient),
+        AuthorizationHeader::Absent => match (id, secret) {
+            (Some(id), Some(secret)) => {
+                let from_query = id.source == Source::Query || secret.source == Source::Query;
+                if from_query && !policy.allow_query_credentials {
+                    return Err(TokenError::InvalidRequest(
+                        "client credentials in the query string are disabled; use the Authorization header",
+                    ));
+                }
+                Ok(ClientCredentials { client_id: id.value.clone(), client_secret: secret.value.clone() })
+            }
+            (Some(_), None) => Err(TokenError::InvalidRequest("client_secret is missing")),
+            (None, Some(_)) => Err(TokenError::InvalidRequest("client_id is missing")),
+            (None, None) => Err(TokenError::InvalidClient),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,96 @@
+//! The public HTTP interface: routing, framing and the access log.
+//!
+//! - [`server`]: the accept loop, connection bounds and graceful shutdown.
+//! - [`token`]: `POST /oauth2/token`.
+//! - [`well_known`]: JWKS, RFC 8414 metadata and health.
+//! - [`params`], [`basic`]: strict decoders for parameters and Basic credentials.
+//! - [`response`]: building responses; the one mapping of errors to HTTP.
+
+pub mod basic;
+pub mod params;
+pub mod response;
+pub mod server;
+pub mod token;
+pub mod well_known;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+
+use crate::config::Limits;
+use crate::grant::request::ParsePolicy;
+use crate::issuer::Issuer;
+use crate::keys::KeyRing;
+use crate::store::Store;
+use response::HttpResponse;
+
+/// Everything a request handler needs. Shared by all connections.
+#[derive(Debug)]
+pub struct App {
+    /// The token service.
+    pub issuer: Issuer,
+    /// Signing keys, for the JWKS.
+    pub keys: Arc<KeyRing>,
+    /// Storage, for the health check.
+    pub store: Arc<dyn Store>,
+    /// The RFC 8414 document, serialised once.
+    pub metadata_json: Bytes,
+    /// Request bounds.
+    pub limits: Limits,
+    /// Token request parsing options.
+    pub parse_policy: ParsePolicy,
+}
+
+/// What a handler tells the access log beyond method, path and status.
+/// Holds nothing secret by construction.
+#[derive(Debug, Default, Clone)]
+pub struct RequestNote {
+    /// The grant type, once the request parsed.
+    pub grant_type: Option<&'static str>,
+    /// The client ID, if well-formed.
+    pub client_id: Option<String>,
+}
+
+/// The routes, as logged. Any other path is logged as `other`, since a
+/// path could carry anything, a token included.
+const ROUTES: [&str; 4] =
+    ["/oauth2/token", "/.well-known/jwks.json", "/.well-known/oauth-authorization-server", "/healthz"];
+
+/// Routes a request and writes its access-log line.
+pub async fn route(app: Arc<App>, request: Request<Incoming>) -> Result<HttpResponse, std::convert::Infallible> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = ROUTES.iter().copied().find(|route| *route == request.uri().path());
+    let (response, note) = match (path, &method) {
+        (Some("/oauth2/token"), _) => token::handle(&app, request).await,
+        (Some("/.well-known/jwks.json"), &Method::GET) => (well_known::jwks(&app), RequestNote::default()),
+        (Some("/.well-known/oauth-authorization-server"), &Method::GET) => {
+            (well_known::metadata(&app), RequestNote::default())
+        }
+        (Some("/healthz"), &Method::GET) => (well_known::health(&app).await, RequestNote::default()),
+        (Some(_), _) => (
+            response::with_allow(
+                response::plain_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET"),
+                "GET",
+            ),
+            RequestNote::default(),
+        ),
+        (None, _) => {
+            (response::plain_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"), RequestNote::default())
+        }
+    };
+    tracing::info!(
+        target: "tessera::access",
+        method = %method,
+        path = path.unwrap_or("other"),
+        status = response.status().as_u16(),
+        grant_type = note.grant_type,
+        client_id = note.client_id.as_deref(),
+        latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    Ok(response)
+}

@@ -1,0 +1,140 @@
+//! `POST /oauth2/token`: HTTP framing only. Reads the query, the body and
+//! the Authorization header within their bounds, hands a typed request to
+//! the [`Issuer`](crate::issuer::Issuer), and maps the result.
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use tessera_shared::ids::is_client_id;
+use tessera_shared::wire::ErrorCode;
+
+use super::response::{self, HttpResponse};
+use super::{App, RequestNote, basic, params};
+use crate::grant::error::TokenError;
+use crate::grant::request::{AuthorizationHeader, Param, Source, TokenRequest};
+
+/// Answers a token request and notes what the access log may say of it.
+pub async fn handle(app: &App, request: Request<Incoming>) -> (HttpResponse, RequestNote) {
+    let mut note = RequestNote::default();
+    let response = match read_token_request(app, request).await {
+        Err(rejection) => rejection.into_response(),
+        Ok(token_request) => {
+            note.grant_type = Some(token_request.grant.name());
+            // Only a well-formed ID is logged: a caller could put anything
+            // (a secret by mistake) in the client_id field.
+            if is_client_id(&token_request.credentials.client_id) {
+                note.client_id = Some(token_request.credentials.client_id.clone());
+            }
+            match app.issuer.token(token_request).await {
+                Ok(body) => response::token_success(&body),
+                Err(error) => {
+                    if let Some(cause) = error.internal_cause() {
+                        tracing::error!(%cause, "token request failed inside the server");
+                    }
+                    response::token_error(&error)
+                }
+            }
+        }
+    };
+    (response, note)
+}
+
+/// A request refused before it reached the issuer.
+#[derive(Debug)]
+enum Rejection {
+    /// Malformed framing: `invalid_request` with this status.
+    Framing(StatusCode, &'static str),
+    /// Not a POST: `invalid_request` with `Allow: POST`.
+    NotPost,
+    /// The parameters do not make a token request.
+    Token(TokenError),
+}
+
+impl Rejection {
+    fn malformed(description: &'static str) -> Self {
+        Self::Framing(StatusCode::BAD_REQUEST, description)
+    }
+
+    fn into_response(self) -> HttpResponse {
+        match self {
+            Self::Framing(status, description) => response::oauth_error(status, ErrorCode::InvalidRequest, description),
+            Self::NotPost => response::with_allow(
+                response::oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidRequest,
+                    "the token endpoint accepts only POST",
+                ),
+                "POST",
+            ),
+            Self::Token(error) => response::token_error(&error),
+        }
+    }
+}
+
+impl From<params::ParamError> for Rejection {
+    fn from(error: params::ParamError) -> Self {
+        Self::malformed(error.description())
+    }
+}
+
+async fn read_token_request(app: &App, request: Request<Incoming>) -> Result<TokenRequest, Rejection> {
+    if request.method() != Method::POST {
+        return Err(Rejection::NotPost);
+    }
+    let limits = &app.limits;
+    let mut params: Vec<Param> = Vec::new();
+    if let Some(query) = request.uri().query() {
+        params::decode_into(query.as_bytes(), Source::Query, limits.max_params, &mut params)?;
+    }
+    let authorization = authorization(&request)?;
+    let form = is_form(&request)?;
+    let body = read_body(request, app).await?;
+    if !body.is_empty() {
+        if !form {
+            return Err(Rejection::malformed("the body must be application/x-www-form-urlencoded"));
+        }
+        params::decode_into(&body, Source::Body, limits.max_params, &mut params)?;
+    }
+    TokenRequest::parse(&params, authorization, app.parse_policy).map_err(Rejection::Token)
+}
+
+fn authorization(request: &Request<Incoming>) -> Result<AuthorizationHeader, Rejection> {
+    let mut values = request.headers().get_all(AUTHORIZATION).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(AuthorizationHeader::Absent),
+        (Some(value), None) => Ok(basic::parse(value.as_bytes())),
+        (Some(_), Some(_)) => Err(Rejection::malformed("the Authorization header is repeated")),
+    }
+}
+
+/// Whether the body is declared as a form; a missing Content-Type is
+/// fine only for an empty body, which [`read_token_request`] checks.
+fn is_form(request: &Request<Incoming>) -> Result<bool, Rejection> {
+    let mut values = request.headers().get_all(CONTENT_TYPE).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(false),
+        (Some(value), None) => {
+            let media_type = value.as_bytes().split(|b| *b == b';').next().unwrap_or_default().trim_ascii();
+            Ok(media_type.eq_ignore_ascii_case(b"application/x-www-form-urlencoded"))
+        }
+        (Some(_), Some(_)) => Err(Rejection::malformed("the Content-Type header is repeated")),
+    }
+}
+
+async fn read_body(request: Request<Incoming>, app: &App) -> Result<Bytes, Rejection> {
+    let too_large = || Rejection::Framing(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large");
+    let max = app.limits.max_body_bytes;
+    let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(too_large());
+    }
+    let collect = Limited::new(request.into_body(), max).collect();
+    match tokio::time::timeout(app.limits.request_timeout, collect).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(Rejection::malformed("the request body could not be read")),
+        Err(_) => Err(Rejection::Framing(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time")),
+    }
+}

@@ -1,0 +1,231 @@
+//! The service layer of the token endpoint: reads the clock, authenticates
+//! the client, applies the grant rules of [`crate::grant`] through the
+//! store, and mints tokens. It knows nothing of HTTP.
+
+use std::sync::{Arc, Mutex};
+
+use tessera_shared::admin::ClientStatus;
+use tessera_shared::claims::AccessTokenClaims;
+use tessera_shared::ids::{is_client_id, is_refresh_token};
+use tessera_shared::wire::{TOKEN_TYPE_BEARER, TokenResponse};
+
+use crate::clock::{Clock, UnixTime};
+use crate::crypto::random::Random;
+use crate::crypto::secret::{SecretHasher, refresh_token_digest};
+use crate::grant::error::TokenError;
+use crate::grant::refresh::{self, Presentation, Verdict};
+use crate::grant::request::{ClientCredentials, Grant, TokenRequest};
+use crate::grant::scope;
+use crate::keys::KeyRing;
+use crate::store::records::{ClientRecord, FamilyRecord, NewRefreshToken, RefreshRecord};
+use crate::store::{RefreshUse, Store};
+
+/// Last-used times are recorded at most this often per client, to keep a
+/// write off the hot path.
+const LAST_USED_RESOLUTION: u64 = 60;
+
+/// The token policy from the configuration.
+#[derive(Debug, Clone)]
+pub struct IssuerPolicy {
+    /// `iss` of every token.
+    pub issuer: String,
+    /// `aud` of every access token.
+    pub audience: String,
+    /// Access-token lifetime in seconds.
+    pub access_token_ttl: u64,
+    /// Refresh-token lifetime in seconds.
+    pub refresh_token_ttl: u64,
+    /// Reuse grace of a rotated refresh token, in seconds.
+    pub refresh_reuse_grace: u64,
+}
+
+/// Issues tokens. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    store: Arc<dyn Store>,
+    keys: Arc<KeyRing>,
+    secrets: SecretHasher,
+    random: Random,
+    clock: Arc<dyn Clock>,
+    policy: Arc<IssuerPolicy>,
+}
+
+impl Issuer {
+    /// Assembles the service.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Arc<KeyRing>,
+        secrets: SecretHasher,
+        clock: Arc<dyn Clock>,
+        policy: IssuerPolicy,
+    ) -> Self {
+        Self { store, keys, secrets, random: Random::new(), clock, policy: Arc::new(policy) }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &IssuerPolicy {
+        &self.policy
+    }
+
+    /// Answers a token request.
+    ///
+    /// # Errors
+    /// The [`TokenError`] the request deserves.
+    pub async fn token(&self, request: TokenRequest) -> Result<TokenResponse, TokenError> {
+        let now = self.clock.now();
+        let client = self.authenticate(&request.credentials, now).await?;
+        match request.grant {
+            Grant::ClientCredentials { scope } => self.client_credentials(&client, scope.as_deref(), now).await,
+            Grant::RefreshToken { refresh_token, scope } => {
+                self.refresh(&client, &refresh_token, scope.as_deref(), now).await
+            }
+            Grant::Unsupported => Err(TokenError::UnsupportedGrantType),
+        }
+    }
+
+    /// Finds the client and checks its secret. An unknown ID, a wrong
+    /// secret and a revoked client fail alike and do the same work.
+    async fn authenticate(&self, credentials: &ClientCredentials, now: UnixTime) -> Result<ClientRecord, TokenError> {
+        let found =
+            if is_client_id(&credentials.client_id) { self.store.client(&credentials.client_id).await? } else { None };
+        let Some(client) = found else {
+            self.secrets.match_nothing(&credentials.client_secret);
+            return Err(TokenError::InvalidClient);
+        };
+        let previous = client.previous_secret.as_ref().filter(|p| now < p.valid_until).map(|p| &p.digest);
+        let secret_ok = self.secrets.matches(&credentials.client_secret, &client.secret_digest, previous);
+        if !secret_ok || client.status != ClientStatus::Active {
+            return Err(TokenError::InvalidClient);
+        }
+        self.note_use(&client.client_id, now).await?;
+        Ok(client)
+    }
+
+    async fn note_use(&self, client_id: &str, now: UnixTime) -> Result<(), TokenError> {
+        let last = self.store.client_last_used(client_id).await?;
+        if last.is_none_or(|last| now >= last.saturating_add(LAST_USED_RESOLUTION)) {
+            self.store.record_client_use(client_id, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn client_credentials(
+        &self,
+        client: &ClientRecord,
+        requested: Option<&[String]>,
+        now: UnixTime,
+    ) -> Result<TokenResponse, TokenError> {
+        let granted = scope::grant(&client.scopes, requested)?;
+        let access_token = self.mint_access_token(&client.client_id, &granted, now)?;
+        let refresh_token =
+            if client.refresh_tokens { Some(self.start_family(client, &granted, now).await?) } else { None };
+        Ok(self.response(access_token, refresh_token, &granted))
+    }
+
+    async fn start_family(
+        &self,
+        client: &ClientRecord,
+        granted: &[String],
+        now: UnixTime,
+    ) -> Result<String, TokenError> {
+        let (token, first) = self.new_refresh_token(now)?;
+        let family = FamilyRecord {
+            family_id: self.random.bytes::<16>()?,
+            client_id: client.client_id.clone(),
+            scope: granted.to_vec(),
+            created_at: now,
+            revoked_at: None,
+            current: first.digest,
+            expires_at: first.expires_at,
+        };
+        self.store.create_family(&family, &first).await?;
+        Ok(token)
+    }
+
+    async fn refresh(
+        &self,
+        client: &ClientRecord,
+        presented: &str,
+        requested: Option<&[String]>,
+        now: UnixTime,
+    ) -> Result<TokenResponse, TokenError> {
+        if !client.refresh_tokens {
+            return Err(TokenError::UnauthorizedClient("this client is not allowed to use refresh tokens"));
+        }
+        if !is_refresh_token(presented) {
+            return Err(TokenError::InvalidGrant("the refresh token is not valid"));
+        }
+        let (successor, new) = self.new_refresh_token(now)?;
+        let presentation = Presentation {
+            client_id: &client.client_id,
+            now,
+            reuse_grace: self.policy.refresh_reuse_grace,
+            requested_scope: requested,
+        };
+        // The store may run the judge more than once (a transaction retry);
+        // the verdict kept is the one of the run that was applied.
+        let verdict = Mutex::new(None);
+        let judge = |token: &RefreshRecord, family: &FamilyRecord| {
+            let decided = refresh::judge(token, family, &presentation);
+            if let Ok(mut slot) = verdict.lock() {
+                *slot = Some(decided);
+            }
+            decided.transition()
+        };
+        let outcome = self.store.use_refresh_token(&refresh_token_digest(presented), &new, &judge).await?;
+        let RefreshUse::Applied { family, .. } = outcome else {
+            return Err(TokenError::InvalidGrant("the refresh token is not valid"));
+        };
+        let decided = verdict.lock().ok().and_then(|mut slot| slot.take()).unwrap_or(Verdict::RevokeFamily);
+        if decided == Verdict::RevokeFamily {
+            tracing::warn!(
+                event = "refresh_token_reuse",
+                client_id = %client.client_id,
+                "a rotated refresh token was presented again; its family is revoked"
+            );
+        }
+        if let Some(error) = decided.error() {
+            return Err(error);
+        }
+        let granted = requested.map_or_else(|| family.scope.clone(), <[String]>::to_vec);
+        let access_token = self.mint_access_token(&client.client_id, &granted, now)?;
+        Ok(self.response(access_token, Some(successor), &granted))
+    }
+
+    fn new_refresh_token(&self, now: UnixTime) -> Result<(String, NewRefreshToken), TokenError> {
+        let token = self.random.refresh_token()?;
+        let record = NewRefreshToken {
+            digest: refresh_token_digest(&token),
+            issued_at: now,
+            expires_at: now.saturating_add(self.policy.refresh_token_ttl),
+        };
+        Ok((token, record))
+    }
+
+    fn mint_access_token(&self, client_id: &str, scopes: &[String], now: UnixTime) -> Result<String, TokenError> {
+        let claims = AccessTokenClaims {
+            iss: self.policy.issuer.clone(),
+            sub: client_id.to_owned(),
+            aud: self.policy.audience.clone(),
+            exp: now.saturating_add(self.policy.access_token_ttl),
+            iat: now,
+            jti: self.random.jti()?,
+            client_id: client_id.to_owned(),
+            scope: scope::to_claim(scopes),
+        };
+        Ok(self.keys.signer().sign(&claims)?)
+    }
+
+    fn response(&self, access_token: String, refresh_token: Option<String>, granted: &[String]) -> TokenResponse {
+        TokenResponse {
+            access_token,
+            token_type: TOKEN_TYPE_BEARER.to_owned(),
+            expires_in: self.policy.access_token_ttl,
+            refresh_token,
+            scope: scope::to_claim(granted),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! `tessera-server`: an OAuth 2.0 token server for machine-to-machine APIs.
+//!
+//! Layout, outside in:
+//!
+//! - [`config`]: flags, environment and TOML file, checked at start.
+//! - [`http`]: the public HTTP interface (framing, bounds, access log).
+//! - [`admin`]: the admin API on the data dir's Unix socket.
+//! - [`issuer`]: the token service: clock, authentication, storage calls, minting.
+//! - [`grant`]: the OAuth rules as pure functions (request parsing, scopes,
+//!   refresh rotation and reuse detection, errors).
+//! - [`store`]: the storage trait and the sled backend.
+//! - [`keys`], [`crypto`]: signing keys, secrets, random values (ring).
+//! - [`purge`], [`datadir`], [`clock`], [`telemetry`]: the rest of the plumbing.
+//!
+//! [`run`] wires them together; `main.rs` only parses arguments, sets up
+//! logging and signals, and calls it.
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod datadir;
+pub mod grant;
+pub mod http;
+pub mod issuer;
+pub mod keys;
+pub mod purge;
+pub mod store;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use clock::{Clock, SystemClock};
+use config::Config;
+use crypto::random::Random;
+use crypto::secret::{INSTALLATION_KEY_LEN, SecretHasher};
+use datadir::{DataDir, DataDirError};
+use grant::request::ParsePolicy;
+use issuer::{Issuer, IssuerPolicy};
+use keys::{KeyError, KeyRing};
+use store::sled::SledStore;
+use store::{Store, StoreError};
+
+/// The installation value holding the client-secret HMAC key.
+const SECRET_KEY_NAME: &str = "client_secret_hmac_key";
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data dir is unusable or in use.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// The database could not be opened or read.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// The signing keys could not be loaded or created.
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The admin socket could not be bound.
+    #[error("cannot bind the admin socket in {dir}: {source}")]
+    AdminSocket {
+        /// The data dir.
+        dir: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Something else that cannot happen in practice.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Runs the server until `shutdown` is cancelled. `ready` is called with
+/// the bound address once both the HTTP port and the admin socket accept
+/// connections.
+///
+/// # Errors
+/// [`StartError`] if the server cannot start; once started it stops only
+/// through `shutdown`.
+pub async fn run(
+    config: Config,
+    shutdown: CancellationToken,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), StartError> {
+    let data_dir = DataDir::open(&config.data_dir)?;
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&data_dir.database_path())?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+    let fresh_key = Random::new().bytes::<INSTALLATION_KEY_LEN>().map_err(|e| StartError::Other(e.to_string()))?;
+    let secret_key = store.installation_value(SECRET_KEY_NAME, fresh_key.to_vec()).await?;
+    let secrets = SecretHasher::new(&secret_key);
+    let keys = Arc::new(KeyRing::load_or_create(store.as_ref(), config.signing_alg, clock.now()).await?);
+    if keys.signer().public_jwk().alg.as_deref() != Some(config.signing_alg.as_str()) {
+        tracing::warn!(
+            configured = %config.signing_alg,
+            "signing.alg differs from the active key's algorithm; the active key keeps signing until it is rotated"
+        );
+    }
+
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let issuer_url = config.issuer.clone().unwrap_or_else(|| format!("http://{local_addr}"));
+    let policy = IssuerPolicy {
+        audience: config.audience.clone().unwrap_or_else(|| issuer_url.clone()),
+        issuer: issuer_url.clone(),
+        access_token_ttl: config.access_token_ttl,
+        refresh_token_ttl: config.refresh_token_ttl,
+        refresh_reuse_grace: config.refresh_reuse_grace,
+    };
+    let app = Arc::new(http::App {
+        issuer: Issuer::new(store.clone(), keys.clone(), secrets.clone(), clock.clone(), policy),
+        keys: keys.clone(),
+        store: store.clone(),
+        metadata_json: http::well_known::metadata_document(&issuer_url)
+            .map_err(|e| StartError::Other(e.to_string()))?,
+        limits: config.limits,
+        parse_policy: ParsePolicy { allow_query_credentials: config.allow_query_credentials },
+    });
+    let admin_service = admin::service::AdminService::new(store.clone(), keys, secrets, clock.clone());
+    let (admin_listener, admin_path) = admin::socket::bind(data_dir.path())
+        .map_err(|source| StartError::AdminSocket { dir: data_dir.path().display().to_string(), source })?;
+
+    let purge = tokio::spawn(purge::run(store.clone(), clock, config.purge_interval, shutdown.clone()));
+    let admin = tokio::spawn(admin::socket::serve(admin_listener, admin_service, shutdown.clone()));
+    tracing::info!(addr = %local_addr, issuer = %issuer_url, data_dir = %data_dir.path().display(), "tessera-server ready");
+    ready(local_addr);
+
+    http::server::serve(listener, app, config.limits, shutdown).await;
+    let _ = admin.await;
+    let _ = purge.await;
+    let _ = std::fs::remove_file(&admin_path);
+    store.flush().await?;
+    tracing::info!("stopped; database flushed");
+    Ok(())
+}

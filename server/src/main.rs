@@ -1,0 +1,60 @@
+//! The `tessera-server` binary: parse arguments, set up logging and
+//! signals, run the server.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tessera_server::config::{Cli, Config};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let config = match Config::load(Cli::parse()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("tessera-server: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    tessera_server::telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tessera-server: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        tessera_server::run(config, shutdown, |addr| {
+            let mut stdout = std::io::stdout().lock();
+            // The one line on stdout; scripts and tests wait for it.
+            let _ = writeln!(stdout, "listening on http://{addr}");
+            let _ = stdout.flush();
+        })
+        .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tessera-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => tracing::info!("SIGINT received; shutting down"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
+    }
+    shutdown.cancel();
+}

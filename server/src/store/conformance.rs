@@ -1,0 +1,250 @@
+//! The storage conformance suite: every backend must pass the same tests.
+//! A backend's test module instantiates them with
+//! [`conformance_tests!`](crate::conformance_tests).
+
+use std::sync::Arc;
+
+use tessera_shared::admin::ClientStatus;
+
+use super::records::{ClientRecord, FamilyRecord, NewRefreshToken, RefreshState};
+use super::{RefreshTransition, RefreshUse, Store, StoreError};
+use crate::grant::refresh::{Presentation, judge};
+
+const NOW: u64 = 1_700_000_000;
+
+fn client(id: &str) -> ClientRecord {
+    ClientRecord {
+        client_id: id.into(),
+        name: "test".into(),
+        secret_digest: [1; 32],
+        secret_set_at: NOW,
+        previous_secret: None,
+        scopes: vec!["read".into()],
+        refresh_tokens: true,
+        status: ClientStatus::Active,
+        created_at: NOW,
+    }
+}
+
+fn token(n: u8, issued_at: u64, ttl: u64) -> NewRefreshToken {
+    NewRefreshToken { digest: [n; 32], issued_at, expires_at: issued_at + ttl }
+}
+
+fn family(id: u8, client_id: &str, first: &NewRefreshToken) -> FamilyRecord {
+    FamilyRecord {
+        family_id: [id; 16],
+        client_id: client_id.into(),
+        scope: vec!["read".into()],
+        created_at: first.issued_at,
+        revoked_at: None,
+        current: first.digest,
+        expires_at: first.expires_at,
+    }
+}
+
+fn rotate_always(_: &super::records::RefreshRecord, _: &FamilyRecord) -> RefreshTransition {
+    RefreshTransition::Rotate
+}
+
+/// The installation value is stored once and then kept.
+pub async fn installation_value_is_set_once(store: Arc<dyn Store>) {
+    let first = store.installation_value("k", vec![1, 2, 3]).await.unwrap();
+    let second = store.installation_value("k", vec![9]).await.unwrap();
+    assert_eq!(first, vec![1, 2, 3]);
+    assert_eq!(second, vec![1, 2, 3]);
+}
+
+/// Clients: insert, read, list, update, delete.
+pub async fn client_lifecycle(store: Arc<dyn Store>) {
+    store.insert_client(&client("b")).await.unwrap();
+    store.insert_client(&client("a")).await.unwrap();
+    assert!(matches!(store.insert_client(&client("a")).await, Err(StoreError::AlreadyExists(_))));
+    assert_eq!(store.client("a").await.unwrap(), Some(client("a")));
+    assert_eq!(store.client("zz").await.unwrap(), None);
+    let ids: Vec<String> = store.clients().await.unwrap().into_iter().map(|c| c.client_id).collect();
+    assert_eq!(ids, ["a", "b"]);
+
+    let revoke = |c: &mut ClientRecord| c.status = ClientStatus::Revoked;
+    let updated = store.update_client("a", &revoke).await.unwrap().unwrap();
+    assert_eq!(updated.status, ClientStatus::Revoked);
+    assert_eq!(store.client("a").await.unwrap().unwrap().status, ClientStatus::Revoked);
+    assert_eq!(store.update_client("zz", &revoke).await.unwrap(), None);
+
+    assert_eq!(store.delete_client("a", NOW).await.unwrap(), Some(0));
+    assert_eq!(store.client("a").await.unwrap(), None);
+    assert_eq!(store.delete_client("a", NOW).await.unwrap(), None);
+}
+
+/// Last-used times are kept per client.
+pub async fn last_used_is_recorded(store: Arc<dyn Store>) {
+    assert_eq!(store.client_last_used("a").await.unwrap(), None);
+    store.record_client_use("a", NOW).await.unwrap();
+    store.record_client_use("a", NOW + 5).await.unwrap();
+    assert_eq!(store.client_last_used("a").await.unwrap(), Some(NOW + 5));
+}
+
+/// A rotation makes the successor current and the presented token rotated.
+pub async fn rotation_moves_the_family_forward(store: Arc<dyn Store>) {
+    let first = token(1, NOW, 100);
+    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    let second = token(2, NOW + 10, 100);
+    let outcome = store.use_refresh_token(&first.digest, &second, &rotate_always).await.unwrap();
+    let RefreshUse::Applied { transition, token: before, family } = outcome else { panic!("the token exists") };
+    assert_eq!(transition, RefreshTransition::Rotate);
+    assert_eq!(before.state, RefreshState::Active);
+    assert_eq!(family.current, second.digest);
+    assert_eq!(family.expires_at, second.expires_at);
+
+    // The presented token is now rotated, pointing at its successor.
+    let third = token(3, NOW + 20, 100);
+    let refuse = |t: &super::records::RefreshRecord, _: &FamilyRecord| {
+        assert_eq!(t.state, RefreshState::Rotated { at: NOW + 10, successor: second.digest });
+        RefreshTransition::Refuse
+    };
+    let outcome = store.use_refresh_token(&first.digest, &third, &refuse).await.unwrap();
+    assert!(matches!(outcome, RefreshUse::Applied { transition: RefreshTransition::Refuse, .. }));
+    // Refusing changed nothing: the successor still rotates.
+    let outcome = store.use_refresh_token(&second.digest, &third, &rotate_always).await.unwrap();
+    assert!(matches!(outcome, RefreshUse::Applied { transition: RefreshTransition::Rotate, .. }));
+}
+
+/// An unknown digest is reported as such.
+pub async fn unknown_tokens_are_unknown(store: Arc<dyn Store>) {
+    let outcome = store.use_refresh_token(&[42; 32], &token(2, NOW, 100), &rotate_always).await.unwrap();
+    assert_eq!(outcome, RefreshUse::Unknown);
+}
+
+/// A family revocation is applied and seen by the next use.
+pub async fn revoking_a_family_sticks(store: Arc<dyn Store>) {
+    let first = token(1, NOW, 100);
+    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    let revoke = |_: &super::records::RefreshRecord, _: &FamilyRecord| RefreshTransition::RevokeFamily;
+    let outcome = store.use_refresh_token(&first.digest, &token(2, NOW + 1, 100), &revoke).await.unwrap();
+    let RefreshUse::Applied { family, .. } = outcome else { panic!("the token exists") };
+    assert_eq!(family.revoked_at, Some(NOW + 1));
+    assert_eq!(store.count_live_families("a", NOW + 1).await.unwrap(), 0);
+}
+
+/// Of many concurrent uses of one token, exactly one rotates it; with the
+/// real rules, the others are reuse and revoke the family.
+pub async fn concurrent_rotation_has_one_winner(store: Arc<dyn Store>) {
+    let first = token(1, NOW, 1000);
+    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..32u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let successor = token(100 + n, NOW + 1, 1000);
+            let rules = |t: &super::records::RefreshRecord, f: &FamilyRecord| {
+                judge(t, f, &Presentation { client_id: "a", now: NOW + 1, reuse_grace: 0, requested_scope: None })
+                    .transition()
+            };
+            match store.use_refresh_token(&first.digest, &successor, &rules).await.unwrap() {
+                RefreshUse::Applied { transition, .. } => transition,
+                RefreshUse::Unknown => panic!("the token exists"),
+            }
+        }));
+    }
+    let mut rotations = 0;
+    for task in tasks {
+        if task.await.unwrap() == RefreshTransition::Rotate {
+            rotations += 1;
+        }
+    }
+    assert_eq!(rotations, 1);
+    assert_eq!(store.count_live_families("a", NOW + 1).await.unwrap(), 0, "reuse revoked the family");
+}
+
+/// Revoking a client's families counts only live ones.
+pub async fn client_families_are_revoked_together(store: Arc<dyn Store>) {
+    for n in 1..=3u8 {
+        let first = token(n, NOW, 100);
+        store.create_family(&family(n, "a", &first), &first).await.unwrap();
+    }
+    let other = token(9, NOW, 100);
+    store.create_family(&family(9, "b", &other), &other).await.unwrap();
+    assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 3);
+    assert_eq!(store.revoke_client_families("a", NOW).await.unwrap(), 3);
+    assert_eq!(store.revoke_client_families("a", NOW).await.unwrap(), 0);
+    assert_eq!(store.count_live_families("b", NOW).await.unwrap(), 1);
+}
+
+/// Deleting a client revokes its families.
+pub async fn deleting_a_client_revokes_its_families(store: Arc<dyn Store>) {
+    store.insert_client(&client("a")).await.unwrap();
+    let first = token(1, NOW, 100);
+    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    assert_eq!(store.delete_client("a", NOW).await.unwrap(), Some(1));
+    assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 0);
+}
+
+/// The purge removes expired tokens in bounded batches, and families with
+/// their current token, and nothing live.
+pub async fn purge_removes_only_what_expired(store: Arc<dyn Store>) {
+    // Family 1: rotated once; both tokens expire by NOW + 200.
+    let first = token(1, NOW, 100);
+    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    let second = token(2, NOW + 50, 150);
+    store.use_refresh_token(&first.digest, &second, &rotate_always).await.unwrap();
+    // Family 2: lives until NOW + 1000.
+    let live = token(3, NOW, 1000);
+    store.create_family(&family(2, "a", &live), &live).await.unwrap();
+
+    let report = store.purge_expired(NOW + 100, 10).await.unwrap();
+    assert_eq!((report.tokens, report.families), (1, 0), "only the first token expired");
+    let report = store.purge_expired(NOW + 200, 1).await.unwrap();
+    assert_eq!((report.tokens, report.families), (1, 1), "the batch bound holds; the family goes with its token");
+    let report = store.purge_expired(NOW + 200, 10).await.unwrap();
+    assert_eq!((report.tokens, report.families), (0, 0));
+    assert_eq!(store.count_live_families("a", NOW + 200).await.unwrap(), 1);
+    assert_eq!(
+        store.use_refresh_token(&second.digest, &token(4, NOW + 200, 10), &rotate_always).await.unwrap(),
+        RefreshUse::Unknown
+    );
+}
+
+/// Keys are stored and replaced by kid.
+pub async fn keys_round_trip(store: Arc<dyn Store>) {
+    use super::records::KeyRecord;
+    use tessera_shared::admin::KeyState;
+    use tessera_shared::jwk::{Algorithm, Jwk};
+    let jwk = Jwk::ed25519(&[3; 32]).unwrap();
+    let key = KeyRecord {
+        kid: jwk.kid.clone().unwrap(),
+        alg: Algorithm::EdDSA,
+        state: KeyState::Next,
+        created_at: NOW,
+        private_pkcs8: vec![1, 2, 3],
+        public_jwk: jwk,
+    };
+    store.put_keys(std::slice::from_ref(&key)).await.unwrap();
+    let active = KeyRecord { state: KeyState::Active, ..key.clone() };
+    store.put_keys(std::slice::from_ref(&active)).await.unwrap();
+    assert_eq!(store.keys().await.unwrap(), vec![active]);
+}
+
+/// Instantiates the suite for a backend: `$make` is an expression giving
+/// an `Arc<dyn Store>` that is empty.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            installation_value_is_set_once, client_lifecycle, last_used_is_recorded,
+            rotation_moves_the_family_forward, unknown_tokens_are_unknown, revoking_a_family_sticks,
+            client_families_are_revoked_together, deleting_a_client_revokes_its_families,
+            purge_removes_only_what_expired, keys_round_trip);
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_rotation_has_one_winner() {
+            $crate::store::conformance::concurrent_rotation_has_one_winner($make).await;
+        }
+    };
+    (@each $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                $crate::store::conformance::$name($make).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,210 @@
+//! Storage: the [`Store`] trait and its implementations.
+//!
+//! The trait speaks in records and atomic operations, never in HTTP or OAuth
+//! errors. Every method that changes state returns only once the change is
+//! durable (a sled flush, a committed transaction), so a response built on
+//! its result survives `kill -9`. The one exception is
+//! [`Store::record_client_use`], a best-effort timestamp.
+//!
+//! - [`records`]: the stored data.
+//! - [`sled`]: the embedded default backend.
+
+pub mod records;
+pub mod sled;
+
+#[cfg(test)]
+pub mod conformance;
+
+mod codec;
+mod flusher;
+
+use async_trait::async_trait;
+
+use crate::clock::UnixTime;
+use records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
+
+/// A storage failure. Never caused by request input; maps to `server_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (I/O, corruption reported by the engine).
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+    /// A stored record does not decode.
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+    /// An insert found the key taken.
+    #[error("record already exists: {0}")]
+    AlreadyExists(String),
+}
+
+/// What the grant logic decided about a presented refresh token, applied by
+/// [`Store::use_refresh_token`] inside its atomic section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshTransition {
+    /// Make the successor the family's current token; the presented token
+    /// (and a superseded current token, within the reuse grace) become
+    /// rotated.
+    Rotate,
+    /// Revoke the whole family (theft suspected).
+    RevokeFamily,
+    /// Change nothing.
+    Refuse,
+}
+
+/// The result of [`Store::use_refresh_token`].
+// Returned once per call and consumed at once; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// No token has this digest (never issued, or purged).
+    Unknown,
+    /// The decision was applied; `family` is the family as it now stands.
+    Applied {
+        /// What was decided.
+        transition: RefreshTransition,
+        /// The token as it was before.
+        token: RefreshRecord,
+        /// The family after the change.
+        family: FamilyRecord,
+    },
+}
+
+/// How much the purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Refresh tokens removed.
+    pub tokens: u64,
+    /// Families removed.
+    pub families: u64,
+}
+
+/// The decision function handed to [`Store::use_refresh_token`]: given the
+/// stored token and its family, what to do. It must be pure; the store may
+/// call it more than once when a transaction retries.
+pub type RefreshJudge<'a> = dyn Fn(&RefreshRecord, &FamilyRecord) -> RefreshTransition + Send + Sync + 'a;
+
+/// A change to a client, applied atomically by [`Store::update_client`].
+pub type ClientChange<'a> = dyn Fn(&mut ClientRecord) + Send + Sync + 'a;
+
+/// Tessera's persistent state.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Returns the installation value stored under `name`, storing `init`
+    /// first if there is none (e.g. the client-secret HMAC key).
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn installation_value(&self, name: &str, init: Vec<u8>) -> Result<Vec<u8>, StoreError>;
+
+    /// Stores a new client.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] if the ID is taken.
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
+
+    /// The client with this ID.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+
+    /// All clients, in ID order.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+
+    /// Applies `change` to the client atomically; `None` if there is no such client.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn update_client(
+        &self,
+        client_id: &str,
+        change: &ClientChange<'_>,
+    ) -> Result<Option<ClientRecord>, StoreError>;
+
+    /// Removes the client and revokes its refresh-token families; returns
+    /// how many live families were revoked, or `None` if there is no such client.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn delete_client(&self, client_id: &str, now: UnixTime) -> Result<Option<u64>, StoreError>;
+
+    /// Records a successful authentication at `at`. Best effort: not
+    /// flushed before returning.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn record_client_use(&self, client_id: &str, at: UnixTime) -> Result<(), StoreError>;
+
+    /// When the client last authenticated, as recorded by [`Store::record_client_use`].
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn client_last_used(&self, client_id: &str) -> Result<Option<UnixTime>, StoreError>;
+
+    /// Starts a family with its first token.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn create_family(&self, family: &FamilyRecord, first: &NewRefreshToken) -> Result<(), StoreError>;
+
+    /// Looks up the token with digest `presented` and its family, asks
+    /// `judge` what to do, and applies that atomically: of many concurrent
+    /// calls for one token, exactly one can rotate it. On
+    /// [`RefreshTransition::Rotate`], `successor` becomes the family's
+    /// current token.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure or a corrupt record.
+    async fn use_refresh_token(
+        &self,
+        presented: &Digest32,
+        successor: &NewRefreshToken,
+        judge: &RefreshJudge<'_>,
+    ) -> Result<RefreshUse, StoreError>;
+
+    /// Revokes every live family of the client; returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn revoke_client_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError>;
+
+    /// Families of the client that are live at `now`.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn count_live_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError>;
+
+    /// Removes up to `batch` refresh tokens that expired before `now`, and
+    /// the families whose current token they were.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn purge_expired(&self, now: UnixTime, batch: usize) -> Result<PurgeReport, StoreError>;
+
+    /// All signing keys.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Stores the given keys together, replacing any with the same `kid`.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn put_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError>;
+
+    /// Checks that the backend answers reads and writes.
+    ///
+    /// # Errors
+    /// [`StoreError`] when it does not.
+    async fn health(&self) -> Result<(), StoreError>;
+
+    /// Makes everything written so far durable (at shutdown).
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn flush(&self) -> Result<(), StoreError>;
+}

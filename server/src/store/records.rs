@@ -1,0 +1,132 @@
+//! What the store keeps. Every record is plain data; the rules that change
+//! them live in `grant/` and the service layer.
+
+use serde::{Deserialize, Serialize};
+use tessera_shared::admin::{ClientStatus, KeyState};
+use tessera_shared::jwk::{Algorithm, Jwk};
+
+use crate::clock::UnixTime;
+
+/// A 32-byte digest: the HMAC of a client secret or the SHA-256 of a
+/// refresh token. Plain-text secrets are never stored.
+pub type Digest32 = [u8; 32];
+
+/// A refresh-token family ID: 16 random bytes.
+pub type FamilyId = [u8; 16];
+
+/// An OAuth client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRecord {
+    /// `oa2-client-id_...`.
+    pub client_id: String,
+    /// The operator's name for it.
+    pub name: String,
+    /// HMAC-SHA256 of the current secret under the installation key.
+    pub secret_digest: Digest32,
+    /// When the current secret was set.
+    pub secret_set_at: UnixTime,
+    /// The secret replaced by the last rotation, while its grace period runs.
+    pub previous_secret: Option<PreviousSecret>,
+    /// Scopes the client may ask for.
+    pub scopes: Vec<String>,
+    /// Whether client_credentials grants also start a refresh-token family.
+    pub refresh_tokens: bool,
+    /// Active or revoked.
+    pub status: ClientStatus,
+    /// Creation time.
+    pub created_at: UnixTime,
+}
+
+/// A replaced secret that still works until `valid_until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    /// HMAC-SHA256 of the old secret.
+    pub digest: Digest32,
+    /// The first second at which the old secret no longer works.
+    pub valid_until: UnixTime,
+}
+
+/// Where a refresh token stands in its family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefreshState {
+    /// The family's current token.
+    Active,
+    /// Used (or superseded) at `at`; `successor` replaced it.
+    Rotated {
+        /// When.
+        at: UnixTime,
+        /// Digest of the token that replaced it.
+        successor: Digest32,
+    },
+}
+
+/// One refresh token, keyed by the SHA-256 of its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    /// The family it belongs to.
+    pub family_id: FamilyId,
+    /// The client it was issued to (denormalised from the family so the
+    /// check needs no second read).
+    pub client_id: String,
+    /// Issue time.
+    pub issued_at: UnixTime,
+    /// The first second at which it no longer works.
+    pub expires_at: UnixTime,
+    /// Active or rotated.
+    pub state: RefreshState,
+}
+
+/// A chain of refresh tokens started by one client_credentials grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FamilyRecord {
+    /// Random ID.
+    pub family_id: FamilyId,
+    /// The client that owns it.
+    pub client_id: String,
+    /// The scope originally granted; refreshes may narrow their access
+    /// tokens but the family keeps this (RFC 6749 §6).
+    pub scope: Vec<String>,
+    /// When the first token was issued.
+    pub created_at: UnixTime,
+    /// Set once the family is revoked (reuse, client revoked, admin).
+    pub revoked_at: Option<UnixTime>,
+    /// Digest of the one token that may be used next.
+    pub current: Digest32,
+    /// When the current token expires; the family dies with it.
+    pub expires_at: UnixTime,
+}
+
+impl FamilyRecord {
+    /// Whether the family can still produce tokens at `now`.
+    pub fn is_live(&self, now: UnixTime) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+}
+
+/// A new refresh token to store: its digest and lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewRefreshToken {
+    /// SHA-256 of the token.
+    pub digest: Digest32,
+    /// Issue time.
+    pub issued_at: UnixTime,
+    /// Expiry.
+    pub expires_at: UnixTime,
+}
+
+/// A signing key with its private part, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    /// Algorithm it signs with.
+    pub alg: Algorithm,
+    /// Life stage.
+    pub state: KeyState,
+    /// Creation time.
+    pub created_at: UnixTime,
+    /// PKCS#8 document of the private key; empty once retired.
+    pub private_pkcs8: Vec<u8>,
+    /// The public key as published.
+    pub public_jwk: Jwk,
+}

@@ -1,0 +1,421 @@
+//! The embedded default backend: sled, in `<data-dir>/db`.
+//!
+//! Trees:
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `meta` | name | bytes |
+//! | `clients` | client ID | [`ClientRecord`] (JSON) |
+//! | `client_last_used` | client ID | u64 big-endian |
+//! | `refresh_tokens` | SHA-256 of the token | [`RefreshRecord`] (postcard) |
+//! | `refresh_expiry` | expiry (u64 BE) ++ digest | empty: the purge's index |
+//! | `families` | family ID | [`FamilyRecord`] (postcard) |
+//! | `client_families` | client ID ++ family ID | empty: revocation's index |
+//! | `keys` | kid | [`KeyRecord`] (JSON) |
+//!
+//! Multi-tree changes run in sled transactions, which sled 0.34 serialises,
+//! so a rotation can never interleave with another rotation, a revocation or
+//! the purge.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional, TransactionalTree};
+
+use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
+use super::flusher::GroupFlusher;
+use super::records::{
+    ClientRecord, Digest32, FamilyId, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord, RefreshState,
+};
+use super::{ClientChange, PurgeReport, RefreshJudge, RefreshTransition, RefreshUse, Store, StoreError};
+use crate::clock::UnixTime;
+
+/// The sled store. Cheap to clone: sled trees are handles.
+#[derive(Debug, Clone)]
+pub struct SledStore {
+    meta: sled::Tree,
+    clients: sled::Tree,
+    client_last_used: sled::Tree,
+    refresh_tokens: sled::Tree,
+    refresh_expiry: sled::Tree,
+    families: sled::Tree,
+    client_families: sled::Tree,
+    keys: sled::Tree,
+    flusher: GroupFlusher,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn from_tx(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => backend(e),
+    }
+}
+
+fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+fn expiry_key(expires_at: UnixTime, digest: &Digest32) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..8].copy_from_slice(&expires_at.to_be_bytes());
+    key[8..].copy_from_slice(digest);
+    key
+}
+
+fn client_family_key(client_id: &str, family_id: &FamilyId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(client_id.len() + family_id.len());
+    key.extend_from_slice(client_id.as_bytes());
+    key.extend_from_slice(family_id);
+    key
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `dir`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if sled cannot open it.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).open().map_err(backend)?;
+        Self::from_db(db)
+    }
+
+    /// A throw-away database for tests.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if sled cannot create it.
+    pub fn temporary() -> Result<Self, StoreError> {
+        let db = sled::Config::new().temporary(true).open().map_err(backend)?;
+        Self::from_db(db)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Self, StoreError> {
+        let tree = |name: &str| db.open_tree(name).map_err(backend);
+        Ok(Self {
+            meta: tree("meta")?,
+            clients: tree("clients")?,
+            client_last_used: tree("client_last_used")?,
+            refresh_tokens: tree("refresh_tokens")?,
+            refresh_expiry: tree("refresh_expiry")?,
+            families: tree("families")?,
+            client_families: tree("client_families")?,
+            keys: tree("keys")?,
+            flusher: GroupFlusher::start(db)?,
+        })
+    }
+
+    async fn durable(&self) -> Result<(), StoreError> {
+        self.flusher.flush().await
+    }
+
+    fn family_ids_of(&self, client_id: &str) -> Result<Vec<FamilyId>, StoreError> {
+        let mut ids = Vec::new();
+        for entry in self.client_families.scan_prefix(client_id.as_bytes()).keys() {
+            let key = entry.map_err(backend)?;
+            let id: FamilyId = key
+                .get(client_id.len()..)
+                .and_then(|rest| rest.try_into().ok())
+                .ok_or_else(|| StoreError::Corrupt("client_families key has the wrong length".into()))?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Revokes one family if it is live; returns whether it was.
+    fn revoke_family(&self, family_id: &FamilyId, now: UnixTime) -> Result<bool, StoreError> {
+        self.families
+            .transaction(|families| {
+                let Some(raw) = families.get(family_id)? else { return Ok(false) };
+                let mut family: FamilyRecord = decode_compact(&raw).map_err(abort)?;
+                if !family.is_live(now) {
+                    return Ok(false);
+                }
+                family.revoked_at = Some(now);
+                families.insert(family_id, encode_compact(&family).map_err(abort)?)?;
+                Ok(true)
+            })
+            .map_err(from_tx)
+    }
+
+    fn revoke_families_of(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError> {
+        let mut revoked = 0;
+        for family_id in self.family_ids_of(client_id)? {
+            if self.revoke_family(&family_id, now)? {
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+}
+
+fn get_token(
+    tokens: &TransactionalTree,
+    digest: &Digest32,
+) -> Result<Option<RefreshRecord>, ConflictableTransactionError<StoreError>> {
+    match tokens.get(digest)? {
+        Some(raw) => decode_compact(&raw).map(Some).map_err(abort),
+        None => Ok(None),
+    }
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn installation_value(&self, name: &str, init: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        let value =
+            match self.meta.compare_and_swap(name, None as Option<&[u8]>, Some(init.as_slice())).map_err(backend)? {
+                Ok(()) => {
+                    self.durable().await?;
+                    init
+                }
+                Err(existing) => existing.current.map(|v| v.to_vec()).unwrap_or_default(),
+            };
+        Ok(value)
+    }
+
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
+        let encoded = encode_json(client)?;
+        self.clients
+            .compare_and_swap(&client.client_id, None as Option<&[u8]>, Some(encoded))
+            .map_err(backend)?
+            .map_err(|_| StoreError::AlreadyExists(client.client_id.clone()))?;
+        self.durable().await
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        self.clients.get(client_id).map_err(backend)?.map(|raw| decode_json(&raw)).transpose()
+    }
+
+    async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        self.clients.iter().values().map(|raw| decode_json(&raw.map_err(backend)?)).collect()
+    }
+
+    async fn update_client(
+        &self,
+        client_id: &str,
+        change: &ClientChange<'_>,
+    ) -> Result<Option<ClientRecord>, StoreError> {
+        let updated = self
+            .clients
+            .transaction(|clients| {
+                let Some(raw) = clients.get(client_id)? else { return Ok(None) };
+                let mut client: ClientRecord = decode_json(&raw).map_err(abort)?;
+                change(&mut client);
+                clients.insert(client_id.as_bytes(), encode_json(&client).map_err(abort)?)?;
+                Ok(Some(client))
+            })
+            .map_err(from_tx)?;
+        if updated.is_some() {
+            self.durable().await?;
+        }
+        Ok(updated)
+    }
+
+    async fn delete_client(&self, client_id: &str, now: UnixTime) -> Result<Option<u64>, StoreError> {
+        if self.clients.remove(client_id).map_err(backend)?.is_none() {
+            return Ok(None);
+        }
+        self.client_last_used.remove(client_id).map_err(backend)?;
+        let revoked = self.revoke_families_of(client_id, now)?;
+        self.durable().await?;
+        Ok(Some(revoked))
+    }
+
+    async fn record_client_use(&self, client_id: &str, at: UnixTime) -> Result<(), StoreError> {
+        self.client_last_used.insert(client_id, &at.to_be_bytes()).map_err(backend)?;
+        Ok(())
+    }
+
+    async fn client_last_used(&self, client_id: &str) -> Result<Option<UnixTime>, StoreError> {
+        let Some(raw) = self.client_last_used.get(client_id).map_err(backend)? else { return Ok(None) };
+        let bytes: [u8; 8] = raw.as_ref().try_into().map_err(|_| StoreError::Corrupt("last-used time".into()))?;
+        Ok(Some(u64::from_be_bytes(bytes)))
+    }
+
+    async fn create_family(&self, family: &FamilyRecord, first: &NewRefreshToken) -> Result<(), StoreError> {
+        let token = RefreshRecord {
+            family_id: family.family_id,
+            client_id: family.client_id.clone(),
+            issued_at: first.issued_at,
+            expires_at: first.expires_at,
+            state: RefreshState::Active,
+        };
+        let token_bytes = encode_compact(&token)?;
+        let family_bytes = encode_compact(family)?;
+        (&self.families, &self.refresh_tokens, &self.refresh_expiry, &self.client_families)
+            .transaction(|(families, tokens, expiry, client_families)| {
+                families.insert(&family.family_id, family_bytes.as_slice())?;
+                tokens.insert(&first.digest, token_bytes.as_slice())?;
+                expiry.insert(expiry_key(first.expires_at, &first.digest).as_slice(), &[])?;
+                client_families.insert(client_family_key(&family.client_id, &family.family_id), &[])?;
+                Ok(())
+            })
+            .map_err(from_tx)?;
+        self.durable().await
+    }
+
+    async fn use_refresh_token(
+        &self,
+        presented: &Digest32,
+        successor: &NewRefreshToken,
+        judge: &RefreshJudge<'_>,
+    ) -> Result<RefreshUse, StoreError> {
+        let outcome = (&self.refresh_tokens, &self.families, &self.refresh_expiry)
+            .transaction(|(tokens, families, expiry)| {
+                let Some(token) = get_token(tokens, presented)? else { return Ok(RefreshUse::Unknown) };
+                let Some(raw_family) = families.get(token.family_id)? else {
+                    // The family was purged before this token was: treat the
+                    // token as gone too.
+                    return Ok(RefreshUse::Unknown);
+                };
+                let mut family: FamilyRecord = decode_compact(&raw_family).map_err(abort)?;
+                let transition = judge(&token, &family);
+                match transition {
+                    RefreshTransition::Refuse => {}
+                    RefreshTransition::RevokeFamily => {
+                        family.revoked_at = Some(successor.issued_at);
+                        families.insert(&family.family_id, encode_compact(&family).map_err(abort)?)?;
+                    }
+                    RefreshTransition::Rotate => {
+                        let now = successor.issued_at;
+                        let rotated = |record: &RefreshRecord| {
+                            let at = match record.state {
+                                // Keep the first rotation time, so the reuse
+                                // grace cannot be stretched by retrying.
+                                RefreshState::Rotated { at, .. } => at,
+                                RefreshState::Active => now,
+                            };
+                            RefreshRecord {
+                                state: RefreshState::Rotated { at, successor: successor.digest },
+                                ..record.clone()
+                            }
+                        };
+                        tokens.insert(presented, encode_compact(&rotated(&token)).map_err(abort)?)?;
+                        // Within the reuse grace the family's current token may be
+                        // the presented token's unused successor: it is superseded.
+                        if family.current != *presented
+                            && let Some(superseded) = get_token(tokens, &family.current)?
+                        {
+                            tokens.insert(&family.current, encode_compact(&rotated(&superseded)).map_err(abort)?)?;
+                        }
+                        let new_token = RefreshRecord {
+                            family_id: family.family_id,
+                            client_id: family.client_id.clone(),
+                            issued_at: successor.issued_at,
+                            expires_at: successor.expires_at,
+                            state: RefreshState::Active,
+                        };
+                        tokens.insert(&successor.digest, encode_compact(&new_token).map_err(abort)?)?;
+                        expiry.insert(expiry_key(successor.expires_at, &successor.digest).as_slice(), &[])?;
+                        family.current = successor.digest;
+                        family.expires_at = successor.expires_at;
+                        families.insert(&family.family_id, encode_compact(&family).map_err(abort)?)?;
+                    }
+                }
+                Ok(RefreshUse::Applied { transition, token, family })
+            })
+            .map_err(from_tx)?;
+        if matches!(
+            outcome,
+            RefreshUse::Applied { transition: RefreshTransition::Rotate | RefreshTransition::RevokeFamily, .. }
+        ) {
+            self.durable().await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn revoke_client_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError> {
+        let revoked = self.revoke_families_of(client_id, now)?;
+        self.durable().await?;
+        Ok(revoked)
+    }
+
+    async fn count_live_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError> {
+        let mut live = 0;
+        for family_id in self.family_ids_of(client_id)? {
+            if let Some(raw) = self.families.get(family_id).map_err(backend)? {
+                let family: FamilyRecord = decode_compact(&raw)?;
+                if family.is_live(now) {
+                    live += 1;
+                }
+            }
+        }
+        Ok(live)
+    }
+
+    async fn purge_expired(&self, now: UnixTime, batch: usize) -> Result<PurgeReport, StoreError> {
+        let mut report = PurgeReport::default();
+        let bound = now.saturating_add(1).to_be_bytes();
+        let expired: Vec<sled::IVec> = self
+            .refresh_expiry
+            .range(..bound.as_slice())
+            .keys()
+            .take(batch)
+            .collect::<Result<_, _>>()
+            .map_err(backend)?;
+        for index_key in expired {
+            let digest: Digest32 = index_key
+                .get(8..)
+                .and_then(|d| d.try_into().ok())
+                .ok_or_else(|| StoreError::Corrupt("refresh_expiry key has the wrong length".into()))?;
+            let (tokens_removed, family_removed) =
+                (&self.refresh_expiry, &self.refresh_tokens, &self.families, &self.client_families)
+                    .transaction(|(expiry, tokens, families, client_families)| {
+                        expiry.remove(&index_key)?;
+                        let Some(token) = get_token(tokens, &digest)? else { return Ok((0, 0)) };
+                        tokens.remove(&digest)?;
+                        let family_removed = match families.get(token.family_id)? {
+                            Some(raw) => {
+                                let family: FamilyRecord = decode_compact(&raw).map_err(abort)?;
+                                if family.current == digest {
+                                    families.remove(&family.family_id)?;
+                                    client_families.remove(client_family_key(&family.client_id, &family.family_id))?;
+                                    1
+                                } else {
+                                    0
+                                }
+                            }
+                            None => 0,
+                        };
+                        Ok((1, family_removed))
+                    })
+                    .map_err(from_tx)?;
+            report.tokens += tokens_removed;
+            report.families += family_removed;
+        }
+        Ok(report)
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.keys.iter().values().map(|raw| decode_json(&raw.map_err(backend)?)).collect()
+    }
+
+    async fn put_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
+        let encoded: Vec<(String, Vec<u8>)> =
+            keys.iter().map(|k| Ok((k.kid.clone(), encode_json(k)?))).collect::<Result<_, StoreError>>()?;
+        self.keys
+            .transaction(|tree| {
+                for (kid, bytes) in &encoded {
+                    tree.insert(kid.as_bytes(), bytes.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(|e: TransactionError<StoreError>| from_tx(e))?;
+        self.durable().await
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        self.meta.insert("health_probe", &[1u8]).map_err(backend)?;
+        self.meta.get("health_probe").map_err(backend)?;
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.durable().await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,188 @@
+//! The admin API: JSON bodies exchanged over the server's Unix socket
+//! (`<data-dir>/admin.sock`) between `tessera-server` and `tessera-admin`.
+//!
+//! The API is HTTP/1.1 over that socket. Routes (all JSON):
+//!
+//! | method, path | body | answer |
+//! |---|---|---|
+//! | `GET /v1/clients` | | `Vec<ClientInfo>` |
+//! | `POST /v1/clients` | [`CreateClient`] | [`ClientCredentials`] |
+//! | `GET /v1/clients/{id}` | | [`ClientInfo`] |
+//! | `POST /v1/clients/{id}/rotate-secret` | [`RotateSecret`] | [`ClientCredentials`] |
+//! | `POST /v1/clients/{id}/revoke` | | [`ClientInfo`] |
+//! | `DELETE /v1/clients/{id}` | | [`Deleted`] |
+//! | `POST /v1/clients/{id}/revoke-families` | | [`FamiliesRevoked`] |
+//! | `GET /v1/keys` | | `Vec<KeyInfo>` |
+//!
+//! Every failure is an [`AdminError`] with a 4xx or 5xx status.
+
+use serde::{Deserialize, Serialize};
+
+/// The path of each admin route, so both sides spell them alike.
+pub mod paths {
+    /// The client collection.
+    pub const CLIENTS: &str = "/v1/clients";
+    /// The signing keys.
+    pub const KEYS: &str = "/v1/keys";
+
+    /// One client.
+    pub fn client(client_id: &str) -> String {
+        format!("{CLIENTS}/{client_id}")
+    }
+
+    /// An action on one client: `rotate-secret`, `revoke`, `revoke-families`.
+    pub fn client_action(client_id: &str, action: &str) -> String {
+        format!("{CLIENTS}/{client_id}/{action}")
+    }
+}
+
+/// Whether a client may obtain tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientStatus {
+    /// Authenticates and receives tokens.
+    Active,
+    /// Refused at the token endpoint; its refresh tokens are revoked.
+    Revoked,
+}
+
+impl std::fmt::Display for ClientStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Active => "active",
+            Self::Revoked => "revoked",
+        })
+    }
+}
+
+/// `POST /v1/clients`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateClient {
+    /// A human name for the operator; need not be unique.
+    pub name: String,
+    /// Scopes the client may ask for. Empty: the client gets unscoped tokens.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Whether client_credentials grants also return a refresh token.
+    pub refresh_tokens: bool,
+}
+
+/// `POST /v1/clients/{id}/rotate-secret`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateSecret {
+    /// How long the previous secret keeps working, in seconds (0: not at all).
+    #[serde(default)]
+    pub grace_seconds: u64,
+}
+
+/// The only answer that ever carries a client secret: creation and rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientCredentials {
+    /// The client ID.
+    pub client_id: String,
+    /// The new secret, in plain text this once; the server keeps only a digest.
+    pub client_secret: String,
+    /// The client's name.
+    pub name: String,
+    /// The client's allowed scopes.
+    pub scopes: Vec<String>,
+    /// Whether the client receives refresh tokens.
+    pub refresh_tokens: bool,
+    /// Until when the previous secret still works (seconds since the epoch),
+    /// after a rotation with a grace period.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub previous_secret_valid_until: Option<u64>,
+}
+
+/// What the admin API tells about a client: everything but secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    /// The client ID.
+    pub client_id: String,
+    /// The operator's name for it.
+    pub name: String,
+    /// Active or revoked.
+    pub status: ClientStatus,
+    /// Allowed scopes.
+    pub scopes: Vec<String>,
+    /// Whether client_credentials grants return a refresh token.
+    pub refresh_tokens: bool,
+    /// Creation time, seconds since the epoch.
+    pub created_at: u64,
+    /// Last successful authentication, seconds since the epoch, to within a
+    /// minute (recorded coarsely to keep writes off the hot path).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_used_at: Option<u64>,
+    /// When the current secret was set.
+    pub secret_set_at: u64,
+    /// Until when the previous secret still works, if a grace period runs.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub previous_secret_valid_until: Option<u64>,
+    /// Refresh-token families neither revoked nor expired.
+    pub active_refresh_families: u64,
+}
+
+/// `DELETE /v1/clients/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deleted {
+    /// The client that is gone.
+    pub client_id: String,
+    /// Live refresh-token families revoked with it (purged when they expire).
+    pub refresh_families_revoked: u64,
+}
+
+/// `POST /v1/clients/{id}/revoke-families`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FamiliesRevoked {
+    /// The client whose families were revoked.
+    pub client_id: String,
+    /// How many families were still live and are now revoked.
+    pub revoked_families: u64,
+}
+
+/// The life stage of a signing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Published in the JWKS, not yet signing.
+    Next,
+    /// Signing new tokens.
+    Active,
+    /// No longer signing, published until its tokens have expired.
+    Retiring,
+    /// Gone from the JWKS; kept for the record without its private part.
+    Retired,
+}
+
+impl std::fmt::Display for KeyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Next => "next",
+            Self::Active => "active",
+            Self::Retiring => "retiring",
+            Self::Retired => "retired",
+        })
+    }
+}
+
+/// `GET /v1/keys`: a signing key without its private part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// The RFC 7638 thumbprint.
+    pub kid: String,
+    /// The JOSE algorithm.
+    pub alg: String,
+    /// Its life stage.
+    pub state: KeyState,
+    /// Creation time, seconds since the epoch.
+    pub created_at: u64,
+}
+
+/// Every admin API failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminError {
+    /// `not_found`, `bad_request` or `internal`.
+    pub error: String,
+    /// A sentence for the operator.
+    pub message: String,
+}

@@ -1,0 +1,21 @@
+//! What Tessera's server, its console and the resource servers that trust its
+//! tokens must agree on.
+//!
+//! - [`wire`]: the JSON of the token endpoint (success and RFC 6749 §5.2
+//!   errors) and the RFC 8414 metadata document.
+//! - [`claims`]: the RFC 9068 access-token header and claims.
+//! - [`jwk`]: JSON Web Keys, key sets and RFC 7638 thumbprints.
+//! - [`ids`]: the shapes of client IDs, secrets and refresh tokens.
+//! - [`admin`]: the request and response bodies of the admin API that the
+//!   server serves on its Unix socket and `tessera-admin` calls.
+//! - [`verify`]: the offline verifier a resource server uses to check an
+//!   access token with the issuer's public keys alone.
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod claims;
+pub mod ids;
+pub mod jwk;
+pub mod verify;
+pub mod wire;
