@@ -87,13 +87,17 @@ pub fn judge(token: &RefreshRecord, family: &FamilyRecord, request: &Presentatio
     if request.now >= token.expires_at {
         return Verdict::Refuse(Refusal::Expired);
     }
-    if let RefreshState::Rotated { at, successor } = token.state {
-        // A retry of a request whose response was lost may present the
-        // same token again, but only while its successor is still unused.
-        let within_grace = request.now < at.saturating_add(request.reuse_grace);
-        if !(within_grace && successor == family.current) {
-            return Verdict::RevokeFamily;
+    match token.state {
+        RefreshState::Active => {}
+        RefreshState::Rotated { at, successor } => {
+            // A retry of a request whose response was lost may present the
+            // same token again, but only while its successor is still unused.
+            let within_grace = request.now < at.saturating_add(request.reuse_grace);
+            if !(within_grace && successor == family.current) {
+                return Verdict::RevokeFamily;
+            }
         }
+        RefreshState::Superseded { .. } => return Verdict::RevokeFamily,
     }
     if request.requested_scope.is_some_and(|asked| !scope::is_subset(asked, &family.scope)) {
         return Verdict::Refuse(Refusal::ScopeWidened);

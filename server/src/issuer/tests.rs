@@ -1,1 +1,326 @@
+//! The token service with a hand-moved clock: no sockets, no sleeping.
 
+use std::sync::Arc;
+
+use tessera_shared::admin::CreateClient;
+use tessera_shared::jwk::Algorithm;
+use tessera_shared::verify::{Verifier, VerifyError};
+use tessera_shared::wire::{ErrorCode, TokenResponse};
+
+use super::*;
+use crate::admin::service::AdminService;
+use crate::clock::testing::ManualClock;
+use crate::store::sled::SledStore;
+
+const START: u64 = 1_800_000_000;
+const ISSUER: &str = "https://tessera.test";
+
+struct Fixture {
+    issuer: Issuer,
+    admin: AdminService,
+    clock: Arc<ManualClock>,
+    keys: Arc<KeyRing>,
+    store: Arc<dyn Store>,
+}
+
+async fn fixture_with(reuse_grace: u64) -> Fixture {
+    let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
+    let clock = Arc::new(ManualClock::at(START));
+    let keys = Arc::new(KeyRing::load_or_create(store.as_ref(), Algorithm::ES256, START).await.unwrap());
+    let secrets = SecretHasher::new(&[5; 32]);
+    let policy = IssuerPolicy {
+        issuer: ISSUER.into(),
+        audience: "https://api.test".into(),
+        access_token_ttl: 300,
+        refresh_token_ttl: 3600,
+        refresh_reuse_grace: reuse_grace,
+    };
+    Fixture {
+        issuer: Issuer::new(store.clone(), keys.clone(), secrets.clone(), clock.clone(), policy),
+        admin: AdminService::new(store.clone(), keys.clone(), secrets, clock.clone()),
+        clock,
+        keys,
+        store,
+    }
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(0).await
+}
+
+impl Fixture {
+    async fn client(&self, scopes: &[&str], refresh_tokens: bool) -> ClientCredentials {
+        let created = self
+            .admin
+            .create_client(CreateClient {
+                name: "t".into(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                refresh_tokens,
+            })
+            .await
+            .unwrap();
+        ClientCredentials { client_id: created.client_id, client_secret: created.client_secret }
+    }
+
+    async fn grant(
+        &self,
+        credentials: &ClientCredentials,
+        scope: Option<&[&str]>,
+    ) -> Result<TokenResponse, TokenError> {
+        let scope = scope.map(|s| s.iter().map(|s| s.to_string()).collect());
+        self.issuer
+            .token(TokenRequest { credentials: credentials.clone(), grant: Grant::ClientCredentials { scope } })
+            .await
+    }
+
+    async fn refresh(
+        &self,
+        credentials: &ClientCredentials,
+        token: &str,
+        scope: Option<&[&str]>,
+    ) -> Result<TokenResponse, TokenError> {
+        let scope = scope.map(|s| s.iter().map(|s| s.to_string()).collect());
+        self.issuer
+            .token(TokenRequest {
+                credentials: credentials.clone(),
+                grant: Grant::RefreshToken { refresh_token: token.into(), scope },
+            })
+            .await
+    }
+
+    fn verifier(&self) -> Verifier {
+        Verifier::new(self.keys.jwks().clone(), ISSUER, "https://api.test").with_leeway(0)
+    }
+}
+
+fn code(result: Result<TokenResponse, TokenError>) -> ErrorCode {
+    result.expect_err("must fail").code()
+}
+
+#[tokio::test]
+async fn client_credentials_issue_a_verifiable_token_and_a_refresh_token() {
+    let f = fixture().await;
+    let client = f.client(&[], true).await;
+    let response = f.grant(&client, None).await.unwrap();
+    assert_eq!(response.token_type, "Bearer");
+    assert_eq!(response.expires_in, 300);
+    assert_eq!(response.scope, None);
+    assert!(tessera_shared::ids::is_refresh_token(response.refresh_token.as_deref().unwrap()));
+    let claims = f.verifier().verify(&response.access_token).unwrap();
+    assert_eq!(claims.sub, client.client_id);
+    assert_eq!(claims.client_id, client.client_id);
+    assert_eq!((claims.iat, claims.exp), (START, START + 300));
+    assert_eq!(claims.scope, None);
+}
+
+#[tokio::test]
+async fn access_tokens_expire_with_their_ttl() {
+    let f = fixture().await;
+    let client = f.client(&[], false).await;
+    let response = f.grant(&client, None).await.unwrap();
+    assert_eq!(response.refresh_token, None, "a --no-refresh client gets none");
+    // The verifier reads the real clock: START lies in the future, so
+    // check the claim arithmetic rather than wall-clock expiry.
+    let claims = f.verifier().verify(&response.access_token).unwrap();
+    assert_eq!(claims.exp - claims.iat, 300);
+}
+
+#[tokio::test]
+async fn unknown_wrong_and_revoked_clients_fail_alike() {
+    let f = fixture().await;
+    let client = f.client(&[], true).await;
+    let unknown = ClientCredentials {
+        client_id: "oa2-client-id_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        client_secret: client.client_secret.clone(),
+    };
+    let wrong = ClientCredentials { client_secret: "x".repeat(40), ..client.clone() };
+    let malformed = ClientCredentials { client_id: "nope".into(), ..client.clone() };
+    for credentials in [&unknown, &wrong, &malformed] {
+        let error = f.grant(credentials, None).await.unwrap_err();
+        assert_eq!(error.code(), ErrorCode::InvalidClient);
+        assert_eq!(error.to_string(), "Client ID is not found or password is wrong.");
+    }
+    let refresh = f.grant(&client, None).await.unwrap().refresh_token.unwrap();
+    f.admin.revoke_client(&client.client_id).await.unwrap();
+    assert_eq!(code(f.grant(&client, None).await), ErrorCode::InvalidClient);
+    assert_eq!(f.store.count_live_families(&client.client_id, START).await.unwrap(), 0);
+    assert_eq!(code(f.refresh(&client, &refresh, None).await), ErrorCode::InvalidClient);
+}
+
+#[tokio::test]
+async fn scopes_default_to_all_allowed_and_may_be_narrowed() {
+    let f = fixture().await;
+    let client = f.client(&["read", "write"], true).await;
+    let all = f.grant(&client, None).await.unwrap();
+    assert_eq!(all.scope.as_deref(), Some("read write"));
+    let read = f.grant(&client, Some(&["read"])).await.unwrap();
+    assert_eq!(read.scope.as_deref(), Some("read"));
+    assert_eq!(f.verifier().verify(&read.access_token).unwrap().scope.as_deref(), Some("read"));
+    assert_eq!(code(f.grant(&client, Some(&["admin"])).await), ErrorCode::InvalidScope);
+}
+
+#[tokio::test]
+async fn refresh_rotates_narrows_and_never_widens() {
+    let f = fixture().await;
+    let client = f.client(&["read", "write"], true).await;
+    let first = f.grant(&client, None).await.unwrap().refresh_token.unwrap();
+    let narrowed = f.refresh(&client, &first, Some(&["read"])).await.unwrap();
+    assert_eq!(narrowed.scope.as_deref(), Some("read"));
+    let second = narrowed.refresh_token.unwrap();
+    assert_ne!(second, first);
+    // The family keeps the original grant: a later refresh gets it back.
+    let again = f.refresh(&client, &second, None).await.unwrap();
+    assert_eq!(again.scope.as_deref(), Some("read write"));
+    let third = again.refresh_token.unwrap();
+    assert_eq!(code(f.refresh(&client, &third, Some(&["read", "admin"])).await), ErrorCode::InvalidScope);
+    // A refused scope does not use up the token.
+    assert!(f.refresh(&client, &third, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn reuse_revokes_the_whole_family() {
+    let f = fixture().await;
+    let client = f.client(&[], true).await;
+    let first = f.grant(&client, None).await.unwrap().refresh_token.unwrap();
+    let second = f.refresh(&client, &first, None).await.unwrap().refresh_token.unwrap();
+    let error = f.refresh(&client, &first, None).await.unwrap_err();
+    assert_eq!(error.code(), ErrorCode::InvalidGrant);
+    assert_eq!(code(f.refresh(&client, &second, None).await), ErrorCode::InvalidGrant, "the successor died too");
+    // Other families of the client are untouched.
+    let other = f.grant(&client, None).await.unwrap().refresh_token.unwrap();
+    assert!(f.refresh(&client, &other, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_retry_within_the_reuse_grace_gets_a_new_successor() {
+    let f = fixture_with(10).await;
+    let client = f.client(&[], true).await;
+    let first = f.grant(&client, None).await.unwrap().refresh_token.unwrap();
+    let lost = f.refresh(&client, &first, None).await.unwrap().refresh_token.unwrap();
+    f.clock.advance(5);
+    let retried = f.refresh(&client, &first, None).await.unwrap().refresh_token.unwrap();
+    assert_ne!(retried, lost);
+    // The superseded successor now counts as used: presenting it is reuse.
+    assert_eq!(code(f.refresh(&client, &lost, None).await), ErrorCode::InvalidGrant);
+    assert_eq!(code(f.refresh(&client, &retried, None).await), ErrorCode::InvalidGrant);
+}
+
+#[tokio::test]
+async fn reuse_after_the_grace_is_theft() {
+    let f = fixture_with(10).await;
+    let client = f.client(&[], true).await;
+    let first = f.grant(&client, None).await.unwrap().refresh_token.unwrap();
+    let second = f.refresh(&client, &first, None).await.unwrap().refresh_token.unwrap();
+    f.clock.advance(10);
+    assert_eq!(code(f.refresh(&client, &first, None).await), ErrorCode::InvalidGrant);
+    assert_eq!(code(f.refresh(&client, &second, None).await), ErrorCode::InvalidGrant);
+}
+
+#[tokio::test]
+async fn refresh_tokens_expire_and_are_purged() {
+    let f = fixture().await;
+    let client = f.client(&[], true).await;
+    let first = f.grant(&client, None).await.unwrap().refresh_token.unwrap();
+    f.clock.advance(3599);
+    let second = f.refresh(&client, &first, None).await.unwrap().refresh_token.unwrap();
+    f.clock.advance(3600);
+    let error = f.refresh(&client, &second, None).await.unwrap_err();
+    assert_eq!((error.code(), error.to_string().as_str()), (ErrorCode::InvalidGrant, "the refresh token has expired"));
+    let report = f.store.purge_expired(f.clock.now(), 100).await.unwrap();
+    assert_eq!((report.tokens, report.families), (2, 1));
+    assert_eq!(code(f.refresh(&client, &second, None).await), ErrorCode::InvalidGrant);
+}
+
+#[tokio::test]
+async fn refresh_tokens_belong_to_their_client() {
+    let f = fixture().await;
+    let owner = f.client(&[], true).await;
+    let other = f.client(&[], true).await;
+    let token = f.grant(&owner, None).await.unwrap().refresh_token.unwrap();
+    assert_eq!(code(f.refresh(&other, &token, None).await), ErrorCode::InvalidGrant);
+    assert!(f.refresh(&owner, &token, None).await.is_ok(), "the failed attempt did not consume it");
+}
+
+#[tokio::test]
+async fn no_refresh_clients_may_not_refresh() {
+    let f = fixture().await;
+    let client = f.client(&[], false).await;
+    let error = f.refresh(&client, &"a".repeat(40), None).await.unwrap_err();
+    assert_eq!(error.code(), ErrorCode::UnauthorizedClient);
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_refresh_tokens_are_invalid_grants() {
+    let f = fixture().await;
+    let client = f.client(&[], true).await;
+    assert_eq!(code(f.refresh(&client, "short", None).await), ErrorCode::InvalidGrant);
+    assert_eq!(code(f.refresh(&client, &"b".repeat(40), None).await), ErrorCode::InvalidGrant);
+}
+
+#[tokio::test]
+async fn unsupported_grants_are_refused_after_authentication() {
+    let f = fixture().await;
+    let client = f.client(&[], true).await;
+    let request = TokenRequest { credentials: client.clone(), grant: Grant::Unsupported };
+    assert_eq!(f.issuer.token(request).await.unwrap_err().code(), ErrorCode::UnsupportedGrantType);
+    let wrong = ClientCredentials { client_secret: "x".into(), ..client };
+    let request = TokenRequest { credentials: wrong, grant: Grant::Unsupported };
+    assert_eq!(f.issuer.token(request).await.unwrap_err().code(), ErrorCode::InvalidClient);
+}
+
+#[tokio::test]
+async fn the_old_secret_works_during_the_grace_and_not_a_second_after() {
+    let f = fixture().await;
+    let client = f.client(&[], false).await;
+    let rotated = f.admin.rotate_secret(&client.client_id, 60).await.unwrap();
+    assert_eq!(rotated.previous_secret_valid_until, Some(START + 60));
+    let new = ClientCredentials { client_id: client.client_id.clone(), client_secret: rotated.client_secret };
+    assert!(f.grant(&new, None).await.is_ok());
+    f.clock.advance(59);
+    assert!(f.grant(&client, None).await.is_ok(), "old secret inside the grace");
+    f.clock.advance(1);
+    assert_eq!(code(f.grant(&client, None).await), ErrorCode::InvalidClient, "old secret after the grace");
+    assert!(f.grant(&new, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn without_grace_the_old_secret_stops_at_once() {
+    let f = fixture().await;
+    let client = f.client(&[], false).await;
+    f.admin.rotate_secret(&client.client_id, 0).await.unwrap();
+    assert_eq!(code(f.grant(&client, None).await), ErrorCode::InvalidClient);
+}
+
+#[tokio::test]
+async fn last_use_is_recorded_coarsely() {
+    let f = fixture().await;
+    let client = f.client(&[], false).await;
+    f.grant(&client, None).await.unwrap();
+    assert_eq!(f.store.client_last_used(&client.client_id).await.unwrap(), Some(START));
+    f.clock.advance(30);
+    f.grant(&client, None).await.unwrap();
+    assert_eq!(f.store.client_last_used(&client.client_id).await.unwrap(), Some(START), "within the resolution");
+    f.clock.advance(30);
+    f.grant(&client, None).await.unwrap();
+    assert_eq!(f.store.client_last_used(&client.client_id).await.unwrap(), Some(START + 60));
+}
+
+#[tokio::test]
+async fn jti_is_unique() {
+    let f = fixture().await;
+    let client = f.client(&[], false).await;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..50 {
+        let token = f.grant(&client, None).await.unwrap().access_token;
+        assert!(seen.insert(f.verifier().verify(&token).unwrap().jti));
+    }
+}
+
+#[tokio::test]
+async fn a_token_signed_by_a_foreign_key_does_not_verify() {
+    let f = fixture().await;
+    let other = fixture().await;
+    let client = other.client(&[], false).await;
+    let token = other.grant(&client, None).await.unwrap().access_token;
+    assert!(matches!(f.verifier().verify(&token), Err(VerifyError::UnknownKey(_))));
+}

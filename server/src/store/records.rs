@@ -51,12 +51,19 @@ pub struct PreviousSecret {
 pub enum RefreshState {
     /// The family's current token.
     Active,
-    /// Used (or superseded) at `at`; `successor` replaced it.
+    /// Used at `at`; `successor` replaced it.
     Rotated {
         /// When.
         at: UnixTime,
         /// Digest of the token that replaced it.
         successor: Digest32,
+    },
+    /// Never used, but replaced at `at` when a retry within the reuse grace
+    /// presented its predecessor again. Presenting it later means two
+    /// parties held the family, so it counts as reuse.
+    Superseded {
+        /// When.
+        at: UnixTime,
     },
 }
 

@@ -280,25 +280,24 @@ impl Store for SledStore {
                     }
                     RefreshTransition::Rotate => {
                         let now = successor.issued_at;
-                        let rotated = |record: &RefreshRecord| {
-                            let at = match record.state {
-                                // Keep the first rotation time, so the reuse
-                                // grace cannot be stretched by retrying.
-                                RefreshState::Rotated { at, .. } => at,
-                                RefreshState::Active => now,
-                            };
-                            RefreshRecord {
-                                state: RefreshState::Rotated { at, successor: successor.digest },
-                                ..record.clone()
-                            }
+                        // A retry within the grace presents an already rotated token:
+                        // keep its first rotation time so the grace cannot be stretched.
+                        let at = match token.state {
+                            RefreshState::Rotated { at, .. } | RefreshState::Superseded { at } => at,
+                            RefreshState::Active => now,
                         };
-                        tokens.insert(presented, encode_compact(&rotated(&token)).map_err(abort)?)?;
+                        let used = RefreshRecord {
+                            state: RefreshState::Rotated { at, successor: successor.digest },
+                            ..token.clone()
+                        };
+                        tokens.insert(presented, encode_compact(&used).map_err(abort)?)?;
                         // Within the reuse grace the family's current token may be
                         // the presented token's unused successor: it is superseded.
                         if family.current != *presented
-                            && let Some(superseded) = get_token(tokens, &family.current)?
+                            && let Some(current) = get_token(tokens, &family.current)?
                         {
-                            tokens.insert(&family.current, encode_compact(&rotated(&superseded)).map_err(abort)?)?;
+                            let superseded = RefreshRecord { state: RefreshState::Superseded { at: now }, ..current };
+                            tokens.insert(&family.current, encode_compact(&superseded).map_err(abort)?)?;
                         }
                         let new_token = RefreshRecord {
                             family_id: family.family_id,

@@ -1,1 +1,94 @@
+use std::sync::Arc;
 
+use tessera_shared::admin::{ClientStatus, CreateClient};
+use tessera_shared::ids::is_client_id;
+use tessera_shared::jwk::Algorithm;
+
+use super::*;
+use crate::clock::testing::ManualClock;
+use crate::store::sled::SledStore;
+
+const START: u64 = 1_800_000_000;
+
+async fn service() -> (AdminService, Arc<ManualClock>) {
+    let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
+    let keys = Arc::new(KeyRing::load_or_create(store.as_ref(), Algorithm::ES256, START).await.unwrap());
+    let clock = Arc::new(ManualClock::at(START));
+    (AdminService::new(store, keys, SecretHasher::new(&[1; 32]), clock.clone()), clock)
+}
+
+fn create(name: &str, scopes: &[&str]) -> CreateClient {
+    CreateClient { name: name.into(), scopes: scopes.iter().map(|s| s.to_string()).collect(), refresh_tokens: true }
+}
+
+#[tokio::test]
+async fn created_clients_are_listed_without_secrets() {
+    let (admin, _) = service().await;
+    let created = admin.create_client(create("  billing  ", &["read", "read", "write"])).await.unwrap();
+    assert!(is_client_id(&created.client_id));
+    assert_eq!(created.client_secret.len(), 40);
+    assert_eq!(created.name, "billing");
+    assert_eq!(created.scopes, ["read", "write"]);
+    let listed = admin.list_clients().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let json = serde_json::to_string(&listed).unwrap();
+    assert!(!json.contains(&created.client_secret));
+    let info = admin.client(&created.client_id).await.unwrap();
+    assert_eq!((info.status, info.created_at, info.active_refresh_families), (ClientStatus::Active, START, 0));
+}
+
+#[tokio::test]
+async fn invalid_names_and_scopes_are_refused() {
+    let (admin, _) = service().await;
+    for bad in [create("", &[]), create("a\u{7}b", &[]), create(&"n".repeat(201), &[]), create("ok", &["a b"])] {
+        assert!(matches!(admin.create_client(bad).await, Err(AdminFailure::BadRequest(_))));
+    }
+    let too_many: Vec<String> = (0..65).map(|i| format!("s{i}")).collect();
+    let request = CreateClient { name: "ok".into(), scopes: too_many, refresh_tokens: false };
+    assert!(matches!(admin.create_client(request).await, Err(AdminFailure::BadRequest(_))));
+}
+
+#[tokio::test]
+async fn unknown_clients_are_not_found() {
+    let (admin, _) = service().await;
+    let missing = "oa2-client-id_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    assert!(matches!(admin.client(missing).await, Err(AdminFailure::NotFound(_))));
+    assert!(matches!(admin.client("../etc").await, Err(AdminFailure::NotFound(_))));
+    assert!(matches!(admin.rotate_secret(missing, 0).await, Err(AdminFailure::NotFound(_))));
+    assert!(matches!(admin.revoke_client(missing).await, Err(AdminFailure::NotFound(_))));
+    assert!(matches!(admin.delete_client(missing).await, Err(AdminFailure::NotFound(_))));
+    assert!(matches!(admin.revoke_families(missing).await, Err(AdminFailure::NotFound(_))));
+}
+
+#[tokio::test]
+async fn rotation_reports_the_grace_and_shows_it_until_it_ends() {
+    let (admin, clock) = service().await;
+    let created = admin.create_client(create("a", &[])).await.unwrap();
+    assert!(matches!(
+        admin.rotate_secret(&created.client_id, MAX_GRACE_SECONDS + 1).await,
+        Err(AdminFailure::BadRequest(_))
+    ));
+    let rotated = admin.rotate_secret(&created.client_id, 100).await.unwrap();
+    assert_ne!(rotated.client_secret, created.client_secret);
+    assert_eq!(admin.client(&created.client_id).await.unwrap().previous_secret_valid_until, Some(START + 100));
+    clock.advance(100);
+    assert_eq!(admin.client(&created.client_id).await.unwrap().previous_secret_valid_until, None);
+}
+
+#[tokio::test]
+async fn revoke_and_delete() {
+    let (admin, _) = service().await;
+    let created = admin.create_client(create("a", &[])).await.unwrap();
+    assert_eq!(admin.revoke_client(&created.client_id).await.unwrap().status, ClientStatus::Revoked);
+    assert_eq!(admin.revoke_families(&created.client_id).await.unwrap().revoked_families, 0);
+    assert_eq!(admin.delete_client(&created.client_id).await.unwrap().client_id, created.client_id);
+    assert!(admin.list_clients().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn keys_are_listed_without_private_parts() {
+    let (admin, _) = service().await;
+    let keys = admin.keys();
+    assert_eq!(keys.len(), 2);
+    assert!(keys.iter().all(|k| k.alg == "ES256"));
+}

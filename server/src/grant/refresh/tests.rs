@@ -103,3 +103,10 @@ fn every_refusal_maps_to_one_oauth_error() {
         assert_eq!(verdict.error().map(|e| e.code()), Some(code), "{verdict:?}");
     }
 }
+
+#[test]
+fn a_superseded_token_is_always_reuse() {
+    let token = RefreshRecord { state: RefreshState::Superseded { at: NOW - 1 }, ..active() };
+    let request = Presentation { reuse_grace: 100, ..by(CLIENT) };
+    assert_eq!(judge(&token, &family(), &request), Verdict::RevokeFamily);
+}
