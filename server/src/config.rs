@@ -267,8 +267,8 @@ impl Config {
         if !(1..=86_400).contains(&self.access_token_ttl) {
             return invalid("access_token_ttl must be between 1 and 86400 seconds");
         }
-        if self.refresh_token_ttl < 60 {
-            return invalid("refresh_token_ttl must be at least 60 seconds");
+        if self.refresh_token_ttl == 0 {
+            return invalid("refresh_token_ttl must be at least 1 second");
         }
         if self.refresh_reuse_grace > 300 {
             return invalid("refresh_reuse_grace must be at most 300 seconds");

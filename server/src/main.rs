@@ -9,7 +9,11 @@ use tessera_server::config::{Cli, Config};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    let config = match Config::load(Cli::parse()) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
+    let config = match Config::load(cli) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("tessera-server: {error}");
@@ -42,6 +46,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints `--help`/`--version` as clap would, and any other argument
+/// error as one line: scripts and supervisors read the first line only.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = error.render().to_string();
+    let first = rendered.lines().find(|line| !line.trim().is_empty()).unwrap_or("invalid arguments");
+    let message = first.trim().strip_prefix("error: ").unwrap_or(first.trim());
+    eprintln!("tessera-server: {message} (see --help)");
+    ExitCode::from(2)
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

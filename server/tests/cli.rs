@@ -32,6 +32,9 @@ fn invalid_values_fail_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     assert_one_line_failure(&run(&["--access-token-ttl", "0"], dir.path()), "access_token_ttl");
     assert_one_line_failure(&run(&["--issuer", "not a url"], dir.path()), "issuer");
+    assert_one_line_failure(&run(&["--access-token-ttl", "abc"], dir.path()), "--access-token-ttl");
+    assert_one_line_failure(&run(&["--signing-alg", "HS256"], dir.path()), "HS256");
+    assert_one_line_failure(&run(&["--no-such-flag"], dir.path()), "--no-such-flag");
 }
 
 #[test]

@@ -1,0 +1,157 @@
+//! Durability and process life: `kill -9` right after a response loses
+//! nothing it promised, a crash leaves nothing that blocks a restart, a
+//! second server on the same data dir fails at once, SIGTERM and SIGINT
+//! shut down cleanly with exit 0.
+
+use tessera_shared::admin::{ClientCredentials, ClientInfo, ClientStatus, KeyInfo, KeyState};
+use tessera_shared::verify::Verifier;
+
+use crate::util::{Server, TokenCall, expect_error, expect_refresh_token, get, jwks, jwt_parts};
+
+fn cc(client: &ClientCredentials) -> TokenCall {
+    TokenCall::new().basic_creds(client).q("grant_type", "client_credentials")
+}
+
+fn refresh(client: &ClientCredentials, rt: &str) -> TokenCall {
+    TokenCall::new().basic_creds(client).q("grant_type", "refresh_token").q("refresh_token", rt)
+}
+
+fn on(dir: &tempfile::TempDir) -> Server {
+    Server::builder().data_dir(dir.path()).start()
+}
+
+fn kid_of(token: &str) -> String {
+    jwt_parts(token).0["kid"].as_str().expect("a kid").to_owned()
+}
+
+/// After `kill -9` right after a refresh: the client, the last refresh
+/// token, the signing key (same kid) survive; the rotated token stays
+/// rotated; the admin socket left by the crash does not block the restart.
+#[tokio::test]
+async fn kill9_after_refresh_loses_nothing() {
+    let dir = tempfile::tempdir().expect("a data dir");
+    let mut first = on(&dir);
+    let client = first.create_client("durable", &["read"]);
+    let (t1, r1) = expect_refresh_token(&cc(&client).send(&first).await, "client_credentials");
+    let kid = kid_of(&t1.access_token);
+    let keys_before: Vec<KeyInfo> = first.admin_json(&["keys", "list", "--json"]);
+    let (_, r2) = expect_refresh_token(&refresh(&client, &r1).send(&first).await, "refresh");
+    let old_issuer = first.base.clone();
+    first.kill9();
+    drop(first);
+
+    let second = on(&dir);
+    let list: Vec<ClientInfo> = second.admin_json(&["clients", "list", "--json"]);
+    assert!(list.iter().any(|c| c.client_id == client.client_id), "the client survived: {list:?}");
+    let keys_after: Vec<KeyInfo> = second.admin_json(&["keys", "list", "--json"]);
+    let active = |keys: &[KeyInfo]| keys.iter().find(|k| k.state == KeyState::Active).map(|k| k.kid.clone());
+    assert_eq!(active(&keys_after), active(&keys_before), "the active key survived");
+
+    let served = jwks(&second).await;
+    assert!(served.find(&kid).is_some(), "the signing key {kid} is still published");
+    Verifier::new(served, old_issuer.clone(), old_issuer)
+        .verify(&t1.access_token)
+        .expect("a token signed before the crash verifies with the JWKS after it");
+
+    let (t3, _) =
+        expect_refresh_token(&refresh(&client, &r2).send(&second).await, "the last refresh token after kill -9");
+    assert_eq!(kid_of(&t3.access_token), kid, "the same key signs after the restart");
+    expect_error(&refresh(&client, &r1).send(&second).await, 400, "invalid_grant", "the rotated token stays rotated");
+
+    second.create_client("after-crash", &[]);
+}
+
+/// `kill -9` right after the client_credentials grant: its refresh token works.
+#[tokio::test]
+async fn kill9_right_after_client_credentials() {
+    let dir = tempfile::tempdir().expect("a data dir");
+    let mut first = on(&dir);
+    let client = first.create_client("fresh", &[]);
+    let (_, rt) = expect_refresh_token(&cc(&client).send(&first).await, "client_credentials");
+    first.kill9();
+    drop(first);
+
+    let second = on(&dir);
+    expect_refresh_token(&refresh(&client, &rt).send(&second).await, "the refresh token after kill -9");
+}
+
+/// Admin changes are durable once the CLI reports success: a rotated
+/// secret, a revocation, a deletion.
+#[tokio::test]
+async fn admin_changes_survive_kill9() {
+    let dir = tempfile::tempdir().expect("a data dir");
+    let mut first = on(&dir);
+    let rotated = first.create_client("rotated", &[]);
+    let revoked = first.create_client("revoked", &[]);
+    let deleted = first.create_client("deleted", &[]);
+    let new: ClientCredentials = first.admin_json(&["clients", "rotate-secret", &rotated.client_id, "--json"]);
+    first.admin_ok(&["clients", "revoke", &revoked.client_id]);
+    first.admin_ok(&["clients", "delete", &deleted.client_id]);
+    first.kill9();
+    drop(first);
+
+    let second = on(&dir);
+    expect_error(&cc(&rotated).send(&second).await, 401, "invalid_client", "the old secret after restart");
+    let renewed = ClientCredentials { client_secret: new.client_secret.clone(), ..rotated.clone() };
+    expect_refresh_token(&cc(&renewed).send(&second).await, "the rotated secret after restart");
+    expect_error(&cc(&revoked).send(&second).await, 401, "invalid_client", "the revoked client after restart");
+    let shown: ClientInfo = second.admin_json(&["clients", "show", &revoked.client_id, "--json"]);
+    assert_eq!(shown.status, ClientStatus::Revoked);
+    expect_error(&cc(&deleted).send(&second).await, 401, "invalid_client", "the deleted client after restart");
+    assert!(
+        !second.admin(&["clients", "show", &deleted.client_id]).status.success(),
+        "the deleted client stays deleted"
+    );
+}
+
+/// A second server on a data dir in use exits at once, non-zero, saying
+/// so, and leaves the first one (and its admin socket) alone.
+#[tokio::test]
+async fn second_server_on_same_data_dir_fails_fast() {
+    let mut first = Server::start(&[]);
+    let out = Server::builder().data_dir(first.data_dir()).run_expecting_exit();
+    assert!(!out.status.success(), "the second server must fail: {}", out.stderr);
+    assert!(!out.stdout.contains("listening on"), "the second server must not listen: {}", out.stdout);
+    assert!(out.stderr.to_lowercase().contains("in use"), "the message says the data dir is in use: {:?}", out.stderr);
+
+    assert!(first.is_running(), "the first server still runs");
+    assert_eq!(get(&first, "/healthz").await.status, 200, "the first server still serves");
+    let client = first.create_client("still-there", &[]);
+    expect_refresh_token(&cc(&client).send(&first).await, "the first server still issues tokens");
+}
+
+async fn signal_exits_zero_and_data_survives(signal: &str) {
+    let dir = tempfile::tempdir().expect("a data dir");
+    let mut first = on(&dir);
+    let client = first.create_client("graceful", &[]);
+    let (_, rt) = expect_refresh_token(&cc(&client).send(&first).await, "client_credentials");
+    first.signal(signal);
+    let status = first.wait_exit(crate::util::EXIT_TIMEOUT);
+    assert_eq!(status.code(), Some(0), "SIG{signal} gives exit 0, got {status}; stderr:\n{}", first.output().1);
+    drop(first);
+
+    let second = on(&dir);
+    expect_refresh_token(&refresh(&client, &rt).send(&second).await, "after a graceful restart");
+}
+
+/// SIGTERM: graceful, exit 0, data intact.
+#[tokio::test]
+async fn sigterm_exits_zero() {
+    signal_exits_zero_and_data_survives("TERM").await;
+}
+
+/// SIGINT: graceful, exit 0, data intact.
+#[tokio::test]
+async fn sigint_exits_zero() {
+    signal_exits_zero_and_data_survives("INT").await;
+}
+
+/// The admin socket is `<data-dir>/admin.sock`, readable by its owner only.
+#[tokio::test]
+async fn admin_socket_is_private() {
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+    let server = Server::start(&[]);
+    let meta = std::fs::metadata(server.data_dir().join("admin.sock")).expect("<data-dir>/admin.sock exists");
+    assert!(meta.file_type().is_socket(), "admin.sock is a Unix socket");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "admin.sock has mode 0600");
+}

@@ -1,0 +1,187 @@
+//! No secret reaches the server's output: a whole flow at `TESSERA_LOG=debug`
+//! (Basic and query-string credentials, refreshes, reuse, wrong secrets,
+//! secret rotation), then the complete stdout and stderr of the gracefully
+//! stopped server are searched for every secret and token of the flow.
+
+use tessera_shared::admin::ClientCredentials;
+
+use crate::util::{Server, TokenCall, basic, check_error, expect_refresh_token};
+
+/// Everything that must never be logged, with what it is.
+#[derive(Debug, Default)]
+struct Secrets(Vec<(String, String)>);
+
+impl Secrets {
+    fn add(&mut self, what: &str, value: &str) {
+        self.0.push((what.to_owned(), value.to_owned()));
+    }
+
+    fn add_access_token(&mut self, what: &str, token: &str) {
+        self.add(what, token);
+        let signature = token.rsplit('.').next().expect("a signature part");
+        self.add(&format!("{what} (signature)"), signature);
+    }
+
+    fn add_client(&mut self, what: &str, client: &ClientCredentials) {
+        self.add(what, &client.client_secret);
+        let header = basic(&client.client_id, &client.client_secret);
+        self.add(&format!("{what} (Basic header)"), header.trim_start_matches("Basic "));
+    }
+}
+
+async fn run_flow(server: &Server, secrets: &mut Secrets) {
+    let client = server.create_client("logged", &["read", "write"]);
+    secrets.add_client("client secret", &client);
+    let marker = "QueryStringMarker4e2e";
+
+    // Basic credentials, grant in the query (page example 1 and 2).
+    let resp = TokenCall::new()
+        .basic_creds(&client)
+        .q("grant_type", "client_credentials")
+        .q("trace", marker)
+        .send(server)
+        .await;
+    let (token, rt) = expect_refresh_token(&resp, "Basic client_credentials");
+    secrets.add_access_token("access token (Basic)", &token.access_token);
+    secrets.add("refresh token (Basic)", &rt);
+    let resp = TokenCall::new()
+        .basic_creds(&client)
+        .q("grant_type", "refresh_token")
+        .q("refresh_token", &rt)
+        .send(server)
+        .await;
+    let (token, rotated_basic) = expect_refresh_token(&resp, "Basic refresh");
+    secrets.add_access_token("access token (Basic refresh)", &token.access_token);
+    secrets.add("refresh token (Basic refresh)", &rotated_basic);
+
+    // Query-string credentials (page example 3 and 4).
+    let resp = TokenCall::new().q("grant_type", "client_credentials").query_creds(&client).send(server).await;
+    let (token, rt) = expect_refresh_token(&resp, "query client_credentials");
+    secrets.add_access_token("access token (query)", &token.access_token);
+    secrets.add("refresh token (query)", &rt);
+    let resp = TokenCall::new()
+        .q("grant_type", "refresh_token")
+        .q("refresh_token", &rt)
+        .query_creds(&client)
+        .send(server)
+        .await;
+    let (token, next) = expect_refresh_token(&resp, "query refresh");
+    secrets.add_access_token("access token (query refresh)", &token.access_token);
+    secrets.add("refresh token (query refresh)", &next);
+
+    // Form body.
+    let resp = TokenCall::new()
+        .f("grant_type", "refresh_token")
+        .f("refresh_token", &next)
+        .form_creds(&client)
+        .send(server)
+        .await;
+    let (token, last) = expect_refresh_token(&resp, "form refresh");
+    secrets.add_access_token("access token (form refresh)", &token.access_token);
+    secrets.add("refresh token (form refresh)", &last);
+
+    // Reuse of a rotated token (debug logs of the theft path).
+    let resp = TokenCall::new()
+        .basic_creds(&client)
+        .q("grant_type", "refresh_token")
+        .q("refresh_token", &rt)
+        .send(server)
+        .await;
+    check_error(&resp, 400, "invalid_grant").expect("reuse is invalid_grant");
+
+    // Wrong secrets, every way.
+    for (how, wrong) in [
+        ("Basic", "WrongSecretViaBasicHeader000000000000000"),
+        ("query", "WrongSecretViaQueryString000000000000000"),
+        ("form", "WrongSecretViaFormBody00000000000000000"),
+    ] {
+        let call = TokenCall::new().q("grant_type", "client_credentials");
+        let call = match how {
+            "Basic" => call.basic(&client.client_id, wrong),
+            "query" => call.q("client_id", &client.client_id).q("client_secret", wrong),
+            _ => call.f("client_id", &client.client_id).f("client_secret", wrong),
+        };
+        check_error(&call.send(server).await, 401, "invalid_client").expect("a wrong secret is invalid_client");
+        secrets.add(&format!("wrong secret ({how})"), wrong);
+    }
+    let unknown_rt = "UnknownRefreshTokenInTheLogFlow000000000";
+    let resp = TokenCall::new()
+        .basic_creds(&client)
+        .q("grant_type", "refresh_token")
+        .q("refresh_token", unknown_rt)
+        .send(server)
+        .await;
+    check_error(&resp, 400, "invalid_grant").expect("an unknown refresh token is invalid_grant");
+    secrets.add("unknown refresh token", unknown_rt);
+
+    // Secret rotation through the admin API, then the new secret in use.
+    let rotated: ClientCredentials =
+        server.admin_json(&["clients", "rotate-secret", &client.client_id, "--grace", "60", "--json"]);
+    let renewed = ClientCredentials { client_secret: rotated.client_secret.clone(), ..client.clone() };
+    secrets.add_client("rotated secret", &renewed);
+    let resp = TokenCall::new().q("grant_type", "client_credentials").query_creds(&renewed).send(server).await;
+    let (token, rt) = expect_refresh_token(&resp, "client_credentials with the rotated secret");
+    secrets.add_access_token("access token (rotated secret)", &token.access_token);
+    secrets.add("refresh token (rotated secret)", &rt);
+    let resp = TokenCall::new().q("grant_type", "client_credentials").query_creds(&client).send(server).await;
+    expect_refresh_token(&resp, "the old secret within the grace period");
+
+    secrets.add("query-string marker", marker);
+}
+
+/// The log format a scan runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+}
+
+async fn scan(format: Format) {
+    let extra_args: &[&str] = match format {
+        Format::Text => &[],
+        Format::Json => &["--log-format", "json"],
+    };
+    let mut server = Server::builder().env("TESSERA_LOG", "debug").args(extra_args).start();
+    let mut secrets = Secrets::default();
+    run_flow(&server, &mut secrets).await;
+    let status = server.terminate();
+    let (stdout, stderr) = server.output();
+    assert_eq!(status.code(), Some(0), "graceful stop; stderr:\n{stderr}");
+
+    assert_eq!(
+        stdout,
+        format!("listening on {}\n", server.base),
+        "stdout holds exactly the listening line; logs go to stderr"
+    );
+    assert!(!stderr.trim().is_empty(), "TESSERA_LOG=debug produced logs on stderr");
+    match format {
+        Format::Text => assert!(stderr.contains("DEBUG"), "TESSERA_LOG=debug enables debug events:\n{stderr}"),
+        Format::Json => {
+            for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+                let event: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("--log-format json: a line is not JSON ({e}): {line}"));
+                assert!(event.is_object(), "a JSON log event is an object: {line}");
+            }
+            assert!(stderr.contains(r#""level":"DEBUG""#), "TESSERA_LOG=debug enables debug events:\n{stderr}");
+        }
+    }
+    let leaks: Vec<&str> = secrets
+        .0
+        .iter()
+        .filter(|(_, value)| stdout.contains(value.as_str()) || stderr.contains(value.as_str()))
+        .map(|(what, _)| what.as_str())
+        .collect();
+    assert!(leaks.is_empty(), "the server's output contains: {leaks:?}");
+}
+
+/// The default text log format.
+#[tokio::test]
+async fn no_secret_in_debug_text_logs() {
+    scan(Format::Text).await;
+}
+
+/// `--log-format json`.
+#[tokio::test]
+async fn no_secret_in_debug_json_logs() {
+    scan(Format::Json).await;
+}

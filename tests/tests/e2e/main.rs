@@ -1,0 +1,42 @@
+//! End-to-end tests of Tessera: the real `tessera-server` and `tessera-admin`
+//! binaries, started as separate processes on temporary data directories and
+//! spoken to over HTTP on 127.0.0.1 (reqwest, `curl` when installed, and raw
+//! TCP for bytes no well-behaved client would send).
+//!
+//! One integration-test binary (as ripgrep does it), one module per concern:
+//!
+//! - [`util`]: starting and stopping the binaries, HTTP and raw-TCP helpers,
+//!   and the checks every token-endpoint answer goes through.
+//! - [`seed_examples`]: the four curl examples of the Blynk page, as written,
+//!   plus their RFC 6749 form-body variants.
+//! - [`token_errors`]: every error of the token endpoint, with status, code
+//!   and headers.
+//! - [`refresh`]: rotation, reuse detection, expiry, scope narrowing and the
+//!   32-way race.
+//! - [`clients`]: what the admin CLI does to a client, seen from the token
+//!   endpoint.
+//! - [`jwt`]: the access token, the JWKS, the metadata document and offline
+//!   verification.
+//! - [`config`]: flags, environment variables, the TOML file and their errors.
+//! - [`durability`]: `kill -9` and restart, a second server on the same data
+//!   dir, graceful shutdown.
+//! - [`logs`]: no secret or token ever reaches the server's output.
+//! - [`hostile_input`]: malformed requests over raw TCP never get a 5xx.
+//!
+//! The binaries are looked up next to this test executable
+//! (`target/<profile>/`); `cargo test --workspace` builds them, and
+//! `cargo build -p tessera-server -p tessera-admin` does so explicitly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails by panicking")]
+
+mod util;
+
+mod clients;
+mod config;
+mod durability;
+mod hostile_input;
+mod jwt;
+mod logs;
+mod refresh;
+mod seed_examples;
+mod token_errors;
