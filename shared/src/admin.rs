@@ -13,6 +13,9 @@
 //! | `DELETE /v1/clients/{id}` | | [`Deleted`] |
 //! | `POST /v1/clients/{id}/revoke-families` | | [`FamiliesRevoked`] |
 //! | `GET /v1/keys` | | `Vec<KeyInfo>` |
+//! | `POST /v1/clients/{id}/reactivate` | | [`ClientInfo`] |
+//! | `GET /v1/audit?after=SEQ&limit=N` | | `Vec<AuditEvent>`, oldest first |
+//! | `GET /v1/stats` | | [`Stats`] |
 //!
 //! Every failure is an [`AdminError`] with a 4xx or 5xx status.
 
@@ -24,6 +27,10 @@ pub mod paths {
     pub const CLIENTS: &str = "/v1/clients";
     /// The signing keys.
     pub const KEYS: &str = "/v1/keys";
+    /// The audit trail.
+    pub const AUDIT: &str = "/v1/audit";
+    /// The activity counters.
+    pub const STATS: &str = "/v1/stats";
 
     /// One client.
     pub fn client(client_id: &str) -> String {
@@ -185,4 +192,89 @@ pub struct AdminError {
     pub error: String,
     /// A sentence for the operator.
     pub message: String,
+}
+
+/// What an [`AuditEvent`] records. Unknown kinds (from a newer server)
+/// decode as [`AuditKind::Other`] so an older console keeps working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    /// An operator created a client.
+    ClientCreated,
+    /// An operator gave a client a new secret.
+    SecretRotated,
+    /// An operator revoked a client.
+    ClientRevoked,
+    /// An operator re-activated a revoked client.
+    ClientReactivated,
+    /// An operator deleted a client.
+    ClientDeleted,
+    /// An operator revoked every refresh-token family of a client.
+    FamiliesRevoked,
+    /// The signing keys were rotated.
+    KeyRotated,
+    /// A used refresh token was presented again; its family is revoked.
+    RefreshTokenReuse,
+    /// Many failed client authentications in a short time.
+    AuthFailureBurst,
+    /// A kind this program does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl AuditKind {
+    /// Whether this is a security event rather than an operator's action.
+    pub fn is_security(self) -> bool {
+        matches!(self, Self::RefreshTokenReuse | Self::AuthFailureBurst)
+    }
+}
+
+impl std::fmt::Display for AuditKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ClientCreated => "client_created",
+            Self::SecretRotated => "secret_rotated",
+            Self::ClientRevoked => "client_revoked",
+            Self::ClientReactivated => "client_reactivated",
+            Self::ClientDeleted => "client_deleted",
+            Self::FamiliesRevoked => "families_revoked",
+            Self::KeyRotated => "key_rotated",
+            Self::RefreshTokenReuse => "refresh_token_reuse",
+            Self::AuthFailureBurst => "auth_failure_burst",
+            Self::Other => "other",
+        })
+    }
+}
+
+/// One entry of the audit trail (`GET /v1/audit`). Never carries a secret
+/// or a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Position in the trail: strictly increasing, never reused, so a
+    /// follower asks for everything `after` the last one it saw.
+    pub seq: u64,
+    /// When it happened, seconds since the epoch.
+    pub at: u64,
+    /// What happened.
+    pub kind: AuditKind,
+    /// The client concerned, if one is.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub client_id: Option<String>,
+    /// A sentence for the operator (counts, grace periods, ...).
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// `GET /v1/stats`: counters since the server started, read with relaxed
+/// atomics (each is exact; the three are not one snapshot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// When the server started, seconds since the epoch.
+    pub started_at: u64,
+    /// Access tokens issued by client_credentials grants.
+    pub tokens_issued: u64,
+    /// Successful refresh-token grants.
+    pub tokens_refreshed: u64,
+    /// Token requests refused as `invalid_client`.
+    pub failed_authentications: u64,
 }

@@ -223,6 +223,60 @@ pub async fn keys_round_trip(store: Arc<dyn Store>) {
     assert_eq!(store.keys().await.unwrap(), vec![active]);
 }
 
+fn audit_event(at: u64, detail: &str) -> tessera_shared::admin::AuditEvent {
+    tessera_shared::admin::AuditEvent {
+        seq: 999,
+        at,
+        kind: tessera_shared::admin::AuditKind::ClientCreated,
+        client_id: Some("a".into()),
+        detail: detail.into(),
+    }
+}
+
+/// Audit appends get increasing sequence numbers; reads page by cursor.
+pub async fn audit_trail_pages_by_sequence(store: Arc<dyn Store>) {
+    assert!(store.audit_latest(10).await.unwrap().is_empty());
+    assert!(store.audit_after(0, 10).await.unwrap().is_empty());
+    let mut seqs = Vec::new();
+    for n in 0..5u64 {
+        let stored = store.append_audit(&audit_event(NOW + n, &format!("e{n}"))).await.unwrap();
+        assert_eq!(stored.detail, format!("e{n}"));
+        seqs.push(stored.seq);
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "strictly increasing: {seqs:?}");
+    let details = |events: Vec<tessera_shared::admin::AuditEvent>| -> Vec<String> {
+        events.into_iter().map(|e| e.detail).collect()
+    };
+    assert_eq!(details(store.audit_after(0, 2).await.unwrap()), ["e0", "e1"]);
+    assert_eq!(details(store.audit_after(seqs[1], 100).await.unwrap()), ["e2", "e3", "e4"]);
+    assert!(store.audit_after(seqs[4], 100).await.unwrap().is_empty());
+    assert_eq!(details(store.audit_latest(2).await.unwrap()), ["e3", "e4"]);
+    assert_eq!(store.audit_latest(100).await.unwrap().len(), 5);
+}
+
+/// The audit purge keeps the newest events by count and by age, and
+/// numbering continues after it.
+pub async fn audit_purge_is_bounded_and_keeps_numbering(store: Arc<dyn Store>) {
+    for n in 0..10u64 {
+        store.append_audit(&audit_event(NOW + n, &format!("e{n}"))).await.unwrap();
+    }
+    // By count: keep 6, in batches of 3.
+    assert_eq!(store.purge_audit(6, 0, 3).await.unwrap(), 3);
+    assert_eq!(store.purge_audit(6, 0, 3).await.unwrap(), 1);
+    assert_eq!(store.purge_audit(6, 0, 3).await.unwrap(), 0);
+    assert_eq!(store.audit_latest(100).await.unwrap().first().unwrap().detail, "e4");
+    // By age: everything before NOW + 8 goes.
+    assert_eq!(store.purge_audit(100, NOW + 8, 100).await.unwrap(), 4);
+    let left: Vec<String> = store.audit_latest(100).await.unwrap().into_iter().map(|e| e.detail).collect();
+    assert_eq!(left, ["e8", "e9"]);
+    // The newest event always stays, so numbering never restarts.
+    let last = store.audit_latest(1).await.unwrap()[0].seq;
+    assert_eq!(store.purge_audit(0, NOW + 1000, 100).await.unwrap(), 1);
+    assert_eq!(store.audit_latest(100).await.unwrap().len(), 1);
+    let next = store.append_audit(&audit_event(NOW + 20, "later")).await.unwrap();
+    assert!(next.seq > last);
+}
+
 /// Instantiates the suite for a backend: `$make` is an expression giving
 /// an `Arc<dyn Store>` that is empty.
 #[macro_export]
@@ -232,7 +286,8 @@ macro_rules! conformance_tests {
             installation_value_is_set_once, client_lifecycle, last_used_is_recorded,
             rotation_moves_the_family_forward, unknown_tokens_are_unknown, revoking_a_family_sticks,
             client_families_are_revoked_together, deleting_a_client_revokes_its_families,
-            purge_removes_only_what_expired, keys_round_trip);
+            purge_removes_only_what_expired, keys_round_trip,
+            audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering);
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_rotation_has_one_winner() {

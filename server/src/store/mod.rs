@@ -19,6 +19,7 @@ mod codec;
 mod flusher;
 
 use async_trait::async_trait;
+use tessera_shared::admin::AuditEvent;
 
 use crate::clock::UnixTime;
 use records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
@@ -207,4 +208,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`StoreError`] on backend failure.
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Appends `event` to the audit trail with the next sequence number
+    /// (the `seq` given is ignored) and returns it as stored. Sequence
+    /// numbers strictly increase and are never reused, even after a purge.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn append_audit(&self, event: &AuditEvent) -> Result<AuditEvent, StoreError>;
+
+    /// Up to `limit` audit events with `seq > after`, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// The newest `limit` audit events, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn audit_latest(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Removes up to `batch` of the oldest audit events that are beyond the
+    /// newest `keep` or older than `before`; the newest event always stays.
+    /// Returns how many were removed.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn purge_audit(&self, keep: usize, before: UnixTime, batch: usize) -> Result<u64, StoreError>;
 }

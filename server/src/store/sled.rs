@@ -12,12 +12,14 @@
 //! | `families` | family ID | [`FamilyRecord`] (postcard) |
 //! | `client_families` | client ID ++ family ID | empty: revocation's index |
 //! | `keys` | kid | [`KeyRecord`] (JSON) |
+//! | `audit` | sequence number (u64 BE) | [`AuditEvent`] (JSON) |
 //!
 //! Multi-tree changes run in sled transactions, which sled 0.34 serialises,
 //! so a rotation can never interleave with another rotation, a revocation or
 //! the purge.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional, TransactionalTree};
@@ -29,6 +31,7 @@ use super::records::{
 };
 use super::{ClientChange, PurgeReport, RefreshJudge, RefreshTransition, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
+use tessera_shared::admin::AuditEvent;
 
 /// The sled store. Cheap to clone: sled trees are handles.
 #[derive(Debug, Clone)]
@@ -42,6 +45,12 @@ pub struct SledStore {
     client_families: sled::Tree,
     keys: sled::Tree,
     flusher: GroupFlusher,
+    /// The audit trail, keyed by sequence number.
+    audit: sled::Tree,
+    /// Serialises audit appends: the next number is the last key plus one,
+    /// read and written under this lock (held only around sled calls, never
+    /// across an await).
+    audit_append: Arc<Mutex<()>>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -103,6 +112,8 @@ impl SledStore {
             families: tree("families")?,
             client_families: tree("client_families")?,
             keys: tree("keys")?,
+            audit: tree("audit")?,
+            audit_append: Arc::new(Mutex::new(())),
             flusher: GroupFlusher::start(db)?,
         })
     }
@@ -414,6 +425,76 @@ impl Store for SledStore {
     async fn flush(&self) -> Result<(), StoreError> {
         self.durable().await
     }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<AuditEvent, StoreError> {
+        let stored = {
+            let _guard = self.audit_append.lock().map_err(|_| backend("audit lock poisoned"))?;
+            let last = match self.audit.last().map_err(backend)? {
+                Some((key, _)) => audit_seq(&key)?,
+                None => 0,
+            };
+            let stored = AuditEvent { seq: last.saturating_add(1), ..event.clone() };
+            self.audit.insert(stored.seq.to_be_bytes(), encode_json(&stored)?).map_err(backend)?;
+            stored
+        };
+        self.durable().await?;
+        Ok(stored)
+    }
+
+    async fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let start = after.saturating_add(1).to_be_bytes();
+        self.audit.range(start..).values().take(limit).map(|raw| decode_json(&raw.map_err(backend)?)).collect()
+    }
+
+    async fn audit_latest(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut events: Vec<AuditEvent> = self
+            .audit
+            .iter()
+            .values()
+            .rev()
+            .take(limit)
+            .map(|raw| decode_json(&raw.map_err(backend)?))
+            .collect::<Result<_, _>>()?;
+        events.reverse();
+        Ok(events)
+    }
+
+    async fn purge_audit(&self, keep: usize, before: UnixTime, batch: usize) -> Result<u64, StoreError> {
+        // Appends only add at the end and the purge only removes from the
+        // front, so the keys are contiguous and the count is last - first + 1.
+        let (Some((first, _)), Some((last, _))) =
+            (self.audit.first().map_err(backend)?, self.audit.last().map_err(backend)?)
+        else {
+            return Ok(0);
+        };
+        let last = audit_seq(&last)?;
+        let mut count = last.saturating_sub(audit_seq(&first)?).saturating_add(1);
+        let keep = u64::try_from(keep.max(1)).unwrap_or(u64::MAX);
+        let mut removed = 0;
+        for entry in self.audit.iter().take(batch) {
+            let (key, raw) = entry.map_err(backend)?;
+            let seq = audit_seq(&key)?;
+            if seq == last {
+                break;
+            }
+            let event: AuditEvent = decode_json(&raw)?;
+            if count <= keep && event.at >= before {
+                break;
+            }
+            self.audit.remove(&key).map_err(backend)?;
+            count -= 1;
+            removed += 1;
+        }
+        if removed > 0 {
+            self.durable().await?;
+        }
+        Ok(removed)
+    }
+}
+
+fn audit_seq(key: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt("audit key has the wrong length".into()))?;
+    Ok(u64::from_be_bytes(bytes))
 }
 
 #[cfg(test)]
