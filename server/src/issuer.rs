@@ -4,11 +4,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use tessera_shared::admin::ClientStatus;
+use tessera_shared::admin::{AuditKind, ClientStatus};
 use tessera_shared::claims::AccessTokenClaims;
 use tessera_shared::ids::{is_client_id, is_refresh_token};
 use tessera_shared::wire::{TOKEN_TYPE_BEARER, TokenResponse};
 
+use crate::activity::Activity;
+use crate::activity::burst::BurstPolicy;
+use crate::audit::{Audit, AuditEntry};
 use crate::clock::{Clock, UnixTime};
 use crate::crypto::random::Random;
 use crate::crypto::secret::{SecretHasher, refresh_token_digest};
@@ -48,6 +51,8 @@ pub struct Issuer {
     random: Random,
     clock: Arc<dyn Clock>,
     policy: Arc<IssuerPolicy>,
+    /// Counters and security events for the operator.
+    activity: Activity,
 }
 
 impl Issuer {
@@ -59,7 +64,21 @@ impl Issuer {
         clock: Arc<dyn Clock>,
         policy: IssuerPolicy,
     ) -> Self {
-        Self { store, keys, secrets, random: Random::new(), clock, policy: Arc::new(policy) }
+        let activity = Activity::new(Audit::new(store.clone(), clock.clone()), clock.clone(), BurstPolicy::default());
+        Self { store, keys, secrets, random: Random::new(), clock, policy: Arc::new(policy), activity }
+    }
+
+    /// The same issuer reporting to `activity` (shared with the admin API)
+    /// instead of a handle of its own.
+    #[must_use]
+    pub fn with_activity(mut self, activity: Activity) -> Self {
+        self.activity = activity;
+        self
+    }
+
+    /// Where this issuer reports what it does.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
     }
 
     /// The policy in force.
@@ -73,11 +92,29 @@ impl Issuer {
     /// The [`TokenError`] the request deserves.
     pub async fn token(&self, request: TokenRequest) -> Result<TokenResponse, TokenError> {
         let now = self.clock.now();
-        let client = self.authenticate(&request.credentials, now).await?;
+        let client = match self.authenticate(&request.credentials, now).await {
+            Ok(client) => client,
+            Err(error) => {
+                if matches!(error, TokenError::InvalidClient) {
+                    self.activity.authentication_failed(&request.credentials.client_id).await;
+                }
+                return Err(error);
+            }
+        };
         match request.grant {
-            Grant::ClientCredentials { scope } => self.client_credentials(&client, scope.as_deref(), now).await,
+            Grant::ClientCredentials { scope } => {
+                let issued = self.client_credentials(&client, scope.as_deref(), now).await;
+                if issued.is_ok() {
+                    self.activity.token_issued();
+                }
+                issued
+            }
             Grant::RefreshToken { refresh_token, scope } => {
-                self.refresh(&client, &refresh_token, scope.as_deref(), now).await
+                let refreshed = self.refresh(&client, &refresh_token, scope.as_deref(), now).await;
+                if refreshed.is_ok() {
+                    self.activity.token_refreshed();
+                }
+                refreshed
             }
             Grant::Unsupported => Err(TokenError::UnsupportedGrantType),
         }
@@ -183,6 +220,12 @@ impl Issuer {
                 client_id = %client.client_id,
                 "a rotated refresh token was presented again; its family is revoked"
             );
+            let entry = AuditEntry::client(
+                AuditKind::RefreshTokenReuse,
+                &client.client_id,
+                "a used refresh token was presented again; its family is revoked",
+            );
+            self.activity.audit().record(entry).await;
         }
         if let Some(error) = decided.error() {
             return Err(error);

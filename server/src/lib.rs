@@ -10,6 +10,8 @@
 //!   refresh rotation and reuse detection, errors).
 //! - [`store`]: the storage trait and the sled backend.
 //! - [`keys`], [`crypto`]: signing keys, secrets, random values (ring).
+//! - [`audit`], [`activity`]: the audit trail with its retention, the
+//!   activity counters and the failed-authentication burst detector.
 //! - [`purge`], [`datadir`], [`clock`], [`telemetry`]: the rest of the plumbing.
 //!
 //! [`run`] wires them together; `main.rs` only parses arguments, sets up
@@ -17,7 +19,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod admin;
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod crypto;
@@ -121,8 +125,11 @@ pub async fn run(
         refresh_token_ttl: config.refresh_token_ttl,
         refresh_reuse_grace: config.refresh_reuse_grace,
     };
+    let audit = audit::Audit::new(store.clone(), clock.clone());
+    let activity = activity::Activity::new(audit.clone(), clock.clone(), activity::burst::BurstPolicy::default());
     let app = Arc::new(http::App {
-        issuer: Issuer::new(store.clone(), keys.clone(), secrets.clone(), clock.clone(), policy),
+        issuer: Issuer::new(store.clone(), keys.clone(), secrets.clone(), clock.clone(), policy)
+            .with_activity(activity.clone()),
         keys: keys.clone(),
         store: store.clone(),
         metadata_json: http::well_known::metadata_document(&issuer_url)
@@ -130,11 +137,14 @@ pub async fn run(
         limits: config.limits,
         parse_policy: ParsePolicy { allow_query_credentials: config.allow_query_credentials },
     });
-    let admin_service = admin::service::AdminService::new(store.clone(), keys, secrets, clock.clone());
+    let admin_service =
+        admin::service::AdminService::new(store.clone(), keys, secrets, clock.clone()).with_activity(activity);
     let (admin_listener, admin_path) = admin::socket::bind(data_dir.path())
         .map_err(|source| StartError::AdminSocket { dir: data_dir.path().display().to_string(), source })?;
 
     let purge = tokio::spawn(purge::run(store.clone(), clock, config.purge_interval, shutdown.clone()));
+    let audit_retention =
+        tokio::spawn(audit::retain(audit, audit::Retention::default(), config.purge_interval, shutdown.clone()));
     let admin = tokio::spawn(admin::socket::serve(admin_listener, admin_service, shutdown.clone()));
     tracing::info!(addr = %local_addr, issuer = %issuer_url, data_dir = %data_dir.path().display(), "tessera-server ready");
     ready(local_addr);
@@ -142,6 +152,7 @@ pub async fn run(
     http::server::serve(listener, app, config.limits, shutdown).await;
     let _ = admin.await;
     let _ = purge.await;
+    let _ = audit_retention.await;
     let _ = std::fs::remove_file(&admin_path);
     store.flush().await?;
     tracing::info!("stopped; database flushed");

@@ -47,6 +47,13 @@ async fn dispatch(
     if path == paths::KEYS && method == Method::GET {
         return Ok(ok(&service.keys()));
     }
+    if path == paths::AUDIT && method == Method::GET {
+        let (after, limit) = audit_query(request.uri().query())?;
+        return Ok(ok(&service.audit_events(after, limit).await?));
+    }
+    if path == paths::STATS && method == Method::GET {
+        return Ok(ok(&service.stats()));
+    }
     if path == paths::CLIENTS {
         return match *method {
             Method::GET => Ok(ok(&service.list_clients().await?)),
@@ -69,8 +76,27 @@ async fn dispatch(
         }
         (Some((id, "revoke")), &Method::POST) => Ok(ok(&service.revoke_client(id).await?)),
         (Some((id, "revoke-families")), &Method::POST) => Ok(ok(&service.revoke_families(id).await?)),
+        (Some((id, "reactivate")), &Method::POST) => Ok(ok(&service.reactivate_client(id).await?)),
         _ => Err(AdminFailure::BadRequest("no such admin route".into())),
     }
+}
+
+/// Audit events per page when the request names no `limit`.
+const DEFAULT_AUDIT_LIMIT: usize = 100;
+
+/// `after=SEQ&limit=N` of `GET /v1/audit`, both optional.
+fn audit_query(query: Option<&str>) -> Result<(Option<u64>, usize), AdminFailure> {
+    let mut after = None;
+    let mut limit = DEFAULT_AUDIT_LIMIT;
+    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let bad = || AdminFailure::BadRequest("audit parameters are after=SEQ and limit=N, both whole numbers".into());
+        match pair.split_once('=') {
+            Some(("after", value)) => after = Some(value.parse().map_err(|_| bad())?),
+            Some(("limit", value)) => limit = value.parse().map_err(|_| bad())?,
+            _ => return Err(bad()),
+        }
+    }
+    Ok((after, limit))
 }
 
 fn ok<T: Serialize>(value: &T) -> HttpResponse {

@@ -4,10 +4,14 @@
 use std::sync::Arc;
 
 use tessera_shared::admin::{
-    ClientCredentials, ClientInfo, ClientStatus, CreateClient, Deleted, FamiliesRevoked, KeyInfo,
+    AuditEvent, AuditKind, ClientCredentials, ClientInfo, ClientStatus, CreateClient, Deleted, FamiliesRevoked,
+    KeyInfo, Stats,
 };
 use tessera_shared::ids::is_client_id;
 
+use crate::activity::Activity;
+use crate::activity::burst::BurstPolicy;
+use crate::audit::{Audit, AuditEntry};
 use crate::clock::{Clock, UnixTime};
 use crate::crypto::CryptoError;
 use crate::crypto::random::Random;
@@ -23,6 +27,8 @@ pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_SCOPES: usize = 64;
 /// Longest grace period for a rotated secret: 30 days.
 pub const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
+/// Most audit events returned by one call.
+pub const MAX_AUDIT_PAGE: usize = 1000;
 
 /// Why an admin operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,12 +55,27 @@ pub struct AdminService {
     secrets: SecretHasher,
     random: Random,
     clock: Arc<dyn Clock>,
+    /// The audit trail and counters, shared with the issuer.
+    activity: Activity,
 }
 
 impl AdminService {
     /// Assembles the service.
     pub fn new(store: Arc<dyn Store>, keys: Arc<KeyRing>, secrets: SecretHasher, clock: Arc<dyn Clock>) -> Self {
-        Self { store, keys, secrets, random: Random::new(), clock }
+        let activity = Activity::new(Audit::new(store.clone(), clock.clone()), clock.clone(), BurstPolicy::default());
+        Self { store, keys, secrets, random: Random::new(), clock, activity }
+    }
+
+    /// The same service reading and recording through `activity` (the
+    /// issuer's) instead of a handle of its own.
+    #[must_use]
+    pub fn with_activity(mut self, activity: Activity) -> Self {
+        self.activity = activity;
+        self
+    }
+
+    fn audit(&self) -> &Audit {
+        self.activity.audit()
     }
 
     /// Creates a client and returns its secret, the only time it is shown.
@@ -79,6 +100,8 @@ impl AdminService {
         };
         self.store.insert_client(&client).await?;
         tracing::info!(event = "client_created", client_id = %client.client_id, "client created");
+        let detail = format!("\"{}\" created", client.name);
+        self.audit().record(AuditEntry::client(AuditKind::ClientCreated, &client.client_id, detail)).await;
         Ok(credentials(&client, secret))
     }
 
@@ -128,6 +151,12 @@ impl AdminService {
         };
         let client = self.store.update_client(client_id, &change).await?.ok_or_else(|| not_found(client_id))?;
         tracing::info!(event = "secret_rotated", client_id, grace_seconds, "client secret rotated");
+        let detail = if grace_seconds > 0 {
+            format!("new secret; the previous one works for {grace_seconds} s more")
+        } else {
+            "new secret; the previous one stopped working".to_owned()
+        };
+        self.audit().record(AuditEntry::client(AuditKind::SecretRotated, client_id, detail)).await;
         Ok(credentials(&client, secret))
     }
 
@@ -141,6 +170,23 @@ impl AdminService {
         let client = self.store.update_client(client_id, &change).await?.ok_or_else(|| not_found(client_id))?;
         let families = self.store.revoke_client_families(client_id, now).await?;
         tracing::info!(event = "client_revoked", client_id, families, "client revoked");
+        let detail = format!("revoked with {families} live refresh-token families");
+        self.audit().record(AuditEntry::client(AuditKind::ClientRevoked, client_id, detail)).await;
+        self.info(client, now).await
+    }
+
+    /// Lets a revoked client authenticate again. Its refresh-token families
+    /// stay revoked: it starts new ones.
+    ///
+    /// # Errors
+    /// [`AdminFailure::NotFound`] if there is no such client.
+    pub async fn reactivate_client(&self, client_id: &str) -> Result<ClientInfo, AdminFailure> {
+        let now = self.clock.now();
+        let change = |client: &mut ClientRecord| client.status = ClientStatus::Active;
+        let client = self.store.update_client(client_id, &change).await?.ok_or_else(|| not_found(client_id))?;
+        tracing::info!(event = "client_reactivated", client_id, "client re-activated");
+        let entry = AuditEntry::client(AuditKind::ClientReactivated, client_id, "re-activated");
+        self.audit().record(entry).await;
         self.info(client, now).await
     }
 
@@ -153,6 +199,8 @@ impl AdminService {
         let revoked =
             self.store.delete_client(client_id, self.clock.now()).await?.ok_or_else(|| not_found(client_id))?;
         tracing::info!(event = "client_deleted", client_id, "client deleted");
+        let detail = format!("deleted; {revoked} live refresh-token families revoked");
+        self.audit().record(AuditEntry::client(AuditKind::ClientDeleted, client_id, detail)).await;
         Ok(Deleted { client_id: client_id.to_owned(), refresh_families_revoked: revoked })
     }
 
@@ -164,12 +212,28 @@ impl AdminService {
         self.find(client_id).await?;
         let revoked = self.store.revoke_client_families(client_id, self.clock.now()).await?;
         tracing::info!(event = "families_revoked", client_id, revoked, "refresh-token families revoked");
+        let detail = format!("{revoked} live refresh-token families revoked");
+        self.audit().record(AuditEntry::client(AuditKind::FamiliesRevoked, client_id, detail)).await;
         Ok(FamiliesRevoked { client_id: client_id.to_owned(), revoked_families: revoked })
     }
 
     /// The signing keys, without private parts.
     pub fn keys(&self) -> Vec<KeyInfo> {
         self.keys.infos().to_vec()
+    }
+
+    /// Audit events after `after` (or the newest when `None`), at most
+    /// `limit` (capped at [`MAX_AUDIT_PAGE`]), oldest first.
+    ///
+    /// # Errors
+    /// [`AdminFailure::Store`] on storage failure.
+    pub async fn audit_events(&self, after: Option<u64>, limit: usize) -> Result<Vec<AuditEvent>, AdminFailure> {
+        Ok(self.audit().page(after, limit.min(MAX_AUDIT_PAGE)).await?)
+    }
+
+    /// The activity counters since the server started.
+    pub fn stats(&self) -> Stats {
+        self.activity.stats()
     }
 
     async fn find(&self, client_id: &str) -> Result<ClientRecord, AdminFailure> {

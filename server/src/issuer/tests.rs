@@ -324,3 +324,27 @@ async fn a_token_signed_by_a_foreign_key_does_not_verify() {
     let token = other.grant(&client, None).await.unwrap().access_token;
     assert!(matches!(f.verifier().verify(&token), Err(VerifyError::UnknownKey(_))));
 }
+
+#[tokio::test]
+async fn counters_and_security_events_reach_the_activity_handle() {
+    use tessera_shared::admin::AuditKind;
+    let f = fixture().await;
+    let client = f.client(&[], true).await;
+    let first = f.grant(&client, None).await.unwrap().refresh_token.unwrap();
+    f.refresh(&client, &first, None).await.unwrap();
+    // Reuse: one security event naming the client, no token in it.
+    f.refresh(&client, &first, None).await.unwrap_err();
+    let wrong = ClientCredentials { client_id: client.client_id.clone(), client_secret: "x".repeat(40) };
+    for _ in 0..10 {
+        assert_eq!(code(f.grant(&wrong, None).await), ErrorCode::InvalidClient);
+    }
+    let stats = f.issuer.activity().stats();
+    assert_eq!((stats.tokens_issued, stats.tokens_refreshed, stats.failed_authentications), (1, 1, 10));
+    let events = f.issuer.activity().audit().page(None, 100).await.unwrap();
+    let security: Vec<&tessera_shared::admin::AuditEvent> = events.iter().filter(|e| e.kind.is_security()).collect();
+    assert_eq!(security.len(), 2, "{events:?}");
+    assert_eq!(security[0].kind, AuditKind::RefreshTokenReuse);
+    assert_eq!(security[1].kind, AuditKind::AuthFailureBurst, "ten failures, one event");
+    assert!(security.iter().all(|e| e.client_id.as_deref() == Some(client.client_id.as_str())));
+    assert!(!serde_json::to_string(&events).unwrap().contains(&first), "no refresh token in the trail");
+}

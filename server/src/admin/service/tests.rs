@@ -92,3 +92,52 @@ async fn keys_are_listed_without_private_parts() {
     assert_eq!(keys.len(), 2);
     assert!(keys.iter().all(|k| k.alg == "ES256"));
 }
+
+#[tokio::test]
+async fn a_revoked_client_can_be_reactivated() {
+    let (admin, _) = service().await;
+    let created = admin.create_client(create("job", &[])).await.unwrap();
+    assert_eq!(admin.revoke_client(&created.client_id).await.unwrap().status, ClientStatus::Revoked);
+    let info = admin.reactivate_client(&created.client_id).await.unwrap();
+    assert_eq!(info.status, ClientStatus::Active);
+    assert!(matches!(
+        admin.reactivate_client("oa2-client-id_zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz").await,
+        Err(AdminFailure::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn every_admin_action_is_in_the_audit_trail() {
+    use tessera_shared::admin::AuditKind;
+    let (admin, clock) = service().await;
+    let created = admin.create_client(create("job", &[])).await.unwrap();
+    let id = created.client_id.as_str();
+    clock.advance(1);
+    admin.rotate_secret(id, 60).await.unwrap();
+    admin.revoke_families(id).await.unwrap();
+    admin.revoke_client(id).await.unwrap();
+    admin.reactivate_client(id).await.unwrap();
+    admin.delete_client(id).await.unwrap();
+    let events = admin.audit_events(None, 100).await.unwrap();
+    let kinds: Vec<AuditKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            AuditKind::ClientCreated,
+            AuditKind::SecretRotated,
+            AuditKind::FamiliesRevoked,
+            AuditKind::ClientRevoked,
+            AuditKind::ClientReactivated,
+            AuditKind::ClientDeleted
+        ]
+    );
+    assert!(events.iter().all(|e| e.client_id.as_deref() == Some(id)));
+    assert_eq!((events[0].at, events[1].at), (START, START + 1));
+    assert!(events[1].detail.contains("60 s"), "{}", events[1].detail);
+    let json = serde_json::to_string(&events).unwrap();
+    assert!(!json.contains(&created.client_secret), "no secret in the trail");
+    // Cursor paging and the page cap.
+    let after = admin.audit_events(Some(events[3].seq), 100).await.unwrap();
+    assert_eq!(after.len(), 2);
+    assert_eq!(admin.audit_events(None, 2).await.unwrap(), events[4..].to_vec());
+}
