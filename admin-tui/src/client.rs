@@ -23,7 +23,8 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tessera_shared::admin::{
-    AdminError, ClientCredentials, ClientInfo, CreateClient, Deleted, FamiliesRevoked, KeyInfo, RotateSecret, paths,
+    AdminError, AuditEvent, ClientCredentials, ClientInfo, CreateClient, Deleted, FamiliesRevoked, KeyInfo,
+    RotateSecret, Stats, paths,
 };
 use tessera_shared::ids;
 use tokio::net::UnixStream;
@@ -97,6 +98,14 @@ pub enum Error {
     /// The exchange broke down below the level of the admin API.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+}
+
+impl Error {
+    /// Whether the server could not be reached at all (as opposed to
+    /// refusing a request): the console shows a banner and retries.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::ServerNotRunning { .. } | Self::Io { .. } | Self::Timeout { .. } | Self::Protocol(_))
+    }
 }
 
 /// Ways an exchange can fail although a peer answered on the socket.
@@ -263,6 +272,52 @@ impl AdminClient {
     /// Any [`Error`] but [`Error::InvalidClientId`].
     pub async fn keys(&self) -> Result<Vec<KeyInfo>, Error> {
         self.call(Method::GET, paths::KEYS, None::<&()>).await
+    }
+
+    /// `POST /v1/clients/{id}/reactivate`: lets a revoked client
+    /// authenticate again (its old refresh tokens stay revoked).
+    ///
+    /// # Errors
+    ///
+    /// As [`AdminClient::client`].
+    pub async fn reactivate_client(&self, client_id: &str) -> Result<ClientInfo, Error> {
+        let path = paths::client_action(checked_id(client_id)?, "reactivate");
+        self.call(Method::POST, &path, None::<&()>).await
+    }
+
+    /// `POST /v1/keys/rotate`: makes the next signing key active and
+    /// creates a new next key; returns the keys as they now stand.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] when the server refuses (a server without key
+    /// rotation answers 400 `no such admin route`), or any failure to reach it.
+    pub async fn rotate_keys(&self) -> Result<Vec<KeyInfo>, Error> {
+        let path = format!("{}/rotate", paths::KEYS);
+        self.call(Method::POST, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/audit`: up to `limit` audit events after sequence number
+    /// `after`, or the newest `limit` when `after` is `None`; oldest first.
+    ///
+    /// # Errors
+    ///
+    /// Any [`Error`] but [`Error::InvalidClientId`].
+    pub async fn audit(&self, after: Option<u64>, limit: usize) -> Result<Vec<AuditEvent>, Error> {
+        let path = match after {
+            Some(after) => format!("{}?after={after}&limit={limit}", paths::AUDIT),
+            None => format!("{}?limit={limit}", paths::AUDIT),
+        };
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `GET /v1/stats`: the server's activity counters since it started.
+    ///
+    /// # Errors
+    ///
+    /// Any [`Error`] but [`Error::InvalidClientId`].
+    pub async fn stats(&self) -> Result<Stats, Error> {
+        self.call(Method::GET, paths::STATS, None::<&()>).await
     }
 
     /// One request and its decoded answer, within the timeout.

@@ -11,11 +11,14 @@
 //!   `tokens revoke-family`): argument definitions, one module per command
 //!   group, and output formatting (tables for people, JSON for scripts).
 //!
-//! The terminal console will be a third module beside these two, driving the
-//! same client. The binary (`src/main.rs`) only parses arguments, starts a
-//! runtime, runs [`cli::run`] and turns an error into one line on stderr.
+//! - [`console`]: the full-screen operator console (ratatui + crossterm),
+//!   driving the same client from a background task.
+//!
+//! The binary (`src/main.rs`) only parses arguments, opens the console or
+//! runs [`cli::run`], and turns an error into one line on stderr.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod client;
+pub mod console;

@@ -1,11 +1,14 @@
-//! The `tessera-admin` binary: parse the arguments, run the command on a
-//! single-threaded runtime, and report a failure as one line on stderr.
+//! The `tessera-admin` binary: parse the arguments, then either open the
+//! console (no subcommand) or run the command on a single-threaded runtime,
+//! and report a failure as one line on stderr.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
 use tessera_admin::cli::{self, Args, output};
+use tessera_admin::client::AdminClient;
+use tessera_admin::console;
 
 fn main() -> ExitCode {
     // Usage errors, --help and --version end the process here (exit 2 or 0).
@@ -21,6 +24,14 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), cli::Error> {
+    if args.command.is_none() {
+        // Scripts get an error, not a full-screen UI they cannot drive.
+        if !(io::stdin().is_terminal() && io::stdout().is_terminal()) {
+            return Err(cli::Error::NoCommand);
+        }
+        let client = AdminClient::new(args.global.socket_path()).with_timeout(console::CALL_TIMEOUT);
+        return console::run(client).map_err(cli::Error::Console);
+    }
     // One admin call at a time: a second thread would only cost start-up.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(cli::Error::Runtime)?;
     runtime.block_on(cli::run(args, &mut io::stdout()))

@@ -13,22 +13,18 @@ pub const DEFAULT_DATA_DIR: &str = "./tessera-data";
 
 /// Manage a Tessera OAuth 2.0 token server through its admin socket.
 #[derive(Debug, Parser)]
-#[command(
-    name = "tessera-admin",
-    version,
-    // The terminal console is not built yet: without a subcommand there is
-    // nothing to do, so show the help (on stderr, exit 2) instead.
-    arg_required_else_help = true,
-    subcommand_required = true
-)]
+///
+/// Without a subcommand, opens the operator console (a full-screen terminal
+/// UI) on the server's admin socket.
+#[command(name = "tessera-admin", version)]
 pub struct Args {
     /// Where to find the server.
     #[command(flatten)]
     pub global: GlobalOpts,
 
-    /// What to do.
+    /// What to do; none opens the console.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Options that locate the server, given before the subcommand.
@@ -74,6 +70,21 @@ pub enum Command {
     /// Revoke refresh tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+
+    /// Show the audit trail: operators' actions and security events.
+    Audit {
+        /// Print one JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+
+        /// Keep printing new events as they happen, until Ctrl-C.
+        #[arg(long)]
+        follow: bool,
+
+        /// How many of the newest events to show first.
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        last: usize,
+    },
 }
 
 /// `tessera-admin clients ...`
@@ -142,6 +153,14 @@ pub enum ClientsCommand {
 
     /// Delete a client and its refresh tokens.
     Delete {
+        /// The client's ID.
+        #[arg(value_name = "CLIENT_ID")]
+        client_id: String,
+    },
+
+    /// Let a revoked client obtain tokens again (its old refresh tokens stay
+    /// revoked).
+    Reactivate {
         /// The client's ID.
         #[arg(value_name = "CLIENT_ID")]
         client_id: String,

@@ -41,6 +41,10 @@ pub async fn run(client: &AdminClient, command: ClientsCommand, out: &mut dyn Wr
             let deleted = client.delete_client(&client_id).await?;
             print(out, &output::deleted(&deleted))
         }
+        ClientsCommand::Reactivate { client_id } => {
+            let info = client.reactivate_client(&client_id).await?;
+            print(out, &format!("Client {} is active again.\n", output::clean(&info.client_id)))
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! its answer printed, no prompts.
 //!
 //! - [`args`]: the command line (clap derive).
-//! - [`clients`], [`keys`], [`tokens`]: what each command group does.
+//! - [`clients`], [`keys`], [`tokens`], [`audit`]: what each command group does.
 //! - [`output`]: turning answers into tables, `key: value` lines or JSON.
 //!
 //! Commands write to the `out` they are given rather than to stdout, so that
@@ -14,6 +14,7 @@ use std::io::{self, Write};
 use crate::client::{self, AdminClient};
 
 pub mod args;
+pub mod audit;
 pub mod clients;
 pub mod keys;
 pub mod output;
@@ -49,13 +50,29 @@ pub enum Error {
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] io::Error),
+
+    /// No subcommand, and the console cannot open (the binary opens it
+    /// before ever calling [`run`] when it can).
+    #[error("no command given and no terminal for the console; see `tessera-admin --help`")]
+    NoCommand,
+
+    /// `audit --follow` lost the server.
+    #[error("the server went away while following the audit trail: {0}")]
+    ServerGone(#[source] client::Error),
+
+    /// The console failed (terminal I/O).
+    #[error("console: {0}")]
+    Console(#[source] io::Error),
 }
 
 impl Error {
     /// The process exit code for this error. Usage errors never get here:
     /// clap exits with 2 for them itself.
     pub fn exit_code(&self) -> u8 {
-        1
+        match self {
+            Self::NoCommand => 2,
+            _ => 1,
+        }
     }
 }
 
@@ -69,9 +86,13 @@ impl Error {
 pub async fn run(args: Args, out: &mut dyn Write) -> Result<(), Error> {
     let client = AdminClient::new(args.global.socket_path());
     match args.command {
-        args::Command::Clients(command) => clients::run(&client, command, out).await,
-        args::Command::Keys(command) => keys::run(&client, command, out).await,
-        args::Command::Tokens(command) => tokens::run(&client, command, out).await,
+        None => Err(Error::NoCommand),
+        Some(args::Command::Clients(command)) => clients::run(&client, command, out).await,
+        Some(args::Command::Keys(command)) => keys::run(&client, command, out).await,
+        Some(args::Command::Tokens(command)) => tokens::run(&client, command, out).await,
+        Some(args::Command::Audit { json, follow, last }) => {
+            audit::run(&client, audit::Options { json, follow, last }, out).await
+        }
     }
 }
 

@@ -1,0 +1,189 @@
+//! The Clients screen: the table and, when there is room, the detail pane
+//! of the selected client.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
+use tessera_shared::admin::{ClientInfo, ClientStatus};
+
+use super::theme::{self, Role};
+use super::{clean, short_time};
+use crate::console::app::{App, SortColumn};
+
+/// Rows the detail pane takes, borders included.
+const DETAIL_HEIGHT: u16 = 8;
+
+/// Draws the screen into `area`.
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let visible = app.visible_clients();
+    let with_detail = area.height >= DETAIL_HEIGHT + 8;
+    let [table_area, detail_area] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(if with_detail { DETAIL_HEIGHT } else { 0 })])
+            .areas(area);
+    render_table(app, &visible, frame, table_area);
+    if with_detail {
+        render_detail(app, frame, detail_area);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Col {
+    Name,
+    Id,
+    Status,
+    Scopes,
+    Refresh,
+    Created,
+    LastUsed,
+    Families,
+}
+
+impl Col {
+    fn header(self) -> &'static str {
+        match self {
+            Self::Name => "NAME",
+            Self::Id => "CLIENT ID",
+            Self::Status => "STATUS",
+            Self::Scopes => "SCOPES",
+            Self::Refresh => "REFRESH",
+            Self::Created => "CREATED",
+            Self::LastUsed => "LAST USED",
+            Self::Families => "FAMILIES",
+        }
+    }
+
+    fn width(self) -> Constraint {
+        match self {
+            Self::Name => Constraint::Min(12),
+            Self::Id => Constraint::Length(46),
+            Self::Status => Constraint::Length(8),
+            Self::Scopes => Constraint::Length(14),
+            Self::Refresh => Constraint::Length(7),
+            Self::Created | Self::LastUsed => Constraint::Length(16),
+            Self::Families => Constraint::Length(8),
+        }
+    }
+
+    fn sorted_by(self) -> Option<SortColumn> {
+        match self {
+            Self::Name => Some(SortColumn::Name),
+            Self::Id => Some(SortColumn::ClientId),
+            Self::Status => Some(SortColumn::Status),
+            Self::Created => Some(SortColumn::Created),
+            Self::LastUsed => Some(SortColumn::LastUsed),
+            Self::Families => Some(SortColumn::Families),
+            Self::Scopes | Self::Refresh => None,
+        }
+    }
+
+    fn cell(self, client: &ClientInfo) -> String {
+        match self {
+            Self::Name => clean(&client.name),
+            Self::Id => client.client_id.clone(),
+            Self::Status => client.status.to_string(),
+            Self::Scopes => scopes(client),
+            Self::Refresh => if client.refresh_tokens { "on" } else { "off" }.to_owned(),
+            Self::Created => short_time(client.created_at),
+            Self::LastUsed => client.last_used_at.map_or_else(|| "never".to_owned(), short_time),
+            Self::Families => client.active_refresh_families.to_string(),
+        }
+    }
+}
+
+/// The columns that fit: all on a wide terminal; on a narrow one the
+/// times and scopes move to the detail pane only.
+fn columns(width: u16) -> Vec<Col> {
+    use Col::*;
+    if width >= 170 {
+        vec![Name, Id, Status, Scopes, Refresh, Created, LastUsed, Families]
+    } else if width >= 120 {
+        vec![Name, Id, Status, Scopes, Refresh, LastUsed, Families]
+    } else if width >= 96 {
+        vec![Name, Id, Status, Refresh, Families]
+    } else {
+        vec![Name, Id, Status]
+    }
+}
+
+fn scopes(client: &ClientInfo) -> String {
+    if client.scopes.is_empty() { "(any)".to_owned() } else { clean(&client.scopes.join(" ")) }
+}
+
+fn render_table(app: &App, visible: &[&ClientInfo], frame: &mut Frame, area: Rect) {
+    let cols = columns(area.width);
+    let arrow = if app.sort_desc { "▼" } else { "▲" };
+    let header = Row::new(cols.iter().map(|c| {
+        let mark = if c.sorted_by() == Some(app.sort) { arrow } else { "" };
+        Cell::from(format!("{}{mark}", c.header()))
+    }))
+    .style(theme::style(app, Role::Header));
+    let rows = visible.iter().map(|client| {
+        let row = Row::new(cols.iter().map(|c| Cell::from(c.cell(client))));
+        if client.status == ClientStatus::Revoked { row.style(theme::style(app, Role::Error)) } else { row }
+    });
+    let title = if app.filter_editing || !app.filter.is_empty() {
+        let cursor = if app.filter_editing { "▏" } else { "" };
+        format!(" Clients {}/{} · filter: {}{cursor} ", visible.len(), app.clients.len(), clean(&app.filter))
+    } else {
+        format!(" Clients ({}) · sorted by {} ", app.clients.len(), app.sort.label())
+    };
+    let table = Table::new(rows, cols.iter().map(|c| c.width()))
+        .header(header)
+        .block(Block::default().borders(Borders::ALL).title(title))
+        .row_highlight_style(theme::style(app, Role::Selected))
+        .highlight_symbol("▶ ");
+    let mut state = TableState::default().with_selected(app.selected_index(visible));
+    frame.render_stateful_widget(table, area, &mut state);
+    if visible.is_empty() {
+        let hint = if !app.clients_loaded {
+            "Loading…"
+        } else if app.clients.is_empty() {
+            "No clients yet. Press n to create one."
+        } else {
+            "No client matches the filter. Esc clears it."
+        };
+        let inner = Rect { x: area.x + 2, y: area.y + 2, width: area.width.saturating_sub(4), height: 1 };
+        if area.height > 3 {
+            frame.render_widget(Paragraph::new(Span::styled(hint, theme::style(app, Role::Dim))), inner);
+        }
+    }
+}
+
+fn render_detail(app: &App, frame: &mut Frame, area: Rect) {
+    let block = Block::default().borders(Borders::ALL).title(" Details ");
+    let Some(client) = app.selected_client() else {
+        frame.render_widget(Paragraph::new("").block(block), area);
+        return;
+    };
+    let label = |text: &'static str| Span::styled(format!("{text:<15}"), theme::style(app, Role::Dim));
+    let status_role = if client.status == ClientStatus::Active { Role::Ok } else { Role::Error };
+    let grace = client
+        .previous_secret_valid_until
+        .map(|t| format!(" (previous secret works until {})", short_time(t)))
+        .unwrap_or_default();
+    let lines = vec![
+        Line::from(vec![label("client ID"), Span::raw(client.client_id.clone())]),
+        Line::from(vec![
+            label("name"),
+            Span::raw(clean(&client.name)),
+            Span::raw("   "),
+            Span::styled(client.status.to_string(), theme::style(app, status_role)),
+        ]),
+        Line::from(vec![
+            label("scopes"),
+            Span::raw(scopes(client)),
+            Span::raw("   refresh tokens "),
+            Span::raw(if client.refresh_tokens { "on" } else { "off" }),
+            Span::raw(format!("   live families {}", client.active_refresh_families)),
+        ]),
+        Line::from(vec![
+            label("created"),
+            Span::raw(short_time(client.created_at)),
+            Span::raw("   last used "),
+            Span::raw(client.last_used_at.map_or_else(|| "never".to_owned(), short_time)),
+        ]),
+        Line::from(vec![label("secret set"), Span::raw(short_time(client.secret_set_at)), Span::raw(grace)]),
+    ];
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}

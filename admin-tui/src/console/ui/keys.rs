@@ -1,0 +1,56 @@
+//! The Keys screen: the signing keys and their life stages.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, TableState, Wrap};
+use tessera_shared::admin::KeyState;
+
+use super::short_time;
+use super::theme::{self, Role};
+use crate::console::app::App;
+
+/// Draws the screen into `area`.
+pub fn render(app: &App, frame: &mut Frame, area: Rect) {
+    let [table_area, help_area] = Layout::vertical([Constraint::Min(3), Constraint::Length(4)]).areas(area);
+    let header = Row::new(["KID", "ALG", "STATE", "CREATED", "IN JWKS"]).style(theme::style(app, Role::Header));
+    let rows = app.keys.iter().map(|key| {
+        let published = match key.state {
+            KeyState::Next => "yes",
+            KeyState::Active => "yes",
+            KeyState::Retiring => "until expiry",
+            KeyState::Retired => "no",
+        };
+        let row = Row::new([
+            key.kid.clone(),
+            key.alg.clone(),
+            key.state.to_string(),
+            short_time(key.created_at),
+            published.to_owned(),
+        ]);
+        match key.state {
+            KeyState::Active => row.style(theme::style(app, Role::Ok)),
+            KeyState::Retired => row.style(theme::style(app, Role::Dim)),
+            _ => row,
+        }
+    });
+    let widths = [
+        Constraint::Length(44),
+        Constraint::Length(6),
+        Constraint::Length(9),
+        Constraint::Length(16),
+        Constraint::Min(8),
+    ];
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(Block::default().borders(Borders::ALL).title(format!(" Signing keys ({}) ", app.keys.len())))
+        .row_highlight_style(theme::style(app, Role::Selected))
+        .highlight_symbol("▶ ");
+    let selected = (!app.keys.is_empty()).then_some(app.key_selected);
+    frame.render_stateful_widget(table, table_area, &mut TableState::default().with_selected(selected));
+    let help = "Rotating (r) makes the next key active and publishes a new next key; the previous \
+                active key stays in the JWKS until every token it signed has expired.";
+    frame.render_widget(
+        Paragraph::new(help).style(theme::style(app, Role::Dim)).wrap(Wrap { trim: true }).block(Block::default()),
+        help_area,
+    );
+}
