@@ -504,4 +504,4 @@ fn on_rotate_key(form: &mut RotateForm, key: KeyEvent) -> (Vec<Effect>, bool) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,1 +1,266 @@
+//! Whole screens rendered into a `TestBackend`, read back as text and cells.
 
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::{Color, Modifier};
+use tessera_shared::admin::{AuditEvent, AuditKind, ClientStatus, KeyInfo, KeyState, Stats};
+
+use super::*;
+use crate::console::action::{Event, Reply, Request};
+use crate::console::app::{Confirm, CreateForm, Message, RotateForm, SecretShown};
+use crate::console::update::tests::{client, loaded, snapshot};
+use crate::console::update::update;
+
+/// Renders `app` at `width` x `height`; returns the buffer's lines.
+pub fn draw(app: &App, width: u16, height: u16) -> (Vec<String>, ratatui::buffer::Buffer) {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| render(app, frame)).unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    let lines =
+        (0..height).map(|y| (0..width).map(|x| buffer[(x, y)].symbol().to_owned()).collect::<String>()).collect();
+    (lines, buffer)
+}
+
+fn text(lines: &[String]) -> String {
+    lines.join("\n")
+}
+
+fn sample() -> App {
+    let mut revoked = client(1, "old importer");
+    revoked.status = ClientStatus::Revoked;
+    let mut app = loaded(vec![client(0, "billing job"), revoked]);
+    app.keys = vec![
+        KeyInfo { kid: "kid-active".into(), alg: "ES256".into(), state: KeyState::Active, created_at: 1_800_000_000 },
+        KeyInfo { kid: "kid-next".into(), alg: "ES256".into(), state: KeyState::Next, created_at: 1_800_000_000 },
+    ];
+    app
+}
+
+#[test]
+fn clients_screen_shows_the_table_detail_and_footer_at_80x24() {
+    let app = sample();
+    let (lines, _) = draw(&app, 80, 24);
+    let all = text(&lines);
+    assert!(lines[0].contains("1 Clients") && lines[0].contains("● online"), "{}", lines[0]);
+    assert!(all.contains("billing job"), "{all}");
+    assert!(all.contains("old importer"));
+    assert!(all.contains("revoked"));
+    assert!(all.contains("Clients (2) · sorted by name"));
+    assert!(all.contains("NAME▲"));
+    // The detail pane shows what the narrow table leaves out.
+    assert!(all.contains("Details"));
+    assert!(all.contains(&app.clients[0].client_id), "the full ID is in the detail pane");
+    assert!(all.contains("refresh tokens on"));
+    assert!(lines[23].contains("n  new") && lines[23].contains("x  revoke"), "{}", lines[23]);
+    assert!(lines.iter().all(|l| l.chars().count() == 80));
+}
+
+#[test]
+fn clients_screen_shows_all_columns_when_wide() {
+    let (lines, _) = draw(&sample(), 180, 30);
+    let header = lines.iter().find(|l| l.contains("NAME")).unwrap();
+    for column in ["CLIENT ID", "STATUS", "SCOPES", "REFRESH", "CREATED", "LAST USED", "FAMILIES"] {
+        assert!(header.contains(column), "{column} in {header}");
+    }
+}
+
+#[test]
+fn the_selected_row_is_marked() {
+    let mut app = sample();
+    app.selected = Some(app.clients[1].client_id.clone());
+    let (lines, buffer) = draw(&app, 100, 30);
+    let y = lines.iter().position(|l| l.contains("▶ old importer")).expect("selection marker");
+    assert!(buffer[(5, u16::try_from(y).unwrap())].modifier.contains(Modifier::BOLD));
+}
+
+#[test]
+fn filter_shows_in_the_title_and_an_empty_result_says_so() {
+    let mut app = sample();
+    app.filter = "nothing-matches".into();
+    app.filter_editing = true;
+    let (lines, _) = draw(&app, 100, 30);
+    let all = text(&lines);
+    assert!(all.contains("Clients 0/2 · filter: nothing-matches▏"), "{all}");
+    assert!(all.contains("No client matches the filter"));
+    assert!(lines[29].contains("Enter  keep"), "{}", lines[29]);
+}
+
+#[test]
+fn keys_screen() {
+    let mut app = sample();
+    app.screen = Screen::Keys;
+    let (lines, _) = draw(&app, 80, 24);
+    let all = text(&lines);
+    assert!(all.contains("Signing keys (2)"));
+    assert!(all.contains("kid-active") && all.contains("active"));
+    assert!(all.contains("kid-next") && all.contains("next"));
+    assert!(all.contains("IN JWKS"));
+    assert!(lines[23].contains("r  rotate keys"));
+}
+
+#[test]
+fn activity_screen_shows_rates_and_the_trail_newest_first() {
+    let mut app = sample();
+    app.screen = Screen::Activity;
+    for issued in [0, 3, 10] {
+        update(&mut app, Event::Tick { now: 1_800_000_100 });
+        let mut snap = snapshot(app.clients.clone());
+        snap.stats = Stats { started_at: 1, tokens_issued: issued, tokens_refreshed: 0, failed_authentications: 2 };
+        update(&mut app, Event::Reply(Reply::Polled(Ok(snap))));
+    }
+    app.audit.push_back(AuditEvent {
+        seq: 1,
+        at: 1_800_000_050,
+        kind: AuditKind::ClientCreated,
+        client_id: Some(app.clients[0].client_id.clone()),
+        detail: "\"billing job\" created".into(),
+    });
+    app.audit.push_back(AuditEvent {
+        seq: 2,
+        at: 1_800_000_060,
+        kind: AuditKind::RefreshTokenReuse,
+        client_id: Some(app.clients[0].client_id.clone()),
+        detail: "family revoked".into(),
+    });
+    let (lines, buffer) = draw(&app, 100, 30);
+    let all = text(&lines);
+    assert!(all.contains("issued/s 7 · total 10"), "{all}");
+    assert!(all.contains("failed auth/s 0 · total 2"));
+    let reuse = lines.iter().position(|l| l.contains("refresh_token_reuse")).unwrap();
+    let created = lines.iter().position(|l| l.contains("client_created")).unwrap();
+    assert!(reuse < created, "newest first");
+    assert!(lines[reuse].contains("01:21:00") || lines[reuse].contains(':'), "{}", lines[reuse]);
+    // Security events stand out.
+    let x = u16::try_from(lines[reuse].find("refresh_token_reuse").unwrap()).unwrap();
+    assert_eq!(buffer[(x, u16::try_from(reuse).unwrap())].fg, Color::Yellow);
+    // The sparkline has drawn bars.
+    assert!(lines[1..6].iter().any(|l| l.contains('█') || l.contains('▄') || l.contains('▁')), "{all}");
+}
+
+#[test]
+fn offline_banner_keeps_the_last_data() {
+    let mut app = sample();
+    update(&mut app, Event::Tick { now: 1_800_000_200 });
+    let gone = crate::console::action::Failure { unreachable: true, message: "not running".into() };
+    update(&mut app, Event::Reply(Reply::Polled(Err(gone))));
+    let (lines, buffer) = draw(&app, 100, 30);
+    assert!(lines[0].contains("○ offline"));
+    assert!(lines[1].contains("Server not running since") && lines[1].contains("reconnecting"), "{}", lines[1]);
+    assert_eq!(buffer[(2, 1)].bg, Color::Red);
+    assert!(text(&lines).contains("billing job"), "last data still shown");
+}
+
+#[test]
+fn create_form() {
+    let mut app = sample();
+    app.modal = Some(Modal::Create(CreateForm {
+        name: "nightly export".into(),
+        error: Some("a scope must be printable".into()),
+        ..CreateForm::default()
+    }));
+    let (lines, _) = draw(&app, 80, 24);
+    let all = text(&lines);
+    assert!(all.contains("New client"));
+    assert!(all.contains("▸ Name") && all.contains("nightly export▏"), "{all}");
+    assert!(all.contains("Scopes"));
+    assert!(all.contains("[x] yes"));
+    assert!(all.contains("a scope must be printable"));
+    assert!(lines[23].contains("Enter  create"));
+}
+
+#[test]
+fn secret_dialog_shows_id_and_secret_once() {
+    let mut app = sample();
+    let id = app.clients[0].client_id.clone();
+    app.modal = Some(Modal::Secret(SecretShown {
+        title: "Client created".into(),
+        name: "billing job".into(),
+        client_id: id.clone(),
+        client_secret: "5uC5Y4Mcvdl5rB56rBmxnvB4DZgiIpcyTPbOoEWp".into(),
+        previous_valid_until: None,
+        copied: Some("secret"),
+    }));
+    // At 80x24 the ID and the secret fit whole on one line each.
+    let (lines, _) = draw(&app, 80, 24);
+    let all = text(&lines);
+    assert!(all.contains(&format!("client ID      {id}")), "{all}");
+    assert!(all.contains("client secret  5uC5Y4Mcvdl5rB56rBmxnvB4DZgiIpcyTPbOoEWp"));
+    assert!(all.contains("This secret will not be shown again"));
+    assert!(all.contains("Copied the secret (OSC 52)"));
+    assert!(lines[23].contains("c  copy secret"));
+}
+
+#[test]
+fn rotate_form_and_confirmation() {
+    let mut app = sample();
+    app.modal = Some(Modal::Rotate(RotateForm {
+        client_id: app.clients[0].client_id.clone(),
+        name: "billing job".into(),
+        grace: "300".into(),
+        error: None,
+        busy: false,
+    }));
+    let all = text(&draw(&app, 80, 24).0);
+    assert!(all.contains("Rotate secret") && all.contains("Give \"billing job\" a new secret."));
+    assert!(all.contains("Grace (seconds)") && all.contains("300▏"));
+
+    app.modal = Some(Modal::Confirm(Confirm {
+        question: "Revoke client \"billing job\"?".into(),
+        consequence: "Its token requests are refused.".into(),
+        request: Request::Revoke(app.clients[0].client_id.clone()),
+    }));
+    let (lines, _) = draw(&app, 80, 24);
+    let all = text(&lines);
+    assert!(all.contains("Confirm") && all.contains("Revoke client \"billing job\"?"));
+    assert!(all.contains("y  yes") && all.contains("n  no, cancel"));
+    assert!(lines[23].contains("n/Esc  no"));
+}
+
+#[test]
+fn help_lists_every_action() {
+    let mut app = sample();
+    app.modal = Some(Modal::Help);
+    let all = text(&draw(&app, 80, 24).0);
+    for needle in ["new client", "revoke the client", "re-activate", "delete the client", "filter clients", "leave"] {
+        assert!(all.contains(needle), "{needle} in\n{all}");
+    }
+}
+
+#[test]
+fn no_color_means_no_colour() {
+    let mut app = sample();
+    app.color = false;
+    app.message = Some(Message { text: "boom".into(), error: true });
+    app.connection = crate::console::app::Connection::Offline { message: "x".into(), since: Some(1) };
+    for screen in Screen::ALL {
+        app.screen = screen;
+        let (_, buffer) = draw(&app, 100, 30);
+        for cell in buffer.content() {
+            assert_eq!((cell.fg, cell.bg), (Color::Reset, Color::Reset), "{screen:?}: {cell:?}");
+        }
+    }
+    // The banner still stands out, by reversed video.
+    let (_, buffer) = draw(&app, 100, 30);
+    assert!(buffer[(2, 1)].modifier.contains(Modifier::REVERSED));
+}
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    let mut app = sample();
+    app.modal = Some(Modal::Help);
+    for (w, h) in [(1, 1), (10, 3), (20, 5), (80, 24), (300, 100)] {
+        for screen in Screen::ALL {
+            app.screen = screen;
+            draw(&app, w, h);
+        }
+    }
+}
+
+#[test]
+fn control_characters_from_the_server_are_not_drawn() {
+    let mut app = loaded(vec![client(0, "evil\u{1b}[2Jname")]);
+    app.selected = None;
+    let all = text(&draw(&app, 100, 30).0);
+    assert!(!all.contains('\u{1b}'));
+    assert!(all.contains("evil\\u{1b}[2Jname"), "{all}");
+}
