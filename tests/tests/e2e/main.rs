@@ -15,6 +15,8 @@
 //!   32-way race.
 //! - [`clients`]: what the admin CLI does to a client, seen from the token
 //!   endpoint.
+//! - [`console`]: the operator console in a real pseudo-terminal (tmux).
+//! - [`audit`]: the audit trail through `tessera-admin audit`.
 //! - [`jwt`]: the access token, the JWKS, the metadata document and offline
 //!   verification.
 //! - [`config`]: flags, environment variables, the TOML file and their errors.
@@ -31,8 +33,10 @@
 
 mod util;
 
+mod audit;
 mod clients;
 mod config;
+mod console;
 mod durability;
 mod hostile_input;
 mod jwt;

@@ -432,3 +432,26 @@ pub fn admin_in(data_dir: &Path, args: &[&str]) -> Finished {
     cmd.arg("--data-dir").arg(data_dir).args(args);
     run_to_exit(cmd, EXIT_TIMEOUT, &format!("tessera-admin {args:?}"))
 }
+
+/// Waits for an already started child to exit; kills it and fails the test
+/// after `timeout`. Returns its status and stderr.
+pub fn run_to_exit_child(mut child: Child, timeout: Duration) -> (ExitStatus, String) {
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let reader = child.stderr.take().map(|err| drain(err, Arc::clone(&stderr), None));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the process did not exit within {timeout:?}; stderr: {}", lossy(&stderr));
+        }
+        pause(Duration::from_millis(20));
+    };
+    if let Some(reader) = reader {
+        let _ = reader.join();
+    }
+    (status, lossy(&stderr))
+}
