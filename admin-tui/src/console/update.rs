@@ -32,7 +32,7 @@ fn poll(app: &mut App) -> Vec<Effect> {
         return Vec::new();
     }
     app.poll_in_flight = true;
-    let full = app.refresh_wanted || app.ticks % 2 == 0;
+    let full = app.refresh_wanted || app.ticks.is_multiple_of(2);
     app.refresh_wanted = false;
     vec![Effect::Send(Request::Poll { full, audit_after: app.audit_cursor })]
 }

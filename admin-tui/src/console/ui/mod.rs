@@ -91,6 +91,8 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect) {
         None if app.filter_editing => &[("type", "filter"), ("Enter", "keep"), ("Esc", "clear")],
         None => match app.screen {
             Screen::Clients => &[
+                ("?", "help"),
+                ("q", "quit"),
                 ("n", "new"),
                 ("r", "rotate"),
                 ("x", "revoke"),
@@ -100,8 +102,6 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect) {
                 ("/", "filter"),
                 ("s", "sort"),
                 ("Tab", "screen"),
-                ("?", "help"),
-                ("q", "quit"),
             ],
             Screen::Keys => &[("r", "rotate keys"), ("↑↓", "select"), ("Tab", "screen"), ("?", "help"), ("q", "quit")],
             Screen::Activity => &[("↑↓", "scroll"), ("g", "newest"), ("Tab", "screen"), ("?", "help"), ("q", "quit")],

@@ -22,7 +22,17 @@ pub fn render(app: &App, modal: &Modal, frame: &mut Frame, area: Rect) {
 }
 
 fn dialog(frame: &mut Frame, area: Rect, width: u16, lines: Vec<Line<'static>>, title: &str) {
-    let height = u16::try_from(lines.len()).unwrap_or(u16::MAX).saturating_add(2);
+    // Rows after word wrapping: a wrapped line may need one row more than
+    // its width alone says, since words do not split.
+    let inner = usize::from(width.min(area.width).saturating_sub(2)).max(1);
+    let rows: usize = lines
+        .iter()
+        .map(|line| {
+            let w = line.width();
+            if w <= inner { 1 } else { w.div_ceil(inner) + 1 }
+        })
+        .sum();
+    let height = u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(2);
     let rect = centered(area, width, height);
     frame.render_widget(Clear, rect);
     let block = Block::default().borders(Borders::ALL).title(format!(" {title} "));
