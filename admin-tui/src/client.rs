@@ -23,7 +23,8 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tessera_shared::admin::{
-    AdminError, ClientCredentials, ClientInfo, CreateClient, Deleted, FamiliesRevoked, KeyInfo, RotateSecret, paths,
+    AdminError, ClientCredentials, ClientInfo, CreateClient, Deleted, FamiliesRevoked, ImportKey, KeyInfo,
+    RotateSecret, paths,
 };
 use tessera_shared::ids;
 use tokio::net::UnixStream;
@@ -263,6 +264,26 @@ impl AdminClient {
     /// Any [`Error`] but [`Error::InvalidClientId`].
     pub async fn keys(&self) -> Result<Vec<KeyInfo>, Error> {
         self.call(Method::GET, paths::KEYS, None::<&()>).await
+    }
+
+    /// `POST /v1/keys/rotate`: rotates the signing keys now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with status 409 while the next key is younger than one
+    /// JWKS cache interval, or any failure to reach the server.
+    pub async fn rotate_keys(&self) -> Result<Vec<KeyInfo>, Error> {
+        self.call(Method::POST, paths::KEYS_ROTATE, None::<&()>).await
+    }
+
+    /// `POST /v1/keys/import`: imports a PKCS#8 PEM private key as the next key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with status 400 if the key is unusable, or any failure
+    /// to reach the server.
+    pub async fn import_key(&self, request: &ImportKey) -> Result<Vec<KeyInfo>, Error> {
+        self.call(Method::POST, paths::KEYS_IMPORT, Some(request)).await
     }
 
     /// One request and its decoded answer, within the timeout.

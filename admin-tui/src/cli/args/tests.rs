@@ -28,7 +28,7 @@ fn create_takes_repeated_scopes() {
         "--json",
     ])
     .unwrap();
-    let Command::Clients(ClientsCommand::Create { name, scopes, no_refresh, json }) = args.command else {
+    let Command::Clients(ClientsCommand::Create { name, scopes, no_refresh, json, .. }) = args.command else {
         panic!("{:?}", args.command)
     };
     assert_eq!(name, "billing");
@@ -99,8 +99,24 @@ fn revoke_family_needs_the_client_flag() {
 
 #[test]
 fn later_commands_are_not_offered_yet() {
-    assert!(parse(&["keys", "rotate"]).is_err());
     assert!(parse(&["verify", "token"]).is_err());
+}
+
+#[test]
+fn keys_rotate_and_import_parse() {
+    let args = parse(&["keys", "rotate"]).unwrap();
+    assert!(matches!(args.command, Command::Keys(KeysCommand::Rotate { json: false })));
+    let args = parse(&["keys", "import", "--pem", "k.pem", "--json"]).unwrap();
+    assert!(
+        matches!(args.command, Command::Keys(KeysCommand::Import { ref pem, json: true }) if pem.as_os_str() == "k.pem")
+    );
+    assert!(parse(&["keys", "import"]).is_err(), "--pem is required");
+    let args = parse(&["clients", "rotate-secret", ID, "--grace", "60", "--secret-ttl", "3600"]).unwrap();
+    assert!(matches!(
+        args.command,
+        Command::Clients(ClientsCommand::RotateSecret { grace: 60, secret_ttl: Some(3600), .. })
+    ));
+    assert!(parse(&["clients", "create", "--name", "n", "--secret-ttl", "-1"]).is_err());
 }
 
 #[test]
