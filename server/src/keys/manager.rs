@@ -142,8 +142,7 @@ impl KeyManager {
     /// # Errors
     /// [`KeyError::Import`] if the PEM is not a usable key, or it is already known.
     pub async fn import(&self, pem: &str) -> Result<Vec<KeyInfo>, KeyError> {
-        let (label, der) = pem_rfc7468::decode_vec(pem.trim().as_bytes())
-            .map_err(|e| KeyError::Import(format!("not a PEM document: {e}")))?;
+        let (label, der) = parse_pem(pem).map_err(|e| KeyError::Import(format!("not a PEM document: {e}")))?;
         if label != "PRIVATE KEY" {
             return Err(KeyError::Import(format!(
                 "the PEM is a {label:?}, not a PKCS#8 \"PRIVATE KEY\" (convert it with `openssl pkcs8 -topk8 -nocrypt`)"
@@ -277,6 +276,30 @@ fn key_record(alg: Algorithm, pkcs8: Vec<u8>, now: UnixTime, kek: Option<&Kek>) 
         published_until: None,
         retired_at: None,
     })
+}
+
+/// The label and contents of a PEM document (RFC 7468), read leniently:
+/// any line length, surrounding text and blank lines are accepted, since
+/// operators paste keys from many tools.
+fn parse_pem(text: &str) -> Result<(String, Vec<u8>), &'static str> {
+    use base64::Engine as _;
+    let mut lines = text.lines().map(str::trim).skip_while(|l| !l.starts_with("-----BEGIN "));
+    let begin = lines.next().ok_or("no -----BEGIN line")?;
+    let label =
+        begin.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")).ok_or("a malformed BEGIN line")?;
+    let end = format!("-----END {label}-----");
+    let mut body = String::new();
+    for line in lines.by_ref() {
+        if line == end {
+            let der = base64::engine::general_purpose::STANDARD.decode(&body).map_err(|_| "the body is not base64")?;
+            return Ok((label.to_owned(), der));
+        }
+        if line.contains(':') {
+            return Err("PEM headers (an encrypted legacy key?) are not supported");
+        }
+        body.push_str(line);
+    }
+    Err("no matching -----END line")
 }
 
 /// Seals every key still stored in plain text (a KEK given to an

@@ -15,6 +15,8 @@
 //!   32-way race.
 //! - [`clients`]: what the admin CLI does to a client, seen from the token
 //!   endpoint.
+//! - [`keys`]: RS256 and EdDSA servers, key rotation on demand and on
+//!   schedule, import, `export-jwks`, keys encrypted at rest, secret expiry.
 //! - [`jwt`]: the access token, the JWKS, the metadata document and offline
 //!   verification.
 //! - [`config`]: flags, environment variables, the TOML file and their errors.
@@ -36,6 +38,7 @@ mod config;
 mod durability;
 mod hostile_input;
 mod jwt;
+mod keys;
 mod logs;
 mod refresh;
 mod seed_examples;

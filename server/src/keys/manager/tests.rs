@@ -183,8 +183,31 @@ async fn an_algorithm_switch_publishes_a_new_next_key_that_signs_from_the_next_r
     assert_eq!(ed.handle().current().signer().public_jwk().alg.as_deref(), Some("EdDSA"));
 }
 
+fn pem_with(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
 fn pem(pkcs8: &[u8]) -> String {
-    pem_rfc7468::encode_string("PRIVATE KEY", pem_rfc7468::LineEnding::LF, pkcs8).unwrap()
+    pem_with("PRIVATE KEY", pkcs8)
+}
+
+#[test]
+fn pem_documents_are_read_leniently_but_completely() {
+    use base64::Engine as _;
+    let der = vec![7u8; 100];
+    assert_eq!(parse_pem(&pem(&der)), Ok(("PRIVATE KEY".to_owned(), der.clone())));
+    let one_line = format!(
+        "comment\n-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----",
+        base64::engine::general_purpose::STANDARD.encode(&der)
+    );
+    assert_eq!(parse_pem(&one_line), Ok(("PRIVATE KEY".to_owned(), der)));
+    assert!(parse_pem("nothing").is_err());
+    assert!(parse_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n").is_err(), "no END line");
+    assert!(parse_pem("-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----").is_err());
+    assert!(parse_pem("-----BEGIN X-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END X-----").is_err());
 }
 
 #[tokio::test]
@@ -210,11 +233,7 @@ async fn imported_keys_of_each_algorithm_become_the_next_key_and_survive_restart
     restarted.rotate("test").await.unwrap();
     assert_eq!(restarted.handle().current().signer().kid(), next_kid, "the imported key signs");
 
-    for bad in [
-        "not pem".to_owned(),
-        pem_rfc7468::encode_string("RSA PRIVATE KEY", pem_rfc7468::LineEnding::LF, b"x").unwrap(),
-        pem(b"garbage"),
-    ] {
+    for bad in ["not pem".to_owned(), pem_with("RSA PRIVATE KEY", b"x"), pem(b"garbage")] {
         assert!(matches!(restarted.import(&bad).await, Err(KeyError::Import(_))), "{bad}");
     }
 }
