@@ -23,7 +23,7 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tessera_shared::admin::{
-    AdminError, AuditEvent, ClientCredentials, ClientInfo, CreateClient, Deleted, FamiliesRevoked, KeyInfo,
+    AdminError, AuditEvent, ClientCredentials, ClientInfo, CreateClient, Deleted, FamiliesRevoked, ImportKey, KeyInfo,
     RotateSecret, Stats, paths,
 };
 use tessera_shared::ids;
@@ -285,18 +285,6 @@ impl AdminClient {
         self.call(Method::POST, &path, None::<&()>).await
     }
 
-    /// `POST /v1/keys/rotate`: makes the next signing key active and
-    /// creates a new next key; returns the keys as they now stand.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Api`] when the server refuses (a server without key
-    /// rotation answers 400 `no such admin route`), or any failure to reach it.
-    pub async fn rotate_keys(&self) -> Result<Vec<KeyInfo>, Error> {
-        let path = format!("{}/rotate", paths::KEYS);
-        self.call(Method::POST, &path, None::<&()>).await
-    }
-
     /// `GET /v1/audit`: up to `limit` audit events after sequence number
     /// `after`, or the newest `limit` when `after` is `None`; oldest first.
     ///
@@ -318,6 +306,26 @@ impl AdminClient {
     /// Any [`Error`] but [`Error::InvalidClientId`].
     pub async fn stats(&self) -> Result<Stats, Error> {
         self.call(Method::GET, paths::STATS, None::<&()>).await
+    }
+
+    /// `POST /v1/keys/rotate`: rotates the signing keys now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with status 409 while the next key is younger than one
+    /// JWKS cache interval, or any failure to reach the server.
+    pub async fn rotate_keys(&self) -> Result<Vec<KeyInfo>, Error> {
+        self.call(Method::POST, paths::KEYS_ROTATE, None::<&()>).await
+    }
+
+    /// `POST /v1/keys/import`: imports a PKCS#8 PEM private key as the next key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with status 400 if the key is unusable, or any failure
+    /// to reach the server.
+    pub async fn import_key(&self, request: &ImportKey) -> Result<Vec<KeyInfo>, Error> {
+        self.call(Method::POST, paths::KEYS_IMPORT, Some(request)).await
     }
 
     /// One request and its decoded answer, within the timeout.

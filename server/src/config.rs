@@ -15,15 +15,26 @@ pub const DEFAULT_DATA_DIR: &str = "./tessera-data";
 /// Default listen address: loopback only, so a first start exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
+/// Default period of scheduled signing-key rotation: 30 days.
+pub const DEFAULT_ROTATE_EVERY: u64 = 30 * 24 * 3600;
+/// Default `max-age` of the JWKS response.
+pub const DEFAULT_JWKS_MAX_AGE: u64 = 300;
+/// The environment variable that may hold the key-encryption key (base64).
+/// No flag carries it: a flag would show in `ps`.
+pub const KEK_ENV: &str = "TESSERA_KEY_ENCRYPTION_KEY";
+
 /// `tessera-server`: the Tessera OAuth 2.0 token server.
 #[derive(Debug, Parser)]
 #[command(name = "tessera-server", version, about, long_about = None)]
 pub struct Cli {
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<ServerCommand>,
     /// TOML configuration file; flags and environment variables override it.
-    #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
+    #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Where the database, the admin socket and the lock file live.
-    #[arg(long, env = "TESSERA_DATA_DIR", value_name = "DIR")]
+    #[arg(long, env = "TESSERA_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// Address to serve HTTP on; port 0 picks a free port.
     #[arg(long, env = "TESSERA_LISTEN", value_name = "ADDR")]
@@ -48,9 +59,21 @@ pub struct Cli {
     /// does [default: true].
     #[arg(long, env = "TESSERA_ALLOW_QUERY_CREDENTIALS", value_name = "BOOL")]
     pub allow_query_credentials: Option<bool>,
-    /// Access-token signature algorithm [default: ES256].
+    /// Access-token signature algorithm of new keys: ES256, EdDSA or RS256
+    /// [default: ES256]. Changing it takes effect at the next rotation.
     #[arg(long, env = "TESSERA_SIGNING_ALG", value_name = "ALG")]
     pub signing_alg: Option<Algorithm>,
+    /// Period of scheduled signing-key rotation [default: 2592000, 30 days].
+    #[arg(long, env = "TESSERA_SIGNING_ROTATE_EVERY", value_name = "SECONDS")]
+    pub signing_rotate_every: Option<u64>,
+    /// How long resource servers may cache the JWKS (its `max-age`); a new
+    /// key signs only once it has been published this long [default: 300].
+    #[arg(long, env = "TESSERA_JWKS_MAX_AGE", value_name = "SECONDS")]
+    pub jwks_max_age: Option<u64>,
+    /// File holding the key-encryption key (base64 of 32 bytes) that
+    /// encrypts the private signing keys at rest; or set TESSERA_KEY_ENCRYPTION_KEY.
+    #[arg(long, env = "TESSERA_KEY_ENCRYPTION_KEY_FILE", value_name = "FILE")]
+    pub key_encryption_key_file: Option<PathBuf>,
     /// How often expired refresh tokens are purged [default: 60].
     #[arg(long, env = "TESSERA_PURGE_INTERVAL", value_name = "SECONDS")]
     pub purge_interval: Option<u64>,
@@ -72,6 +95,14 @@ pub struct Cli {
     /// Most connections served at once; more wait to be accepted [default: 4096].
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS", value_name = "COUNT")]
     pub max_connections: Option<usize>,
+}
+
+/// Subcommands of `tessera-server`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum ServerCommand {
+    /// Print the public JWKS of the data dir and exit. Works whether or not a
+    /// server runs on it (a running server is asked over its admin socket).
+    ExportJwks,
 }
 
 /// How log lines are written.
@@ -109,6 +140,9 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct SigningSection {
     alg: Option<String>,
+    rotate_every: Option<u64>,
+    jwks_max_age: Option<u64>,
+    key_encryption_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,12 +203,56 @@ pub struct Config {
     pub allow_query_credentials: bool,
     /// Signature algorithm of new keys.
     pub signing_alg: Algorithm,
+    /// Period of scheduled key rotation, in seconds.
+    pub signing_rotate_every: u64,
+    /// `max-age` of the JWKS response, in seconds.
+    pub jwks_max_age: u64,
+    /// Where the key-encryption key comes from, if anywhere.
+    pub key_encryption_key: Option<KekSource>,
     /// Interval of the background purge.
     pub purge_interval: Duration,
     /// Log line format.
     pub log_format: LogFormat,
     /// Request and connection bounds.
     pub limits: Limits,
+}
+
+/// Where the key-encryption key is read from. Only the place is kept in the
+/// configuration; the key itself is read once by [`KekSource::read`].
+#[derive(Clone, PartialEq, Eq)]
+pub enum KekSource {
+    /// A file holding it as base64.
+    File(PathBuf),
+    /// The value of `TESSERA_KEY_ENCRYPTION_KEY`.
+    Env(String),
+}
+
+impl std::fmt::Debug for KekSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Env(_) => f.write_str("Env(<redacted>)"),
+        }
+    }
+}
+
+impl KekSource {
+    /// Reads and checks the key.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if the file cannot be read or the key is not base64 of 32 bytes.
+    pub fn read(&self) -> Result<crate::crypto::seal::Kek, ConfigError> {
+        use crate::crypto::seal::Kek;
+        match self {
+            Self::File(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                Kek::from_base64(&text)
+                    .map_err(|e| ConfigError::Invalid(format!("key-encryption key file {}: {e}", path.display())))
+            }
+            Self::Env(value) => Kek::from_base64(value).map_err(|e| ConfigError::Invalid(format!("{KEK_ENV}: {e}"))),
+        }
+    }
 }
 
 /// A configuration that cannot be used, as one line for the operator.
@@ -212,7 +290,16 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        Self::merge(cli, file)
+        let mut config = Self::merge(cli, file)?;
+        if config.key_encryption_key.is_none()
+            && let Ok(value) = std::env::var(KEK_ENV)
+        {
+            config.key_encryption_key = Some(KekSource::Env(value));
+        }
+        if let Some(source) = &config.key_encryption_key {
+            source.read()?;
+        }
+        Ok(config)
     }
 
     fn merge(cli: Cli, file: FileConfig) -> Result<Self, ConfigError> {
@@ -238,6 +325,15 @@ impl Config {
             refresh_reuse_grace: cli.refresh_reuse_grace.or(file.refresh_reuse_grace).unwrap_or(0),
             allow_query_credentials: cli.allow_query_credentials.or(file.allow_query_credentials).unwrap_or(true),
             signing_alg: cli.signing_alg.or(file_alg).unwrap_or(Algorithm::ES256),
+            signing_rotate_every: cli
+                .signing_rotate_every
+                .or(file.signing.rotate_every)
+                .unwrap_or(DEFAULT_ROTATE_EVERY),
+            jwks_max_age: cli.jwks_max_age.or(file.signing.jwks_max_age).unwrap_or(DEFAULT_JWKS_MAX_AGE),
+            key_encryption_key: cli
+                .key_encryption_key_file
+                .or(file.signing.key_encryption_key_file)
+                .map(KekSource::File),
             purge_interval: Duration::from_secs(cli.purge_interval.or(file.purge_interval).unwrap_or(60)),
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
             limits: Limits {
@@ -282,9 +378,12 @@ impl Config {
         if self.audience.as_deref().is_some_and(str::is_empty) {
             return invalid("audience must not be empty");
         }
-        if self.signing_alg == Algorithm::RS256 {
+        if !(1..=86_400).contains(&self.jwks_max_age) {
+            return invalid("jwks_max_age must be between 1 and 86400 seconds");
+        }
+        if self.signing_rotate_every < self.jwks_max_age {
             return invalid(
-                "signing.alg RS256 needs an imported RSA key, which this version cannot do yet; use ES256 or EdDSA",
+                "signing.rotate_every must be at least jwks_max_age: a new key signs only once every cached JWKS holds it",
             );
         }
         let limits = &self.limits;

@@ -19,7 +19,7 @@ use crate::grant::error::TokenError;
 use crate::grant::refresh::{self, Presentation, Verdict};
 use crate::grant::request::{ClientCredentials, Grant, TokenRequest};
 use crate::grant::scope;
-use crate::keys::KeyRing;
+use crate::keys::KeyHandle;
 use crate::store::records::{ClientRecord, FamilyRecord, NewRefreshToken, RefreshRecord};
 use crate::store::{RefreshUse, Store};
 
@@ -46,7 +46,7 @@ pub struct IssuerPolicy {
 #[derive(Debug, Clone)]
 pub struct Issuer {
     store: Arc<dyn Store>,
-    keys: Arc<KeyRing>,
+    keys: KeyHandle,
     secrets: SecretHasher,
     random: Random,
     clock: Arc<dyn Clock>,
@@ -59,7 +59,7 @@ impl Issuer {
     /// Assembles the service.
     pub fn new(
         store: Arc<dyn Store>,
-        keys: Arc<KeyRing>,
+        keys: KeyHandle,
         secrets: SecretHasher,
         clock: Arc<dyn Clock>,
         policy: IssuerPolicy,
@@ -129,8 +129,10 @@ impl Issuer {
             self.secrets.match_nothing(&credentials.client_secret);
             return Err(TokenError::InvalidClient);
         };
+        // An expired secret (--secret-ttl) fails like a wrong one, with the same work.
+        let current = client.secret_is_live(now).then_some(&client.secret_digest);
         let previous = client.previous_secret.as_ref().filter(|p| now < p.valid_until).map(|p| &p.digest);
-        let secret_ok = self.secrets.matches(&credentials.client_secret, &client.secret_digest, previous);
+        let secret_ok = self.secrets.matches_live(&credentials.client_secret, current, previous);
         if !secret_ok || client.status != ClientStatus::Active {
             return Err(TokenError::InvalidClient);
         }
@@ -256,7 +258,8 @@ impl Issuer {
             client_id: client_id.to_owned(),
             scope: scope::to_claim(scopes),
         };
-        Ok(self.keys.signer().sign(&claims)?)
+        // One atomic load: the ring current now, even mid-rotation.
+        Ok(self.keys.current().signer().sign(&claims)?)
     }
 
     fn response(&self, access_token: String, refresh_token: Option<String>, granted: &[String]) -> TokenResponse {

@@ -1,22 +1,39 @@
-//! The signing keys in use: the active key that signs, and the public key
-//! set (JWKS) that resource servers fetch.
+//! The signing keys: their life cycle, the ring in use, and the manager
+//! that rotates them.
+//!
+//! - [`lifecycle`]: the key states as types and the pure decision of what
+//!   is due when.
+//! - [`manager`]: loading at start, on-demand and scheduled rotation,
+//!   import, retirement, encryption at rest; it swaps the [`KeyRing`].
+//! - [`KeyRing`]: an immutable snapshot (the signer and the serialised
+//!   JWKS); [`KeyHandle`] holds the current one. The token endpoint reads it
+//!   with one atomic load, never a lock.
 //!
 //! On first start the server creates two keys: the active one and the next
 //! one, published before it signs anything, so that a later rotation never
 //! produces a token signed by a key that resource servers have not seen.
 
+pub mod lifecycle;
+pub mod manager;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use ring::rand::SystemRandom;
-use tessera_shared::admin::{KeyInfo, KeyState};
-use tessera_shared::jwk::{Algorithm, JwkSet};
+use tessera_shared::admin::KeyInfo;
+use tessera_shared::jwk::JwkSet;
 
-use crate::clock::UnixTime;
 use crate::crypto::CryptoError;
-use crate::crypto::signing::{JwtSigner, generate_pkcs8};
+use crate::crypto::seal::{Kek, SealError};
+use crate::crypto::signing::JwtSigner;
+use crate::store::StoreError;
 use crate::store::records::KeyRecord;
-use crate::store::{Store, StoreError};
+use lifecycle::{KeySet, NotReady};
 
-/// Why the keys could not be loaded.
+pub use manager::KeyManager;
+
+/// Why the keys could not be loaded or changed.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// Storage failed.
@@ -28,9 +45,24 @@ pub enum KeyError {
     /// The stored keys are inconsistent.
     #[error("the stored signing keys are inconsistent: {0}")]
     Inconsistent(&'static str),
+    /// The keys are encrypted at rest and no key-encryption key was given.
+    #[error(
+        "the signing keys are encrypted at rest: give the key-encryption key with \
+         --key-encryption-key-file or TESSERA_KEY_ENCRYPTION_KEY"
+    )]
+    MissingKek,
+    /// The key-encryption key is wrong.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// A rotation was asked for before the next key may sign.
+    #[error(transparent)]
+    NotReady(#[from] NotReady),
+    /// An imported key is unusable.
+    #[error("cannot import the key: {0}")]
+    Import(String),
 }
 
-/// The loaded keys. Immutable; a rotation builds a new ring.
+/// The keys in use. Immutable; every change builds a new ring.
 #[derive(Debug)]
 pub struct KeyRing {
     signer: JwtSigner,
@@ -40,54 +72,21 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Loads the stored keys, creating the active and next keys with `alg`
-    /// if they do not exist yet.
+    /// Builds the ring of `set`, opening the active key with `kek` if it is sealed.
     ///
     /// # Errors
-    /// [`KeyError`] if storage fails or a stored key does not parse.
-    pub async fn load_or_create(store: &dyn Store, alg: Algorithm, now: UnixTime) -> Result<Self, KeyError> {
-        let rng = SystemRandom::new();
-        let mut records = store.keys().await?;
-        let mut created = Vec::new();
-        for state in [KeyState::Active, KeyState::Next] {
-            if !records.iter().any(|k| k.state == state) {
-                created.push(new_key(alg, state, now, &rng)?);
-            }
-        }
-        if !created.is_empty() {
-            store.put_keys(&created).await?;
-            records.extend(created);
-        }
-        Self::from_records(&records, rng)
-    }
-
-    fn from_records(records: &[KeyRecord], rng: SystemRandom) -> Result<Self, KeyError> {
-        let mut active = records.iter().filter(|k| k.state == KeyState::Active);
-        let active_key = active.next().ok_or(KeyError::Inconsistent("no active key"))?;
-        if active.next().is_some() {
-            return Err(KeyError::Inconsistent("more than one active key"));
-        }
-        let signer = JwtSigner::from_pkcs8(active_key.alg, &active_key.private_pkcs8, rng)?;
-        if signer.kid() != active_key.kid {
+    /// [`KeyError`] if the active key cannot be opened or parsed.
+    pub fn build(set: &KeySet, kek: Option<&Kek>) -> Result<Self, KeyError> {
+        let active = set.active().record();
+        let pkcs8 = private_pkcs8(active, kek)?;
+        let signer = JwtSigner::from_pkcs8(active.alg, &pkcs8, SystemRandom::new())?;
+        if signer.kid() != active.kid {
             return Err(KeyError::Inconsistent("the active key's kid does not match its private key"));
         }
-        let mut published: Vec<&KeyRecord> = records
-            .iter()
-            .filter(|k| matches!(k.state, KeyState::Active | KeyState::Next | KeyState::Retiring))
-            .collect();
-        // Active first, then next, then retiring: the order a reader expects.
-        published.sort_by_key(|k| match k.state {
-            KeyState::Active => 0,
-            KeyState::Next => 1,
-            _ => 2,
-        });
-        let jwks = JwkSet { keys: published.iter().map(|k| k.public_jwk.clone()).collect() };
+        let jwks = JwkSet { keys: set.published().map(|k| k.public_jwk.clone()).collect() };
         let jwks_json =
             Bytes::from(serde_json::to_vec(&jwks).map_err(|_| KeyError::Inconsistent("the JWKS does not serialise"))?);
-        let infos = records
-            .iter()
-            .map(|k| KeyInfo { kid: k.kid.clone(), alg: k.alg.to_string(), state: k.state, created_at: k.created_at })
-            .collect();
+        let infos = set.records().map(info).collect();
         Ok(Self { signer, jwks, jwks_json, infos })
     }
 
@@ -112,54 +111,78 @@ impl KeyRing {
     }
 }
 
-fn new_key(alg: Algorithm, state: KeyState, now: UnixTime, rng: &SystemRandom) -> Result<KeyRecord, KeyError> {
-    let pkcs8 = generate_pkcs8(alg, rng)?;
-    let signer = JwtSigner::from_pkcs8(alg, &pkcs8, rng.clone())?;
-    Ok(KeyRecord {
-        kid: signer.kid().to_owned(),
-        alg,
-        state,
-        created_at: now,
-        private_pkcs8: pkcs8,
-        public_jwk: signer.public_jwk().clone(),
-    })
+/// The current [`KeyRing`], shared by the token endpoint, the JWKS endpoint
+/// and the manager. Reading is one atomic load (arc-swap), so the hot path
+/// never waits for a rotation; a rotation swaps in a whole new ring.
+#[derive(Debug, Clone)]
+pub struct KeyHandle(Arc<ArcSwap<KeyRing>>);
+
+impl KeyHandle {
+    /// A handle holding `ring`.
+    pub fn new(ring: KeyRing) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(ring)))
+    }
+
+    /// The current ring.
+    pub fn current(&self) -> arc_swap::Guard<Arc<KeyRing>> {
+        self.0.load()
+    }
+
+    fn replace(&self, ring: KeyRing) {
+        self.0.store(Arc::new(ring));
+    }
+}
+
+/// The public description of a stored key.
+pub fn info(record: &KeyRecord) -> KeyInfo {
+    KeyInfo {
+        kid: record.kid.clone(),
+        alg: record.alg.to_string(),
+        state: record.state,
+        created_at: record.created_at,
+        activated_at: record.activated_at,
+        deactivated_at: record.deactivated_at,
+        published_until: record.published_until,
+        retired_at: record.retired_at,
+        imported: record.imported,
+    }
+}
+
+/// The PKCS#8 document of a stored key, opened with `kek` if sealed.
+///
+/// # Errors
+/// [`KeyError::MissingKek`] for a sealed key without a KEK, [`KeyError::Seal`] for a wrong one.
+pub fn private_pkcs8(record: &KeyRecord, kek: Option<&Kek>) -> Result<Vec<u8>, KeyError> {
+    match (&record.sealed_pkcs8, kek) {
+        (Some(sealed), Some(kek)) => Ok(kek.open(&record.kid, sealed)?),
+        (Some(_), None) => Err(KeyError::MissingKek),
+        (None, _) if record.private_pkcs8.is_empty() => Err(KeyError::Inconsistent("a key has no private part")),
+        (None, _) => Ok(record.private_pkcs8.clone()),
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::sled::SledStore;
+pub mod testing {
+    //! A key manager for tests of other modules.
+    #![allow(clippy::unwrap_used, reason = "test set-up fails by panicking")]
+    use std::sync::Arc;
 
-    #[tokio::test]
-    async fn first_start_creates_an_active_and_a_next_key() {
-        let store = SledStore::temporary().unwrap();
-        let ring = KeyRing::load_or_create(&store, Algorithm::ES256, 100).await.unwrap();
-        assert_eq!(ring.jwks().keys.len(), 2);
-        assert_eq!(ring.jwks().keys[0].kid.as_deref(), Some(ring.signer().kid()));
-        let states: Vec<KeyState> = ring.infos().iter().map(|k| k.state).collect();
-        assert!(states.contains(&KeyState::Active) && states.contains(&KeyState::Next));
-    }
+    use tessera_shared::jwk::Algorithm;
 
-    #[tokio::test]
-    async fn later_starts_reuse_the_stored_keys() {
-        let store = SledStore::temporary().unwrap();
-        let first = KeyRing::load_or_create(&store, Algorithm::ES256, 100).await.unwrap();
-        let second = KeyRing::load_or_create(&store, Algorithm::EdDSA, 200).await.unwrap();
-        assert_eq!(first.signer().kid(), second.signer().kid());
-        assert_eq!(first.jwks_json(), second.jwks_json());
-    }
+    use super::KeyManager;
+    use super::lifecycle::Timing;
+    use super::manager::KeySettings;
+    use crate::clock::Clock;
+    use crate::store::Store;
 
-    #[tokio::test]
-    async fn a_corrupt_private_key_is_refused() {
-        let store = SledStore::temporary().unwrap();
-        let ring = KeyRing::load_or_create(&store, Algorithm::ES256, 100).await.unwrap();
-        let mut records = store.keys().await.unwrap();
-        for record in &mut records {
-            if record.kid == ring.signer().kid() {
-                record.private_pkcs8 = b"not a key".to_vec();
-            }
-        }
-        store.put_keys(&records).await.unwrap();
-        assert!(KeyRing::load_or_create(&store, Algorithm::ES256, 100).await.is_err());
+    /// The default timing: daily rotation, 300 s tokens, 300 s JWKS cache.
+    pub const TIMING: Timing = Timing { rotate_every: 86_400, access_token_ttl: 300, jwks_max_age: 300 };
+
+    /// A manager on `store` with fresh `alg` keys and [`TIMING`].
+    pub async fn manager(store: Arc<dyn Store>, clock: Arc<dyn Clock>, alg: Algorithm) -> KeyManager {
+        KeyManager::start(store, clock, KeySettings { alg, timing: TIMING }, None).await.unwrap()
     }
 }
+
+#[cfg(test)]
+mod tests;

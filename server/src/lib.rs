@@ -26,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod datadir;
+pub mod export;
 pub mod grant;
 pub mod http;
 pub mod issuer;
@@ -47,7 +48,9 @@ use crypto::secret::{INSTALLATION_KEY_LEN, SecretHasher};
 use datadir::{DataDir, DataDirError};
 use grant::request::ParsePolicy;
 use issuer::{Issuer, IssuerPolicy};
-use keys::{KeyError, KeyRing};
+use keys::KeyError;
+use keys::lifecycle::Timing;
+use keys::manager::{KeyManager, KeySettings};
 use store::sled::SledStore;
 use store::{Store, StoreError};
 
@@ -66,6 +69,9 @@ pub enum StartError {
     /// The signing keys could not be loaded or created.
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
+    /// The key-encryption key could not be read.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -106,11 +112,26 @@ pub async fn run(
     let fresh_key = Random::new().bytes::<INSTALLATION_KEY_LEN>().map_err(|e| StartError::Other(e.to_string()))?;
     let secret_key = store.installation_value(SECRET_KEY_NAME, fresh_key.to_vec()).await?;
     let secrets = SecretHasher::new(&secret_key);
-    let keys = Arc::new(KeyRing::load_or_create(store.as_ref(), config.signing_alg, clock.now()).await?);
-    if keys.signer().public_jwk().alg.as_deref() != Some(config.signing_alg.as_str()) {
-        tracing::warn!(
+    let kek = config.key_encryption_key.as_ref().map(config::KekSource::read).transpose()?;
+    if kek.is_none() {
+        tracing::info!(
+            "no key-encryption key: private signing keys are stored unencrypted; keep the data dir mode 0700"
+        );
+    }
+    let key_settings = KeySettings {
+        alg: config.signing_alg,
+        timing: Timing {
+            rotate_every: config.signing_rotate_every,
+            access_token_ttl: config.access_token_ttl,
+            jwks_max_age: config.jwks_max_age,
+        },
+    };
+    let key_manager = KeyManager::start(store.clone(), clock.clone(), key_settings, kek).await?;
+    let keys = key_manager.handle();
+    if keys.current().signer().public_jwk().alg.as_deref() != Some(config.signing_alg.as_str()) {
+        tracing::info!(
             configured = %config.signing_alg,
-            "signing.alg differs from the active key's algorithm; the active key keeps signing until it is rotated"
+            "signing.alg differs from the active key's algorithm; the active key signs until the next rotation"
         );
     }
 
@@ -126,25 +147,29 @@ pub async fn run(
         refresh_reuse_grace: config.refresh_reuse_grace,
     };
     let audit = audit::Audit::new(store.clone(), clock.clone());
+    key_manager.record_rotations_in(audit.clone());
     let activity = activity::Activity::new(audit.clone(), clock.clone(), activity::burst::BurstPolicy::default());
     let app = Arc::new(http::App {
         issuer: Issuer::new(store.clone(), keys.clone(), secrets.clone(), clock.clone(), policy)
             .with_activity(activity.clone()),
         keys: keys.clone(),
+        jwks_cache_control: http::well_known::jwks_cache_control(config.jwks_max_age)
+            .map_err(|e| StartError::Other(e.to_string()))?,
         store: store.clone(),
         metadata_json: http::well_known::metadata_document(&issuer_url)
             .map_err(|e| StartError::Other(e.to_string()))?,
         limits: config.limits,
         parse_policy: ParsePolicy { allow_query_credentials: config.allow_query_credentials },
     });
-    let admin_service =
-        admin::service::AdminService::new(store.clone(), keys, secrets, clock.clone()).with_activity(activity);
+    let admin_service = admin::service::AdminService::new(store.clone(), key_manager.clone(), secrets, clock.clone())
+        .with_activity(activity);
     let (admin_listener, admin_path) = admin::socket::bind(data_dir.path())
         .map_err(|source| StartError::AdminSocket { dir: data_dir.path().display().to_string(), source })?;
 
     let purge = tokio::spawn(purge::run(store.clone(), clock, config.purge_interval, shutdown.clone()));
     let audit_retention =
         tokio::spawn(audit::retain(audit, audit::Retention::default(), config.purge_interval, shutdown.clone()));
+    let key_maintenance = tokio::spawn(key_manager.run(shutdown.clone()));
     let admin = tokio::spawn(admin::socket::serve(admin_listener, admin_service, shutdown.clone()));
     tracing::info!(addr = %local_addr, issuer = %issuer_url, data_dir = %data_dir.path().display(), "tessera-server ready");
     ready(local_addr);
@@ -153,6 +178,7 @@ pub async fn run(
     let _ = admin.await;
     let _ = purge.await;
     let _ = audit_retention.await;
+    let _ = key_maintenance.await;
     let _ = std::fs::remove_file(&admin_path);
     store.flush().await?;
     tracing::info!("stopped; database flushed");

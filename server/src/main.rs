@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use tessera_server::config::{Cli, Config};
+use tessera_server::config::{Cli, Config, ServerCommand};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
     };
+    let command = cli.command;
     let config = match Config::load(cli) {
         Ok(config) => config,
         Err(error) => {
@@ -28,6 +29,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if command == Some(ServerCommand::ExportJwks) {
+        return export_jwks(&runtime, &config);
+    }
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -41,6 +45,30 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tessera-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tessera-server export-jwks`: prints the JWKS as one JSON document.
+fn export_jwks(runtime: &tokio::runtime::Runtime, config: &Config) -> ExitCode {
+    let exported = runtime.block_on(tessera_server::export::export_jwks(&config.data_dir));
+    let text = exported
+        .map_err(|e| e.to_string())
+        .and_then(|jwks| serde_json::to_string_pretty(&jwks).map_err(|e| format!("cannot serialise the JWKS: {e}")));
+    match text {
+        Ok(text) => {
+            let mut stdout = std::io::stdout().lock();
+            match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("tessera-server: cannot write the JWKS: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Err(error) => {
             eprintln!("tessera-server: {error}");
             ExitCode::FAILURE

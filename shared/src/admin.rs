@@ -16,6 +16,9 @@
 //! | `POST /v1/clients/{id}/reactivate` | | [`ClientInfo`] |
 //! | `GET /v1/audit?after=SEQ&limit=N` | | `Vec<AuditEvent>`, oldest first |
 //! | `GET /v1/stats` | | [`Stats`] |
+//! | `POST /v1/keys/rotate` | | `Vec<KeyInfo>` (409 `conflict` while the next key is too new) |
+//! | `POST /v1/keys/import` | [`ImportKey`] | `Vec<KeyInfo>` (the key becomes the next key) |
+//! | `GET /v1/jwks` | | the public JWKS, as served on `/.well-known/jwks.json` |
 //!
 //! Every failure is an [`AdminError`] with a 4xx or 5xx status.
 
@@ -31,6 +34,12 @@ pub mod paths {
     pub const AUDIT: &str = "/v1/audit";
     /// The activity counters.
     pub const STATS: &str = "/v1/stats";
+    /// Rotate the signing keys now.
+    pub const KEYS_ROTATE: &str = "/v1/keys/rotate";
+    /// Import a private key as the next key.
+    pub const KEYS_IMPORT: &str = "/v1/keys/import";
+    /// The public JWKS.
+    pub const JWKS: &str = "/v1/jwks";
 
     /// One client.
     pub fn client(client_id: &str) -> String {
@@ -72,6 +81,9 @@ pub struct CreateClient {
     pub scopes: Vec<String>,
     /// Whether client_credentials grants also return a refresh token.
     pub refresh_tokens: bool,
+    /// Lifetime of the secret in seconds; `None`: it does not expire.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub secret_ttl_seconds: Option<u64>,
 }
 
 /// `POST /v1/clients/{id}/rotate-secret`.
@@ -80,6 +92,9 @@ pub struct RotateSecret {
     /// How long the previous secret keeps working, in seconds (0: not at all).
     #[serde(default)]
     pub grace_seconds: u64,
+    /// Lifetime of the new secret in seconds; `None`: it does not expire.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub secret_ttl_seconds: Option<u64>,
 }
 
 /// The only answer that ever carries a client secret: creation and rotation.
@@ -99,6 +114,9 @@ pub struct ClientCredentials {
     /// after a rotation with a grace period.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub previous_secret_valid_until: Option<u64>,
+    /// When the new secret stops working, if it was given a lifetime.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub secret_expires_at: Option<u64>,
 }
 
 /// What the admin API tells about a client: everything but secrets.
@@ -122,6 +140,10 @@ pub struct ClientInfo {
     pub last_used_at: Option<u64>,
     /// When the current secret was set.
     pub secret_set_at: u64,
+    /// When the current secret stops (or stopped) working, if it has a
+    /// lifetime; past it the secret fails like a wrong one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub secret_expires_at: Option<u64>,
     /// Until when the previous secret still works, if a grace period runs.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub previous_secret_valid_until: Option<u64>,
@@ -181,14 +203,40 @@ pub struct KeyInfo {
     pub alg: String,
     /// Its life stage.
     pub state: KeyState,
-    /// Creation time, seconds since the epoch.
+    /// Creation time, seconds since the epoch; a key is published (as the
+    /// next key) from its creation.
     pub created_at: u64,
+    /// When it started signing.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub activated_at: Option<u64>,
+    /// When it stopped signing.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub deactivated_at: Option<u64>,
+    /// Until when a retiring key stays in the JWKS (every token it signed
+    /// has expired by then).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub published_until: Option<u64>,
+    /// When it left the JWKS and its private part was wiped.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub retired_at: Option<u64>,
+    /// Whether an operator imported it (`keys import`) instead of the
+    /// server generating it.
+    #[serde(default)]
+    pub imported: bool,
+}
+
+/// `POST /v1/keys/import`: a private key supplied by the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportKey {
+    /// A PKCS#8 `PRIVATE KEY` PEM document (RS256 of 2048 bits or more,
+    /// ES256 on P-256, or EdDSA on Ed25519).
+    pub pem: String,
 }
 
 /// Every admin API failure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminError {
-    /// `not_found`, `bad_request` or `internal`.
+    /// `not_found`, `bad_request`, `conflict` or `internal`.
     pub error: String,
     /// A sentence for the operator.
     pub message: String,

@@ -63,7 +63,7 @@ pub enum Command {
     #[command(subcommand)]
     Clients(ClientsCommand),
 
-    /// Inspect the signing keys.
+    /// Inspect, rotate and import the signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
 
@@ -112,6 +112,11 @@ pub enum ClientsCommand {
         #[arg(long)]
         no_refresh: bool,
 
+        /// Lifetime of the secret in seconds; after it the secret fails like a
+        /// wrong one. Default: it does not expire.
+        #[arg(long, value_name = "SECONDS")]
+        secret_ttl: Option<u64>,
+
         /// Print the credentials as one JSON object.
         #[arg(long)]
         json: bool,
@@ -137,6 +142,10 @@ pub enum ClientsCommand {
         /// How long the previous secret keeps working, in seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 0)]
         grace: u64,
+
+        /// Lifetime of the new secret in seconds. Default: it does not expire.
+        #[arg(long, value_name = "SECONDS")]
+        secret_ttl: Option<u64>,
 
         /// Print the credentials as one JSON object.
         #[arg(long)]
@@ -173,6 +182,27 @@ pub enum KeysCommand {
     /// List the signing keys and their states.
     List {
         /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Rotate now: the next key signs, a new next key is published, the
+    /// active key retires. Refused while the next key is younger than one
+    /// JWKS cache interval.
+    Rotate {
+        /// Print the keys as a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Import a PKCS#8 PEM private key (RS256, ES256 or EdDSA) as the next
+    /// key; it signs from the next rotation.
+    Import {
+        /// The PEM file (`-----BEGIN PRIVATE KEY-----`).
+        #[arg(long, value_name = "FILE")]
+        pem: PathBuf,
+
+        /// Print the keys as a JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },

@@ -19,8 +19,8 @@ pub async fn run(client: &AdminClient, command: ClientsCommand, out: &mut dyn Wr
             let clients = client.list_clients().await?;
             if json { print_json(out, &clients) } else { print(out, &output::clients_table(&clients)) }
         }
-        ClientsCommand::Create { name, scopes, no_refresh, json } => {
-            let request = CreateClient { name, scopes, refresh_tokens: !no_refresh };
+        ClientsCommand::Create { name, scopes, no_refresh, secret_ttl, json } => {
+            let request = CreateClient { name, scopes, refresh_tokens: !no_refresh, secret_ttl_seconds: secret_ttl };
             let creds = client.create_client(&request).await?;
             print_credentials(out, &creds, json)
         }
@@ -28,8 +28,8 @@ pub async fn run(client: &AdminClient, command: ClientsCommand, out: &mut dyn Wr
             let info = client.client(&client_id).await?;
             if json { print_json(out, &info) } else { print(out, &output::client_details(&info)) }
         }
-        ClientsCommand::RotateSecret { client_id, grace, json } => {
-            let request = RotateSecret { grace_seconds: grace };
+        ClientsCommand::RotateSecret { client_id, grace, secret_ttl, json } => {
+            let request = RotateSecret { grace_seconds: grace, secret_ttl_seconds: secret_ttl };
             let creds = client.rotate_secret(&client_id, request).await?;
             print_credentials(out, &creds, json)
         }

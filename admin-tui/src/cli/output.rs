@@ -57,10 +57,15 @@ pub fn client_details(client: &ClientInfo) -> String {
         ("created", timestamp(client.created_at)),
         ("last used", client.last_used_at.map_or_else(|| "never".to_owned(), timestamp)),
         ("secret set", timestamp(client.secret_set_at)),
+        ("secret", secret_state(client.secret_expires_at, now_unix())),
+        (
+            "previous secret",
+            client.previous_secret_valid_until.map_or_else(
+                || "none".to_owned(),
+                |until| format!("still accepted until {} (end of the grace period)", timestamp(until)),
+            ),
+        ),
     ];
-    if let Some(until) = client.previous_secret_valid_until {
-        lines.push(("previous secret valid until", timestamp(until)));
-    }
     lines.push(("active refresh families", client.active_refresh_families.to_string()));
     key_values(&lines)
 }
@@ -78,20 +83,51 @@ pub fn credentials(creds: &ClientCredentials) -> String {
     if let Some(until) = creds.previous_secret_valid_until {
         lines.push(("previous secret valid until", timestamp(until)));
     }
+    if let Some(at) = creds.secret_expires_at {
+        lines.push(("secret expires", timestamp(at)));
+    }
     let mut text = key_values(&lines);
     text.push_str("\nThe secret will not be shown again: store it now.\n");
     text
 }
 
-/// The signing keys as a table.
+/// The signing keys as a table: when each was published, signed, and
+/// until when it stays in the JWKS.
 pub fn keys_table(keys: &[KeyInfo]) -> String {
     if keys.is_empty() {
         return "no signing keys\n".to_owned();
     }
+    let when = |t: Option<u64>| t.map_or_else(|| "-".to_owned(), timestamp);
     let rows = keys.iter().map(|k| {
-        vec![clean(&k.kid).into_owned(), clean(&k.alg).into_owned(), k.state.to_string(), timestamp(k.created_at)]
+        let mut state = k.state.to_string();
+        if k.imported {
+            state.push_str(" (imported)");
+        }
+        vec![
+            clean(&k.kid).into_owned(),
+            clean(&k.alg).into_owned(),
+            state,
+            timestamp(k.created_at),
+            when(k.activated_at),
+            when(k.published_until.or(k.retired_at)),
+        ]
     });
-    table(&["KID", "ALG", "STATE", "CREATED"], rows)
+    table(&["KID", "ALG", "STATE", "PUBLISHED", "SIGNING SINCE", "IN JWKS UNTIL"], rows)
+}
+
+/// The state of the current secret: whether and when it expires.
+pub fn secret_state(expires_at: Option<u64>, now: u64) -> String {
+    match expires_at {
+        None => "current, does not expire".to_owned(),
+        Some(at) if at <= now => format!("EXPIRED since {} (rotate it)", timestamp(at)),
+        Some(at) => format!("current, expires {}", timestamp(at)),
+    }
+}
+
+/// The local clock, to say whether a secret has expired.
+#[allow(clippy::disallowed_methods, reason = "the operator's view of now; nothing depends on it but a label")]
+fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The confirmation of `clients revoke`.

@@ -103,7 +103,12 @@ async fn create_client_sends_json_and_reads_credentials() {
     );
     let server = one_shot(UnixListener::bind(&socket).unwrap(), json_response("201 Created", &answer));
 
-    let request = CreateClient { name: "billing".into(), scopes: vec!["read".into()], refresh_tokens: false };
+    let request = CreateClient {
+        name: "billing".into(),
+        scopes: vec!["read".into()],
+        refresh_tokens: false,
+        secret_ttl_seconds: None,
+    };
     let creds = AdminClient::new(&socket).create_client(&request).await.unwrap();
     assert_eq!(creds.client_id, ID);
     assert_eq!(creds.client_secret, "s3cr3t");
@@ -125,7 +130,10 @@ async fn rotate_secret_posts_the_grace_period() {
         r#"{{"client_id":"{ID}","client_secret":"new","name":"n","scopes":[],"refresh_tokens":true,"previous_secret_valid_until":1700000060}}"#
     );
     let server = one_shot(UnixListener::bind(&socket).unwrap(), json_response("200 OK", &answer));
-    let creds = AdminClient::new(&socket).rotate_secret(ID, RotateSecret { grace_seconds: 60 }).await.unwrap();
+    let creds = AdminClient::new(&socket)
+        .rotate_secret(ID, RotateSecret { grace_seconds: 60, secret_ttl_seconds: None })
+        .await
+        .unwrap();
     assert_eq!(creds.previous_secret_valid_until, Some(1_700_000_060));
     let sent = server.await.unwrap();
     assert!(sent.starts_with(&format!("POST /v1/clients/{ID}/rotate-secret HTTP/1.1\r\n")), "{sent}");

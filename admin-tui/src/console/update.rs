@@ -453,7 +453,12 @@ fn on_create_key(form: &mut CreateForm, key: KeyEvent) -> (Vec<Effect>, bool) {
             let scopes: Vec<String> = form.scopes.split_whitespace().map(str::to_owned).collect();
             form.busy = true;
             form.error = None;
-            let request = Request::Create(CreateClient { name, scopes, refresh_tokens: form.refresh_tokens });
+            let request = Request::Create(CreateClient {
+                name,
+                scopes,
+                refresh_tokens: form.refresh_tokens,
+                secret_ttl_seconds: None,
+            });
             return (vec![Effect::Send(request)], false);
         }
         _ => match form.focus {

@@ -35,7 +35,10 @@ pub async fn handle(client: &AdminClient, request: Request) -> Reply {
         Request::Poll { full, audit_after } => Reply::Polled(poll(client, full, audit_after).await),
         Request::Create(create) => Reply::Created(client.create_client(&create).await.map_err(Failure::from)),
         Request::RotateSecret { client_id, grace_seconds } => Reply::SecretRotated(
-            client.rotate_secret(&client_id, RotateSecret { grace_seconds }).await.map_err(Failure::from),
+            client
+                .rotate_secret(&client_id, RotateSecret { grace_seconds, secret_ttl_seconds: None })
+                .await
+                .map_err(Failure::from),
         ),
         Request::Revoke(id) => Reply::Done(
             client

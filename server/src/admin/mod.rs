@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tessera_shared::admin::{AdminError, CreateClient, RotateSecret, paths};
+use tessera_shared::admin::{AdminError, CreateClient, ImportKey, RotateSecret, paths};
 
 use crate::http::response::{self, HttpResponse};
 use service::{AdminFailure, AdminService};
@@ -54,6 +54,16 @@ async fn dispatch(
     if path == paths::STATS && method == Method::GET {
         return Ok(ok(&service.stats()));
     }
+    if path == paths::KEYS_ROTATE && method == Method::POST {
+        return Ok(ok(&service.rotate_keys().await?));
+    }
+    if path == paths::KEYS_IMPORT && method == Method::POST {
+        let import: ImportKey = read_json(request).await?;
+        return Ok(ok(&service.import_key(&import.pem).await?));
+    }
+    if path == paths::JWKS && method == Method::GET {
+        return Ok(ok(&service.jwks()));
+    }
     if path == paths::CLIENTS {
         return match *method {
             Method::GET => Ok(ok(&service.list_clients().await?)),
@@ -72,7 +82,7 @@ async fn dispatch(
         (None, &Method::DELETE) => Ok(ok(&service.delete_client(rest).await?)),
         (Some((id, "rotate-secret")), &Method::POST) => {
             let rotate: RotateSecret = read_json(request).await?;
-            Ok(ok(&service.rotate_secret(id, rotate.grace_seconds).await?))
+            Ok(ok(&service.rotate_secret(id, rotate.grace_seconds, rotate.secret_ttl_seconds).await?))
         }
         (Some((id, "revoke")), &Method::POST) => Ok(ok(&service.revoke_client(id).await?)),
         (Some((id, "revoke-families")), &Method::POST) => Ok(ok(&service.revoke_families(id).await?)),
@@ -120,7 +130,10 @@ fn failure_response(failure: &AdminFailure) -> HttpResponse {
     let (status, code) = match failure {
         AdminFailure::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         AdminFailure::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-        AdminFailure::Store(_) | AdminFailure::Crypto(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        AdminFailure::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        AdminFailure::Store(_) | AdminFailure::Crypto(_) | AdminFailure::Keys(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
     };
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!(error = %failure, "admin request failed inside the server");

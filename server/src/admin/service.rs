@@ -8,6 +8,7 @@ use tessera_shared::admin::{
     KeyInfo, Stats,
 };
 use tessera_shared::ids::is_client_id;
+use tessera_shared::jwk::JwkSet;
 
 use crate::activity::Activity;
 use crate::activity::burst::BurstPolicy;
@@ -17,7 +18,7 @@ use crate::crypto::CryptoError;
 use crate::crypto::random::Random;
 use crate::crypto::secret::SecretHasher;
 use crate::grant::scope::is_scope_token;
-use crate::keys::KeyRing;
+use crate::keys::{KeyError, KeyManager};
 use crate::store::records::{ClientRecord, PreviousSecret};
 use crate::store::{Store, StoreError};
 
@@ -29,6 +30,8 @@ pub const MAX_SCOPES: usize = 64;
 pub const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
 /// Most audit events returned by one call.
 pub const MAX_AUDIT_PAGE: usize = 1000;
+/// Longest secret lifetime: 10 years.
+pub const MAX_SECRET_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
 /// Why an admin operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,13 +48,30 @@ pub enum AdminFailure {
     /// Random generation failed.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// The request cannot be served in the current state (e.g. a key
+    /// rotation before the next key may sign).
+    #[error("{0}")]
+    Conflict(String),
+    /// A key operation failed inside the server.
+    #[error("signing keys: {0}")]
+    Keys(String),
+}
+
+impl From<KeyError> for AdminFailure {
+    fn from(error: KeyError) -> Self {
+        match error {
+            KeyError::NotReady(not_ready) => Self::Conflict(not_ready.to_string()),
+            KeyError::Import(message) => Self::BadRequest(format!("cannot import the key: {message}")),
+            other => Self::Keys(other.to_string()),
+        }
+    }
 }
 
 /// The admin operations. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AdminService {
     store: Arc<dyn Store>,
-    keys: Arc<KeyRing>,
+    keys: KeyManager,
     secrets: SecretHasher,
     random: Random,
     clock: Arc<dyn Clock>,
@@ -61,7 +81,7 @@ pub struct AdminService {
 
 impl AdminService {
     /// Assembles the service.
-    pub fn new(store: Arc<dyn Store>, keys: Arc<KeyRing>, secrets: SecretHasher, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn Store>, keys: KeyManager, secrets: SecretHasher, clock: Arc<dyn Clock>) -> Self {
         let activity = Activity::new(Audit::new(store.clone(), clock.clone()), clock.clone(), BurstPolicy::default());
         Self { store, keys, secrets, random: Random::new(), clock, activity }
     }
@@ -85,6 +105,7 @@ impl AdminService {
     pub async fn create_client(&self, request: CreateClient) -> Result<ClientCredentials, AdminFailure> {
         let name = check_name(&request.name)?;
         let scopes = check_scopes(request.scopes)?;
+        let secret_ttl = check_secret_ttl(request.secret_ttl_seconds)?;
         let now = self.clock.now();
         let secret = self.random.client_secret()?;
         let client = ClientRecord {
@@ -97,6 +118,7 @@ impl AdminService {
             refresh_tokens: request.refresh_tokens,
             status: ClientStatus::Active,
             created_at: now,
+            secret_expires_at: secret_ttl.map(|ttl| now.saturating_add(ttl)),
         };
         self.store.insert_client(&client).await?;
         tracing::info!(event = "client_created", client_id = %client.client_id, "client created");
@@ -128,26 +150,34 @@ impl AdminService {
     }
 
     /// Replaces the client's secret; the old one keeps working for
-    /// `grace_seconds` (0: not at all).
+    /// `grace_seconds` (0: not at all), never beyond its own expiry. The new
+    /// one expires after `secret_ttl` seconds if given.
     ///
     /// # Errors
-    /// [`AdminFailure::NotFound`], or [`AdminFailure::BadRequest`] for a grace period too long.
-    pub async fn rotate_secret(&self, client_id: &str, grace_seconds: u64) -> Result<ClientCredentials, AdminFailure> {
+    /// [`AdminFailure::NotFound`], or [`AdminFailure::BadRequest`] for a grace period or lifetime out of range.
+    pub async fn rotate_secret(
+        &self,
+        client_id: &str,
+        grace_seconds: u64,
+        secret_ttl: Option<u64>,
+    ) -> Result<ClientCredentials, AdminFailure> {
         if grace_seconds > MAX_GRACE_SECONDS {
             return Err(AdminFailure::BadRequest(format!(
                 "the grace period may be at most {MAX_GRACE_SECONDS} seconds"
             )));
         }
+        let secret_ttl = check_secret_ttl(secret_ttl)?;
         let now = self.clock.now();
         let secret = self.random.client_secret()?;
         let digest = self.secrets.digest(&secret);
         let change = |client: &mut ClientRecord| {
-            client.previous_secret = (grace_seconds > 0).then(|| PreviousSecret {
-                digest: client.secret_digest,
-                valid_until: now.saturating_add(grace_seconds),
-            });
+            let grace_end = now.saturating_add(grace_seconds);
+            let valid_until = client.secret_expires_at.map_or(grace_end, |end| end.min(grace_end));
+            client.previous_secret =
+                (valid_until > now).then_some(PreviousSecret { digest: client.secret_digest, valid_until });
             client.secret_digest = digest;
             client.secret_set_at = now;
+            client.secret_expires_at = secret_ttl.map(|ttl| now.saturating_add(ttl));
         };
         let client = self.store.update_client(client_id, &change).await?.ok_or_else(|| not_found(client_id))?;
         tracing::info!(event = "secret_rotated", client_id, grace_seconds, "client secret rotated");
@@ -219,7 +249,29 @@ impl AdminService {
 
     /// The signing keys, without private parts.
     pub fn keys(&self) -> Vec<KeyInfo> {
-        self.keys.infos().to_vec()
+        self.keys.infos()
+    }
+
+    /// Rotates the signing keys now.
+    ///
+    /// # Errors
+    /// [`AdminFailure::Conflict`] while the next key has not been published
+    /// for a JWKS cache interval yet.
+    pub async fn rotate_keys(&self) -> Result<Vec<KeyInfo>, AdminFailure> {
+        Ok(self.keys.rotate("admin").await?)
+    }
+
+    /// Imports a PKCS#8 PEM private key as the next key.
+    ///
+    /// # Errors
+    /// [`AdminFailure::BadRequest`] if it is not a usable key.
+    pub async fn import_key(&self, pem: &str) -> Result<Vec<KeyInfo>, AdminFailure> {
+        Ok(self.keys.import(pem).await?)
+    }
+
+    /// The public JWKS as served now.
+    pub fn jwks(&self) -> JwkSet {
+        self.keys.handle().current().jwks().clone()
     }
 
     /// Audit events after `after` (or the newest when `None`), at most
@@ -256,6 +308,7 @@ impl AdminService {
             created_at: client.created_at,
             last_used_at,
             secret_set_at: client.secret_set_at,
+            secret_expires_at: client.secret_expires_at,
             active_refresh_families,
         })
     }
@@ -275,6 +328,16 @@ fn credentials(client: &ClientRecord, secret: String) -> ClientCredentials {
         scopes: client.scopes.clone(),
         refresh_tokens: client.refresh_tokens,
         previous_secret_valid_until: client.previous_secret.as_ref().map(|p| p.valid_until),
+        secret_expires_at: client.secret_expires_at,
+    }
+}
+
+fn check_secret_ttl(ttl: Option<u64>) -> Result<Option<u64>, AdminFailure> {
+    match ttl {
+        Some(ttl) if !(1..=MAX_SECRET_TTL_SECONDS).contains(&ttl) => Err(AdminFailure::BadRequest(format!(
+            "a secret lifetime must be between 1 and {MAX_SECRET_TTL_SECONDS} seconds"
+        ))),
+        ttl => Ok(ttl),
     }
 }
 

@@ -61,12 +61,42 @@ fn out_of_range_values_are_refused_with_one_line() {
         &["--max-header-bytes", "100"],
         &["--issuer", "ftp://example"],
         &["--issuer", "https://example/?q=1"],
-        &["--signing-alg", "RS256"],
+        &["--jwks-max-age", "0"],
+        &["--signing-rotate-every", "299"],
+        &["--jwks-max-age", "60", "--signing-rotate-every", "59"],
         &["--purge-interval", "0"],
     ] {
         let err = Config::merge(cli(args), FileConfig::default()).expect_err("must be refused");
         assert!(!err.to_string().contains('\n'), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn key_lifecycle_settings_come_from_flags_or_the_signing_section() {
+    let defaults = Config::merge(cli(&[]), FileConfig::default()).unwrap();
+    assert_eq!((defaults.signing_rotate_every, defaults.jwks_max_age), (30 * 24 * 3600, 300));
+    assert_eq!(defaults.key_encryption_key, None);
+    let config = Config::merge(
+        cli(&["--signing-alg", "RS256", "--jwks-max-age", "60"]),
+        file(
+            "[signing]
+rotate_every = 86400
+jwks_max_age = 120
+key_encryption_key_file = \"/k\"\n",
+        ),
+    )
+    .unwrap();
+    assert_eq!(config.signing_alg, Algorithm::RS256, "RS256 is accepted");
+    assert_eq!((config.signing_rotate_every, config.jwks_max_age), (86_400, 60));
+    assert_eq!(config.key_encryption_key, Some(KekSource::File(PathBuf::from("/k"))));
+    assert!(!format!("{:?}", KekSource::Env("c2VjcmV0".into())).contains("c2VjcmV0"), "the key is never printed");
+}
+
+#[test]
+fn export_jwks_is_a_subcommand_taking_the_data_dir_after_it() {
+    let parsed = cli(&["export-jwks", "--data-dir", "/d"]);
+    assert_eq!(parsed.command, Some(ServerCommand::ExportJwks));
+    assert_eq!(parsed.data_dir, Some(PathBuf::from("/d")));
 }
 
 #[test]

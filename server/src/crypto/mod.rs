@@ -1,6 +1,8 @@
-//! Cryptography, all with ring: random values, secret digests, JWT signing.
+//! Cryptography, all with ring: random values, secret digests, JWT signing,
+//! encryption of private keys at rest.
 
 pub mod random;
+pub mod seal;
 pub mod secret;
 pub mod signing;
 

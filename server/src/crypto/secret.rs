@@ -40,8 +40,14 @@ impl SecretHasher {
     /// Whether `secret` matches `current`, or `previous` when given, in
     /// constant time and with the same work either way.
     pub fn matches(&self, secret: &str, current: &Digest32, previous: Option<&Digest32>) -> bool {
+        self.matches_live(secret, Some(current), previous)
+    }
+
+    /// [`SecretHasher::matches`] where the current secret may be unusable
+    /// too (expired): `None` never matches, with the same work.
+    pub fn matches_live(&self, secret: &str, current: Option<&Digest32>, previous: Option<&Digest32>) -> bool {
         let tag = self.digest(secret);
-        let current_ok = tag.ct_eq(current);
+        let current_ok = tag.ct_eq(current.unwrap_or(&self.decoy)) & Choice::from(u8::from(current.is_some()));
         let previous_ok = tag.ct_eq(previous.unwrap_or(&self.decoy)) & Choice::from(u8::from(previous.is_some()));
         (current_ok | previous_ok).into()
     }

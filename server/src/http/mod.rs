@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use crate::config::Limits;
 use crate::grant::request::ParsePolicy;
 use crate::issuer::Issuer;
-use crate::keys::KeyRing;
+use crate::keys::KeyHandle;
 use crate::store::Store;
 use response::HttpResponse;
 
@@ -32,8 +32,10 @@ use response::HttpResponse;
 pub struct App {
     /// The token service.
     pub issuer: Issuer,
-    /// Signing keys, for the JWKS.
-    pub keys: Arc<KeyRing>,
+    /// The current signing keys, for the JWKS.
+    pub keys: KeyHandle,
+    /// The JWKS `Cache-Control` (`public, max-age=<jwks_max_age>`).
+    pub jwks_cache_control: http::HeaderValue,
     /// Storage, for the health check.
     pub store: Arc<dyn Store>,
     /// The RFC 8414 document, serialised once.

@@ -3,20 +3,26 @@
 
 use bytes::Bytes;
 use http::StatusCode;
-use http::header::{CACHE_CONTROL, HeaderValue};
+use http::header::{CACHE_CONTROL, HeaderValue, InvalidHeaderValue};
 use tessera_shared::wire::AuthorizationServerMetadata;
 
 use super::App;
 use super::response::{self, HttpResponse};
 
-/// How long a resource server may cache the JWKS. Shorter than the time a
-/// next key is published before it signs, so caches always know it in time.
-const JWKS_MAX_AGE: HeaderValue = HeaderValue::from_static("public, max-age=300");
+/// The JWKS `Cache-Control`: how long a resource server may cache it. A
+/// next key is published longer than this before it signs, so caches always
+/// know it in time (see `keys::lifecycle`).
+///
+/// # Errors
+/// Never in practice (digits only).
+pub fn jwks_cache_control(max_age: u64) -> Result<HeaderValue, InvalidHeaderValue> {
+    HeaderValue::from_str(&format!("public, max-age={max_age}"))
+}
 
-/// `GET /.well-known/jwks.json`.
+/// `GET /.well-known/jwks.json`: the ring current at this instant.
 pub fn jwks(app: &App) -> HttpResponse {
-    let mut response = response::json_bytes(StatusCode::OK, app.keys.jwks_json());
-    response.headers_mut().insert(CACHE_CONTROL, JWKS_MAX_AGE);
+    let mut response = response::json_bytes(StatusCode::OK, app.keys.current().jwks_json());
+    response.headers_mut().insert(CACHE_CONTROL, app.jwks_cache_control.clone());
     response
 }
 

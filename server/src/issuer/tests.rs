@@ -19,14 +19,14 @@ struct Fixture {
     issuer: Issuer,
     admin: AdminService,
     clock: Arc<ManualClock>,
-    keys: Arc<KeyRing>,
+    keys: crate::keys::KeyManager,
     store: Arc<dyn Store>,
 }
 
 async fn fixture_with(reuse_grace: u64) -> Fixture {
     let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
     let clock = Arc::new(ManualClock::at(START));
-    let keys = Arc::new(KeyRing::load_or_create(store.as_ref(), Algorithm::ES256, START).await.unwrap());
+    let keys = crate::keys::testing::manager(store.clone(), clock.clone(), Algorithm::ES256).await;
     let secrets = SecretHasher::new(&[5; 32]);
     let policy = IssuerPolicy {
         issuer: ISSUER.into(),
@@ -36,7 +36,7 @@ async fn fixture_with(reuse_grace: u64) -> Fixture {
         refresh_reuse_grace: reuse_grace,
     };
     Fixture {
-        issuer: Issuer::new(store.clone(), keys.clone(), secrets.clone(), clock.clone(), policy),
+        issuer: Issuer::new(store.clone(), keys.handle(), secrets.clone(), clock.clone(), policy),
         admin: AdminService::new(store.clone(), keys.clone(), secrets, clock.clone()),
         clock,
         keys,
@@ -56,6 +56,7 @@ impl Fixture {
                 name: "t".into(),
                 scopes: scopes.iter().map(|s| s.to_string()).collect(),
                 refresh_tokens,
+                secret_ttl_seconds: None,
             })
             .await
             .unwrap();
@@ -89,7 +90,7 @@ impl Fixture {
     }
 
     fn verifier(&self) -> Verifier {
-        Verifier::new(self.keys.jwks().clone(), ISSUER, "https://api.test").with_leeway(0)
+        Verifier::new(self.keys.handle().current().jwks().clone(), ISSUER, "https://api.test").with_leeway(0)
     }
 }
 
@@ -272,7 +273,7 @@ async fn unsupported_grants_are_refused_after_authentication() {
 async fn the_old_secret_works_during_the_grace_and_not_a_second_after() {
     let f = fixture().await;
     let client = f.client(&[], false).await;
-    let rotated = f.admin.rotate_secret(&client.client_id, 60).await.unwrap();
+    let rotated = f.admin.rotate_secret(&client.client_id, 60, None).await.unwrap();
     assert_eq!(rotated.previous_secret_valid_until, Some(START + 60));
     let new = ClientCredentials { client_id: client.client_id.clone(), client_secret: rotated.client_secret };
     assert!(f.grant(&new, None).await.is_ok());
@@ -287,8 +288,86 @@ async fn the_old_secret_works_during_the_grace_and_not_a_second_after() {
 async fn without_grace_the_old_secret_stops_at_once() {
     let f = fixture().await;
     let client = f.client(&[], false).await;
-    f.admin.rotate_secret(&client.client_id, 0).await.unwrap();
+    f.admin.rotate_secret(&client.client_id, 0, None).await.unwrap();
     assert_eq!(code(f.grant(&client, None).await), ErrorCode::InvalidClient);
+}
+
+#[tokio::test]
+async fn an_expired_secret_fails_like_a_wrong_one_from_its_last_second_on() {
+    let f = fixture().await;
+    let created = f
+        .admin
+        .create_client(CreateClient {
+            name: "ttl".into(),
+            scopes: Vec::new(),
+            refresh_tokens: false,
+            secret_ttl_seconds: Some(100),
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.secret_expires_at, Some(START + 100));
+    let client = ClientCredentials { client_id: created.client_id.clone(), client_secret: created.client_secret };
+    f.clock.advance(99);
+    assert!(f.grant(&client, None).await.is_ok(), "one second before expiry");
+    f.clock.advance(1);
+    assert_eq!(code(f.grant(&client, None).await), ErrorCode::InvalidClient, "at expiry");
+    let info = f.admin.client(&created.client_id).await.unwrap();
+    assert_eq!(info.secret_expires_at, Some(START + 100), "shown to the operator");
+}
+
+#[tokio::test]
+async fn a_rotated_secret_gets_its_own_ttl_and_the_grace_never_outlives_the_old_expiry() {
+    let f = fixture().await;
+    let created = f
+        .admin
+        .create_client(CreateClient {
+            name: "ttl".into(),
+            scopes: Vec::new(),
+            refresh_tokens: false,
+            secret_ttl_seconds: Some(100),
+        })
+        .await
+        .unwrap();
+    let old = ClientCredentials { client_id: created.client_id.clone(), client_secret: created.client_secret };
+    f.clock.advance(50);
+    // A grace of 600 s would outlive the old secret's expiry at START + 100.
+    let rotated = f.admin.rotate_secret(&old.client_id, 600, Some(1000)).await.unwrap();
+    assert_eq!(rotated.previous_secret_valid_until, Some(START + 100));
+    assert_eq!(rotated.secret_expires_at, Some(START + 50 + 1000));
+    let new = ClientCredentials { client_id: old.client_id.clone(), client_secret: rotated.client_secret };
+    f.clock.advance(49);
+    assert!(f.grant(&old, None).await.is_ok(), "old secret before its own expiry");
+    f.clock.advance(1);
+    assert_eq!(code(f.grant(&old, None).await), ErrorCode::InvalidClient, "old secret at its own expiry");
+    assert!(f.grant(&new, None).await.is_ok());
+    f.clock.advance(949);
+    assert!(f.grant(&new, None).await.is_ok(), "new secret one second before its expiry");
+    f.clock.advance(1);
+    assert_eq!(code(f.grant(&new, None).await), ErrorCode::InvalidClient, "new secret at its expiry");
+    // Rotating without a TTL gives a secret that does not expire.
+    let renewed = f.admin.rotate_secret(&old.client_id, 0, None).await.unwrap();
+    assert_eq!(renewed.secret_expires_at, None);
+    let renewed = ClientCredentials { client_id: old.client_id.clone(), client_secret: renewed.client_secret };
+    f.clock.advance(10 * 365 * 86_400);
+    assert!(f.grant(&renewed, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn secret_lifetimes_out_of_range_are_refused() {
+    let f = fixture().await;
+    let request = |ttl| CreateClient {
+        name: "t".into(),
+        scopes: Vec::new(),
+        refresh_tokens: false,
+        secret_ttl_seconds: Some(ttl),
+    };
+    assert!(matches!(f.admin.create_client(request(0)).await, Err(crate::admin::service::AdminFailure::BadRequest(_))));
+    let client = f.client(&[], false).await;
+    let too_long = crate::admin::service::MAX_SECRET_TTL_SECONDS + 1;
+    assert!(matches!(
+        f.admin.rotate_secret(&client.client_id, 0, Some(too_long)).await,
+        Err(crate::admin::service::AdminFailure::BadRequest(_))
+    ));
 }
 
 #[tokio::test]

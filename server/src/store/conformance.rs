@@ -23,6 +23,7 @@ fn client(id: &str) -> ClientRecord {
         refresh_tokens: true,
         status: ClientStatus::Active,
         created_at: NOW,
+        secret_expires_at: None,
     }
 }
 
@@ -216,9 +217,15 @@ pub async fn keys_round_trip(store: Arc<dyn Store>) {
         created_at: NOW,
         private_pkcs8: vec![1, 2, 3],
         public_jwk: jwk,
+        sealed_pkcs8: None,
+        imported: false,
+        activated_at: None,
+        deactivated_at: None,
+        published_until: None,
+        retired_at: None,
     };
     store.put_keys(std::slice::from_ref(&key)).await.unwrap();
-    let active = KeyRecord { state: KeyState::Active, ..key.clone() };
+    let active = KeyRecord { state: KeyState::Active, activated_at: Some(NOW + 1), ..key.clone() };
     store.put_keys(std::slice::from_ref(&active)).await.unwrap();
     assert_eq!(store.keys().await.unwrap(), vec![active]);
 }

@@ -6,6 +6,7 @@ use tessera_shared::admin::{ClientStatus, KeyState};
 use tessera_shared::jwk::{Algorithm, Jwk};
 
 use crate::clock::UnixTime;
+use crate::crypto::seal::SealedKey;
 
 /// A 32-byte digest: the HMAC of a client secret or the SHA-256 of a
 /// refresh token. Plain-text secrets are never stored.
@@ -35,6 +36,17 @@ pub struct ClientRecord {
     pub status: ClientStatus,
     /// Creation time.
     pub created_at: UnixTime,
+    /// The first second at which the current secret no longer works, if it
+    /// was given a lifetime (`--secret-ttl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_expires_at: Option<UnixTime>,
+}
+
+impl ClientRecord {
+    /// Whether the current secret still works at `now`.
+    pub fn secret_is_live(&self, now: UnixTime) -> bool {
+        self.secret_expires_at.is_none_or(|end| now < end)
+    }
 }
 
 /// A replaced secret that still works until `valid_until`.
@@ -130,10 +142,33 @@ pub struct KeyRecord {
     pub alg: Algorithm,
     /// Life stage.
     pub state: KeyState,
-    /// Creation time.
+    /// Creation time, which is also when it was first published (a key is
+    /// published from its creation as the next key).
     pub created_at: UnixTime,
-    /// PKCS#8 document of the private key; empty once retired.
+    /// PKCS#8 document of the private key; empty once retired, and empty
+    /// when the key is stored sealed instead.
     pub private_pkcs8: Vec<u8>,
     /// The public key as published.
     pub public_jwk: Jwk,
+    /// The private key encrypted under the key-encryption key, when
+    /// encryption at rest is on (then `private_pkcs8` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_pkcs8: Option<SealedKey>,
+    /// Whether an operator supplied it (`keys import`) rather than the
+    /// server generating it; an imported next key is never replaced at start.
+    #[serde(default)]
+    pub imported: bool,
+    /// When it started signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated_at: Option<UnixTime>,
+    /// When it stopped signing (became retiring).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deactivated_at: Option<UnixTime>,
+    /// Until when it stays in the JWKS once retiring: every token it signed
+    /// has expired by then, with a cache interval to spare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_until: Option<UnixTime>,
+    /// When it left the JWKS and lost its private part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<UnixTime>,
 }

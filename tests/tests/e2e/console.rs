@@ -134,6 +134,7 @@ async fn create_use_and_revoke_a_client_from_the_console() {
         scopes: vec!["read".into()],
         refresh_tokens: true,
         previous_secret_valid_until: None,
+        secret_expires_at: None,
     };
     assert!(tessera_shared::ids::is_client_id(&creds.client_id), "ID read off the screen: {:?}", creds.client_id);
     assert_eq!(creds.client_secret.len(), 40, "secret read off the screen: {:?}", creds.client_secret);

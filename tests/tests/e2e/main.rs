@@ -17,6 +17,8 @@
 //!   endpoint.
 //! - [`console`]: the operator console in a real pseudo-terminal (tmux).
 //! - [`audit`]: the audit trail through `tessera-admin audit`.
+//! - [`keys`]: RS256 and EdDSA servers, key rotation on demand and on
+//!   schedule, import, `export-jwks`, keys encrypted at rest, secret expiry.
 //! - [`jwt`]: the access token, the JWKS, the metadata document and offline
 //!   verification.
 //! - [`config`]: flags, environment variables, the TOML file and their errors.
@@ -40,6 +42,7 @@ mod console;
 mod durability;
 mod hostile_input;
 mod jwt;
+mod keys;
 mod logs;
 mod refresh;
 mod seed_examples;

@@ -14,6 +14,7 @@ fn info() -> ClientInfo {
         last_used_at: Some(1_700_000_060),
         secret_set_at: 1_700_000_000,
         previous_secret_valid_until: None,
+        secret_expires_at: None,
         active_refresh_families: 3,
     }
 }
@@ -26,6 +27,7 @@ fn creds() -> ClientCredentials {
         scopes: vec![],
         refresh_tokens: false,
         previous_secret_valid_until: None,
+        secret_expires_at: None,
     }
 }
 
@@ -74,19 +76,32 @@ fn details_are_key_value_lines() {
         client_details(&client),
         format!(
             "\
-client ID:                   {ID}
-name:                        billing
-status:                      active
-scopes:                      read write
-refresh tokens:              yes
-created:                     2023-11-14T22:13:20Z
-last used:                   2023-11-14T22:14:20Z
-secret set:                  2023-11-14T22:13:20Z
-previous secret valid until: 2023-11-14T22:18:20Z
-active refresh families:     3
+client ID:               {ID}
+name:                    billing
+status:                  active
+scopes:                  read write
+refresh tokens:          yes
+created:                 2023-11-14T22:13:20Z
+last used:               2023-11-14T22:14:20Z
+secret set:              2023-11-14T22:13:20Z
+secret:                  current, does not expire
+previous secret:         still accepted until 2023-11-14T22:18:20Z (end of the grace period)
+active refresh families: 3
 "
         )
     );
+    client.previous_secret_valid_until = None;
+    assert!(client_details(&client).contains("\nprevious secret:         none\n"));
+}
+
+#[test]
+fn the_secret_state_says_whether_and_when_it_expires() {
+    assert_eq!(secret_state(None, 5), "current, does not expire");
+    assert_eq!(secret_state(Some(1_700_000_000), 1_699_999_999), "current, expires 2023-11-14T22:13:20Z");
+    assert_eq!(secret_state(Some(1_700_000_000), 1_700_000_000), "EXPIRED since 2023-11-14T22:13:20Z (rotate it)");
+    let mut creds = creds();
+    creds.secret_expires_at = Some(1_700_000_000);
+    assert!(credentials(&creds).contains("secret expires:"), "{}", credentials(&creds));
 }
 
 #[test]
@@ -116,17 +131,30 @@ fn json_is_one_document_with_id_and_secret() {
 }
 
 #[test]
-fn keys_table_lists_state_and_age() {
+fn keys_table_lists_state_and_lifecycle_dates() {
+    let key = |kid: &str, alg: &str, state| KeyInfo {
+        kid: kid.into(),
+        alg: alg.into(),
+        state,
+        created_at: 0,
+        activated_at: None,
+        deactivated_at: None,
+        published_until: None,
+        retired_at: None,
+        imported: false,
+    };
     let keys = [
-        KeyInfo { kid: "kid-active".into(), alg: "ES256".into(), state: KeyState::Active, created_at: 0 },
-        KeyInfo { kid: "k2".into(), alg: "EdDSA".into(), state: KeyState::Next, created_at: 1_700_000_000 },
+        KeyInfo { activated_at: Some(60), ..key("kid-active", "ES256", KeyState::Active) },
+        KeyInfo { created_at: 1_700_000_000, imported: true, ..key("k2", "RS256", KeyState::Next) },
+        KeyInfo { published_until: Some(1_700_000_000), ..key("k3", "EdDSA", KeyState::Retiring) },
     ];
     assert_eq!(
         keys_table(&keys),
         "\
-KID         ALG    STATE   CREATED
-kid-active  ES256  active  1970-01-01T00:00:00Z
-k2          EdDSA  next    2023-11-14T22:13:20Z
+KID         ALG    STATE            PUBLISHED             SIGNING SINCE         IN JWKS UNTIL
+kid-active  ES256  active           1970-01-01T00:00:00Z  1970-01-01T00:01:00Z  -
+k2          RS256  next (imported)  2023-11-14T22:13:20Z  -                     -
+k3          EdDSA  retiring         1970-01-01T00:00:00Z  -                     2023-11-14T22:13:20Z
 "
     );
 }

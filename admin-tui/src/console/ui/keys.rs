@@ -14,19 +14,14 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let [table_area, help_area] = Layout::vertical([Constraint::Min(3), Constraint::Length(4)]).areas(area);
     let header = Row::new(["KID", "ALG", "STATE", "CREATED", "IN JWKS"]).style(theme::style(app, Role::Header));
     let rows = app.keys.iter().map(|key| {
-        let published = match key.state {
-            KeyState::Next => "yes",
-            KeyState::Active => "yes",
-            KeyState::Retiring => "until expiry",
-            KeyState::Retired => "no",
+        let published = match (key.state, key.published_until) {
+            (KeyState::Next | KeyState::Active, _) => "yes".to_owned(),
+            (KeyState::Retiring, Some(until)) => format!("until {}", short_time(until)),
+            (KeyState::Retiring, None) => "until its tokens expire".to_owned(),
+            (KeyState::Retired, _) => "no".to_owned(),
         };
-        let row = Row::new([
-            key.kid.clone(),
-            key.alg.clone(),
-            key.state.to_string(),
-            short_time(key.created_at),
-            published.to_owned(),
-        ]);
+        let row =
+            Row::new([key.kid.clone(), key.alg.clone(), key.state.to_string(), short_time(key.created_at), published]);
         match key.state {
             KeyState::Active => row.style(theme::style(app, Role::Ok)),
             KeyState::Retired => row.style(theme::style(app, Role::Dim)),

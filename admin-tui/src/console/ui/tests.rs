@@ -25,14 +25,25 @@ fn text(lines: &[String]) -> String {
     lines.join("\n")
 }
 
+fn key(kid: &str, state: KeyState) -> KeyInfo {
+    KeyInfo {
+        kid: kid.into(),
+        alg: "ES256".into(),
+        state,
+        created_at: 1_800_000_000,
+        activated_at: None,
+        deactivated_at: None,
+        published_until: None,
+        retired_at: None,
+        imported: false,
+    }
+}
+
 fn sample() -> App {
     let mut revoked = client(1, "old importer");
     revoked.status = ClientStatus::Revoked;
     let mut app = loaded(vec![client(0, "billing job"), revoked]);
-    app.keys = vec![
-        KeyInfo { kid: "kid-active".into(), alg: "ES256".into(), state: KeyState::Active, created_at: 1_800_000_000 },
-        KeyInfo { kid: "kid-next".into(), alg: "ES256".into(), state: KeyState::Next, created_at: 1_800_000_000 },
-    ];
+    app.keys = vec![key("kid-active", KeyState::Active), key("kid-next", KeyState::Next)];
     app
 }
 

@@ -25,6 +25,7 @@ pub fn client(n: u8, name: &str) -> ClientInfo {
         last_used_at: None,
         secret_set_at: 1_800_000_000,
         previous_secret_valid_until: None,
+        secret_expires_at: None,
         active_refresh_families: u64::from(n),
     }
 }
@@ -103,6 +104,7 @@ fn creating_a_client_by_typing() {
             name: "billing job".into(),
             scopes: vec!["read".into(), "write".into()],
             refresh_tokens: false,
+            secret_ttl_seconds: None,
         }))]
     );
     assert!(update(&mut app, key(KeyCode::Enter)).is_empty(), "no second submission while busy");
@@ -114,6 +116,7 @@ fn creating_a_client_by_typing() {
         scopes: vec![],
         refresh_tokens: false,
         previous_secret_valid_until: None,
+        secret_expires_at: None,
     };
     update(&mut app, Event::Reply(Reply::Created(Ok(creds.clone()))));
     let Some(Modal::Secret(shown)) = &app.modal else { panic!("{:?}", app.modal) };

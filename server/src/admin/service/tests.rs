@@ -12,13 +12,18 @@ const START: u64 = 1_800_000_000;
 
 async fn service() -> (AdminService, Arc<ManualClock>) {
     let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
-    let keys = Arc::new(KeyRing::load_or_create(store.as_ref(), Algorithm::ES256, START).await.unwrap());
     let clock = Arc::new(ManualClock::at(START));
+    let keys = crate::keys::testing::manager(store.clone(), clock.clone(), Algorithm::ES256).await;
     (AdminService::new(store, keys, SecretHasher::new(&[1; 32]), clock.clone()), clock)
 }
 
 fn create(name: &str, scopes: &[&str]) -> CreateClient {
-    CreateClient { name: name.into(), scopes: scopes.iter().map(|s| s.to_string()).collect(), refresh_tokens: true }
+    CreateClient {
+        name: name.into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        refresh_tokens: true,
+        secret_ttl_seconds: None,
+    }
 }
 
 #[tokio::test]
@@ -44,7 +49,7 @@ async fn invalid_names_and_scopes_are_refused() {
         assert!(matches!(admin.create_client(bad).await, Err(AdminFailure::BadRequest(_))));
     }
     let too_many: Vec<String> = (0..65).map(|i| format!("s{i}")).collect();
-    let request = CreateClient { name: "ok".into(), scopes: too_many, refresh_tokens: false };
+    let request = CreateClient { name: "ok".into(), scopes: too_many, refresh_tokens: false, secret_ttl_seconds: None };
     assert!(matches!(admin.create_client(request).await, Err(AdminFailure::BadRequest(_))));
 }
 
@@ -54,7 +59,7 @@ async fn unknown_clients_are_not_found() {
     let missing = "oa2-client-id_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     assert!(matches!(admin.client(missing).await, Err(AdminFailure::NotFound(_))));
     assert!(matches!(admin.client("../etc").await, Err(AdminFailure::NotFound(_))));
-    assert!(matches!(admin.rotate_secret(missing, 0).await, Err(AdminFailure::NotFound(_))));
+    assert!(matches!(admin.rotate_secret(missing, 0, None).await, Err(AdminFailure::NotFound(_))));
     assert!(matches!(admin.revoke_client(missing).await, Err(AdminFailure::NotFound(_))));
     assert!(matches!(admin.delete_client(missing).await, Err(AdminFailure::NotFound(_))));
     assert!(matches!(admin.revoke_families(missing).await, Err(AdminFailure::NotFound(_))));
@@ -65,10 +70,10 @@ async fn rotation_reports_the_grace_and_shows_it_until_it_ends() {
     let (admin, clock) = service().await;
     let created = admin.create_client(create("a", &[])).await.unwrap();
     assert!(matches!(
-        admin.rotate_secret(&created.client_id, MAX_GRACE_SECONDS + 1).await,
+        admin.rotate_secret(&created.client_id, MAX_GRACE_SECONDS + 1, None).await,
         Err(AdminFailure::BadRequest(_))
     ));
-    let rotated = admin.rotate_secret(&created.client_id, 100).await.unwrap();
+    let rotated = admin.rotate_secret(&created.client_id, 100, None).await.unwrap();
     assert_ne!(rotated.client_secret, created.client_secret);
     assert_eq!(admin.client(&created.client_id).await.unwrap().previous_secret_valid_until, Some(START + 100));
     clock.advance(100);
@@ -113,7 +118,7 @@ async fn every_admin_action_is_in_the_audit_trail() {
     let created = admin.create_client(create("job", &[])).await.unwrap();
     let id = created.client_id.as_str();
     clock.advance(1);
-    admin.rotate_secret(id, 60).await.unwrap();
+    admin.rotate_secret(id, 60, None).await.unwrap();
     admin.revoke_families(id).await.unwrap();
     admin.revoke_client(id).await.unwrap();
     admin.reactivate_client(id).await.unwrap();

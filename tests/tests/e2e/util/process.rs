@@ -455,3 +455,14 @@ pub fn run_to_exit_child(mut child: Child, timeout: Duration) -> (ExitStatus, St
     }
     (status, lossy(&stderr))
 }
+
+/// Runs `tessera-server ARGS... --data-dir DIR` to its end (a subcommand
+/// such as `export-jwks`), with these extra environment variables.
+pub fn server_subcommand(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Finished {
+    let mut cmd = clean_command(&binary("tessera-server"));
+    cmd.args(args).arg("--data-dir").arg(data_dir);
+    for (key, value) in envs {
+        cmd.env(key, value);
+    }
+    run_to_exit(cmd, EXIT_TIMEOUT, &format!("tessera-server {args:?}"))
+}

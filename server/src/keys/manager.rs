@@ -1,0 +1,352 @@
+//! The key manager: the service layer of the key life cycle. It reads the
+//! clock, generates keys, asks [`lifecycle`](super::lifecycle) what is due,
+//! stores the result and swaps in the new [`KeyRing`].
+//!
+//! Changes are serialised by one async mutex (rotations are rare; the token
+//! endpoint never takes it). The store is written before the ring is
+//! swapped, so what is served is always what survives a crash.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ring::rand::SystemRandom;
+use tessera_shared::admin::{AuditKind, KeyInfo};
+use tessera_shared::jwk::Algorithm;
+use tokio_util::sync::CancellationToken;
+
+use super::lifecycle::{self, KeySet, NextKey, Timing};
+use super::{KeyError, KeyHandle, KeyRing, private_pkcs8};
+use crate::audit::{Audit, AuditEntry};
+use crate::clock::{Clock, UnixTime};
+use crate::crypto::CryptoError;
+use crate::crypto::seal::Kek;
+use crate::crypto::signing::{JwtSigner, detect_algorithm, generate_pkcs8};
+use crate::store::Store;
+use crate::store::records::KeyRecord;
+
+/// Longest pause between two checks of the schedule.
+const MAX_CHECK_INTERVAL: u64 = 60;
+
+/// What the manager needs from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySettings {
+    /// Algorithm of the keys it generates.
+    pub alg: Algorithm,
+    /// Rotation period and the intervals that make rotation safe.
+    pub timing: Timing,
+}
+
+/// Loads, rotates, imports and retires signing keys. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct KeyManager {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: KeySettings,
+    kek: Option<Kek>,
+    handle: KeyHandle,
+    /// The set as stored; held while changing it so that a scheduled and
+    /// an on-demand rotation cannot interleave.
+    set: tokio::sync::Mutex<KeySet>,
+    /// Where rotations are recorded, once the audit trail exists (it is
+    /// built after the keys at start).
+    audit: std::sync::OnceLock<Audit>,
+}
+
+impl KeyManager {
+    /// Loads the stored keys, or creates the first active and next keys.
+    /// Also at start: replaces a generated next key whose algorithm is no
+    /// longer the configured one (it never signed), seals plain keys when a
+    /// KEK is given, and retires keys whose time is up.
+    ///
+    /// # Errors
+    /// [`KeyError`] if storage fails, a key does not parse, or the KEK is
+    /// missing or wrong for sealed keys.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: KeySettings,
+        kek: Option<Kek>,
+    ) -> Result<Self, KeyError> {
+        let stored = store.keys().await?;
+        let now = clock.now();
+        let mut set = if stored.is_empty() {
+            let active = generate(settings.alg, now, kek.as_ref()).await?;
+            let next = generate(settings.alg, now, kek.as_ref()).await?;
+            KeySet::first(active, next, now)
+        } else {
+            KeySet::from_records(stored.clone()).map_err(KeyError::Inconsistent)?
+        };
+        // Open every private key now, so that a wrong or missing KEK stops
+        // the server at start rather than at the next rotation.
+        for record in set.published() {
+            private_pkcs8(record, kek.as_ref())?;
+        }
+        let next = set.next().record();
+        if next.alg != settings.alg && !next.imported {
+            let old_alg = next.alg;
+            let now = clock.now();
+            set = set.replace_next(NextKey::new(generate(settings.alg, now, kek.as_ref()).await?), now);
+            tracing::info!(
+                event = "next_key_replaced",
+                from = %old_alg,
+                to = %settings.alg,
+                "signing.alg changed: the next key now uses the new algorithm and signs from the next rotation"
+            );
+        }
+        set = set.retire_due(now);
+        if let Some(kek) = &kek {
+            set = seal_plain(set, kek)?;
+        }
+        let ring = KeyRing::build(&set, kek.as_ref())?;
+        let changed: Vec<KeyRecord> = set.records().filter(|r| !stored.contains(r)).cloned().collect();
+        if !changed.is_empty() {
+            store.put_keys(&changed).await?;
+        }
+        let handle = KeyHandle::new(ring);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                settings,
+                kek,
+                handle,
+                set: tokio::sync::Mutex::new(set),
+                audit: std::sync::OnceLock::new(),
+            }),
+        })
+    }
+
+    /// Records every later rotation in `audit`. A second call is ignored.
+    pub fn record_rotations_in(&self, audit: Audit) {
+        let _ = self.inner.audit.set(audit);
+    }
+
+    /// The handle the token and JWKS endpoints read.
+    pub fn handle(&self) -> KeyHandle {
+        self.inner.handle.clone()
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> KeySettings {
+        self.inner.settings
+    }
+
+    /// Every key, without private parts.
+    pub fn infos(&self) -> Vec<KeyInfo> {
+        self.inner.handle.current().infos().to_vec()
+    }
+
+    /// Rotates now: the next key signs, a new next key (of the configured
+    /// algorithm) is published, the active key retires.
+    ///
+    /// # Errors
+    /// [`KeyError::NotReady`] while the next key has been published for
+    /// one JWKS cache interval or less; storage or key errors otherwise.
+    pub async fn rotate(&self, reason: &'static str) -> Result<Vec<KeyInfo>, KeyError> {
+        let mut set = self.inner.set.lock().await;
+        set.check_ready(self.inner.clock.now(), &self.inner.settings.timing)?;
+        self.rotate_locked(&mut set, reason).await?;
+        Ok(self.infos())
+    }
+
+    /// Imports an operator's PKCS#8 PEM private key as the next key; it
+    /// signs from the rotation after next cache interval. The next key it
+    /// replaces never signed and leaves the JWKS.
+    ///
+    /// # Errors
+    /// [`KeyError::Import`] if the PEM is not a usable key, or it is already known.
+    pub async fn import(&self, pem: &str) -> Result<Vec<KeyInfo>, KeyError> {
+        let (label, der) = parse_pem(pem).map_err(|e| KeyError::Import(format!("not a PEM document: {e}")))?;
+        if label != "PRIVATE KEY" {
+            return Err(KeyError::Import(format!(
+                "the PEM is a {label:?}, not a PKCS#8 \"PRIVATE KEY\" (convert it with `openssl pkcs8 -topk8 -nocrypt`)"
+            )));
+        }
+        let alg = detect_algorithm(&der).ok_or_else(|| {
+            KeyError::Import("not an RSA (2048 bits or more), P-256 or Ed25519 private key that ring accepts".into())
+        })?;
+        let mut set = self.inner.set.lock().await;
+        let now = self.inner.clock.now();
+        let mut record = key_record(alg, der, now, self.inner.kek.as_ref())?;
+        if set.records().any(|k| k.kid == record.kid) {
+            return Err(KeyError::Import(format!("the key {} is already known", record.kid)));
+        }
+        record.imported = true;
+        let kid = record.kid.clone();
+        let updated = set.clone().replace_next(NextKey::new(record), now);
+        self.commit(&mut set, updated).await?;
+        tracing::info!(event = "key_imported", kid = %kid, alg = %alg, "a signing key was imported as the next key");
+        Ok(self.infos())
+    }
+
+    /// Applies what the schedule says is due now: a rotation, retirements.
+    ///
+    /// # Errors
+    /// [`KeyError`] if storage or key generation fails.
+    pub async fn tick(&self) -> Result<(), KeyError> {
+        let mut set = self.inner.set.lock().await;
+        let now = self.inner.clock.now();
+        let plan = lifecycle::plan(&set, now, &self.inner.settings.timing);
+        if plan.is_empty() {
+            return Ok(());
+        }
+        if !plan.retire.is_empty() {
+            let updated = set.clone().retire_due(now);
+            self.commit(&mut set, updated).await?;
+            for kid in &plan.retire {
+                tracing::info!(event = "key_retired", kid = %kid, "a retired signing key left the JWKS");
+            }
+        }
+        if plan.rotate {
+            self.rotate_locked(&mut set, "schedule").await?;
+        }
+        Ok(())
+    }
+
+    /// Runs [`KeyManager::tick`] regularly until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let timing = self.inner.settings.timing;
+        // Often enough that a retirement or a due rotation is at most a
+        // fraction of a cache interval late.
+        let every = (timing.jwks_max_age / 2).clamp(1, MAX_CHECK_INTERVAL);
+        let mut ticker = tokio::time::interval(Duration::from_secs(every));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            if let Err(error) = self.tick().await {
+                tracing::error!(%error, "signing-key maintenance failed; will retry");
+            }
+        }
+    }
+
+    async fn rotate_locked(&self, set: &mut KeySet, reason: &'static str) -> Result<(), KeyError> {
+        let alg = self.inner.settings.alg;
+        let fresh = generate(alg, self.inner.clock.now(), self.inner.kek.as_ref()).await?;
+        // Read the clock after generating: the new key is published from
+        // the moment it is stored, not from when generation began.
+        let now = self.inner.clock.now();
+        let fresh = KeyRecord { created_at: now, ..fresh };
+        let old_active = set.active().record().kid.clone();
+        let timing = &self.inner.settings.timing;
+        let ready = set.check_ready(now, timing)?;
+        let updated = set.clone().rotate(ready, NextKey::new(fresh), timing);
+        let new_active = updated.active().record().kid.clone();
+        let new_next = updated.next().record().kid.clone();
+        self.commit(set, updated).await?;
+        tracing::info!(
+            event = "key_rotated",
+            reason,
+            retiring = %old_active,
+            active = %new_active,
+            next = %new_next,
+            next_alg = %alg,
+            "signing keys rotated"
+        );
+        if let Some(audit) = self.inner.audit.get() {
+            let detail = format!("{reason}: {old_active} now retiring, {new_active} signs, {new_next} ({alg}) is next");
+            audit.record(AuditEntry::global(AuditKind::KeyRotated, detail)).await;
+        }
+        Ok(())
+    }
+
+    /// Stores `updated`, then serves it.
+    async fn commit(&self, set: &mut KeySet, updated: KeySet) -> Result<(), KeyError> {
+        let ring = KeyRing::build(&updated, self.inner.kek.as_ref())?;
+        let changed: Vec<KeyRecord> =
+            updated.records().filter(|r| !set.records().any(|old| old == *r)).cloned().collect();
+        self.inner.store.put_keys(&changed).await?;
+        *set = updated;
+        self.inner.handle.replace(ring);
+        Ok(())
+    }
+}
+
+/// Generates a key off the async threads (an RSA key takes a while).
+async fn generate(alg: Algorithm, now: UnixTime, kek: Option<&Kek>) -> Result<KeyRecord, KeyError> {
+    let pkcs8 = tokio::task::spawn_blocking(move || generate_pkcs8(alg, &SystemRandom::new()))
+        .await
+        .map_err(|_| CryptoError::Key("key generation was interrupted".into()))??;
+    key_record(alg, pkcs8, now, kek)
+}
+
+/// A next-key record for `pkcs8`, sealed when a KEK is given.
+fn key_record(alg: Algorithm, pkcs8: Vec<u8>, now: UnixTime, kek: Option<&Kek>) -> Result<KeyRecord, KeyError> {
+    let signer = JwtSigner::from_pkcs8(alg, &pkcs8, SystemRandom::new())?;
+    let kid = signer.kid().to_owned();
+    let (private_pkcs8, sealed_pkcs8) = match kek {
+        Some(kek) => (Vec::new(), Some(kek.seal(&kid, &pkcs8)?)),
+        None => (pkcs8, None),
+    };
+    Ok(KeyRecord {
+        kid,
+        alg,
+        state: tessera_shared::admin::KeyState::Next,
+        created_at: now,
+        private_pkcs8,
+        public_jwk: signer.public_jwk().clone(),
+        sealed_pkcs8,
+        imported: false,
+        activated_at: None,
+        deactivated_at: None,
+        published_until: None,
+        retired_at: None,
+    })
+}
+
+/// The label and contents of a PEM document (RFC 7468), read leniently:
+/// any line length, surrounding text and blank lines are accepted, since
+/// operators paste keys from many tools.
+fn parse_pem(text: &str) -> Result<(String, Vec<u8>), &'static str> {
+    use base64::Engine as _;
+    let mut lines = text.lines().map(str::trim).skip_while(|l| !l.starts_with("-----BEGIN "));
+    let begin = lines.next().ok_or("no -----BEGIN line")?;
+    let label =
+        begin.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")).ok_or("a malformed BEGIN line")?;
+    let end = format!("-----END {label}-----");
+    let mut body = String::new();
+    for line in lines.by_ref() {
+        if line == end {
+            let der = base64::engine::general_purpose::STANDARD.decode(&body).map_err(|_| "the body is not base64")?;
+            return Ok((label.to_owned(), der));
+        }
+        if line.contains(':') {
+            return Err("PEM headers (an encrypted legacy key?) are not supported");
+        }
+        body.push_str(line);
+    }
+    Err("no matching -----END line")
+}
+
+/// Seals every key still stored in plain text (a KEK given to an
+/// installation that had none).
+fn seal_plain(set: KeySet, kek: &Kek) -> Result<KeySet, KeyError> {
+    let mut records = Vec::new();
+    let mut sealed = 0;
+    for record in set.records() {
+        let mut record = record.clone();
+        if record.sealed_pkcs8.is_none() && !record.private_pkcs8.is_empty() {
+            record.sealed_pkcs8 = Some(kek.seal(&record.kid, &record.private_pkcs8)?);
+            record.private_pkcs8.clear();
+            sealed += 1;
+        }
+        records.push(record);
+    }
+    if sealed > 0 {
+        tracing::info!(
+            keys = sealed,
+            "signing keys stored in plain text are now encrypted with the key-encryption key"
+        );
+    }
+    KeySet::from_records(records).map_err(KeyError::Inconsistent)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,270 @@
+//! The key manager with a hand-moved clock: the rotation timeline that no
+//! resource server may notice, algorithm switches, import, encryption at rest.
+
+use std::sync::Arc;
+
+use ring::rand::SystemRandom;
+use tessera_shared::admin::{CreateClient, KeyState};
+use tessera_shared::jwk::{Algorithm, JwkSet};
+use tessera_shared::verify::Verifier;
+
+use super::*;
+use crate::admin::service::AdminService;
+use crate::clock::SystemClock;
+use crate::clock::testing::ManualClock;
+use crate::crypto::secret::SecretHasher;
+use crate::grant::request::{ClientCredentials, Grant, TokenRequest};
+use crate::issuer::{Issuer, IssuerPolicy};
+use crate::keys::KeyError;
+use crate::store::sled::SledStore;
+
+const ISSUER: &str = "https://tessera.test";
+const TIMING: Timing = Timing { rotate_every: 1800, access_token_ttl: 300, jwks_max_age: 300 };
+/// Seconds between two steps of the timeline: prime, so steps fall on
+/// every offset of a rotation and a cache interval.
+const STEP: u64 = 7;
+
+fn settings(alg: Algorithm) -> KeySettings {
+    KeySettings { alg, timing: TIMING }
+}
+
+/// One step of the timeline: what the JWKS endpoint served at `at`, or a
+/// token issued at `at`.
+struct Served {
+    at: u64,
+    jwks: JwkSet,
+}
+
+struct Issued {
+    at: u64,
+    kid: String,
+    token: String,
+}
+
+fn kid_of(token: &str) -> String {
+    use base64::Engine as _;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
+    serde_json::from_slice::<serde_json::Value>(&header).unwrap()["kid"].as_str().unwrap().to_owned()
+}
+
+/// In one instance, across scheduled rotations, on-demand rotations and
+/// two algorithm switches by restart (ES256 → EdDSA → RS256): every token
+/// verifies against every JWKS served from one cache interval before it was
+/// issued until it expired. So a resource server that refreshes its cached
+/// JWKS at the advertised max-age never sees an unknown kid.
+#[tokio::test]
+async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interval_earlier() {
+    let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
+    // The verifier checks `exp` against the real clock: start there.
+    let start = SystemClock.now();
+    let clock = Arc::new(ManualClock::at(start));
+    let policy = IssuerPolicy {
+        issuer: ISSUER.into(),
+        audience: ISSUER.into(),
+        access_token_ttl: TIMING.access_token_ttl,
+        refresh_token_ttl: 3600,
+        refresh_reuse_grace: 0,
+    };
+    let secrets = SecretHasher::new(&[5; 32]);
+    let mut served = Vec::new();
+    let mut issued = Vec::new();
+    let (mut rotations, mut refused, mut client) = (0, 0, None);
+    for (phase, alg) in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256].into_iter().enumerate() {
+        // A (re)start with a new signing.alg: the algorithm switch.
+        let manager = KeyManager::start(store.clone(), clock.clone(), settings(alg), None).await.unwrap();
+        let issuer = Issuer::new(store.clone(), manager.handle(), secrets.clone(), clock.clone(), policy.clone());
+        let admin = AdminService::new(store.clone(), manager.clone(), secrets.clone(), clock.clone());
+        if client.is_none() {
+            let created = admin
+                .create_client(CreateClient {
+                    name: "rs".into(),
+                    scopes: Vec::new(),
+                    refresh_tokens: false,
+                    secret_ttl_seconds: None,
+                })
+                .await
+                .unwrap();
+            client = Some(ClientCredentials { client_id: created.client_id, client_secret: created.client_secret });
+        }
+        let credentials = client.clone().unwrap();
+        // Two hours a phase: several scheduled rotations each.
+        for step in 0..(7200 / STEP) {
+            let now = clock.now();
+            manager.tick().await.unwrap();
+            // Operators rotating by hand now and then, too early or not.
+            if step % 97 == 50 {
+                match manager.rotate("test").await {
+                    Ok(_) => {
+                        rotations += 1;
+                        // At once again: the new next key is too fresh to sign.
+                        let again = manager.rotate("test").await;
+                        assert!(matches!(again, Err(KeyError::NotReady(_))), "{again:?}");
+                        refused += 1;
+                    }
+                    Err(KeyError::NotReady(not_ready)) => {
+                        assert!(now < not_ready.ready_at);
+                        refused += 1;
+                    }
+                    Err(other) => panic!("rotation failed: {other}"),
+                }
+            }
+            served.push(Served { at: now, jwks: manager.handle().current().jwks().clone() });
+            let request =
+                TokenRequest { credentials: credentials.clone(), grant: Grant::ClientCredentials { scope: None } };
+            let token = issuer.token(request).await.unwrap().access_token;
+            issued.push(Issued { at: now, kid: kid_of(&token), token });
+            clock.advance(STEP);
+        }
+        let signing: Vec<&str> = issued.iter().rev().take(1).map(|t| t.kid.as_str()).collect();
+        let ring = manager.handle().current();
+        assert_eq!(ring.signer().kid(), signing[0]);
+        assert_eq!(
+            ring.signer().public_jwk().alg.as_deref(),
+            Some(alg.as_str()),
+            "phase {phase} ends signing with {alg}"
+        );
+    }
+
+    let kids: std::collections::BTreeSet<&str> = issued.iter().map(|t| t.kid.as_str()).collect();
+    assert!(kids.len() >= 9, "the timeline went through many keys: {}", kids.len());
+    assert!(refused > 0 && rotations > 0, "on-demand rotations were both refused and done ({refused}, {rotations})");
+    let mut checked = 0;
+    for token in &issued {
+        let window = served
+            .iter()
+            .filter(|s| s.at + TIMING.jwks_max_age >= token.at && s.at <= token.at + TIMING.access_token_ttl);
+        let window: Vec<&Served> = window.filter(|s| s.at >= start).collect();
+        for jwks in &window {
+            assert!(
+                jwks.jwks.find(&token.kid).is_some(),
+                "a token issued at +{} (kid {}) is unknown to the JWKS served at +{}",
+                token.at - start,
+                token.kid,
+                jwks.at - start
+            );
+        }
+        // Full verification against the oldest and the newest JWKS of the window.
+        for jwks in [window.first(), window.last()].into_iter().flatten() {
+            Verifier::new(jwks.jwks.clone(), ISSUER, ISSUER).verify(&token.token).unwrap();
+            checked += 1;
+        }
+    }
+    assert!(checked >= issued.len());
+
+    // Retired keys are gone from the JWKS, and their private parts wiped.
+    let records = store.keys().await.unwrap();
+    let retired: Vec<&KeyRecord> = records.iter().filter(|k| k.state == KeyState::Retired).collect();
+    assert!(retired.len() >= 6, "retired keys: {}", retired.len());
+    let last = &served.last().unwrap().jwks;
+    for key in &retired {
+        assert!(last.find(&key.kid).is_none(), "retired {} is still published", key.kid);
+        assert!(key.private_pkcs8.is_empty() && key.sealed_pkcs8.is_none());
+    }
+    // The JWKS never grew beyond active + next + the retiring keys of one period.
+    assert!(served.iter().all(|s| s.jwks.keys.len() <= 4));
+}
+
+#[tokio::test]
+async fn an_algorithm_switch_publishes_a_new_next_key_that_signs_from_the_next_rotation() {
+    let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
+    let clock = Arc::new(ManualClock::at(10_000));
+    let es = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None).await.unwrap();
+    let es_active = es.handle().current().signer().kid().to_owned();
+    clock.advance(1000);
+    let ed = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::EdDSA), None).await.unwrap();
+    let infos = ed.infos();
+    let state = |s: KeyState| infos.iter().filter(move |k| k.state == s);
+    assert_eq!(state(KeyState::Active).next().unwrap().kid, es_active, "the active key keeps signing");
+    assert_eq!(state(KeyState::Next).next().unwrap().alg, "EdDSA");
+    assert_eq!(state(KeyState::Retired).count(), 1, "the ES256 next key, which never signed, left at once");
+    assert!(matches!(ed.rotate("test").await, Err(KeyError::NotReady(_))), "the EdDSA key was just published");
+    clock.advance(TIMING.jwks_max_age + 1);
+    ed.rotate("test").await.unwrap();
+    assert_eq!(ed.handle().current().signer().public_jwk().alg.as_deref(), Some("EdDSA"));
+}
+
+fn pem_with(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
+fn pem(pkcs8: &[u8]) -> String {
+    pem_with("PRIVATE KEY", pkcs8)
+}
+
+#[test]
+fn pem_documents_are_read_leniently_but_completely() {
+    use base64::Engine as _;
+    let der = vec![7u8; 100];
+    assert_eq!(parse_pem(&pem(&der)), Ok(("PRIVATE KEY".to_owned(), der.clone())));
+    let one_line = format!(
+        "comment\n-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----",
+        base64::engine::general_purpose::STANDARD.encode(&der)
+    );
+    assert_eq!(parse_pem(&one_line), Ok(("PRIVATE KEY".to_owned(), der)));
+    assert!(parse_pem("nothing").is_err());
+    assert!(parse_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n").is_err(), "no END line");
+    assert!(parse_pem("-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----").is_err());
+    assert!(parse_pem("-----BEGIN X-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END X-----").is_err());
+}
+
+#[tokio::test]
+async fn imported_keys_of_each_algorithm_become_the_next_key_and_survive_restarts() {
+    let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
+    let clock = Arc::new(ManualClock::at(10_000));
+    let manager = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None).await.unwrap();
+    let rng = SystemRandom::new();
+    for alg in [Algorithm::RS256, Algorithm::EdDSA, Algorithm::ES256] {
+        let pkcs8 = generate_pkcs8(alg, &rng).unwrap();
+        let kid = JwtSigner::from_pkcs8(alg, &pkcs8, rng.clone()).unwrap().kid().to_owned();
+        let infos = manager.import(&pem(&pkcs8)).await.unwrap();
+        let next = infos.iter().find(|k| k.state == KeyState::Next).unwrap();
+        assert_eq!((next.kid.as_str(), next.alg.as_str(), next.imported), (kid.as_str(), alg.as_str(), true));
+        assert!(manager.handle().current().jwks().find(&kid).is_some(), "published at once");
+        assert!(matches!(manager.import(&pem(&pkcs8)).await, Err(KeyError::Import(_))), "a known key");
+    }
+    // A restart with another configured algorithm keeps an imported next key.
+    let next_kid = manager.infos().into_iter().find(|k| k.state == KeyState::Next).unwrap().kid;
+    drop(manager);
+    let restarted = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::EdDSA), None).await.unwrap();
+    clock.advance(TIMING.jwks_max_age + 1);
+    restarted.rotate("test").await.unwrap();
+    assert_eq!(restarted.handle().current().signer().kid(), next_kid, "the imported key signs");
+
+    for bad in ["not pem".to_owned(), pem_with("RSA PRIVATE KEY", b"x"), pem(b"garbage")] {
+        assert!(matches!(restarted.import(&bad).await, Err(KeyError::Import(_))), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn sealed_keys_need_the_right_kek_and_plain_keys_are_sealed_when_one_is_given() {
+    let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
+    let clock = Arc::new(ManualClock::at(10_000));
+    let kek = || Some(Kek::from_bytes(&[7; 32]).unwrap());
+    // Plain first, then a KEK is given: every key gets sealed.
+    let plain = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None).await.unwrap();
+    let kid = plain.handle().current().signer().kid().to_owned();
+    drop(plain);
+    let sealed = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), kek()).await.unwrap();
+    assert_eq!(sealed.handle().current().signer().kid(), kid);
+    for record in store.keys().await.unwrap() {
+        assert!(record.private_pkcs8.is_empty() && record.sealed_pkcs8.is_some(), "{} sealed", record.kid);
+    }
+    // New keys are sealed as they are made.
+    clock.advance(TIMING.jwks_max_age + 1);
+    sealed.rotate("test").await.unwrap();
+    assert!(store.keys().await.unwrap().iter().all(|k| k.private_pkcs8.is_empty()));
+    drop(sealed);
+
+    let again = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), kek()).await.unwrap();
+    assert_ne!(again.handle().current().signer().kid(), kid, "the rotated key signs after restart");
+    drop(again);
+    let wrong = Some(Kek::from_bytes(&[8; 32]).unwrap());
+    let err = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), wrong).await.unwrap_err();
+    assert!(err.to_string().contains("does not decrypt"), "{err}");
+    let err = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None).await.unwrap_err();
+    assert!(matches!(err, KeyError::MissingKek), "{err}");
+    assert!(err.to_string().contains("TESSERA_KEY_ENCRYPTION_KEY"), "{err}");
+}
