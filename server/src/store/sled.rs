@@ -12,6 +12,8 @@
 //! | `families` | family ID | [`FamilyRecord`] (postcard) |
 //! | `client_families` | client ID ++ family ID | empty: revocation's index |
 //! | `keys` | kid | [`KeyRecord`] (JSON) |
+//! | `denied_jti` | access-token `jti` | its `exp`, u64 big-endian |
+//! | `denied_expiry` | `exp` (u64 BE) ++ `jti` | empty: the deny-list purge's index |
 //!
 //! Multi-tree changes run in sled transactions, which sled 0.34 serialises,
 //! so a rotation can never interleave with another rotation, a revocation or
@@ -41,6 +43,8 @@ pub struct SledStore {
     families: sled::Tree,
     client_families: sled::Tree,
     keys: sled::Tree,
+    denied_jti: sled::Tree,
+    denied_expiry: sled::Tree,
     flusher: GroupFlusher,
 }
 
@@ -103,6 +107,8 @@ impl SledStore {
             families: tree("families")?,
             client_families: tree("client_families")?,
             keys: tree("keys")?,
+            denied_jti: tree("denied_jti")?,
+            denied_expiry: tree("denied_expiry")?,
             flusher: GroupFlusher::start(db)?,
         })
     }
@@ -414,7 +420,39 @@ impl Store for SledStore {
     async fn flush(&self) -> Result<(), StoreError> {
         self.durable().await
     }
+
+    async fn deny_access_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+        revocation::deny(&self.denied_jti, &self.denied_expiry, jti, expires_at)?;
+        self.durable().await
+    }
+
+    async fn is_access_token_denied(&self, jti: &str, now: UnixTime) -> Result<bool, StoreError> {
+        revocation::is_denied(&self.denied_jti, jti, now)
+    }
+
+    async fn purge_denied(&self, now: UnixTime, batch: usize) -> Result<u64, StoreError> {
+        revocation::purge(&self.denied_jti, &self.denied_expiry, now, batch)
+    }
+
+    async fn refresh_token(&self, digest: &Digest32) -> Result<Option<(RefreshRecord, FamilyRecord)>, StoreError> {
+        let Some(raw) = self.refresh_tokens.get(digest).map_err(backend)? else { return Ok(None) };
+        let token: RefreshRecord = decode_compact(&raw)?;
+        let Some(raw) = self.families.get(token.family_id).map_err(backend)? else { return Ok(None) };
+        Ok(Some((token, decode_compact(&raw)?)))
+    }
+
+    async fn revoke_family_of_token(&self, digest: &Digest32, now: UnixTime) -> Result<bool, StoreError> {
+        let Some(raw) = self.refresh_tokens.get(digest).map_err(backend)? else { return Ok(false) };
+        let token: RefreshRecord = decode_compact(&raw)?;
+        let revoked = self.revoke_family(&token.family_id, now)?;
+        if revoked {
+            self.durable().await?;
+        }
+        Ok(revoked)
+    }
 }
+
+mod revocation;
 
 #[cfg(test)]
 mod tests;
