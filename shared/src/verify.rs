@@ -26,8 +26,8 @@
 //! What is checked, in this order, each failure being one [`VerifyError`]:
 //! the JOSE header parses; `typ` is `at+jwt`; a `kid` is named and known;
 //! `alg` is exactly the one algorithm the key declares (so never `none`,
-//! never HMAC with a public key); the signature; `exp` and `nbf` with a
-//! leeway (default [`DEFAULT_LEEWAY_SECONDS`]); `iss`; `aud`.
+//! never HMAC with a public key); the signature; `iss`; `aud`; `exp` and
+//! `nbf` with a leeway (default [`DEFAULT_LEEWAY_SECONDS`]).
 //!
 //! - [`bearer`]: RFC 6750 — reading `Authorization: Bearer`, and the 401/403
 //!   answers with their `WWW-Authenticate` challenges.
@@ -296,7 +296,17 @@ impl Verifier {
     /// # Errors
     /// The first check the token fails, as a [`VerifyError`].
     pub fn verify(&self, token: &str) -> Result<AccessTokenClaims, VerifyError> {
-        self.verify_with(&self.keys(), token)
+        self.verify_with(&self.keys(), token, unix_now())
+    }
+
+    /// [`Verifier::verify`] with `exp` and `nbf` judged at `now` (seconds
+    /// since the Unix epoch) instead of the system clock: for a caller that
+    /// keeps time itself (the token server's introspection, tests).
+    ///
+    /// # Errors
+    /// The first check the token fails, as a [`VerifyError`].
+    pub fn verify_at(&self, token: &str, now: u64) -> Result<AccessTokenClaims, VerifyError> {
+        self.verify_with(&self.keys(), token, now)
     }
 
     /// Verifies `token`; a URL-backed verifier first refreshes its JWKS if
@@ -308,14 +318,14 @@ impl Verifier {
     /// The first check the token fails, as a [`VerifyError`].
     pub async fn verify_async(&self, token: &str) -> Result<AccessTokenClaims, VerifyError> {
         match &self.keys {
-            Keys::Fixed(keys) => self.verify_with(keys, token),
+            Keys::Fixed(keys) => self.verify_with(keys, token, unix_now()),
             #[cfg(feature = "fetch")]
             Keys::Remote(remote) => {
                 remote.refresh_if_stale().await;
-                match self.verify_with(&remote.keys(), token) {
+                match self.verify_with(&remote.keys(), token, unix_now()) {
                     Err(VerifyError::UnknownKey(kid)) => {
                         if remote.refetch_for_unknown_kid().await {
-                            self.verify_with(&remote.keys(), token)
+                            self.verify_with(&remote.keys(), token, unix_now())
                         } else {
                             Err(VerifyError::UnknownKey(kid))
                         }
@@ -346,7 +356,7 @@ impl Verifier {
         Ok(claims)
     }
 
-    fn verify_with(&self, keys: &JwkSet, token: &str) -> Result<AccessTokenClaims, VerifyError> {
+    fn verify_with(&self, keys: &JwkSet, token: &str, now: u64) -> Result<AccessTokenClaims, VerifyError> {
         let header = decode_header(token)?;
         if header.typ.as_deref().map(normalise_typ) != Some(ACCESS_TOKEN_TYP) {
             return Err(VerifyError::WrongType(header.typ));
@@ -362,16 +372,42 @@ impl Verifier {
         }
         let decoding_key = decoding_key(jwk).ok_or(VerifyError::UnusableKey(kid))?;
 
+        // jsonwebtoken checks the signature, iss and aud; exp and nbf are
+        // checked below against `now`, since jsonwebtoken only knows the
+        // system clock.
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken_algorithm(allowed));
-        validation.leeway = self.leeway_seconds;
-        validation.validate_nbf = true;
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        jsonwebtoken::decode::<AccessTokenClaims>(token, &decoding_key, &validation)
+        let decoded = jsonwebtoken::decode::<WithNbf>(token, &decoding_key, &validation)
             .map(|data| data.claims)
-            .map_err(|e| classify(e.kind()))
+            .map_err(|e| classify(e.kind()))?;
+        if decoded.claims.exp.saturating_add(self.leeway_seconds) < now {
+            return Err(VerifyError::Expired);
+        }
+        if decoded.nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway_seconds)) {
+            return Err(VerifyError::NotYetValid);
+        }
+        Ok(decoded.claims)
     }
+}
+
+/// The claims plus `nbf`, which Tessera does not issue but another signer
+/// of the same keys might.
+#[derive(Deserialize)]
+struct WithNbf {
+    #[serde(flatten)]
+    claims: AccessTokenClaims,
+    #[serde(default)]
+    nbf: Option<u64>,
+}
+
+/// Seconds since the Unix epoch by the system clock.
+#[allow(clippy::disallowed_methods, reason = "the verifier runs in resource servers, which have no server::clock")]
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The members of the JOSE header the checks read.

@@ -238,6 +238,11 @@ fn expired_fails_the_exp_check_beyond_the_leeway_only() {
     let expired = key.token(&with(with(good_claims(), "exp", json!(now - 60)), "iat", json!(now - 360)));
     assert_eq!(verifier(&key).verify(&expired), Err(VerifyError::Expired));
     assert!(verifier(&key).with_leeway(120).verify(&expired).is_ok(), "within the leeway");
+    // With the caller's clock instead of the system's.
+    let token = key.token(&good_claims());
+    let exp = now + 300;
+    assert!(verifier(&key).with_leeway(0).verify_at(&token, exp).is_ok(), "valid through its exp second");
+    assert_eq!(verifier(&key).with_leeway(0).verify_at(&token, exp + 1), Err(VerifyError::Expired));
 }
 
 #[test]
