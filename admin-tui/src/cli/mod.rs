@@ -3,6 +3,7 @@
 //!
 //! - [`args`]: the command line (clap derive).
 //! - [`clients`], [`keys`], [`tokens`]: what each command group does.
+//! - [`verify`]: offline verification of an access token (no admin call).
 //! - [`output`]: turning answers into tables, `key: value` lines or JSON.
 //!
 //! Commands write to the `out` they are given rather than to stdout, so that
@@ -18,6 +19,7 @@ pub mod clients;
 pub mod keys;
 pub mod output;
 pub mod tokens;
+pub mod verify;
 
 pub use args::Args;
 
@@ -46,6 +48,15 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// `verify`: the keys could not be loaded, or the arguments do not say
+    /// what to check against.
+    #[error("{0}")]
+    VerifySetup(String),
+
+    /// `verify`: the token failed a check.
+    #[error("the token is not valid: {0} (failed check: {1})")]
+    InvalidToken(tessera_shared::verify::VerifyError, &'static str),
+
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] io::Error),
@@ -72,6 +83,7 @@ pub async fn run(args: Args, out: &mut dyn Write) -> Result<(), Error> {
         args::Command::Clients(command) => clients::run(&client, command, out).await,
         args::Command::Keys(command) => keys::run(&client, command, out).await,
         args::Command::Tokens(command) => tokens::run(&client, command, out).await,
+        args::Command::Verify(command) => verify::run(command, out).await,
     }
 }
 

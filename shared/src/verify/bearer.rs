@@ -54,6 +54,15 @@ impl BearerError {
         }
     }
 
+    /// A sentence for a response body or a log: names the failed check,
+    /// never echoes anything taken from the token.
+    pub fn description(&self) -> String {
+        match self {
+            Self::InvalidToken(e) => format!("the token failed the {} check", e.check()),
+            other => other.to_string(),
+        }
+    }
+
     /// The `WWW-Authenticate` challenge. The description names the failed
     /// check only; nothing from the token is echoed into the header.
     pub fn www_authenticate(&self) -> HeaderValue {
@@ -63,8 +72,8 @@ impl BearerError {
                 r#"Bearer error="invalid_request", error_description="the Authorization header is malformed""#
                     .to_owned()
             }
-            Self::InvalidToken(e) => {
-                format!(r#"Bearer error="invalid_token", error_description="the token failed the {} check""#, e.check())
+            Self::InvalidToken(_) => {
+                format!(r#"Bearer error="invalid_token", error_description="{}""#, self.description())
             }
             Self::InsufficientScope(MissingScope(scope)) => {
                 // Scopes are the resource server's own constants; quoting is
