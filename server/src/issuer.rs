@@ -121,8 +121,17 @@ impl Issuer {
     }
 
     /// Finds the client and checks its secret. An unknown ID, a wrong
-    /// secret and a revoked client fail alike and do the same work.
-    async fn authenticate(&self, credentials: &ClientCredentials, now: UnixTime) -> Result<ClientRecord, TokenError> {
+    /// secret and a revoked client fail alike and do the same work. The one
+    /// client authentication of the token, revocation and introspection
+    /// endpoints.
+    ///
+    /// # Errors
+    /// [`TokenError::InvalidClient`], or a storage failure.
+    pub(crate) async fn authenticate(
+        &self,
+        credentials: &ClientCredentials,
+        now: UnixTime,
+    ) -> Result<ClientRecord, TokenError> {
         let found =
             if is_client_id(&credentials.client_id) { self.store.client(&credentials.client_id).await? } else { None };
         let Some(client) = found else {
@@ -272,6 +281,8 @@ impl Issuer {
         }
     }
 }
+
+mod token_status;
 
 #[cfg(test)]
 mod tests;

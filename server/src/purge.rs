@@ -1,5 +1,5 @@
-//! The background purge of expired refresh tokens, so storage stays
-//! bounded under sustained load.
+//! The background purge of expired refresh tokens and access-token
+//! deny-list entries, so storage stays bounded under sustained load.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +23,13 @@ pub async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>, interval: Duratio
             () = shutdown.cancelled() => return,
         }
         match purge_all(store.as_ref(), clock.as_ref(), &shutdown).await {
-            Ok(report) if report.tokens > 0 => {
-                tracing::info!(tokens = report.tokens, families = report.families, "purged expired refresh tokens");
+            Ok(report) if report.tokens > 0 || report.denied > 0 => {
+                tracing::info!(
+                    tokens = report.tokens,
+                    families = report.families,
+                    denied = report.denied,
+                    "purged expired refresh tokens and deny-list entries"
+                );
             }
             Ok(_) => {}
             Err(error) => tracing::error!(%error, "purge failed; will retry"),
@@ -47,6 +52,15 @@ pub async fn purge_all(
         total.tokens += report.tokens;
         total.families += report.families;
         if report.tokens < BATCH as u64 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // The access-token deny list: entries whose token has expired anyway.
+    while !shutdown.is_cancelled() {
+        let removed = store.purge_denied(clock.now(), BATCH).await?;
+        total.denied += removed;
+        if removed < BATCH as u64 {
             break;
         }
         tokio::task::yield_now().await;

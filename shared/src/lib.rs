@@ -5,6 +5,7 @@
 //!   errors) and the RFC 8414 metadata document.
 //! - [`claims`]: the RFC 9068 access-token header and claims.
 //! - [`jwk`]: JSON Web Keys, key sets and RFC 7638 thumbprints.
+//! - [`introspection`]: the RFC 7662 introspection response.
 //! - [`ids`]: the shapes of client IDs, secrets and refresh tokens.
 //! - [`admin`]: the request and response bodies of the admin API that the
 //!   server serves on its Unix socket and `tessera-admin` calls.
@@ -16,6 +17,7 @@
 pub mod admin;
 pub mod claims;
 pub mod ids;
+pub mod introspection;
 pub mod jwk;
 pub mod verify;
 pub mod wire;

@@ -85,7 +85,38 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 100)]
         last: usize,
     },
+    /// Verify an access token offline and print its claims, or why it fails.
+    Verify(VerifyArgs),
 }
+
+/// `tessera-admin verify TOKEN [--jwks URL|FILE] ...`
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The access token (a JWT); `-` reads it from standard input, which
+    /// keeps it out of the process list.
+    #[arg(value_name = "TOKEN")]
+    pub token: String,
+
+    /// The issuer's public keys: a JWKS URL or a JWKS file.
+    #[arg(long, value_name = "URL|FILE", default_value = DEFAULT_JWKS_URL)]
+    pub jwks: String,
+
+    /// The expected `iss`. Default: the origin of the --jwks URL, which is
+    /// the server's default issuer; required with a JWKS file.
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+
+    /// The expected `aud`. Default: the issuer (the server's default audience).
+    #[arg(long, value_name = "AUD")]
+    pub audience: Option<String>,
+
+    /// Print the claims as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The JWKS of a server started with the default `--listen`.
+pub const DEFAULT_JWKS_URL: &str = "http://127.0.0.1:8080/.well-known/jwks.json";
 
 /// `tessera-admin clients ...`
 #[derive(Debug, Subcommand)]

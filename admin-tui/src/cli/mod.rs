@@ -3,6 +3,7 @@
 //!
 //! - [`args`]: the command line (clap derive).
 //! - [`clients`], [`keys`], [`tokens`], [`audit`]: what each command group does.
+//! - [`verify`]: offline verification of an access token (no admin call).
 //! - [`output`]: turning answers into tables, `key: value` lines or JSON.
 //!
 //! Commands write to the `out` they are given rather than to stdout, so that
@@ -19,6 +20,7 @@ pub mod clients;
 pub mod keys;
 pub mod output;
 pub mod tokens;
+pub mod verify;
 
 pub use args::Args;
 
@@ -56,6 +58,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// `verify`: the keys could not be loaded, or the arguments do not say
+    /// what to check against.
+    #[error("{0}")]
+    VerifySetup(String),
+
+    /// `verify`: the token failed a check.
+    #[error("the token is not valid: {0} (failed check: {1})")]
+    InvalidToken(tessera_shared::verify::VerifyError, &'static str),
 
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
@@ -103,6 +113,7 @@ pub async fn run(args: Args, out: &mut dyn Write) -> Result<(), Error> {
         Some(args::Command::Audit { json, follow, last }) => {
             audit::run(&client, audit::Options { json, follow, last }, out).await
         }
+        Some(args::Command::Verify(command)) => verify::run(command, out).await,
     }
 }
 

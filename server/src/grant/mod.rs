@@ -4,6 +4,8 @@
 //!   [`request::TokenRequest`], or the RFC 6749 error it deserves.
 //! - [`scope`]: scope syntax, subsets and narrowing.
 //! - [`refresh`]: what to do with a presented refresh token.
+//! - [`token_status`]: the requests of revocation (RFC 7009) and
+//!   introspection (RFC 7662).
 //! - [`error`]: [`error::TokenError`], one variant a failure, each mapping
 //!   to exactly one RFC 6749 §5.2 error code.
 
@@ -11,3 +13,4 @@ pub mod error;
 pub mod refresh;
 pub mod request;
 pub mod scope;
+pub mod token_status;

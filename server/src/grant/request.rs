@@ -163,7 +163,10 @@ fn reject_repeats(params: &[Param]) -> Result<(), TokenError> {
     Ok(())
 }
 
-fn credentials(
+/// The client credentials among `id`, `secret` and the Authorization
+/// header, by the rules of RFC 6749 §2.3.1 and the parsing policy; shared
+/// with the revocation and introspection requests.
+pub(crate) fn credentials(
     id: Option<&Param>,
     secret: Option<&Param>,
     authorization: AuthorizationHeader,

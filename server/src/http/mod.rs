@@ -2,6 +2,7 @@
 //!
 //! - [`server`]: the accept loop, connection bounds and graceful shutdown.
 //! - [`token`]: `POST /oauth2/token`.
+//! - [`token_status`]: `POST /oauth2/revoke` and `POST /oauth2/introspect`.
 //! - [`well_known`]: JWKS, RFC 8414 metadata and health.
 //! - [`params`], [`basic`]: strict decoders for parameters and Basic credentials.
 //! - [`response`]: building responses; the one mapping of errors to HTTP.
@@ -11,6 +12,7 @@ pub mod params;
 pub mod response;
 pub mod server;
 pub mod token;
+pub mod token_status;
 pub mod well_known;
 
 use std::sync::Arc;
@@ -58,8 +60,14 @@ pub struct RequestNote {
 
 /// The routes, as logged. Any other path is logged as `other`, since a
 /// path could carry anything, a token included.
-const ROUTES: [&str; 4] =
-    ["/oauth2/token", "/.well-known/jwks.json", "/.well-known/oauth-authorization-server", "/healthz"];
+const ROUTES: [&str; 6] = [
+    "/oauth2/token",
+    "/.well-known/jwks.json",
+    "/.well-known/oauth-authorization-server",
+    "/healthz",
+    "/oauth2/revoke",
+    "/oauth2/introspect",
+];
 
 /// Routes a request and writes its access-log line.
 pub async fn route(app: Arc<App>, request: Request<Incoming>) -> Result<HttpResponse, std::convert::Infallible> {
@@ -68,7 +76,11 @@ pub async fn route(app: Arc<App>, request: Request<Incoming>) -> Result<HttpResp
     let path = ROUTES.iter().copied().find(|route| *route == request.uri().path());
     let (response, note) = match (path, &method) {
         (Some("/oauth2/token"), _) => token::handle(&app, request).await,
-        (Some("/.well-known/jwks.json"), &Method::GET) => (well_known::jwks(&app), RequestNote::default()),
+        (Some("/oauth2/revoke"), _) => token_status::handle(&app, token_status::Endpoint::Revoke, request).await,
+        (Some("/oauth2/introspect"), _) => {
+            token_status::handle(&app, token_status::Endpoint::Introspect, request).await
+        }
+        (Some("/.well-known/jwks.json"), &Method::GET) => (well_known::jwks(&app, &request), RequestNote::default()),
         (Some("/.well-known/oauth-authorization-server"), &Method::GET) => {
             (well_known::metadata(&app), RequestNote::default())
         }

@@ -43,6 +43,18 @@ fn no_store(mut response: HttpResponse) -> HttpResponse {
     response
 }
 
+/// `value` as JSON with the no-store headers (introspection, RFC 7662 §2.2).
+pub fn no_store_json<T: Serialize>(value: &T) -> HttpResponse {
+    no_store(json(StatusCode::OK, value))
+}
+
+/// An empty body with the no-store headers (revocation, RFC 7009 §2.2).
+pub fn no_store_empty(status: StatusCode) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    no_store(response)
+}
+
 /// 200 with the token JSON.
 pub fn token_success(body: &TokenResponse) -> HttpResponse {
     no_store(json(StatusCode::OK, body))

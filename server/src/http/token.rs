@@ -43,7 +43,7 @@ pub async fn handle(app: &App, request: Request<Incoming>) -> (HttpResponse, Req
 
 /// A request refused before it reached the issuer.
 #[derive(Debug)]
-enum Rejection {
+pub(super) enum Rejection {
     /// Malformed framing: `invalid_request` with this status.
     Framing(StatusCode, &'static str),
     /// Not a POST: `invalid_request` with `Allow: POST`.
@@ -58,13 +58,18 @@ impl Rejection {
     }
 
     fn into_response(self) -> HttpResponse {
+        self.into_response_for("the token endpoint")
+    }
+
+    /// The response, naming `endpoint` when the method is wrong.
+    pub(super) fn into_response_for(self, endpoint: &str) -> HttpResponse {
         match self {
             Self::Framing(status, description) => response::oauth_error(status, ErrorCode::InvalidRequest, description),
             Self::NotPost => response::with_allow(
                 response::oauth_error(
                     StatusCode::BAD_REQUEST,
                     ErrorCode::InvalidRequest,
-                    "the token endpoint accepts only POST",
+                    &format!("{endpoint} accepts only POST"),
                 ),
                 "POST",
             ),
@@ -80,6 +85,17 @@ impl From<params::ParamError> for Rejection {
 }
 
 async fn read_token_request(app: &App, request: Request<Incoming>) -> Result<TokenRequest, Rejection> {
+    let (params, authorization) = read_params(app, request).await?;
+    TokenRequest::parse(&params, authorization, app.parse_policy).map_err(Rejection::Token)
+}
+
+/// The framing every client-authenticated endpoint shares: a POST whose
+/// parameters come from the query string and a form body, within their
+/// bounds, and its Authorization header.
+pub(super) async fn read_params(
+    app: &App,
+    request: Request<Incoming>,
+) -> Result<(Vec<Param>, AuthorizationHeader), Rejection> {
     if request.method() != Method::POST {
         return Err(Rejection::NotPost);
     }
@@ -97,7 +113,7 @@ async fn read_token_request(app: &App, request: Request<Incoming>) -> Result<Tok
         }
         params::decode_into(&body, Source::Body, limits.max_params, &mut params)?;
     }
-    TokenRequest::parse(&params, authorization, app.parse_policy).map_err(Rejection::Token)
+    Ok((params, authorization))
 }
 
 fn authorization(request: &Request<Incoming>) -> Result<AuthorizationHeader, Rejection> {

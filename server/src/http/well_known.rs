@@ -1,9 +1,12 @@
 //! The documents a resource server or client reads: the JWKS, the RFC 8414
 //! metadata, and the health check.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use http::StatusCode;
-use http::header::{CACHE_CONTROL, HeaderValue, InvalidHeaderValue};
+use http::header::{CACHE_CONTROL, ETAG, HeaderValue, IF_NONE_MATCH, InvalidHeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
 use tessera_shared::wire::AuthorizationServerMetadata;
 
 use super::App;
@@ -19,11 +22,40 @@ pub fn jwks_cache_control(max_age: u64) -> Result<HeaderValue, InvalidHeaderValu
     HeaderValue::from_str(&format!("public, max-age={max_age}"))
 }
 
-/// `GET /.well-known/jwks.json`: the ring current at this instant.
-pub fn jwks(app: &App) -> HttpResponse {
-    let mut response = response::json_bytes(StatusCode::OK, app.keys.current().jwks_json());
+/// `GET /.well-known/jwks.json`: the ring current at this instant, with an
+/// `ETag` (a digest of the document) so a cache revalidates with
+/// `If-None-Match` and gets a 304 while the keys are unchanged.
+pub fn jwks<B>(app: &App, request: &Request<B>) -> HttpResponse {
+    let body = app.keys.current().jwks_json();
+    let etag = etag_of(&body);
+    let mut response = if if_none_match(request.headers(), &etag) {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        response::json_bytes(StatusCode::OK, body)
+    };
     response.headers_mut().insert(CACHE_CONTROL, app.jwks_cache_control.clone());
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(ETAG, value);
+    }
     response
+}
+
+/// A strong entity tag: base64url of the first 16 bytes of the SHA-256 of
+/// the document, quoted.
+fn etag_of(body: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, body);
+    format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]))
+}
+
+/// Whether `If-None-Match` names `etag` or is `*` (RFC 9110 §13.1.2; weak
+/// comparison, so `W/` prefixes match too).
+fn if_none_match(headers: &http::HeaderMap, etag: &str) -> bool {
+    headers.get_all(IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|tag| {
+        let tag = tag.trim();
+        tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
+    })
 }
 
 /// `GET /.well-known/oauth-authorization-server`.
@@ -57,9 +89,41 @@ pub fn metadata_document(issuer: &str) -> Result<Bytes, serde_json::Error> {
         jwks_uri: format!("{base}/.well-known/jwks.json"),
         grant_types_supported: vec!["client_credentials".into(), "refresh_token".into()],
         token_endpoint_auth_methods_supported: vec!["client_secret_basic".into(), "client_secret_post".into()],
-        revocation_endpoint: None,
-        introspection_endpoint: None,
+        revocation_endpoint: Some(format!("{base}/oauth2/revoke")),
+        introspection_endpoint: Some(format!("{base}/oauth2/introspect")),
         response_types_supported: Vec::new(),
     };
     serde_json::to_vec(&metadata).map(Bytes::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &'static str) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(IF_NONE_MATCH, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn if_none_match_compares_tags_weakly_and_accepts_a_list() {
+        let etag = etag_of(b"{}");
+        assert!(etag.starts_with('"') && etag.ends_with('"') && etag.len() == 24);
+        let listed = format!("\"other\", W/{etag}");
+        let mut h = http::HeaderMap::new();
+        h.insert(IF_NONE_MATCH, HeaderValue::from_str(&listed).unwrap());
+        assert!(if_none_match(&h, &etag));
+        assert!(if_none_match(&headers("*"), &etag));
+        assert!(!if_none_match(&headers("\"stale\""), &etag));
+        assert!(!if_none_match(&http::HeaderMap::new(), &etag));
+    }
+
+    #[test]
+    fn metadata_lists_revocation_and_introspection() {
+        let doc: AuthorizationServerMetadata =
+            serde_json::from_slice(&metadata_document("https://auth.test/").unwrap()).unwrap();
+        assert_eq!(doc.revocation_endpoint.as_deref(), Some("https://auth.test/oauth2/revoke"));
+        assert_eq!(doc.introspection_endpoint.as_deref(), Some("https://auth.test/oauth2/introspect"));
+    }
 }

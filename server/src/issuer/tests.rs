@@ -427,3 +427,66 @@ async fn counters_and_security_events_reach_the_activity_handle() {
     assert!(security.iter().all(|e| e.client_id.as_deref() == Some(client.client_id.as_str())));
     assert!(!serde_json::to_string(&events).unwrap().contains(&first), "no refresh token in the trail");
 }
+
+// -- revocation and introspection (RFC 7009, RFC 7662) ----------------------
+
+fn status_request(credentials: &ClientCredentials, token: &str) -> crate::grant::token_status::TokenStatusRequest {
+    crate::grant::token_status::TokenStatusRequest { credentials: credentials.clone(), token: token.into(), hint: None }
+}
+
+#[tokio::test]
+async fn introspection_judges_expiry_by_the_server_clock() {
+    let f = fixture().await;
+    let client = f.client(&["read"], true).await;
+    let response = f.grant(&client, Some(&["read"])).await.unwrap();
+    let refresh = response.refresh_token.clone().unwrap();
+
+    let access = f.issuer.introspect(status_request(&client, &response.access_token)).await.unwrap();
+    assert!(access.active);
+    assert_eq!((access.iat, access.exp), (Some(START), Some(START + 300)));
+    assert_eq!(access.scope.as_deref(), Some("read"));
+
+    f.clock.advance(300);
+    assert!(f.issuer.introspect(status_request(&client, &response.access_token)).await.unwrap().active, "through exp");
+    f.clock.advance(1);
+    let expired = f.issuer.introspect(status_request(&client, &response.access_token)).await.unwrap();
+    assert_eq!(expired, tessera_shared::introspection::IntrospectionResponse::inactive());
+
+    assert!(f.issuer.introspect(status_request(&client, &refresh)).await.unwrap().active);
+    f.clock.advance(3600);
+    assert!(!f.issuer.introspect(status_request(&client, &refresh)).await.unwrap().active, "an expired refresh token");
+}
+
+#[tokio::test]
+async fn a_revoked_access_token_is_denied_until_its_expiry_then_purged() {
+    let f = fixture().await;
+    let client = f.client(&[], false).await;
+    let token = f.grant(&client, None).await.unwrap().access_token;
+    let jti = f.verifier().verify(&token).unwrap().jti;
+    f.issuer.revoke(status_request(&client, &token)).await.unwrap();
+    assert!(f.store.is_access_token_denied(&jti, START).await.unwrap());
+    assert!(!f.issuer.introspect(status_request(&client, &token)).await.unwrap().active);
+
+    let running = tokio_util::sync::CancellationToken::new();
+    let purge = || crate::purge::purge_all(f.store.as_ref(), f.clock.as_ref(), &running);
+    f.clock.advance(300);
+    assert_eq!(purge().await.unwrap().denied, 0, "kept while the token could still be presented");
+    assert!(f.store.is_access_token_denied(&jti, START + 300).await.unwrap());
+    f.clock.advance(2);
+    assert_eq!(purge().await.unwrap().denied, 1, "purged once the token has expired anyway");
+}
+
+#[tokio::test]
+async fn revocation_by_another_client_changes_nothing() {
+    let f = fixture().await;
+    let owner = f.client(&[], true).await;
+    let stranger = f.client(&[], true).await;
+    let response = f.grant(&owner, None).await.unwrap();
+    let refresh = response.refresh_token.unwrap();
+    f.issuer.revoke(status_request(&stranger, &refresh)).await.unwrap();
+    f.issuer.revoke(status_request(&stranger, &response.access_token)).await.unwrap();
+    assert!(f.issuer.introspect(status_request(&stranger, &response.access_token)).await.unwrap().active);
+    assert!(f.refresh(&owner, &refresh, None).await.is_ok(), "the owner's family lives");
+    let wrong = ClientCredentials { client_secret: "x".repeat(40), ..stranger };
+    assert_eq!(f.issuer.revoke(status_request(&wrong, &refresh)).await.unwrap_err().code(), ErrorCode::InvalidClient);
+}

@@ -284,6 +284,62 @@ pub async fn audit_purge_is_bounded_and_keeps_numbering(store: Arc<dyn Store>) {
     assert!(next.seq > last);
 }
 
+/// The deny list holds a `jti` until its expiry, keeps the later of two
+/// expiries, and the purge removes only what expired, in bounded batches.
+pub async fn deny_list_lifecycle(store: Arc<dyn Store>) {
+    assert!(!store.is_access_token_denied("j1", NOW).await.unwrap());
+    store.deny_access_token("j1", NOW + 100).await.unwrap();
+    store.deny_access_token("j2", NOW + 10).await.unwrap();
+    store.deny_access_token("j3", NOW + 20).await.unwrap();
+    assert!(store.is_access_token_denied("j1", NOW).await.unwrap());
+    assert!(store.is_access_token_denied("j1", NOW + 99).await.unwrap());
+    assert!(!store.is_access_token_denied("j1", NOW + 100).await.unwrap(), "past its expiry it no longer matters");
+    assert!(!store.is_access_token_denied("other", NOW).await.unwrap());
+    // A second denial with an earlier expiry does not shorten the first.
+    store.deny_access_token("j1", NOW + 5).await.unwrap();
+    assert!(store.is_access_token_denied("j1", NOW + 50).await.unwrap());
+
+    assert_eq!(store.purge_denied(NOW + 30, 1).await.unwrap(), 1, "the batch bound holds");
+    assert_eq!(store.purge_denied(NOW + 30, 10).await.unwrap(), 1);
+    assert_eq!(store.purge_denied(NOW + 30, 10).await.unwrap(), 0);
+    assert!(store.is_access_token_denied("j1", NOW + 30).await.unwrap(), "j1 is not purged early");
+    assert_eq!(store.purge_denied(NOW + 101, 10).await.unwrap(), 1);
+    assert!(!store.is_access_token_denied("j1", NOW).await.unwrap(), "purged for good");
+}
+
+/// A refresh token and its family can be read by digest without changing them.
+pub async fn refresh_tokens_are_looked_up_by_digest(store: Arc<dyn Store>) {
+    let first = token(1, NOW, 100);
+    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    let (record, fam) = store.refresh_token(&first.digest).await.unwrap().unwrap();
+    assert_eq!(record.state, RefreshState::Active);
+    assert_eq!(record.client_id, "a");
+    assert_eq!(fam, family(1, "a", &first));
+    assert_eq!(store.refresh_token(&[42; 32]).await.unwrap(), None);
+    // Reading changed nothing: the token still rotates.
+    let outcome = store.use_refresh_token(&first.digest, &token(2, NOW + 1, 100), &rotate_always).await.unwrap();
+    assert!(matches!(outcome, RefreshUse::Applied { transition: RefreshTransition::Rotate, .. }));
+    let (record, fam) = store.refresh_token(&first.digest).await.unwrap().unwrap();
+    assert!(matches!(record.state, RefreshState::Rotated { .. }));
+    assert_eq!(fam.current, [2; 32]);
+}
+
+/// Revoking by any token of a family revokes the whole family, once.
+pub async fn revoking_by_token_revokes_the_family(store: Arc<dyn Store>) {
+    let first = token(1, NOW, 100);
+    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    let other = token(9, NOW, 100);
+    store.create_family(&family(9, "a", &other), &other).await.unwrap();
+    store.use_refresh_token(&first.digest, &token(2, NOW + 1, 100), &rotate_always).await.unwrap();
+    // The rotated token names the family as well as the current one.
+    assert!(store.revoke_family_of_token(&first.digest, NOW + 2).await.unwrap());
+    assert!(!store.revoke_family_of_token(&[2; 32], NOW + 2).await.unwrap(), "already revoked");
+    assert!(!store.revoke_family_of_token(&[42; 32], NOW + 2).await.unwrap(), "unknown");
+    let (_, fam) = store.refresh_token(&[2; 32]).await.unwrap().unwrap();
+    assert_eq!(fam.revoked_at, Some(NOW + 2));
+    assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 1, "the other family lives");
+}
+
 /// Instantiates the suite for a backend: `$make` is an expression giving
 /// an `Arc<dyn Store>` that is empty.
 #[macro_export]
@@ -294,7 +350,8 @@ macro_rules! conformance_tests {
             rotation_moves_the_family_forward, unknown_tokens_are_unknown, revoking_a_family_sticks,
             client_families_are_revoked_together, deleting_a_client_revokes_its_families,
             purge_removes_only_what_expired, keys_round_trip,
-            audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering);
+            audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering,
+            deny_list_lifecycle, refresh_tokens_are_looked_up_by_digest, revoking_by_token_revokes_the_family);
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_rotation_has_one_winner() {

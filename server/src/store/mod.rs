@@ -77,6 +77,8 @@ pub struct PurgeReport {
     pub tokens: u64,
     /// Families removed.
     pub families: u64,
+    /// Access-token deny-list entries removed.
+    pub denied: u64,
 }
 
 /// The decision function handed to [`Store::use_refresh_token`]: given the
@@ -236,4 +238,38 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`StoreError`] on backend failure.
     async fn purge_audit(&self, keep: usize, before: UnixTime, batch: usize) -> Result<u64, StoreError>;
+    /// Puts an access token's `jti` on the deny list until `expires_at`,
+    /// the token's own `exp`: after that the token is refused anyway, so the
+    /// entry can go (see [`Store::purge_denied`]).
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn deny_access_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError>;
+
+    /// Whether the `jti` is on the deny list at `now`.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn is_access_token_denied(&self, jti: &str, now: UnixTime) -> Result<bool, StoreError>;
+
+    /// Removes up to `batch` deny-list entries that expired before `now`;
+    /// returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn purge_denied(&self, now: UnixTime, batch: usize) -> Result<u64, StoreError>;
+
+    /// The refresh token with this digest and its family, if both exist;
+    /// reads only (for introspection and revocation).
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure or a corrupt record.
+    async fn refresh_token(&self, digest: &Digest32) -> Result<Option<(RefreshRecord, FamilyRecord)>, StoreError>;
+
+    /// Revokes the family of the refresh token with this digest; returns
+    /// whether a live family was revoked.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn revoke_family_of_token(&self, digest: &Digest32, now: UnixTime) -> Result<bool, StoreError>;
 }

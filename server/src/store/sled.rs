@@ -13,6 +13,8 @@
 //! | `client_families` | client ID ++ family ID | empty: revocation's index |
 //! | `keys` | kid | [`KeyRecord`] (JSON) |
 //! | `audit` | sequence number (u64 BE) | [`AuditEvent`] (JSON) |
+//! | `denied_jti` | access-token `jti` | its `exp`, u64 big-endian |
+//! | `denied_expiry` | `exp` (u64 BE) ++ `jti` | empty: the deny-list purge's index |
 //!
 //! Multi-tree changes run in sled transactions, which sled 0.34 serialises,
 //! so a rotation can never interleave with another rotation, a revocation or
@@ -44,6 +46,8 @@ pub struct SledStore {
     families: sled::Tree,
     client_families: sled::Tree,
     keys: sled::Tree,
+    denied_jti: sled::Tree,
+    denied_expiry: sled::Tree,
     flusher: GroupFlusher,
     /// The audit trail, keyed by sequence number.
     audit: sled::Tree,
@@ -114,6 +118,8 @@ impl SledStore {
             keys: tree("keys")?,
             audit: tree("audit")?,
             audit_append: Arc::new(Mutex::new(())),
+            denied_jti: tree("denied_jti")?,
+            denied_expiry: tree("denied_expiry")?,
             flusher: GroupFlusher::start(db)?,
         })
     }
@@ -490,12 +496,44 @@ impl Store for SledStore {
         }
         Ok(removed)
     }
+
+    async fn deny_access_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+        revocation::deny(&self.denied_jti, &self.denied_expiry, jti, expires_at)?;
+        self.durable().await
+    }
+
+    async fn is_access_token_denied(&self, jti: &str, now: UnixTime) -> Result<bool, StoreError> {
+        revocation::is_denied(&self.denied_jti, jti, now)
+    }
+
+    async fn purge_denied(&self, now: UnixTime, batch: usize) -> Result<u64, StoreError> {
+        revocation::purge(&self.denied_jti, &self.denied_expiry, now, batch)
+    }
+
+    async fn refresh_token(&self, digest: &Digest32) -> Result<Option<(RefreshRecord, FamilyRecord)>, StoreError> {
+        let Some(raw) = self.refresh_tokens.get(digest).map_err(backend)? else { return Ok(None) };
+        let token: RefreshRecord = decode_compact(&raw)?;
+        let Some(raw) = self.families.get(token.family_id).map_err(backend)? else { return Ok(None) };
+        Ok(Some((token, decode_compact(&raw)?)))
+    }
+
+    async fn revoke_family_of_token(&self, digest: &Digest32, now: UnixTime) -> Result<bool, StoreError> {
+        let Some(raw) = self.refresh_tokens.get(digest).map_err(backend)? else { return Ok(false) };
+        let token: RefreshRecord = decode_compact(&raw)?;
+        let revoked = self.revoke_family(&token.family_id, now)?;
+        if revoked {
+            self.durable().await?;
+        }
+        Ok(revoked)
+    }
 }
 
 fn audit_seq(key: &[u8]) -> Result<u64, StoreError> {
     let bytes: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt("audit key has the wrong length".into()))?;
     Ok(u64::from_be_bytes(bytes))
 }
+
+mod revocation;
 
 #[cfg(test)]
 mod tests;

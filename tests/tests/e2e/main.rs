@@ -21,6 +21,10 @@
 //!   schedule, import, `export-jwks`, keys encrypted at rest, secret expiry.
 //! - [`jwt`]: the access token, the JWKS, the metadata document and offline
 //!   verification.
+//! - [`token_status`]: revocation (RFC 7009) and introspection (RFC 7662).
+//! - [`resource_servers`]: interoperability with an independent JOSE
+//!   implementation, the JWKS's ETag, the example resource server and
+//!   `tessera-admin verify`.
 //! - [`config`]: flags, environment variables, the TOML file and their errors.
 //! - [`durability`]: `kill -9` and restart, a second server on the same data
 //!   dir, graceful shutdown.
@@ -45,5 +49,7 @@ mod jwt;
 mod keys;
 mod logs;
 mod refresh;
+mod resource_servers;
 mod seed_examples;
 mod token_errors;
+mod token_status;

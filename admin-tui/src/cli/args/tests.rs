@@ -104,8 +104,15 @@ fn revoke_family_needs_the_client_flag() {
 }
 
 #[test]
-fn later_commands_are_not_offered_yet() {
-    assert!(parse(&["verify", "token"]).is_err());
+fn verify_defaults_to_the_default_server_jwks() {
+    let args = parse(&["verify", "a.b.c"]).unwrap();
+    let Some(Command::Verify(verify)) = args.command else { panic!("a verify command") };
+    assert_eq!(verify.token, "a.b.c");
+    assert_eq!(verify.jwks, "http://127.0.0.1:8080/.well-known/jwks.json");
+    assert_eq!((verify.issuer, verify.audience, verify.json), (None, None, false));
+    let args = parse(&["verify", "-", "--jwks", "keys.json", "--issuer", "https://a", "--audience", "b", "--json"]);
+    assert!(args.is_ok());
+    assert!(parse(&["verify"]).is_err(), "the token is required");
 }
 
 #[test]

@@ -185,7 +185,17 @@ impl TokenCall {
 
     /// Sends it with a given client (for the concurrent tests).
     pub async fn send_with(self, client: &reqwest::Client, server: &Server) -> Resp {
-        let mut url = server.url("/oauth2/token");
+        self.send_to_with(client, server, "/oauth2/token").await
+    }
+
+    /// Sends it to another client-authenticated endpoint of `server`
+    /// (`/oauth2/revoke`, `/oauth2/introspect`).
+    pub async fn send_to(self, server: &Server, path: &str) -> Resp {
+        self.send_to_with(&http(), server, path).await
+    }
+
+    async fn send_to_with(self, client: &reqwest::Client, server: &Server, path: &str) -> Resp {
+        let mut url = server.url(path);
         let query = match self.raw_query {
             Some(raw) => raw,
             None => encode_pairs(&self.query),

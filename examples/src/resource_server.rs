@@ -1,0 +1,144 @@
+//! An example resource server that trusts Tessera's access tokens.
+//!
+//! It serves one protected endpoint, `GET /api/v1/organization`, which needs
+//! a valid access token with the scope `organization:read` (configurable):
+//!
+//! - no token: 401 with `WWW-Authenticate: Bearer`;
+//! - a bad token (forged, expired, wrong issuer or audience, ...): 401 with
+//!   `WWW-Authenticate: Bearer error="invalid_token", ...`;
+//! - a good token without the scope: 403 with
+//!   `WWW-Authenticate: Bearer error="insufficient_scope", scope="..."`;
+//! - otherwise 200 with the organization as JSON.
+//!
+//! ```text
+//! resource-server --jwks http://127.0.0.1:8080/.well-known/jwks.json \
+//!     --issuer http://127.0.0.1:8080 [--audience AUD] [--scope SCOPE] [--listen 127.0.0.1:9090]
+//! ```
+//!
+//! `--jwks` takes a URL (fetched and cached) or a JWKS file. When ready it
+//! prints `listening on http://ADDR` on stdout.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tessera_shared::verify::Verifier;
+
+/// The settings from the command line.
+#[derive(Debug)]
+struct Settings {
+    jwks: String,
+    issuer: String,
+    audience: Option<String>,
+    scope: String,
+    listen: SocketAddr,
+}
+
+const USAGE: &str =
+    "usage: resource-server --jwks URL|FILE --issuer URL [--audience AUD] [--scope SCOPE] [--listen ADDR]";
+
+fn settings(mut args: impl Iterator<Item = String>) -> Result<Settings, String> {
+    let (mut jwks, mut issuer, mut audience) = (None, None, None);
+    let mut scope = "organization:read".to_owned();
+    let mut listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 9090));
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value; {USAGE}"));
+        match flag.as_str() {
+            "--jwks" => jwks = Some(value()?),
+            "--issuer" => issuer = Some(value()?),
+            "--audience" => audience = Some(value()?),
+            "--scope" => scope = value()?,
+            "--listen" => listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?,
+            other => return Err(format!("unknown argument {other:?}; {USAGE}")),
+        }
+    }
+    Ok(Settings {
+        jwks: jwks.ok_or_else(|| format!("--jwks is required; {USAGE}"))?,
+        issuer: issuer.ok_or_else(|| format!("--issuer is required; {USAGE}"))?,
+        audience,
+        scope,
+        listen,
+    })
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("resource-server: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let settings = settings(std::env::args().skip(1))?;
+    // Tessera's default audience is the issuer itself.
+    let audience = settings.audience.clone().unwrap_or_else(|| settings.issuer.clone());
+    let verifier = if settings.jwks.starts_with("http://") || settings.jwks.starts_with("https://") {
+        Verifier::from_jwks_url(&settings.jwks, &settings.issuer, audience).await?
+    } else {
+        Verifier::from_jwks_file(&settings.jwks, &settings.issuer, audience)?
+    };
+    let state = Arc::new(State { verifier, scope: settings.scope });
+
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| handle(state.clone(), request));
+            // A client that goes away mid-request is not our concern.
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+/// What every request needs.
+struct State {
+    verifier: Verifier,
+    scope: String,
+}
+
+async fn handle(
+    state: Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    if request.uri().path() != "/api/v1/organization" || request.method() != Method::GET {
+        return Ok(json(StatusCode::NOT_FOUND, &serde_json::json!({ "error": "not_found" })));
+    }
+    // The whole of the protection: one call.
+    match state.verifier.authorize(request.headers(), &[state.scope.as_str()]).await {
+        Ok(claims) => Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "organization": { "id": 1, "name": "Example Org" },
+                "client_id": claims.client_id,
+            }),
+        )),
+        Err(error) => {
+            let mut response = json(
+                error.status(),
+                &serde_json::json!({ "error": error.error_code().unwrap_or("unauthorized"), "error_description": error.description() }),
+            );
+            response.headers_mut().insert(WWW_AUTHENTICATE, error.www_authenticate());
+            Ok(response)
+        }
+    }
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response
+}

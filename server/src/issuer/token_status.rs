@@ -1,0 +1,187 @@
+//! Revocation (RFC 7009) and introspection (RFC 7662): the service half.
+//! Both authenticate the caller exactly as the token endpoint does
+//! ([`Issuer::authenticate`]) and then look the token up as an access token
+//! (verified with the server's own keys) and as a refresh token (by
+//! digest), the hinted kind first.
+
+use tessera_shared::admin::ClientStatus;
+use tessera_shared::claims::AccessTokenClaims;
+use tessera_shared::ids::is_refresh_token;
+use tessera_shared::introspection::{IntrospectionResponse, TOKEN_TYPE_REFRESH};
+use tessera_shared::verify::Verifier;
+use tessera_shared::wire::TOKEN_TYPE_BEARER;
+
+use super::Issuer;
+use crate::clock::UnixTime;
+use crate::crypto::secret::refresh_token_digest;
+use crate::grant::error::TokenError;
+use crate::grant::scope;
+use crate::grant::token_status::{TokenHint, TokenStatusRequest};
+use crate::store::records::{ClientRecord, RefreshState};
+
+/// The kinds to try, the hinted one first.
+fn order(hint: Option<TokenHint>) -> [TokenHint; 2] {
+    match hint {
+        Some(TokenHint::RefreshToken) => [TokenHint::RefreshToken, TokenHint::AccessToken],
+        _ => [TokenHint::AccessToken, TokenHint::RefreshToken],
+    }
+}
+
+impl Issuer {
+    /// Revokes the token if it is the caller's: a refresh token's whole
+    /// family, or an access token's `jti` (deny-listed until its `exp`).
+    /// Unknown, expired and other clients' tokens change nothing and are
+    /// not an error (RFC 7009 §2.2).
+    ///
+    /// # Errors
+    /// [`TokenError::InvalidClient`] if the caller does not authenticate;
+    /// storage failures.
+    pub async fn revoke(&self, request: TokenStatusRequest) -> Result<(), TokenError> {
+        let now = self.clock.now();
+        let client = self.authenticate(&request.credentials, now).await?;
+        for kind in order(request.hint) {
+            let recognised = match kind {
+                TokenHint::AccessToken => self.revoke_access_token(&client, &request.token, now).await?,
+                TokenHint::RefreshToken => self.revoke_refresh_token(&client, &request.token, now).await?,
+            };
+            if recognised {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Says whether the token is active and, if so, what it grants. Any
+    /// active client may introspect any token.
+    ///
+    /// # Errors
+    /// [`TokenError::InvalidClient`] if the caller does not authenticate;
+    /// storage failures.
+    pub async fn introspect(&self, request: TokenStatusRequest) -> Result<IntrospectionResponse, TokenError> {
+        let now = self.clock.now();
+        self.authenticate(&request.credentials, now).await?;
+        for kind in order(request.hint) {
+            let found = match kind {
+                TokenHint::AccessToken => self.introspect_access_token(&request.token, now).await?,
+                TokenHint::RefreshToken => self.introspect_refresh_token(&request.token, now).await?,
+            };
+            if let Some(response) = found {
+                return Ok(response);
+            }
+        }
+        Ok(IntrospectionResponse::inactive())
+    }
+
+    /// The claims of `token` if this server signed it for its audience and
+    /// it has not expired by the server's clock.
+    fn own_access_token(&self, token: &str, now: UnixTime) -> Option<AccessTokenClaims> {
+        // Built per call from the key ring in force, so retiring keys still
+        // count and a rotated ring is seen at once. Leeway 0: the server's
+        // clock is the one that issued the token.
+        let verifier = Verifier::new(self.keys.current().jwks().clone(), &self.policy.issuer, &self.policy.audience);
+        verifier.with_leeway(0).verify_at(token, now).ok()
+    }
+
+    async fn client_is_active(&self, client_id: &str) -> Result<bool, TokenError> {
+        let client = self.store.client(client_id).await?;
+        Ok(client.is_some_and(|c| c.status == ClientStatus::Active))
+    }
+
+    async fn revoke_access_token(&self, client: &ClientRecord, token: &str, now: UnixTime) -> Result<bool, TokenError> {
+        let Some(claims) = self.own_access_token(token, now) else { return Ok(false) };
+        if claims.client_id != client.client_id {
+            tracing::warn!(
+                event = "revoke_foreign_token",
+                client_id = %client.client_id,
+                "a client asked to revoke another client's access token; nothing revoked"
+            );
+            return Ok(true);
+        }
+        // Denied through its last valid second, `exp` included.
+        self.store.deny_access_token(&claims.jti, claims.exp.saturating_add(1)).await?;
+        Ok(true)
+    }
+
+    async fn revoke_refresh_token(
+        &self,
+        client: &ClientRecord,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<bool, TokenError> {
+        if !is_refresh_token(token) {
+            return Ok(false);
+        }
+        let digest = refresh_token_digest(token);
+        let Some((record, _)) = self.store.refresh_token(&digest).await? else { return Ok(false) };
+        if record.client_id != client.client_id {
+            tracing::warn!(
+                event = "revoke_foreign_token",
+                client_id = %client.client_id,
+                "a client asked to revoke another client's refresh token; nothing revoked"
+            );
+            return Ok(true);
+        }
+        self.store.revoke_family_of_token(&digest, now).await?;
+        Ok(true)
+    }
+
+    async fn introspect_access_token(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<Option<IntrospectionResponse>, TokenError> {
+        let Some(claims) = self.own_access_token(token, now) else { return Ok(None) };
+        if self.store.is_access_token_denied(&claims.jti, now).await?
+            || !self.client_is_active(&claims.client_id).await?
+        {
+            return Ok(Some(IntrospectionResponse::inactive()));
+        }
+        Ok(Some(IntrospectionResponse {
+            active: true,
+            scope: claims.scope,
+            client_id: Some(claims.client_id),
+            sub: Some(claims.sub),
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            iss: Some(claims.iss),
+            aud: Some(claims.aud),
+            token_type: Some(TOKEN_TYPE_BEARER.to_owned()),
+            jti: Some(claims.jti),
+        }))
+    }
+
+    async fn introspect_refresh_token(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<Option<IntrospectionResponse>, TokenError> {
+        if !is_refresh_token(token) {
+            return Ok(None);
+        }
+        let digest = refresh_token_digest(token);
+        let Some((record, family)) = self.store.refresh_token(&digest).await? else { return Ok(None) };
+        // Active only as the family's current, unexpired token of a live
+        // family whose client is still active: a rotated token, even within
+        // the reuse grace, is no longer the one to use.
+        let active = record.state == RefreshState::Active
+            && family.current == digest
+            && family.is_live(now)
+            && now < record.expires_at
+            && self.client_is_active(&record.client_id).await?;
+        if !active {
+            return Ok(Some(IntrospectionResponse::inactive()));
+        }
+        Ok(Some(IntrospectionResponse {
+            active: true,
+            scope: scope::to_claim(&family.scope),
+            client_id: Some(record.client_id.clone()),
+            sub: Some(record.client_id),
+            exp: Some(record.expires_at),
+            iat: Some(record.issued_at),
+            iss: Some(self.policy.issuer.clone()),
+            aud: None,
+            token_type: Some(TOKEN_TYPE_REFRESH.to_owned()),
+            jti: None,
+        }))
+    }
+}
