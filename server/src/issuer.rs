@@ -17,6 +17,7 @@ use crate::grant::refresh::{self, Presentation, Verdict};
 use crate::grant::request::{ClientCredentials, Grant, TokenRequest};
 use crate::grant::scope;
 use crate::keys::KeyRing;
+use crate::metrics::Metrics;
 use crate::store::records::{ClientRecord, FamilyRecord, NewRefreshToken, RefreshRecord};
 use crate::store::{RefreshUse, Store};
 
@@ -48,6 +49,8 @@ pub struct Issuer {
     random: Random,
     clock: Arc<dyn Clock>,
     policy: Arc<IssuerPolicy>,
+    /// Counts refresh-token reuse detections.
+    metrics: Metrics,
 }
 
 impl Issuer {
@@ -59,7 +62,14 @@ impl Issuer {
         clock: Arc<dyn Clock>,
         policy: IssuerPolicy,
     ) -> Self {
-        Self { store, keys, secrets, random: Random::new(), clock, policy: Arc::new(policy) }
+        Self { store, keys, secrets, random: Random::new(), clock, policy: Arc::new(policy), metrics: Metrics::new() }
+    }
+
+    /// Reports to `metrics` instead of a private registry.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The policy in force.
@@ -178,6 +188,7 @@ impl Issuer {
         };
         let decided = verdict.lock().ok().and_then(|mut slot| slot.take()).unwrap_or(Verdict::RevokeFamily);
         if decided == Verdict::RevokeFamily {
+            self.metrics.refresh_token_reused();
             tracing::warn!(
                 event = "refresh_token_reuse",
                 client_id = %client.client_id,
