@@ -154,7 +154,8 @@ pub async fn run(
         store.clone(),
         clock.clone(),
         metrics,
-        metrics::GAUGE_INTERVAL,
+        // Recounted as often as the purge runs: both walk the families.
+        config.purge_interval,
         shutdown.clone(),
     ));
     let reload = tokio::spawn(tls::reload_on_sighup(tls.clone(), shutdown.clone()));

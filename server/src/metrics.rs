@@ -25,9 +25,6 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::store::Store;
 
-/// How often the active-families gauge is recounted.
-pub const GAUGE_INTERVAL: Duration = Duration::from_secs(15);
-
 /// The `Content-Type` of the scrape.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 

@@ -15,6 +15,12 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().timeout(HTTP_TIMEOUT).build().expect("a reqwest client")
 }
 
+/// Like [`http`], but connecting from `source` (any 127.0.0.0/8 address is
+/// loopback, so tests can play several clients on several addresses).
+pub fn http_from(source: std::net::IpAddr) -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(HTTP_TIMEOUT).local_address(source).build().expect("a reqwest client")
+}
+
 /// An HTTP response, from reqwest or raw TCP alike.
 #[derive(Debug, Clone)]
 pub struct Resp {
