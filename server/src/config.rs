@@ -95,6 +95,43 @@ pub struct Cli {
     /// Most connections served at once; more wait to be accepted [default: 4096].
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS", value_name = "COUNT")]
     pub max_connections: Option<usize>,
+    /// Longest single parameter (`name=value` as sent, before decoding) [default: 4096].
+    #[arg(long, env = "TESSERA_MAX_PARAM_BYTES", value_name = "BYTES")]
+    pub max_param_bytes: Option<usize>,
+    /// Most header fields a request may have; beyond it, 431 [default: 64].
+    #[arg(long, env = "TESSERA_MAX_HEADERS", value_name = "COUNT")]
+    pub max_headers: Option<usize>,
+    /// How long a kept-alive connection may sit idle between requests, at
+    /// most the request timeout [default: 5].
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+    /// PEM certificate chain; with --tls-key, the server speaks HTTPS.
+    #[arg(long, env = "TESSERA_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "TESSERA_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Rate-limit failed client authentications [default: true].
+    #[arg(long, env = "TESSERA_RATE_LIMIT", value_name = "BOOL")]
+    pub rate_limit: Option<bool>,
+    /// Failed authentications a source address may make in a burst [default: 20].
+    #[arg(long, env = "TESSERA_RATE_LIMIT_ADDRESS_BURST", value_name = "COUNT")]
+    pub rate_limit_address_burst: Option<u32>,
+    /// Failed authentications a source address earns back per minute [default: 30].
+    #[arg(long, env = "TESSERA_RATE_LIMIT_ADDRESS_PER_MINUTE", value_name = "COUNT")]
+    pub rate_limit_address_per_minute: Option<u32>,
+    /// Failed authentications one client ID may see in a burst [default: 100].
+    #[arg(long, env = "TESSERA_RATE_LIMIT_CLIENT_BURST", value_name = "COUNT")]
+    pub rate_limit_client_burst: Option<u32>,
+    /// Failed authentications one client ID earns back per minute [default: 60].
+    #[arg(long, env = "TESSERA_RATE_LIMIT_CLIENT_PER_MINUTE", value_name = "COUNT")]
+    pub rate_limit_client_per_minute: Option<u32>,
+    /// Most addresses and client IDs the limiter tracks at once [default: 65536].
+    #[arg(long, env = "TESSERA_RATE_LIMIT_MAX_TRACKED", value_name = "COUNT")]
+    pub rate_limit_max_tracked: Option<usize>,
+    /// Serve `GET /metrics` on the public listener [default: true].
+    #[arg(long, env = "TESSERA_METRICS", value_name = "BOOL")]
+    pub metrics: Option<bool>,
 }
 
 /// Subcommands of `tessera-server`.
@@ -134,6 +171,29 @@ struct FileConfig {
     signing: SigningSection,
     #[serde(default)]
     limits: LimitsSection,
+    #[serde(default)]
+    tls: TlsSection,
+    #[serde(default)]
+    rate_limit: RateLimitSection,
+    metrics: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitSection {
+    enabled: Option<bool>,
+    address_burst: Option<u32>,
+    address_per_minute: Option<u32>,
+    client_burst: Option<u32>,
+    client_per_minute: Option<u32>,
+    max_tracked: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,6 +213,9 @@ struct LimitsSection {
     max_header_bytes: Option<usize>,
     request_timeout: Option<u64>,
     max_connections: Option<usize>,
+    max_param_bytes: Option<usize>,
+    max_headers: Option<usize>,
+    idle_timeout: Option<u64>,
 }
 
 /// Bounds on what one request or the whole server may consume.
@@ -168,6 +231,12 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Longest single parameter as sent; beyond it, invalid_request.
+    pub max_param_bytes: usize,
+    /// Most header fields; beyond it, 431.
+    pub max_headers: usize,
+    /// Idle time allowed between requests on a kept-alive connection.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -178,8 +247,50 @@ impl Default for Limits {
             max_header_bytes: 16 * 1024,
             request_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            max_param_bytes: 4096,
+            max_headers: 64,
+            idle_timeout: Duration::from_secs(5),
         }
     }
+}
+
+/// The limiter of failed client authentications (see [`crate::ratelimit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Whether failures are limited at all.
+    pub enabled: bool,
+    /// Bucket size per source address.
+    pub address_burst: u32,
+    /// Refill per source address, per minute.
+    pub address_per_minute: u32,
+    /// Bucket size per client ID.
+    pub client_burst: u32,
+    /// Refill per client ID, per minute.
+    pub client_per_minute: u32,
+    /// Most addresses (and, separately, client IDs) tracked at once.
+    pub max_tracked: usize,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            address_burst: 20,
+            address_per_minute: 30,
+            client_burst: 100,
+            client_per_minute: 60,
+            max_tracked: 65_536,
+        }
+    }
+}
+
+/// Certificate and key files for HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 /// The checked configuration the server runs with.
@@ -215,6 +326,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Request and connection bounds.
     pub limits: Limits,
+    /// HTTPS certificate and key; `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// The failed-authentication limiter.
+    pub rate_limit: RateLimitConfig,
+    /// Whether `GET /metrics` is served.
+    pub metrics: bool,
 }
 
 /// Where the key-encryption key is read from. Only the place is kept in the
@@ -352,7 +469,41 @@ impl Config {
                     .max_connections
                     .or(file.limits.max_connections)
                     .unwrap_or(defaults.max_connections),
+                max_param_bytes: cli
+                    .max_param_bytes
+                    .or(file.limits.max_param_bytes)
+                    .unwrap_or(defaults.max_param_bytes),
+                max_headers: cli.max_headers.or(file.limits.max_headers).unwrap_or(defaults.max_headers),
+                idle_timeout: cli
+                    .idle_timeout
+                    .or(file.limits.idle_timeout)
+                    .map(Duration::from_secs)
+                    .unwrap_or(defaults.idle_timeout),
             },
+            tls: match (cli.tls_cert.or(file.tls.cert), cli.tls_key.or(file.tls.key)) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                (None, None) => None,
+                _ => return Err(ConfigError::Invalid("tls_cert and tls_key must be given together".into())),
+            },
+            rate_limit: {
+                let d = RateLimitConfig::default();
+                let f = &file.rate_limit;
+                RateLimitConfig {
+                    enabled: cli.rate_limit.or(f.enabled).unwrap_or(d.enabled),
+                    address_burst: cli.rate_limit_address_burst.or(f.address_burst).unwrap_or(d.address_burst),
+                    address_per_minute: cli
+                        .rate_limit_address_per_minute
+                        .or(f.address_per_minute)
+                        .unwrap_or(d.address_per_minute),
+                    client_burst: cli.rate_limit_client_burst.or(f.client_burst).unwrap_or(d.client_burst),
+                    client_per_minute: cli
+                        .rate_limit_client_per_minute
+                        .or(f.client_per_minute)
+                        .unwrap_or(d.client_per_minute),
+                    max_tracked: cli.rate_limit_max_tracked.or(f.max_tracked).unwrap_or(d.max_tracked),
+                }
+            },
+            metrics: cli.metrics.or(file.metrics).unwrap_or(true),
         };
         config.validate()?;
         Ok(config)
@@ -395,6 +546,26 @@ impl Config {
         }
         if limits.request_timeout.is_zero() {
             return invalid("request_timeout must be at least 1 second");
+        }
+        if limits.max_param_bytes < 64 {
+            return invalid("max_param_bytes must be at least 64");
+        }
+        if !(8..=1024).contains(&limits.max_headers) {
+            return invalid("max_headers must be between 8 and 1024");
+        }
+        // hyper's head timer also runs while a kept-alive connection waits
+        // for its next request, so a longer idle time would never apply.
+        if limits.idle_timeout.is_zero() || limits.idle_timeout > limits.request_timeout {
+            return invalid("idle_timeout must be between 1 second and request_timeout");
+        }
+        let rate = &self.rate_limit;
+        if rate.address_burst == 0
+            || rate.address_per_minute == 0
+            || rate.client_burst == 0
+            || rate.client_per_minute == 0
+            || rate.max_tracked < 16
+        {
+            return invalid("rate_limit bursts and refills must be positive and max_tracked at least 16");
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ use crate::grant::refresh::{self, Presentation, Verdict};
 use crate::grant::request::{ClientCredentials, Grant, TokenRequest};
 use crate::grant::scope;
 use crate::keys::KeyHandle;
+use crate::metrics::Metrics;
 use crate::store::records::{ClientRecord, FamilyRecord, NewRefreshToken, RefreshRecord};
 use crate::store::{RefreshUse, Store};
 
@@ -53,6 +54,8 @@ pub struct Issuer {
     policy: Arc<IssuerPolicy>,
     /// Counters and security events for the operator.
     activity: Activity,
+    /// Counts refresh-token reuse detections.
+    metrics: Metrics,
 }
 
 impl Issuer {
@@ -65,7 +68,16 @@ impl Issuer {
         policy: IssuerPolicy,
     ) -> Self {
         let activity = Activity::new(Audit::new(store.clone(), clock.clone()), clock.clone(), BurstPolicy::default());
-        Self { store, keys, secrets, random: Random::new(), clock, policy: Arc::new(policy), activity }
+        Self {
+            store,
+            keys,
+            secrets,
+            random: Random::new(),
+            clock,
+            policy: Arc::new(policy),
+            activity,
+            metrics: Metrics::new(),
+        }
     }
 
     /// The same issuer reporting to `activity` (shared with the admin API)
@@ -79,6 +91,13 @@ impl Issuer {
     /// Where this issuer reports what it does.
     pub fn activity(&self) -> &Activity {
         &self.activity
+    }
+
+    /// Reports to `metrics` instead of a private registry.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The policy in force.
@@ -226,6 +245,7 @@ impl Issuer {
         };
         let decided = verdict.lock().ok().and_then(|mut slot| slot.take()).unwrap_or(Verdict::RevokeFamily);
         if decided == Verdict::RevokeFamily {
+            self.metrics.refresh_token_reused();
             tracing::warn!(
                 event = "refresh_token_reuse",
                 client_id = %client.client_id,

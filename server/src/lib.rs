@@ -12,6 +12,9 @@
 //! - [`keys`], [`crypto`]: signing keys, secrets, random values (ring).
 //! - [`audit`], [`activity`]: the audit trail with its retention, the
 //!   activity counters and the failed-authentication burst detector.
+//! - [`ratelimit`]: the limiter of failed client authentications.
+//! - [`tls`]: HTTPS with rustls, certificate reload on SIGHUP.
+//! - [`metrics`]: Prometheus metrics.
 //! - [`purge`], [`datadir`], [`clock`], [`telemetry`]: the rest of the plumbing.
 //!
 //! [`run`] wires them together; `main.rs` only parses arguments, sets up
@@ -31,9 +34,12 @@ pub mod grant;
 pub mod http;
 pub mod issuer;
 pub mod keys;
+pub mod metrics;
 pub mod purge;
+pub mod ratelimit;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,6 +94,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The TLS certificate or key cannot be used.
+    #[error("tls: {0}")]
+    Tls(#[from] tls::TlsError),
     /// Something else that cannot happen in practice.
     #[error("{0}")]
     Other(String),
@@ -135,10 +144,12 @@ pub async fn run(
         );
     }
 
+    let tls = config.tls.clone().map(tls::TlsReloader::load).transpose()?.map(Arc::new);
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-    let issuer_url = config.issuer.clone().unwrap_or_else(|| format!("http://{local_addr}"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let issuer_url = config.issuer.clone().unwrap_or_else(|| format!("{scheme}://{local_addr}"));
     let policy = IssuerPolicy {
         audience: config.audience.clone().unwrap_or_else(|| issuer_url.clone()),
         issuer: issuer_url.clone(),
@@ -149,9 +160,11 @@ pub async fn run(
     let audit = audit::Audit::new(store.clone(), clock.clone());
     key_manager.record_rotations_in(audit.clone());
     let activity = activity::Activity::new(audit.clone(), clock.clone(), activity::burst::BurstPolicy::default());
+    let metrics = metrics::Metrics::new();
     let app = Arc::new(http::App {
         issuer: Issuer::new(store.clone(), keys.clone(), secrets.clone(), clock.clone(), policy)
-            .with_activity(activity.clone()),
+            .with_activity(activity.clone())
+            .with_metrics(metrics.clone()),
         keys: keys.clone(),
         jwks_cache_control: http::well_known::jwks_cache_control(config.jwks_max_age)
             .map_err(|e| StartError::Other(e.to_string()))?,
@@ -160,12 +173,24 @@ pub async fn run(
             .map_err(|e| StartError::Other(e.to_string()))?,
         limits: config.limits,
         parse_policy: ParsePolicy { allow_query_credentials: config.allow_query_credentials },
+        limiter: ratelimit::AuthLimiter::new(&config.rate_limit),
+        metrics: metrics.clone(),
+        serve_metrics: config.metrics,
     });
     let admin_service = admin::service::AdminService::new(store.clone(), key_manager.clone(), secrets, clock.clone())
         .with_activity(activity);
     let (admin_listener, admin_path) = admin::socket::bind(data_dir.path())
         .map_err(|source| StartError::AdminSocket { dir: data_dir.path().display().to_string(), source })?;
 
+    let gauges = tokio::spawn(metrics::refresh_gauges(
+        store.clone(),
+        clock.clone(),
+        metrics,
+        // Recounted as often as the purge runs: both walk the families.
+        config.purge_interval,
+        shutdown.clone(),
+    ));
+    let reload = tokio::spawn(tls::reload_on_sighup(tls.clone(), shutdown.clone()));
     let purge = tokio::spawn(purge::run(store.clone(), clock, config.purge_interval, shutdown.clone()));
     let audit_retention =
         tokio::spawn(audit::retain(audit, audit::Retention::default(), config.purge_interval, shutdown.clone()));
@@ -174,8 +199,10 @@ pub async fn run(
     tracing::info!(addr = %local_addr, issuer = %issuer_url, data_dir = %data_dir.path().display(), "tessera-server ready");
     ready(local_addr);
 
-    http::server::serve(listener, app, config.limits, shutdown).await;
+    http::server::serve(listener, app, config.limits, tls, shutdown).await;
     let _ = admin.await;
+    let _ = gauges.await;
+    let _ = reload.await;
     let _ = purge.await;
     let _ = audit_retention.await;
     let _ = key_maintenance.await;

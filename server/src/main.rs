@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         }
     };
     tessera_server::telemetry::init(config.log_format);
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
         tessera_server::run(config, shutdown, |addr| {
             let mut stdout = std::io::stdout().lock();
             // The one line on stdout; scripts and tests wait for it.
-            let _ = writeln!(stdout, "listening on http://{addr}");
+            let _ = writeln!(stdout, "listening on {scheme}://{addr}");
             let _ = stdout.flush();
         })
         .await

@@ -43,6 +43,9 @@ pub enum ErrorCode {
     InvalidScope,
     /// The server failed (RFC 6749 §4.1.2.1); never caused by input.
     ServerError,
+    /// Too many failed client authentications: sent with 429 and
+    /// `Retry-After` (the registered OAuth code for "try again later").
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -56,6 +59,7 @@ impl ErrorCode {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
             Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }

@@ -114,3 +114,44 @@ fn file_errors_name_the_file() {
     assert!(err.to_string().contains("tessera.toml"), "{err}");
     assert!(!err.to_string().contains('\n'), "{err}");
 }
+
+#[test]
+fn hardening_settings_from_flags_and_file() {
+    let config = Config::merge(
+        cli(&["--max-param-bytes", "512", "--rate-limit-address-burst", "3"]),
+        file(
+            "metrics = false\n[limits]\nmax_headers = 20\nidle_timeout = 2\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n\
+             [rate_limit]\nenabled = true\naddress_burst = 9\nclient_per_minute = 7\nmax_tracked = 100\n",
+        ),
+    )
+    .expect("valid");
+    assert_eq!(config.limits.max_param_bytes, 512);
+    assert_eq!(config.limits.max_headers, 20);
+    assert_eq!(config.limits.idle_timeout, Duration::from_secs(2));
+    assert_eq!(config.tls, Some(TlsFiles { cert: "c.pem".into(), key: "k.pem".into() }));
+    assert_eq!(config.rate_limit.address_burst, 3, "the flag beats the file");
+    assert_eq!(config.rate_limit.client_per_minute, 7);
+    assert_eq!(config.rate_limit.max_tracked, 100);
+    assert!(!config.metrics);
+    let defaults = Config::merge(cli(&[]), FileConfig::default()).expect("defaults");
+    assert_eq!(defaults.tls, None);
+    assert!(defaults.metrics && defaults.rate_limit.enabled);
+}
+
+#[test]
+fn hardening_values_out_of_range_are_refused() {
+    for args in [
+        &["--tls-cert", "c.pem"][..],
+        &["--tls-key", "k.pem"],
+        &["--idle-timeout", "0"],
+        &["--idle-timeout", "11"],
+        &["--max-headers", "2"],
+        &["--max-param-bytes", "10"],
+        &["--rate-limit-address-burst", "0"],
+        &["--rate-limit-client-per-minute", "0"],
+        &["--rate-limit-max-tracked", "1"],
+    ] {
+        let err = Config::merge(cli(args), FileConfig::default()).expect_err("must be refused");
+        assert!(!err.to_string().contains('\n'), "{args:?}: {err}");
+    }
+}

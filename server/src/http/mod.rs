@@ -4,10 +4,12 @@
 //! - [`token`]: `POST /oauth2/token`.
 //! - [`token_status`]: `POST /oauth2/revoke` and `POST /oauth2/introspect`.
 //! - [`well_known`]: JWKS, RFC 8414 metadata and health.
+//! - [`metrics_endpoint`]: `GET /metrics`.
 //! - [`params`], [`basic`]: strict decoders for parameters and Basic credentials.
 //! - [`response`]: building responses; the one mapping of errors to HTTP.
 
 pub mod basic;
+pub mod metrics_endpoint;
 pub mod params;
 pub mod response;
 pub mod server;
@@ -26,6 +28,8 @@ use crate::config::Limits;
 use crate::grant::request::ParsePolicy;
 use crate::issuer::Issuer;
 use crate::keys::KeyHandle;
+use crate::metrics::Metrics;
+use crate::ratelimit::AuthLimiter;
 use crate::store::Store;
 use response::HttpResponse;
 
@@ -46,6 +50,12 @@ pub struct App {
     pub limits: Limits,
     /// Token request parsing options.
     pub parse_policy: ParsePolicy,
+    /// The limiter of failed client authentications.
+    pub limiter: AuthLimiter,
+    /// Request counters and latencies.
+    pub metrics: Metrics,
+    /// Whether `GET /metrics` is served.
+    pub serve_metrics: bool,
 }
 
 /// What a handler tells the access log beyond method, path and status.
@@ -56,17 +66,21 @@ pub struct RequestNote {
     pub grant_type: Option<&'static str>,
     /// The client ID, if well-formed.
     pub client_id: Option<String>,
+    /// The OAuth error code (or `rate_limited`) of a failed request, for
+    /// the metrics.
+    pub error: Option<&'static str>,
 }
 
 /// The routes, as logged. Any other path is logged as `other`, since a
 /// path could carry anything, a token included.
-const ROUTES: [&str; 6] = [
+const ROUTES: [&str; 7] = [
     "/oauth2/token",
     "/.well-known/jwks.json",
     "/.well-known/oauth-authorization-server",
     "/healthz",
     "/oauth2/revoke",
     "/oauth2/introspect",
+    "/metrics",
 ];
 
 /// Routes a request and writes its access-log line.
@@ -85,6 +99,10 @@ pub async fn route(app: Arc<App>, request: Request<Incoming>) -> Result<HttpResp
             (well_known::metadata(&app), RequestNote::default())
         }
         (Some("/healthz"), &Method::GET) => (well_known::health(&app).await, RequestNote::default()),
+        (Some("/metrics"), _) if !app.serve_metrics => {
+            (response::plain_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"), RequestNote::default())
+        }
+        (Some("/metrics"), &Method::GET) => (metrics_endpoint::scrape(&app), RequestNote::default()),
         (Some(_), _) => (
             response::with_allow(
                 response::plain_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use GET"),
@@ -96,6 +114,12 @@ pub async fn route(app: Arc<App>, request: Request<Incoming>) -> Result<HttpResp
             (response::plain_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"), RequestNote::default())
         }
     };
+    let elapsed = started.elapsed();
+    let outcome = match response.status().as_u16() {
+        status if status < 400 => "success",
+        status => note.error.unwrap_or(if status < 500 { "client_error" } else { "server_error" }),
+    };
+    app.metrics.observe_request(path.unwrap_or("other"), note.grant_type.unwrap_or("none"), outcome, elapsed);
     tracing::info!(
         target: "tessera::access",
         method = %method,
@@ -103,7 +127,7 @@ pub async fn route(app: Arc<App>, request: Request<Incoming>) -> Result<HttpResp
         status = response.status().as_u16(),
         grant_type = note.grant_type,
         client_id = note.client_id.as_deref(),
-        latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         "request"
     );
     Ok(response)

@@ -19,6 +19,9 @@ pub enum ParamError {
     /// More parameters than allowed.
     #[error("{}", self.description())]
     TooMany,
+    /// One `name=value` pair longer than allowed.
+    #[error("{}", self.description())]
+    TooLong,
 }
 
 /// Decodes `input` and appends its pairs to `out`, which may already hold
@@ -27,9 +30,29 @@ pub enum ParamError {
 /// # Errors
 /// [`ParamError`] on the first bad pair or when `out` would exceed `max`.
 pub fn decode_into(input: &[u8], source: Source, max: usize, out: &mut Vec<Param>) -> Result<(), ParamError> {
+    decode_bounded(input, source, max, usize::MAX, out)
+}
+
+/// [`decode_into`] that also refuses any `name=value` pair longer than
+/// `max_pair_bytes` as sent (before decoding), so one huge value cannot make
+/// the server decode, compare or hash it.
+///
+/// # Errors
+/// [`ParamError`] on the first bad or overlong pair or when `out` would
+/// exceed `max`.
+pub fn decode_bounded(
+    input: &[u8],
+    source: Source,
+    max: usize,
+    max_pair_bytes: usize,
+    out: &mut Vec<Param>,
+) -> Result<(), ParamError> {
     for pair in input.split(|b| *b == b'&').filter(|pair| !pair.is_empty()) {
         if out.len() >= max {
             return Err(ParamError::TooMany);
+        }
+        if pair.len() > max_pair_bytes {
+            return Err(ParamError::TooLong);
         }
         let (name, value) = match pair.iter().position(|b| *b == b'=') {
             Some(eq) => (&pair[..eq], &pair[eq + 1..]),
@@ -75,6 +98,7 @@ impl ParamError {
             Self::BadPercentEncoding => "the request has a malformed percent-encoding",
             Self::NotUtf8 => "the request has a parameter that is not UTF-8",
             Self::TooMany => "the request has too many parameters",
+            Self::TooLong => "the request has a parameter that is too long",
         }
     }
 }

@@ -81,6 +81,19 @@ pub fn oauth_error(status: StatusCode, code: ErrorCode, description: &str) -> Ht
     response
 }
 
+/// 429 with `Retry-After` (whole seconds, at least 1) and the OAuth error
+/// `temporarily_unavailable`: the client failed to authenticate too often.
+pub fn rate_limited(retry_after: std::time::Duration) -> HttpResponse {
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let mut response = oauth_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::TemporarilyUnavailable,
+        "too many failed client authentications; retry later",
+    );
+    response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
 /// 405 (or 400 for the token endpoint) with the allowed methods.
 pub fn with_allow(mut response: HttpResponse, allowed: &'static str) -> HttpResponse {
     response.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));

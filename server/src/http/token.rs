@@ -1,6 +1,12 @@
 //! `POST /oauth2/token`: HTTP framing only. Reads the query, the body and
-//! the Authorization header within their bounds, hands a typed request to
-//! the [`Issuer`](crate::issuer::Issuer), and maps the result.
+//! the Authorization header within their bounds, asks the
+//! [`AuthLimiter`](crate::ratelimit::AuthLimiter) whether the source may try
+//! to authenticate, hands a typed request to the
+//! [`Issuer`](crate::issuer::Issuer), maps the result and tells the limiter
+//! how authentication went.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
@@ -14,12 +20,22 @@ use super::response::{self, HttpResponse};
 use super::{App, RequestNote, basic, params};
 use crate::grant::error::TokenError;
 use crate::grant::request::{AuthorizationHeader, Param, Source, TokenRequest};
+use crate::ratelimit::Admission;
+
+use super::server::PeerAddr;
 
 /// Answers a token request and notes what the access log may say of it.
 pub async fn handle(app: &App, request: Request<Incoming>) -> (HttpResponse, RequestNote) {
     let mut note = RequestNote::default();
+    let peer = peer_of(&request);
     let response = match read_token_request(app, request).await {
-        Err(rejection) => rejection.into_response(),
+        // No usable credentials at all is a failed authentication too, of
+        // the address only.
+        Err(Rejection::Token(TokenError::InvalidClient)) => no_credentials(app, peer, &mut note),
+        Err(rejection) => {
+            note.error = Some(ErrorCode::InvalidRequest.as_str());
+            rejection.into_response()
+        }
         Ok(token_request) => {
             note.grant_type = Some(token_request.grant.name());
             // Only a well-formed ID is logged: a caller could put anything
@@ -27,18 +43,73 @@ pub async fn handle(app: &App, request: Request<Incoming>) -> (HttpResponse, Req
             if is_client_id(&token_request.credentials.client_id) {
                 note.client_id = Some(token_request.credentials.client_id.clone());
             }
-            match app.issuer.token(token_request).await {
-                Ok(body) => response::token_success(&body),
-                Err(error) => {
-                    if let Some(cause) = error.internal_cause() {
-                        tracing::error!(%cause, "token request failed inside the server");
+            let client_id = note.client_id.clone();
+            match limit(app, peer, client_id.as_deref(), &mut note) {
+                Some(refused) => refused,
+                None => {
+                    let result = app.issuer.token(token_request).await;
+                    record_authentication(app, peer, client_id.as_deref(), &result);
+                    match result {
+                        Ok(body) => response::token_success(&body),
+                        Err(error) => {
+                            if let Some(cause) = error.internal_cause() {
+                                tracing::error!(%cause, "token request failed inside the server");
+                            }
+                            note.error = Some(error.code().as_str());
+                            response::token_error(&error)
+                        }
                     }
-                    response::token_error(&error)
                 }
             }
         }
     };
     (response, note)
+}
+
+/// The source address the limiter keys on.
+pub(super) fn peer_of(request: &Request<Incoming>) -> IpAddr {
+    // Without the extension (never in the server) all requests share one key.
+    request.extensions().get::<PeerAddr>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.ip())
+}
+
+/// Answers a request without usable client credentials: a failed
+/// authentication of the address, or a 429 if it is already limited.
+pub(super) fn no_credentials(app: &App, peer: IpAddr, note: &mut RequestNote) -> HttpResponse {
+    if let Some(refused) = limit(app, peer, None, note) {
+        return refused;
+    }
+    app.limiter.failure(peer, None, Instant::now());
+    note.error = Some(ErrorCode::InvalidClient.as_str());
+    response::token_error(&TokenError::InvalidClient)
+}
+
+/// The 429 for a source the limiter refuses, if it does.
+pub(super) fn limit(app: &App, peer: IpAddr, client_id: Option<&str>, note: &mut RequestNote) -> Option<HttpResponse> {
+    match app.limiter.check(peer, client_id, Instant::now()) {
+        Admission::Allowed => None,
+        Admission::Limited { scope, retry_after } => {
+            app.metrics.rate_limited(scope.as_str());
+            note.error = Some("rate_limited");
+            Some(response::rate_limited(retry_after))
+        }
+    }
+}
+
+/// Tells the limiter whether the client authenticated: every error after
+/// authentication (grant, scope, ...) means it did.
+pub(super) fn record_authentication<T>(
+    app: &App,
+    peer: IpAddr,
+    client_id: Option<&str>,
+    result: &Result<T, TokenError>,
+) {
+    let now = Instant::now();
+    match (result, client_id) {
+        (Err(TokenError::InvalidClient), _) => app.limiter.failure(peer, client_id, now),
+        (Err(TokenError::Storage(_) | TokenError::Crypto(_) | TokenError::InvalidRequest(_)), _) => {}
+        (_, Some(client_id)) => app.limiter.success(peer, client_id, now),
+        (_, None) => {}
+    }
 }
 
 /// A request refused before it reached the issuer.
@@ -102,7 +173,13 @@ pub(super) async fn read_params(
     let limits = &app.limits;
     let mut params: Vec<Param> = Vec::new();
     if let Some(query) = request.uri().query() {
-        params::decode_into(query.as_bytes(), Source::Query, limits.max_params, &mut params)?;
+        params::decode_bounded(
+            query.as_bytes(),
+            Source::Query,
+            limits.max_params,
+            limits.max_param_bytes,
+            &mut params,
+        )?;
     }
     let authorization = authorization(&request)?;
     let form = is_form(&request)?;
@@ -111,7 +188,7 @@ pub(super) async fn read_params(
         if !form {
             return Err(Rejection::malformed("the body must be application/x-www-form-urlencoded"));
         }
-        params::decode_into(&body, Source::Body, limits.max_params, &mut params)?;
+        params::decode_bounded(&body, Source::Body, limits.max_params, limits.max_param_bytes, &mut params)?;
     }
     Ok((params, authorization))
 }

@@ -155,3 +155,53 @@ async fn admin_socket_is_private() {
     assert!(meta.file_type().is_socket(), "admin.sock is a Unix socket");
     assert_eq!(meta.permissions().mode() & 0o777, 0o600, "admin.sock has mode 0600");
 }
+
+/// SIGTERM while a request is in flight (its body half sent): the request
+/// still completes with a token, new connections are refused, the server
+/// exits 0, and the refresh token it answered with works after a restart.
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish() {
+    use std::io::Write as _;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("a data dir");
+    let mut first = on(&dir);
+    let client = first.create_client("in-flight", &[]);
+    let body = b"grant_type=client_credentials";
+    let head = format!(
+        "POST /oauth2/token HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        first.addr,
+        crate::util::basic(&client.client_id, &client.client_secret),
+        body.len()
+    );
+    let mut conn = std::net::TcpStream::connect(first.addr).expect("connect");
+    conn.set_read_timeout(Some(crate::util::HTTP_TIMEOUT)).expect("timeout");
+    conn.write_all(head.as_bytes()).expect("the head");
+    conn.write_all(&body[..10]).expect("part of the body");
+    crate::util::pause(Duration::from_millis(200));
+
+    first.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !first.stderr_now().contains("SIGTERM received") {
+        assert!(Instant::now() < deadline, "SIGTERM not noticed:\n{}", first.stderr_now());
+        crate::util::pause(Duration::from_millis(20));
+    }
+    // The listener is closed once the accept loop has seen the signal.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(first.addr).is_ok() {
+        assert!(Instant::now() < deadline, "new connections are still accepted after SIGTERM");
+        crate::util::pause(Duration::from_millis(20));
+    }
+    assert!(first.is_running(), "the server waits for the request in flight");
+
+    conn.write_all(&body[10..]).expect("the rest of the body");
+    let resp = crate::util::read_response(&mut conn).expect("the in-flight request gets its response");
+    let (_, rt) = expect_refresh_token(&resp, "the request in flight at SIGTERM");
+    let status = first.wait_exit(crate::util::EXIT_TIMEOUT);
+    assert_eq!(status.code(), Some(0), "exit 0 after draining; stderr:\n{}", first.output().1);
+    drop(first);
+
+    let second = on(&dir);
+    expect_refresh_token(&refresh(&client, &rt).send(&second).await, "the in-flight answer's refresh token");
+}

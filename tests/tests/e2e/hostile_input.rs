@@ -83,6 +83,9 @@ async fn hostile_requests_get_well_formed_non_5xx_answers() {
     }
     chunked_64k.extend_from_slice(b"0\r\n\r\n");
     let huge_header = "h".repeat(20 * 1024);
+    let long_scope_body = format!("grant_type=client_credentials&scope={}", "s".repeat(5 * 1024));
+    let mut many_headers: Vec<(String, &str)> = vec![("Authorization".to_owned(), good_auth.as_str())];
+    many_headers.extend((0..67).map(|i| (format!("X-H{i}"), "1")));
 
     let mut bad_header_bytes = b"Authorization: Basic \xff\xfe\xfd\r\n".to_vec();
     bad_header_bytes.extend_from_slice(b"X-Ignore: 1\r\n");
@@ -107,7 +110,17 @@ async fn hostile_requests_get_well_formed_non_5xx_answers() {
             post(cc, &[("Authorization", &good_auth), ("Authorization", &good_auth)], b""),
             Expect::OneOf(either_auth_error),
         ),
-        ("client_id of 10 KiB", post(&long_id, &[], b""), Expect::Error(401, "invalid_client")),
+        ("client_id of 10 KiB (over max_param_bytes)", post(&long_id, &[], b""), Expect::Error(400, "invalid_request")),
+        (
+            "scope of 5 KiB in the body",
+            post("/oauth2/token", &[("Authorization", &good_auth), form], long_scope_body.as_bytes()),
+            Expect::Error(400, "invalid_request"),
+        ),
+        (
+            "70 header fields (over max_headers)",
+            post(cc, &many_headers.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(), b""),
+            Expect::Status(431),
+        ),
         ("non-ASCII client_id", post(&unicode_id, &[], b""), Expect::Error(401, "invalid_client")),
         (
             "%zz in the query",
@@ -217,6 +230,7 @@ async fn hostile_requests_get_well_formed_non_5xx_answers() {
         ("path traversal", post("/oauth2/../oauth2/token", &[("Authorization", &good_auth)], b""), Expect::ClientError),
     ];
 
+    let valid = post(cc, &[("Authorization", &good_auth)], b"");
     let mut table = Cases::new();
     for (name, request, expect) in cases {
         let outcome = raw_exchange(addr, &request).and_then(|resp| judge(&resp, expect));
@@ -225,6 +239,8 @@ async fn hostile_requests_get_well_formed_non_5xx_answers() {
             table.check(name, Err::<(), _>("the server died".to_owned()));
             break;
         }
+        let after = raw_exchange(addr, &valid).and_then(|resp| crate::util::token_ok(&resp).map(drop));
+        table.check(&format!("a valid request right after {name:?}"), after);
     }
 
     assert!(server.is_running(), "the server survives hostile input");
@@ -277,4 +293,93 @@ async fn trickling_connection_is_closed_and_others_are_served() {
         &TokenCall::new().basic_creds(&client).q("grant_type", "client_credentials").send(&server).await,
         "after the trickling connection",
     );
+}
+
+/// Property: whatever bytes arrive as the `Authorization` header (CR and LF
+/// excluded, they would end it), the real server answers with a
+/// well-formed response: 401 `invalid_client` with the challenge, or 400
+/// `invalid_request`, as JSON (or hyper's empty 400 for bytes HTTP forbids
+/// in a header value), never a 5xx, and keeps serving.
+#[test]
+fn any_authorization_bytes_get_a_well_formed_answer() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    // The limiter would turn the flood of failures into 429s.
+    let server = Server::start(&["--rate-limit", "false"]);
+    let client = server.create_client("prop", &[]);
+    let addr = server.addr;
+    let header_bytes =
+        proptest::collection::vec(any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n'), 0..200);
+    let strategy =
+        (prop_oneof![Just(&b"Basic "[..]), Just(&b""[..]), Just(&b"basic  "[..])], header_bytes, any::<bool>());
+    let mut runner = TestRunner::new(Config { cases: 160, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&strategy, |(prefix, bytes, encode)| {
+            let mut value = prefix.to_vec();
+            if encode {
+                value.extend_from_slice(STANDARD.encode(&bytes).as_bytes());
+            } else {
+                value.extend_from_slice(&bytes);
+            }
+            let mut header = b"Authorization: ".to_vec();
+            header.extend_from_slice(&value);
+            header.extend_from_slice(b"\r\n");
+            let request = raw_bytes_request(b"/oauth2/token?grant_type=client_credentials", &header, b"");
+            let resp = raw_exchange(addr, &request).map_err(TestCaseError::fail)?;
+            let ok = match resp.status {
+                401 => check_error(&resp, 401, "invalid_client"),
+                400 if resp.body.is_empty() => Ok(()),
+                400 => check_error(&resp, 400, "invalid_request"),
+                _ => Err(format!("unexpected answer {}", resp.summary())),
+            };
+            ok.map_err(TestCaseError::fail)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let valid = raw_request(
+        "POST",
+        "/oauth2/token?grant_type=client_credentials",
+        addr,
+        &[("Authorization", &crate::util::basic(&client.client_id, &client.client_secret))],
+        b"",
+    );
+    crate::util::token_ok(&raw_exchange(addr, &valid).expect("a response")).expect("a valid request afterwards");
+}
+
+/// Property: any bytes as the query string and as a form body get a
+/// non-5xx answer, JSON for everything that reaches the token endpoint.
+#[test]
+fn any_query_and_body_bytes_get_a_well_formed_answer() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let server = Server::start(&["--rate-limit", "false"]);
+    let client = server.create_client("prop", &[]);
+    let addr = server.addr;
+    let auth = crate::util::basic(&client.client_id, &client.client_secret);
+    // Bytes allowed in a request target by hyper, plus '%' and '&' and '='.
+    let query =
+        proptest::collection::vec(prop_oneof![Just(b'%'), Just(b'&'), Just(b'='), Just(b'+'), 0x21u8..0x7f], 0..120);
+    let body = proptest::collection::vec(any::<u8>(), 0..300);
+    let mut runner = TestRunner::new(Config { cases: 160, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&(query, body), |(query, body)| {
+            let mut target = b"/oauth2/token?".to_vec();
+            target.extend(query.iter().filter(|b| **b != b'#'));
+            let header = format!("Authorization: {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\n");
+            let request = raw_bytes_request(&target, header.as_bytes(), &body);
+            let resp = raw_exchange(addr, &request).map_err(TestCaseError::fail)?;
+            if resp.status >= 500 {
+                return Err(TestCaseError::fail(format!("a 5xx: {}", resp.summary())));
+            }
+            if resp.status != 200 && !resp.body.is_empty() && resp.json().is_none() {
+                return Err(TestCaseError::fail(format!("a body that is not JSON: {}", resp.summary())));
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let valid =
+        raw_request("POST", "/oauth2/token?grant_type=client_credentials", addr, &[("Authorization", &auth)], b"");
+    crate::util::token_ok(&raw_exchange(addr, &valid).expect("a response")).expect("a valid request afterwards");
 }

@@ -126,6 +126,22 @@ async fn run_flow(server: &Server, secrets: &mut Secrets) {
     let resp = TokenCall::new().q("grant_type", "client_credentials").query_creds(&client).send(server).await;
     expect_refresh_token(&resp, "the old secret within the grace period");
 
+    // A burst of wrong guesses from 127.0.0.2 until the limiter answers 429
+    // (the scan's server allows 4 failures per address; 127.0.0.1 made 3 above).
+    let attacker = crate::util::http_from("127.0.0.2".parse().expect("an address"));
+    for i in 0..6 {
+        let wrong = format!("BurstGuess{i}Secret000000000000000000000");
+        let resp = TokenCall::new()
+            .q("grant_type", "client_credentials")
+            .q("client_id", &client.client_id)
+            .q("client_secret", &wrong)
+            .send_with(&attacker, server)
+            .await;
+        let expected = if i < 4 { (401, "invalid_client") } else { (429, "temporarily_unavailable") };
+        check_error(&resp, expected.0, expected.1).expect("wrong guesses, then 429");
+        secrets.add(&format!("burst guess {i}"), &wrong);
+    }
+
     secrets.add("query-string marker", marker);
 }
 
@@ -141,7 +157,11 @@ async fn scan(format: Format) {
         Format::Text => &[],
         Format::Json => &["--log-format", "json"],
     };
-    let mut server = Server::builder().env("TESSERA_LOG", "debug").args(extra_args).start();
+    let mut server = Server::builder()
+        .env("TESSERA_LOG", "debug")
+        .args(extra_args)
+        .args(&["--rate-limit-address-burst", "4"])
+        .start();
     let mut secrets = Secrets::default();
     run_flow(&server, &mut secrets).await;
     let status = server.terminate();
@@ -154,6 +174,7 @@ async fn scan(format: Format) {
         "stdout holds exactly the listening line; logs go to stderr"
     );
     assert!(!stderr.trim().is_empty(), "TESSERA_LOG=debug produced logs on stderr");
+    assert!(stderr.contains("auth_failure_burst"), "the limiter's security event is logged:\n{stderr}");
     match format {
         Format::Text => assert!(stderr.contains("DEBUG"), "TESSERA_LOG=debug enables debug events:\n{stderr}"),
         Format::Json => {

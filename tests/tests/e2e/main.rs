@@ -29,7 +29,13 @@
 //! - [`durability`]: `kill -9` and restart, a second server on the same data
 //!   dir, graceful shutdown.
 //! - [`logs`]: no secret or token ever reaches the server's output.
-//! - [`hostile_input`]: malformed requests over raw TCP never get a 5xx.
+//! - [`hostile_input`]: malformed requests over raw TCP never get a 5xx;
+//!   property tests through the real handler.
+//! - [`limits`]: each configurable bound, set low.
+//! - [`ratelimit`]: failed-authentication limiting from several loopback
+//!   addresses.
+//! - [`tls`]: HTTPS, certificate reload on SIGHUP.
+//! - [`metrics`]: `GET /metrics` after a known sequence.
 //!
 //! The binaries are looked up next to this test executable
 //! (`target/<profile>/`); `cargo test --workspace` builds them, and
@@ -47,9 +53,13 @@ mod durability;
 mod hostile_input;
 mod jwt;
 mod keys;
+mod limits;
 mod logs;
+mod metrics;
+mod ratelimit;
 mod refresh;
 mod resource_servers;
 mod seed_examples;
+mod tls;
 mod token_errors;
 mod token_status;

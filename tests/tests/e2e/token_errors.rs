@@ -180,7 +180,25 @@ fn padded_body(client: &ClientCredentials, total: usize) -> String {
         client.client_id, client.client_secret
     );
     assert!(total > head.len());
-    format!("{head}{}", "a".repeat(total - head.len()))
+    // Padding in parameters of at most 4000 bytes, below max_param_bytes.
+    let mut body = head;
+    let mut i = 0;
+    while body.len() < total {
+        let room = total - body.len();
+        if i > 0 {
+            let name = format!("&p{i}=");
+            if room <= name.len() {
+                body.push_str(&"a".repeat(room));
+                break;
+            }
+            body.push_str(&name);
+        }
+        let room = total - body.len();
+        body.push_str(&"a".repeat(room.min(4000 - 4)));
+        i += 1;
+    }
+    assert_eq!(body.len(), total);
+    body
 }
 
 /// A body of 16 KiB is accepted; one byte more is 413 with a JSON

@@ -48,6 +48,15 @@ fn the_bound_counts_pairs_from_every_source() {
     assert_eq!(decode_into(b"c=3&d=4", Source::Body, 3, &mut out), Err(ParamError::TooMany));
 }
 
+#[test]
+fn a_pair_longer_than_the_bound_is_refused_as_sent() {
+    let mut out = Vec::new();
+    // 8 bytes as sent, although "%41" decodes to one byte.
+    decode_bounded(b"a=%41%41", Source::Query, 10, 8, &mut out).unwrap();
+    assert_eq!(decode_bounded(b"b=%41%41%41", Source::Query, 10, 8, &mut out), Err(ParamError::TooLong));
+    assert_eq!(out.len(), 1);
+}
+
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -64,6 +73,18 @@ proptest! {
         let mut out = Vec::new();
         let _ = decode_into(&input, Source::Body, 64, &mut out);
         prop_assert!(out.len() <= 64);
+    }
+
+    #[test]
+    fn bounded_decoding_keeps_every_bound(input in proptest::collection::vec(any::<u8>(), 0..512), max_len in 1usize..64) {
+        let mut out = Vec::new();
+        if decode_bounded(&input, Source::Query, 16, max_len, &mut out).is_ok() {
+            for p in &out {
+                // A decoded pair is never longer than it was as sent.
+                prop_assert!(p.name.len() + p.value.len() <= max_len);
+            }
+        }
+        prop_assert!(out.len() <= 16);
     }
 
     #[test]

@@ -15,6 +15,12 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().timeout(HTTP_TIMEOUT).build().expect("a reqwest client")
 }
 
+/// Like [`http`], but connecting from `source` (any 127.0.0.0/8 address is
+/// loopback, so tests can play several clients on several addresses).
+pub fn http_from(source: std::net::IpAddr) -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(HTTP_TIMEOUT).local_address(source).build().expect("a reqwest client")
+}
+
 /// An HTTP response, from reqwest or raw TCP alike.
 #[derive(Debug, Clone)]
 pub struct Resp {
@@ -194,7 +200,8 @@ impl TokenCall {
         self.send_to_with(&http(), server, path).await
     }
 
-    async fn send_to_with(self, client: &reqwest::Client, server: &Server, path: &str) -> Resp {
+    /// Sends it with a given client to another endpoint of `server`.
+    pub async fn send_to_with(self, client: &reqwest::Client, server: &Server, path: &str) -> Resp {
         let mut url = server.url(path);
         let query = match self.raw_query {
             Some(raw) => raw,

@@ -221,14 +221,17 @@ impl ServerBuilder {
             }
         };
         let trimmed = line.trim_end_matches(['\r', '\n']);
-        let addr: SocketAddr = trimmed
-            .strip_prefix("listening on http://")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("the first stdout line is {line:?}, not `listening on http://ADDR`"));
-        assert_eq!(trimmed, format!("listening on http://{addr}"), "the listening line is exact");
+        let rest = trimmed.strip_prefix("listening on ");
+        let (scheme, addr) = match rest.and_then(|r| r.split_once("://")) {
+            Some((scheme @ ("http" | "https"), addr)) => (scheme, addr.parse::<SocketAddr>().ok()),
+            _ => ("", None),
+        };
+        let addr =
+            addr.unwrap_or_else(|| panic!("the first stdout line is {line:?}, not `listening on http(s)://ADDR`"));
+        assert_eq!(trimmed, format!("listening on {scheme}://{addr}"), "the listening line is exact");
         assert!(addr.ip().is_loopback() && addr.port() != 0, "bound to {addr}");
         server.addr = addr;
-        server.base = format!("http://{addr}");
+        server.base = format!("{scheme}://{addr}");
         server
     }
 

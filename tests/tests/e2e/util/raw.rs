@@ -48,7 +48,7 @@ pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Result<Resp, String> {
 ///
 /// # Errors
 /// EOF, a reset or the timeout before a complete, parsable response.
-pub fn read_response(stream: &mut TcpStream) -> Result<Resp, String> {
+pub fn read_response(stream: &mut impl Read) -> Result<Resp, String> {
     const MAX: usize = 4 << 20;
     let deadline = Instant::now() + HTTP_TIMEOUT;
     let mut buf = Vec::new();
