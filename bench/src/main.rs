@@ -1,0 +1,294 @@
+//! `tessera-bench`: Tessera's throughput and latency, each as a ratio to the
+//! physical limit measured in the same run — how many JWTs one core signs
+//! per second with ring.
+//!
+//! The server runs pinned to one core (`--server-core`), this load
+//! generator to another (`--load-core`), both on 127.0.0.1, so a ratio of
+//! 0.5 means "half of one core's signing limit". Every run is bounded in
+//! time. See the README's "Performance" section for the command.
+//!
+//! - [`signing`]: the signing limit (re-run pinned to the server's core).
+//! - [`load`]: keep-alive connections sending requests until a deadline.
+//! - [`server`]: the server process and its clients.
+
+#![allow(clippy::print_stdout, clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+
+mod load;
+mod server;
+mod signing;
+
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use http::StatusCode;
+use load::{Bounds, Outcome, Scenario};
+use server::{ServerProcess, sibling_binary};
+
+/// Benchmark tessera-server against ring's signing limit.
+#[derive(Debug, Parser)]
+#[command(name = "tessera-bench", version)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Internal>,
+    /// Measured runs per scenario; the table shows medians.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// The core the server (and the signing measurement) runs on.
+    #[arg(long, default_value_t = 0)]
+    server_core: usize,
+    /// The core this load generator runs on.
+    #[arg(long, default_value_t = 1)]
+    load_core: usize,
+    /// The server's signing algorithm.
+    #[arg(long, default_value = "ES256")]
+    alg: String,
+    /// Refresh tokens to issue for the storage measurement (0 skips it).
+    #[arg(long, default_value_t = 1_000_000)]
+    tokens: u64,
+    /// Seconds per signing-limit measurement.
+    #[arg(long, default_value_t = 2.0)]
+    sign_seconds: f64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Internal {
+    /// Prints one algorithm's signatures per second on the calling core.
+    #[command(hide = true)]
+    SignLimit { alg: String, seconds: f64 },
+}
+
+const ALGORITHMS: [&str; 3] = ["ES256", "EdDSA", "RS256"];
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(Internal::SignLimit { alg, seconds }) = &args.command {
+        return match signing::measure(alg, *seconds) {
+            Ok(rate) => {
+                println!("{rate:.0}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("{error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tessera-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    pin_self(args.load_core)?;
+    let server_bin = sibling_binary("tessera-server")?;
+    let admin_bin = sibling_binary("tessera-admin")?;
+
+    println!(
+        "tessera-bench: server on core {}, load on core {}, {} connections, {} runs of {} s, medians",
+        args.server_core, args.load_core, args.connections, args.runs, args.duration
+    );
+    let mut limits = Vec::new();
+    for alg in ALGORITHMS {
+        let rates: Result<Vec<f64>, String> = (0..args.runs).map(|_| signing_limit(args, alg)).collect();
+        match rates {
+            Ok(rates) => limits.push((alg, median(rates))),
+            Err(error) => println!("signing limit {alg}: not measured ({error})"),
+        }
+    }
+    println!();
+    println!("signing limit, one core, ring (JWTs/s)");
+    for (alg, rate) in &limits {
+        println!("  {alg:<6} {:>10}", thousands(*rate));
+    }
+    let limit = limits.iter().find(|(alg, _)| *alg == args.alg).map(|(_, rate)| *rate);
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let server = ServerProcess::start(&server_bin, args.server_core, &["--signing-alg".into(), args.alg.clone()])?;
+    let plain = server.create_client(&admin_bin, false)?;
+    let with_refresh = server.create_client(&admin_bin, true)?;
+    let wrong = wrong_secret(&plain);
+    // Wrong secrets are measured twice: with the failed-authentication
+    // limiter off, the full work of a check (as an unknown client ID costs
+    // too); with it on, what a flood from one address costs once limited.
+    let unlimited = ServerProcess::start(
+        &server_bin,
+        args.server_core,
+        &["--signing-alg".into(), args.alg.clone(), "--rate-limit".into(), "false".into()],
+    )?;
+    let unlimited_wrong = wrong_secret(&unlimited.create_client(&admin_bin, false)?);
+    let scenarios = [
+        ("client_credentials, no refresh token", Scenario::Token { authorization: plain, expect: StatusCode::OK }),
+        (
+            "client_credentials + refresh token",
+            Scenario::Token { authorization: with_refresh.clone(), expect: StatusCode::OK },
+        ),
+        ("refresh_token grant", Scenario::Refresh { authorization: with_refresh.clone() }),
+        ("GET /.well-known/jwks.json", Scenario::Jwks),
+        (
+            "wrong secret (401, limiter off)",
+            Scenario::Token { authorization: unlimited_wrong, expect: StatusCode::UNAUTHORIZED },
+        ),
+        (
+            "wrong secret (429 once limited)",
+            Scenario::Token { authorization: wrong, expect: StatusCode::TOO_MANY_REQUESTS },
+        ),
+    ];
+    println!();
+    println!("server: {} ({}), ratio = req/s over the {} signing limit", server_bin.display(), args.alg, args.alg);
+    println!("{:<40} {:>10} {:>7} {:>8} {:>8} {:>6}", "scenario", "req/s", "ratio", "p50 ms", "p99 ms", "errors");
+    let bounds =
+        Bounds { connections: args.connections, duration: Duration::from_secs_f64(args.duration), max_ok: None };
+    let warmup = Bounds { duration: Duration::from_secs(1), ..bounds };
+    for (name, scenario) in &scenarios {
+        let addr = if name.contains("limiter off") { unlimited.addr } else { server.addr };
+        runtime.block_on(load::run(addr, scenario, warmup))?;
+        let mut runs = Vec::new();
+        for _ in 0..args.runs {
+            runs.push(runtime.block_on(load::run(addr, scenario, bounds))?);
+        }
+        print_row(name, &mut runs, limit);
+    }
+    drop(unlimited);
+    let peak =
+        server.peak_rss_kib().map_or_else(|| "unknown".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0));
+    println!();
+    println!("peak resident memory of the server: {peak}");
+    drop(server);
+
+    if args.tokens > 0 {
+        storage(args, &runtime, &server_bin, &admin_bin)?;
+    }
+    Ok(())
+}
+
+fn print_row(name: &str, runs: &mut [Outcome], limit: Option<f64>) {
+    let rate = median(runs.iter().map(Outcome::throughput).collect());
+    let p50 = median(runs.iter_mut().map(|r| r.latency_ms(0.50)).collect());
+    let p99 = median(runs.iter_mut().map(|r| r.latency_ms(0.99)).collect());
+    let errors: u64 = runs.iter().map(|r| r.unexpected).sum();
+    let ratio = limit.map_or_else(|| "-".to_owned(), |limit| format!("{:.2}", rate / limit));
+    println!("{name:<40} {:>10} {ratio:>7} {p50:>8.2} {p99:>8.2} {errors:>6}", thousands(rate));
+}
+
+/// Issues `args.tokens` refresh tokens, then lets them expire and be purged,
+/// reporting the data dir's size at each step.
+fn storage(
+    args: &Args,
+    runtime: &tokio::runtime::Runtime,
+    server_bin: &std::path::Path,
+    admin_bin: &std::path::Path,
+) -> Result<(), String> {
+    // Long enough that no token expires while the rest are being issued.
+    let ttl = 600u64;
+    let server = ServerProcess::start(
+        server_bin,
+        args.server_core,
+        &["--refresh-token-ttl".into(), ttl.to_string(), "--purge-interval".into(), "1".into()],
+    )?;
+    let authorization = server.create_client(admin_bin, true)?;
+    let before = server.data_size();
+    let scenario = Scenario::Token { authorization, expect: StatusCode::OK };
+    let bounds =
+        Bounds { connections: args.connections, duration: Duration::from_secs(ttl - 60), max_ok: Some(args.tokens) };
+    let started = Instant::now();
+    let issued = runtime.block_on(load::run(server.addr, &scenario, bounds))?;
+    let full = server.data_size();
+    println!();
+    println!(
+        "storage: {} refresh tokens issued in {:.0} s; data dir {:.1} MiB before, {:.1} MiB after",
+        issued.ok,
+        started.elapsed().as_secs_f64(),
+        mib(before),
+        mib(full)
+    );
+    // Wait until every token has expired, then for the purge to settle.
+    let expired_at = started + Duration::from_secs(ttl + 2);
+    runtime.block_on(tokio::time::sleep_until(expired_at.into()));
+    let mut last = server.data_size();
+    for _ in 0..60 {
+        runtime.block_on(tokio::time::sleep(Duration::from_secs(2)));
+        let now = server.data_size();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    println!(
+        "storage: after expiry and purge {:.1} MiB ({:.2}x the size before)",
+        mib(last),
+        last as f64 / before.max(1) as f64
+    );
+    Ok(())
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn signing_limit(args: &Args, alg: &str) -> Result<f64, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = Command::new("taskset")
+        .arg("-c")
+        .arg(args.server_core.to_string())
+        .arg(me)
+        .args(["sign-limit", alg, &args.sign_seconds.to_string()])
+        .output()
+        .map_err(|e| format!("taskset: {e}"))?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).trim().to_owned());
+    }
+    String::from_utf8_lossy(&output.stdout).trim().parse().map_err(|e| format!("{e}"))
+}
+
+/// Pins this process (and the threads it will start) to `core`.
+fn pin_self(core: usize) -> Result<(), String> {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", &core.to_string(), &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("taskset is needed to pin the load generator: {e}"))?;
+    if status.success() { Ok(()) } else { Err("taskset could not pin the load generator".into()) }
+}
+
+fn wrong_secret(authorization: &str) -> String {
+    // Same client ID, another secret of the same length: the server does
+    // the full work of a real check.
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let decoded = authorization.strip_prefix("Basic ").and_then(|b| engine.decode(b).ok()).unwrap_or_default();
+    let text = String::from_utf8_lossy(&decoded);
+    let (id, secret) = text.split_once(':').unwrap_or(("", ""));
+    server::basic(id, &"x".repeat(secret.len()))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.retain(|v| !v.is_nan());
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,119 @@
+//! The server under test: a `tessera-server` process pinned to one core on
+//! a fresh data dir, and the admin CLI to create its clients.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use base64::Engine as _;
+
+/// A running server, killed when dropped.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    data_dir: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    /// Starts `bin` pinned to `core` with `args` after the data dir and listen address.
+    ///
+    /// # Errors
+    /// If it does not start or never prints its `listening on` line.
+    pub fn start(bin: &Path, core: usize, args: &[String]) -> Result<Self, String> {
+        let data_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut child = Command::new("taskset")
+            .arg("-c")
+            .arg(core.to_string())
+            .arg(bin)
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {} under taskset: {e}", bin.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("unexpected first line from the server: {line:?}"))?;
+        Ok(Self { child, addr, data_dir })
+    }
+
+    /// Creates a client and returns its `Basic ...` header value.
+    ///
+    /// # Errors
+    /// If the admin CLI fails.
+    pub fn create_client(&self, admin: &Path, refresh: bool) -> Result<String, String> {
+        let mut command = Command::new(admin);
+        command.arg("--data-dir").arg(self.data_dir.path()).args(["clients", "create", "--name", "bench", "--json"]);
+        if !refresh {
+            command.arg("--no-refresh");
+        }
+        let output = command.output().map_err(|e| e.to_string())?;
+        if !output.status.success() {
+            return Err(format!("clients create failed: {}", String::from_utf8_lossy(&output.stderr)));
+        }
+        let created: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+        let id = created["client_id"].as_str().ok_or("no client_id")?;
+        let secret = created["client_secret"].as_str().ok_or("no client_secret")?;
+        Ok(basic(id, secret))
+    }
+
+    /// Peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Bytes the data dir takes on disk.
+    pub fn data_size(&self) -> u64 {
+        dir_size(self.data_dir.path())
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `Authorization` value for these credentials.
+pub fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// A binary next to this one (all are built into the same target dir).
+///
+/// # Errors
+/// If it is not there.
+pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = me.with_file_name(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!("{} not found: build it with cargo build --release -p {name}", path.display()))
+    }
+}
