@@ -126,19 +126,14 @@ impl Audit {
 /// Keeps the trail within `retention`, checking every `interval` until
 /// `shutdown` is cancelled.
 pub async fn retain(audit: Audit, retention: Retention, interval: Duration, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            () = shutdown.cancelled() => return,
-        }
+    crate::periodic::every(interval, &shutdown, || async {
         match audit.purge(retention, &shutdown).await {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "purged old audit events"),
             Err(error) => tracing::error!(%error, "audit purge failed; will retry"),
         }
-    }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ pub mod http;
 pub mod issuer;
 pub mod keys;
 pub mod metrics;
+pub mod periodic;
 pub mod purge;
 pub mod ratelimit;
 pub mod store;

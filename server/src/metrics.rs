@@ -168,18 +168,13 @@ pub async fn refresh_gauges(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            () = shutdown.cancelled() => return,
-        }
+    crate::periodic::every(interval, &shutdown, || async {
         match count_active_families(store.as_ref(), clock.now()).await {
             Ok(count) => metrics.set_active_families(count),
             Err(error) => tracing::warn!(%error, "cannot count refresh families for the metrics"),
         }
-    }
+    })
+    .await;
 }
 
 async fn count_active_families(store: &dyn Store, now: u64) -> Result<u64, crate::store::StoreError> {

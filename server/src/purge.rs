@@ -15,13 +15,7 @@ const BATCH: usize = 512;
 
 /// Purges every `interval` until `shutdown` is cancelled.
 pub async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>, interval: Duration, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            () = shutdown.cancelled() => return,
-        }
+    crate::periodic::every(interval, &shutdown, || async {
         match purge_all(store.as_ref(), clock.as_ref(), &shutdown).await {
             Ok(report) if report.tokens > 0 || report.denied > 0 => {
                 tracing::info!(
@@ -34,7 +28,8 @@ pub async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>, interval: Duratio
             Ok(_) => {}
             Err(error) => tracing::error!(%error, "purge failed; will retry"),
         }
-    }
+    })
+    .await;
 }
 
 /// Removes everything expired now, batch by batch.

@@ -214,17 +214,12 @@ impl KeyManager {
         // Often enough that a retirement or a due rotation is at most a
         // fraction of a cache interval late.
         let every = (timing.jwks_max_age / 2).clamp(1, MAX_CHECK_INTERVAL);
-        let mut ticker = tokio::time::interval(Duration::from_secs(every));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                () = shutdown.cancelled() => return,
-            }
+        crate::periodic::every(Duration::from_secs(every), &shutdown, || async {
             if let Err(error) = self.tick().await {
                 tracing::error!(%error, "signing-key maintenance failed; will retry");
             }
-        }
+        })
+        .await;
     }
 
     async fn rotate_locked(&self, set: &mut KeySet, reason: &'static str) -> Result<(), KeyError> {
