@@ -191,7 +191,7 @@ pub async fn run(
         config.purge_interval,
         shutdown.clone(),
     ));
-    let reload = tokio::spawn(tls::reload_on_sighup(tls.clone(), shutdown.clone()));
+    let reload = tokio::spawn(tls::reload_on_sighup(tls.clone(), tls::hangup_signal(), shutdown.clone()));
     let purge = tokio::spawn(purge::run(store.clone(), clock, config.purge_interval, shutdown.clone()));
     let audit_retention =
         tokio::spawn(audit::retain(audit, audit::Retention::default(), config.purge_interval, shutdown.clone()));

@@ -35,7 +35,12 @@ fn main() -> ExitCode {
     }
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        // Registered here, before the server can report ready, so a signal
+        // sent right after `listening on` is never met by the default action.
+        match shutdown_signals() {
+            Some(signals) => drop(tokio::spawn(cancel_on_signal(signals, shutdown.clone()))),
+            None => tracing::error!("cannot install signal handlers; stop the server with SIGKILL"),
+        }
         tessera_server::run(config, shutdown, |addr| {
             let mut stdout = std::io::stdout().lock();
             // The one line on stdout; scripts and tests wait for it.
@@ -92,14 +97,17 @@ fn usage_error(error: &clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn cancel_on_signal(shutdown: CancellationToken) {
+/// SIGINT and SIGTERM, listened for from now on.
+fn shutdown_signals() -> Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
-        return;
-    };
+    Some((signal(SignalKind::interrupt()).ok()?, signal(SignalKind::terminate()).ok()?))
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+async fn cancel_on_signal(
+    (mut interrupt, mut terminate): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+    shutdown: CancellationToken,
+) {
     tokio::select! {
         _ = interrupt.recv() => tracing::info!("SIGINT received; shutting down"),
         _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),

@@ -105,14 +105,28 @@ impl TlsReloader {
     }
 }
 
+/// Starts listening for SIGHUP. Called before the server reports ready, so
+/// a SIGHUP sent right after `listening on` is caught rather than ending
+/// the process (its default action).
+pub fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(hangup) => Some(hangup),
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP; the certificate cannot be reloaded without a restart");
+            None
+        }
+    }
+}
+
 /// Reloads the certificate on every SIGHUP until `shutdown`. Without TLS,
 /// SIGHUP is only logged (instead of ending the process, its default).
-pub async fn reload_on_sighup(reloader: Option<Arc<TlsReloader>>, shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; the certificate cannot be reloaded without a restart");
-        return;
-    };
+pub async fn reload_on_sighup(
+    reloader: Option<Arc<TlsReloader>>,
+    hangup: Option<tokio::signal::unix::Signal>,
+    shutdown: CancellationToken,
+) {
+    let Some(mut hangup) = hangup else { return };
     loop {
         tokio::select! {
             received = hangup.recv() => if received.is_none() { return },
