@@ -242,8 +242,8 @@ pub async fn keys_change_by_compare_and_swap(store: Arc<dyn Store>) {
     use tessera_shared::admin::KeyState;
     let (a, b, c) = (sample_key(1), sample_key(2), sample_key(3));
     assert!(store.replace_keys(&[], &[a.clone(), b.clone()]).await.unwrap());
-    assert!(!store.replace_keys(&[], &[c.clone()]).await.unwrap(), "the store is no longer empty");
-    assert!(!store.replace_keys(std::slice::from_ref(&a), &[c.clone()]).await.unwrap(), "b is missing");
+    assert!(!store.replace_keys(&[], std::slice::from_ref(&c)).await.unwrap(), "the store is no longer empty");
+    assert!(!store.replace_keys(std::slice::from_ref(&a), std::slice::from_ref(&c)).await.unwrap(), "b is missing");
     let a_active = super::records::KeyRecord { state: KeyState::Active, activated_at: Some(NOW), ..a.clone() };
     assert!(store.replace_keys(&[b.clone(), a.clone()], &[a_active.clone(), c.clone()]).await.unwrap());
     // A second change from the old state loses, and changes nothing.
