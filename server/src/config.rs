@@ -132,14 +132,29 @@ pub struct Cli {
     /// Serve `GET /metrics` on the public listener [default: true].
     #[arg(long, env = "TESSERA_METRICS", value_name = "BOOL")]
     pub metrics: Option<bool>,
+    /// Where the state lives: `postgres://user:password@host:port/db` to
+    /// share it between several instances [default: sled in the data dir].
+    #[arg(long, env = "TESSERA_STORAGE", value_name = "URL")]
+    pub storage: Option<String>,
 }
 
 /// Subcommands of `tessera-server`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum ServerCommand {
     /// Print the public JWKS of the data dir and exit. Works whether or not a
     /// server runs on it (a running server is asked over its admin socket).
     ExportJwks,
+    /// Copy an installation's sled database (clients, refresh-token
+    /// families, signing keys, audit trail, deny list) into an empty
+    /// PostgreSQL database, then exit. Stop the server on the data dir first.
+    MigrateStorage {
+        /// The data dir holding the sled database.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The PostgreSQL database: postgres://user:password@host:port/db.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 /// How log lines are written.
@@ -176,6 +191,7 @@ struct FileConfig {
     #[serde(default)]
     rate_limit: RateLimitSection,
     metrics: Option<bool>,
+    storage: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -332,6 +348,44 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Whether `GET /metrics` is served.
     pub metrics: bool,
+    /// Where the state lives.
+    pub storage: Storage,
+}
+
+/// The storage backend.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum Storage {
+    /// sled in `<data dir>/db`: one instance.
+    #[default]
+    Sled,
+    /// PostgreSQL at this URL, shared by every instance given it.
+    Postgres(String),
+}
+
+impl Storage {
+    /// Reads a `storage` value: a `postgres://` or `postgresql://` URL, or `sled`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for anything else.
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        if value == "sled" {
+            Ok(Self::Sled)
+        } else if crate::store::postgres::is_postgres_url(value) {
+            Ok(Self::Postgres(value.to_owned()))
+        } else {
+            Err(ConfigError::Invalid("storage must be `sled` or a postgres:// URL".into()))
+        }
+    }
+}
+
+impl std::fmt::Debug for Storage {
+    // The URL may hold a password: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sled => f.write_str("Sled"),
+            Self::Postgres(_) => f.write_str("Postgres(<redacted>)"),
+        }
+    }
 }
 
 /// Where the key-encryption key is read from. Only the place is kept in the
@@ -504,6 +558,7 @@ impl Config {
                 }
             },
             metrics: cli.metrics.or(file.metrics).unwrap_or(true),
+            storage: cli.storage.or(file.storage).as_deref().map(Storage::parse).transpose()?.unwrap_or_default(),
         };
         config.validate()?;
         Ok(config)

@@ -60,6 +60,10 @@ pub enum KeyError {
     /// An imported key is unusable.
     #[error("cannot import the key: {0}")]
     Import(String),
+    /// Another instance sharing the store changed the keys at the same
+    /// time; its change won and is now served here too.
+    #[error("another instance changed the signing keys at the same time; look at them and try again")]
+    Changed,
 }
 
 /// The keys in use. Immutable; every change builds a new ring.

@@ -35,6 +35,7 @@ pub mod http;
 pub mod issuer;
 pub mod keys;
 pub mod metrics;
+pub mod migrate;
 pub mod periodic;
 pub mod purge;
 pub mod ratelimit;
@@ -58,11 +59,17 @@ use issuer::{Issuer, IssuerPolicy};
 use keys::KeyError;
 use keys::lifecycle::Timing;
 use keys::manager::{KeyManager, KeySettings};
+use store::postgres::PgStore;
 use store::sled::SledStore;
 use store::{Store, StoreError};
 
 /// The installation value holding the client-secret HMAC key.
 const SECRET_KEY_NAME: &str = "client_secret_hmac_key";
+
+/// How often an instance on a shared store (PostgreSQL) rereads the signing
+/// keys: a rotation through another instance is served within this time,
+/// far less than the JWKS cache interval the next key is published ahead.
+pub const SHARED_KEYS_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +123,12 @@ pub async fn run(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), StartError> {
     let data_dir = DataDir::open(&config.data_dir)?;
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&data_dir.database_path())?);
+    // The data dir keeps the admin socket and the lock file either way: each
+    // instance on a shared PostgreSQL database has a data dir of its own.
+    let store: Arc<dyn Store> = match &config.storage {
+        config::Storage::Sled => Arc::new(SledStore::open(&data_dir.database_path())?),
+        config::Storage::Postgres(url) => Arc::new(PgStore::connect(url).await?),
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     let fresh_key = Random::new().bytes::<INSTALLATION_KEY_LEN>().map_err(|e| StartError::Other(e.to_string()))?;
@@ -195,9 +207,12 @@ pub async fn run(
     let purge = tokio::spawn(purge::run(store.clone(), clock, config.purge_interval, shutdown.clone()));
     let audit_retention =
         tokio::spawn(audit::retain(audit, audit::Retention::default(), config.purge_interval, shutdown.clone()));
+    let key_follow =
+        store.is_shared().then(|| tokio::spawn(key_manager.clone().follow(SHARED_KEYS_POLL, shutdown.clone())));
     let key_maintenance = tokio::spawn(key_manager.run(shutdown.clone()));
     let admin = tokio::spawn(admin::socket::serve(admin_listener, admin_service, shutdown.clone()));
-    tracing::info!(addr = %local_addr, issuer = %issuer_url, data_dir = %data_dir.path().display(), "tessera-server ready");
+    let storage = if store.is_shared() { "postgres" } else { "sled" };
+    tracing::info!(addr = %local_addr, issuer = %issuer_url, data_dir = %data_dir.path().display(), storage, "tessera-server ready");
     ready(local_addr);
 
     http::server::serve(listener, app, config.limits, tls, shutdown).await;
@@ -207,6 +222,9 @@ pub async fn run(
     let _ = purge.await;
     let _ = audit_retention.await;
     let _ = key_maintenance.await;
+    if let Some(key_follow) = key_follow {
+        let _ = key_follow.await;
+    }
     let _ = std::fs::remove_file(&admin_path);
     store.flush().await?;
     tracing::info!("stopped; database flushed");

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
     };
-    let command = cli.command;
+    let command = cli.command.clone();
     let config = match Config::load(cli) {
         Ok(config) => config,
         Err(error) => {
@@ -30,8 +30,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if command == Some(ServerCommand::ExportJwks) {
-        return export_jwks(&runtime, &config);
+    match command {
+        Some(ServerCommand::ExportJwks) => return export_jwks(&runtime, &config),
+        Some(ServerCommand::MigrateStorage { from, to }) => return migrate_storage(&runtime, &from, &to),
+        None => {}
     }
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
@@ -77,6 +79,27 @@ fn export_jwks(runtime: &tokio::runtime::Runtime, config: &Config) -> ExitCode {
         }
         Err(error) => {
             eprintln!("tessera-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tessera-server migrate-storage`: copies a sled data dir into PostgreSQL.
+fn migrate_storage(runtime: &tokio::runtime::Runtime, from: &std::path::Path, to: &str) -> ExitCode {
+    match runtime.block_on(tessera_server::migrate::migrate_storage(from, to)) {
+        Ok(report) => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(
+                stdout,
+                "migrated {} clients, {} refresh-token families ({} tokens), {} signing keys, {} audit events, \
+                 {} deny-list entries",
+                report.clients, report.families, report.tokens, report.keys, report.audit_events, report.denied
+            );
+            let _ = stdout.flush();
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("tessera-server: migrate-storage: {error}");
             ExitCode::FAILURE
         }
     }

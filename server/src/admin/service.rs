@@ -61,6 +61,7 @@ impl From<KeyError> for AdminFailure {
     fn from(error: KeyError) -> Self {
         match error {
             KeyError::NotReady(not_ready) => Self::Conflict(not_ready.to_string()),
+            KeyError::Changed => Self::Conflict(KeyError::Changed.to_string()),
             KeyError::Import(message) => Self::BadRequest(format!("cannot import the key: {message}")),
             other => Self::Keys(other.to_string()),
         }

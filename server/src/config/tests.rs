@@ -155,3 +155,26 @@ fn hardening_values_out_of_range_are_refused() {
         assert!(!err.to_string().contains('\n'), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn storage_comes_from_flag_or_file_and_never_prints_its_url() {
+    let config = Config::merge(cli(&[]), FileConfig::default()).expect("valid");
+    assert_eq!(config.storage, Storage::Sled);
+    let url = "postgres://tessera:hunter2@127.0.0.1:5432/tessera";
+    let config = Config::merge(cli(&["--storage", url]), file("storage = \"sled\"\n")).expect("valid");
+    assert_eq!(config.storage, Storage::Postgres(url.into()));
+    assert!(!format!("{config:?}").contains("hunter2"), "the password is never printed");
+    let config = Config::merge(cli(&[]), file("storage = \"postgresql://h/db\"\n")).expect("valid");
+    assert_eq!(config.storage, Storage::Postgres("postgresql://h/db".into()));
+    let error = Config::merge(cli(&["--storage", "mysql://h/db"]), FileConfig::default()).unwrap_err();
+    assert!(error.to_string().contains("storage must be `sled` or a postgres:// URL"), "{error}");
+}
+
+#[test]
+fn migrate_storage_takes_a_source_dir_and_a_target_url() {
+    let parsed = cli(&["migrate-storage", "--from", "/d", "--to", "postgres://h/db"]);
+    assert_eq!(
+        parsed.command,
+        Some(ServerCommand::MigrateStorage { from: PathBuf::from("/d"), to: "postgres://h/db".into() })
+    );
+}

@@ -26,6 +26,9 @@ use crate::store::records::KeyRecord;
 
 /// Longest pause between two checks of the schedule.
 const MAX_CHECK_INTERVAL: u64 = 60;
+/// Starts that may lose the race to store the first keys to another
+/// instance before giving up (each loss means another instance succeeded).
+const MAX_START_ATTEMPTS: u32 = 5;
 
 /// What the manager needs from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,41 +75,22 @@ impl KeyManager {
         settings: KeySettings,
         kek: Option<Kek>,
     ) -> Result<Self, KeyError> {
-        let stored = store.keys().await?;
-        let now = clock.now();
-        let mut set = if stored.is_empty() {
-            let active = generate(settings.alg, now, kek.as_ref()).await?;
-            let next = generate(settings.alg, now, kek.as_ref()).await?;
-            KeySet::first(active, next, now)
-        } else {
-            KeySet::from_records(stored.clone()).map_err(KeyError::Inconsistent)?
+        // Several instances may start at once on a shared store: each
+        // prepares its change from what it read, exactly one change is
+        // stored, and the others start over from what that one stored.
+        let mut attempts = 0;
+        let (set, ring) = loop {
+            attempts += 1;
+            let stored = store.keys().await?;
+            let (set, ring) = prepare(&stored, clock.as_ref(), settings, kek.as_ref()).await?;
+            let changed: Vec<KeyRecord> = set.records().filter(|r| !stored.contains(r)).cloned().collect();
+            if changed.is_empty() || store.replace_keys(&stored, &changed).await? {
+                break (set, ring);
+            }
+            if attempts >= MAX_START_ATTEMPTS {
+                return Err(KeyError::Changed);
+            }
         };
-        // Open every private key now, so that a wrong or missing KEK stops
-        // the server at start rather than at the next rotation.
-        for record in set.published() {
-            private_pkcs8(record, kek.as_ref())?;
-        }
-        let next = set.next().record();
-        if next.alg != settings.alg && !next.imported {
-            let old_alg = next.alg;
-            let now = clock.now();
-            set = set.replace_next(NextKey::new(generate(settings.alg, now, kek.as_ref()).await?), now);
-            tracing::info!(
-                event = "next_key_replaced",
-                from = %old_alg,
-                to = %settings.alg,
-                "signing.alg changed: the next key now uses the new algorithm and signs from the next rotation"
-            );
-        }
-        set = set.retire_due(now);
-        if let Some(kek) = &kek {
-            set = seal_plain(set, kek)?;
-        }
-        let ring = KeyRing::build(&set, kek.as_ref())?;
-        let changed: Vec<KeyRecord> = set.records().filter(|r| !stored.contains(r)).cloned().collect();
-        if !changed.is_empty() {
-            store.put_keys(&changed).await?;
-        }
         let handle = KeyHandle::new(ring);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -149,6 +133,7 @@ impl KeyManager {
     /// one JWKS cache interval or less; storage or key errors otherwise.
     pub async fn rotate(&self, reason: &'static str) -> Result<Vec<KeyInfo>, KeyError> {
         let mut set = self.inner.set.lock().await;
+        self.sync_locked(&mut set).await?;
         set.check_ready(self.inner.clock.now(), &self.inner.settings.timing)?;
         self.rotate_locked(&mut set, reason).await?;
         Ok(self.infos())
@@ -171,6 +156,7 @@ impl KeyManager {
             KeyError::Import("not an RSA (2048 bits or more), P-256 or Ed25519 private key that ring accepts".into())
         })?;
         let mut set = self.inner.set.lock().await;
+        self.sync_locked(&mut set).await?;
         let now = self.inner.clock.now();
         let mut record = key_record(alg, der, now, self.inner.kek.as_ref())?;
         if set.records().any(|k| k.kid == record.kid) {
@@ -189,7 +175,16 @@ impl KeyManager {
     /// # Errors
     /// [`KeyError`] if storage or key generation fails.
     pub async fn tick(&self) -> Result<(), KeyError> {
+        match self.tick_once().await {
+            // Another instance did what was due first; its keys are served now.
+            Err(KeyError::Changed) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn tick_once(&self) -> Result<(), KeyError> {
         let mut set = self.inner.set.lock().await;
+        self.sync_locked(&mut set).await?;
         let now = self.inner.clock.now();
         let plan = lifecycle::plan(&set, now, &self.inner.settings.timing);
         if plan.is_empty() {
@@ -222,6 +217,50 @@ impl KeyManager {
         .await;
     }
 
+    /// Polls the store every `every` until `shutdown` is cancelled, serving
+    /// any key change another instance made: with a shared store, a rotation
+    /// through one instance is served by all within `every`. The next key
+    /// is published a JWKS cache interval before it signs, so a poll
+    /// interval far shorter than that makes the delay harmless.
+    pub async fn follow(self, every: Duration, shutdown: CancellationToken) {
+        crate::periodic::every(every, &shutdown, || async {
+            if let Err(error) = self.sync().await {
+                tracing::error!(%error, "cannot read the shared signing keys; will retry");
+            }
+        })
+        .await;
+    }
+
+    /// Serves the stored key set if another instance changed it; returns
+    /// whether it had.
+    ///
+    /// # Errors
+    /// [`KeyError`] if storage fails or the stored keys do not make a ring.
+    pub async fn sync(&self) -> Result<bool, KeyError> {
+        let mut set = self.inner.set.lock().await;
+        self.sync_locked(&mut set).await
+    }
+
+    async fn sync_locked(&self, set: &mut KeySet) -> Result<bool, KeyError> {
+        if !self.inner.store.is_shared() {
+            // Nobody else writes the keys: what is held is what is stored.
+            return Ok(false);
+        }
+        let mut stored = self.inner.store.keys().await?;
+        stored.sort_by(|a, b| a.kid.cmp(&b.kid));
+        let mut held: Vec<KeyRecord> = set.records().cloned().collect();
+        held.sort_by(|a, b| a.kid.cmp(&b.kid));
+        if stored == held {
+            return Ok(false);
+        }
+        let updated = KeySet::from_records(stored).map_err(KeyError::Inconsistent)?;
+        let ring = KeyRing::build(&updated, self.inner.kek.as_ref())?;
+        *set = updated;
+        self.inner.handle.replace(ring);
+        tracing::info!(event = "keys_reloaded", "serving signing keys changed by another instance");
+        Ok(true)
+    }
+
     async fn rotate_locked(&self, set: &mut KeySet, reason: &'static str) -> Result<(), KeyError> {
         let alg = self.inner.settings.alg;
         let fresh = generate(alg, self.inner.clock.now(), self.inner.kek.as_ref()).await?;
@@ -252,16 +291,65 @@ impl KeyManager {
         Ok(())
     }
 
-    /// Stores `updated`, then serves it.
+    /// Stores `updated`, then serves it. The store takes it only if it
+    /// still holds `set` (compare-and-swap); if another instance changed
+    /// the keys meanwhile, its change is served instead and
+    /// [`KeyError::Changed`] returned.
     async fn commit(&self, set: &mut KeySet, updated: KeySet) -> Result<(), KeyError> {
         let ring = KeyRing::build(&updated, self.inner.kek.as_ref())?;
         let changed: Vec<KeyRecord> =
             updated.records().filter(|r| !set.records().any(|old| old == *r)).cloned().collect();
-        self.inner.store.put_keys(&changed).await?;
+        let expected: Vec<KeyRecord> = set.records().cloned().collect();
+        if !self.inner.store.replace_keys(&expected, &changed).await? {
+            self.sync_locked(set).await?;
+            return Err(KeyError::Changed);
+        }
         *set = updated;
         self.inner.handle.replace(ring);
         Ok(())
     }
+}
+
+/// The key set to start with, from the stored records: the first keys of
+/// a new installation, a next key of the configured algorithm, seals for
+/// plain keys, retirements due.
+async fn prepare(
+    stored: &[KeyRecord],
+    clock: &dyn Clock,
+    settings: KeySettings,
+    kek: Option<&Kek>,
+) -> Result<(KeySet, KeyRing), KeyError> {
+    let now = clock.now();
+    let mut set = if stored.is_empty() {
+        let active = generate(settings.alg, now, kek).await?;
+        let next = generate(settings.alg, now, kek).await?;
+        KeySet::first(active, next, now)
+    } else {
+        KeySet::from_records(stored.to_vec()).map_err(KeyError::Inconsistent)?
+    };
+    // Open every private key now, so that a wrong or missing KEK stops
+    // the server at start rather than at the next rotation.
+    for record in set.published() {
+        private_pkcs8(record, kek)?;
+    }
+    let next = set.next().record();
+    if next.alg != settings.alg && !next.imported {
+        let old_alg = next.alg;
+        let now = clock.now();
+        set = set.replace_next(NextKey::new(generate(settings.alg, now, kek).await?), now);
+        tracing::info!(
+            event = "next_key_replaced",
+            from = %old_alg,
+            to = %settings.alg,
+            "signing.alg changed: the next key now uses the new algorithm and signs from the next rotation"
+        );
+    }
+    set = set.retire_due(now);
+    if let Some(kek) = kek {
+        set = seal_plain(set, kek)?;
+    }
+    let ring = KeyRing::build(&set, kek)?;
+    Ok((set, ring))
 }
 
 /// Generates a key off the async threads (an RSA key takes a while).

@@ -204,13 +204,13 @@ pub async fn purge_removes_only_what_expired(store: Arc<dyn Store>) {
     );
 }
 
-/// Keys are stored and replaced by kid.
-pub async fn keys_round_trip(store: Arc<dyn Store>) {
+/// A next key with public part `seed`, for the key tests.
+pub fn sample_key(seed: u8) -> super::records::KeyRecord {
     use super::records::KeyRecord;
     use tessera_shared::admin::KeyState;
     use tessera_shared::jwk::{Algorithm, Jwk};
-    let jwk = Jwk::ed25519(&[3; 32]).unwrap();
-    let key = KeyRecord {
+    let jwk = Jwk::ed25519(&[seed; 32]).unwrap();
+    KeyRecord {
         kid: jwk.kid.clone().unwrap(),
         alg: Algorithm::EdDSA,
         state: KeyState::Next,
@@ -223,11 +223,36 @@ pub async fn keys_round_trip(store: Arc<dyn Store>) {
         deactivated_at: None,
         published_until: None,
         retired_at: None,
-    };
+    }
+}
+
+/// Keys are stored and replaced by kid.
+pub async fn keys_round_trip(store: Arc<dyn Store>) {
+    use tessera_shared::admin::KeyState;
+    let key = sample_key(3);
     store.put_keys(std::slice::from_ref(&key)).await.unwrap();
-    let active = KeyRecord { state: KeyState::Active, activated_at: Some(NOW + 1), ..key.clone() };
+    let active = super::records::KeyRecord { state: KeyState::Active, activated_at: Some(NOW + 1), ..key.clone() };
     store.put_keys(std::slice::from_ref(&active)).await.unwrap();
     assert_eq!(store.keys().await.unwrap(), vec![active]);
+}
+
+/// A key-set change is stored only over the expected set, whatever its
+/// order: the loser of two changes made from the same state is refused.
+pub async fn keys_change_by_compare_and_swap(store: Arc<dyn Store>) {
+    use tessera_shared::admin::KeyState;
+    let (a, b, c) = (sample_key(1), sample_key(2), sample_key(3));
+    assert!(store.replace_keys(&[], &[a.clone(), b.clone()]).await.unwrap());
+    assert!(!store.replace_keys(&[], std::slice::from_ref(&c)).await.unwrap(), "the store is no longer empty");
+    assert!(!store.replace_keys(std::slice::from_ref(&a), std::slice::from_ref(&c)).await.unwrap(), "b is missing");
+    let a_active = super::records::KeyRecord { state: KeyState::Active, activated_at: Some(NOW), ..a.clone() };
+    assert!(store.replace_keys(&[b.clone(), a.clone()], &[a_active.clone(), c.clone()]).await.unwrap());
+    // A second change from the old state loses, and changes nothing.
+    assert!(!store.replace_keys(&[a.clone(), b.clone()], std::slice::from_ref(&c)).await.unwrap());
+    let mut stored = store.keys().await.unwrap();
+    stored.sort_by(|x, y| x.kid.cmp(&y.kid));
+    let mut expected = vec![a_active, b, c];
+    expected.sort_by(|x, y| x.kid.cmp(&y.kid));
+    assert_eq!(stored, expected);
 }
 
 fn audit_event(at: u64, detail: &str) -> tessera_shared::admin::AuditEvent {
@@ -349,7 +374,7 @@ macro_rules! conformance_tests {
             installation_value_is_set_once, client_lifecycle, last_used_is_recorded,
             rotation_moves_the_family_forward, unknown_tokens_are_unknown, revoking_a_family_sticks,
             client_families_are_revoked_together, deleting_a_client_revokes_its_families,
-            purge_removes_only_what_expired, keys_round_trip,
+            purge_removes_only_what_expired, keys_round_trip, keys_change_by_compare_and_swap,
             audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering,
             deny_list_lifecycle, refresh_tokens_are_looked_up_by_digest, revoking_by_token_revokes_the_family);
 

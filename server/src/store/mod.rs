@@ -8,7 +8,9 @@
 //!
 //! - [`records`]: the stored data.
 //! - [`sled`]: the embedded default backend.
+//! - [`postgres`]: PostgreSQL, shared by several instances.
 
+pub mod postgres;
 pub mod records;
 pub mod sled;
 
@@ -198,6 +200,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`StoreError`] on backend failure.
     async fn put_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError>;
+
+    /// Stores `changed` (as [`Store::put_keys`]) only if the stored keys are
+    /// exactly `expected`, in any order; returns whether it did. Of several
+    /// instances changing the key set from the same state, exactly one wins;
+    /// the others reload what it stored.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn replace_keys(&self, expected: &[KeyRecord], changed: &[KeyRecord]) -> Result<bool, StoreError>;
+
+    /// Whether other server instances may change this store (PostgreSQL):
+    /// then each instance polls the key set so that a rotation made through
+    /// one is served by all.
+    fn is_shared(&self) -> bool {
+        false
+    }
 
     /// Checks that the backend answers reads and writes.
     ///

@@ -55,6 +55,9 @@ pub struct SledStore {
     /// read and written under this lock (held only around sled calls, never
     /// across an await).
     audit_append: Arc<Mutex<()>>,
+    /// Serialises [`Store::replace_keys`]: its compare reads the whole tree,
+    /// which a sled transaction cannot.
+    keys_swap: Arc<Mutex<()>>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -118,6 +121,7 @@ impl SledStore {
             keys: tree("keys")?,
             audit: tree("audit")?,
             audit_append: Arc::new(Mutex::new(())),
+            keys_swap: Arc::new(Mutex::new(())),
             denied_jti: tree("denied_jti")?,
             denied_expiry: tree("denied_expiry")?,
             flusher: GroupFlusher::start(db)?,
@@ -422,6 +426,35 @@ impl Store for SledStore {
         self.durable().await
     }
 
+    async fn replace_keys(&self, expected: &[KeyRecord], changed: &[KeyRecord]) -> Result<bool, StoreError> {
+        {
+            // Only this process writes the tree (the data dir is locked), and
+            // every writer of the key set comes through here or `put_keys`
+            // at start, so compare-then-write under the lock is atomic.
+            let _guard = self.keys_swap.lock().map_err(|_| backend("key lock poisoned"))?;
+            let mut stored: Vec<KeyRecord> =
+                self.keys.iter().values().map(|raw| decode_json(&raw.map_err(backend)?)).collect::<Result<_, _>>()?;
+            stored.sort_by(|a, b| a.kid.cmp(&b.kid));
+            let mut expected = expected.to_vec();
+            expected.sort_by(|a, b| a.kid.cmp(&b.kid));
+            if stored != expected {
+                return Ok(false);
+            }
+            let encoded: Vec<(String, Vec<u8>)> =
+                changed.iter().map(|k| Ok((k.kid.clone(), encode_json(k)?))).collect::<Result<_, StoreError>>()?;
+            self.keys
+                .transaction(|tree| {
+                    for (kid, bytes) in &encoded {
+                        tree.insert(kid.as_bytes(), bytes.as_slice())?;
+                    }
+                    Ok(())
+                })
+                .map_err(|e: TransactionError<StoreError>| from_tx(e))?;
+        }
+        self.durable().await?;
+        Ok(true)
+    }
+
     async fn health(&self) -> Result<(), StoreError> {
         self.meta.insert("health_probe", &[1u8]).map_err(backend)?;
         self.meta.get("health_probe").map_err(backend)?;
@@ -533,6 +566,7 @@ fn audit_seq(key: &[u8]) -> Result<u64, StoreError> {
     Ok(u64::from_be_bytes(bytes))
 }
 
+mod export;
 mod revocation;
 
 #[cfg(test)]

@@ -36,6 +36,8 @@
 //!   addresses.
 //! - [`tls`]: HTTPS, certificate reload on SIGHUP.
 //! - [`metrics`]: `GET /metrics` after a known sequence.
+//! - [`postgres`]: two instances on one PostgreSQL database, and
+//!   `migrate-storage` (when `TESSERA_TEST_POSTGRES_URL` is set).
 //!
 //! The binaries are looked up next to this test executable
 //! (`target/<profile>/`); `cargo test --workspace` builds them, and
@@ -56,6 +58,7 @@ mod keys;
 mod limits;
 mod logs;
 mod metrics;
+mod postgres;
 mod ratelimit;
 mod refresh;
 mod resource_servers;

@@ -1,0 +1,835 @@
+//! The PostgreSQL backend, for several instances serving one issuer.
+//!
+//! Tables (created by [`schema`]): `tessera_meta`, `clients`,
+//! `client_last_used`, `families`, `refresh_tokens`, `signing_keys`,
+//! `audit`, `denied_jti`, and `tessera_counters` for the audit sequence.
+//! Records are stored in the same encodings as in sled (see `codec`), with
+//! the columns the queries filter on beside them.
+//!
+//! Guarantees, across every instance on the database:
+//! - every change is committed before the method returns (PostgreSQL's
+//!   default `synchronous_commit` makes a commit durable);
+//! - a refresh rotation locks the family row, then the token rows
+//!   (`SELECT ... FOR UPDATE`), asks the judge and writes in the same
+//!   transaction: of concurrent uses of one token, exactly one finds it
+//!   active; the others wait for the lock, then see it rotated, and their
+//!   reuse verdict revokes the family in their own transaction;
+//! - the purges take rows with `FOR UPDATE SKIP LOCKED` (the audit purge a
+//!   try-advisory-lock), so instances purging at once never do the same
+//!   work twice;
+//! - the key set changes by compare-and-swap under an advisory lock
+//!   ([`Store::replace_keys`]), so exactly one of two rotating instances wins.
+//!
+//! Advisory locks are keyed by the schema (`hashtext(current_schema())`)
+//! and a lock class, so installations in different schemas of one database
+//! never block each other. Connections are plain TCP or Unix socket; no TLS.
+
+pub mod schema;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use tessera_shared::admin::AuditEvent;
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
+use super::records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord, RefreshState};
+use super::{ClientChange, PurgeReport, RefreshJudge, RefreshTransition, RefreshUse, Store, StoreError};
+use crate::clock::UnixTime;
+
+/// Connections per instance.
+const POOL_SIZE: usize = 16;
+/// How long a request waits for a free connection or a new one.
+const POOL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts of a transaction that PostgreSQL aborted as a deadlock or
+/// serialisation failure (lock order differs between a rotation and a
+/// purge racing on one family).
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Advisory lock class of key-set changes.
+const KEYS_LOCK: i32 = 2;
+/// Advisory lock class of the audit purge.
+const AUDIT_PURGE_LOCK: i32 = 3;
+
+/// How an advisory lock is taken: per schema and class (see the module docs).
+pub(super) const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)";
+
+/// Whether a `--storage` value names PostgreSQL.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The PostgreSQL store. Cheap to clone: the pool is shared.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    // The connection settings hold the password: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("pool_size", &self.pool.status().max_size).finish_non_exhaustive()
+    }
+}
+
+/// A failure inside one attempt: retried, or final.
+#[derive(Debug)]
+pub(super) enum Fail {
+    /// Deadlock or serialisation failure: the transaction was rolled back
+    /// and may be run again.
+    Retry,
+    /// Anything else.
+    Store(StoreError),
+}
+
+impl Fail {
+    pub(super) fn into_store(self) -> StoreError {
+        match self {
+            Self::Retry => StoreError::Backend("transaction kept conflicting with others".into()),
+            Self::Store(e) => e,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for Fail {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.code() {
+            Some(code) if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE => {
+                Self::Retry
+            }
+            _ => Self::Store(StoreError::Backend(describe(&e))),
+        }
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<PoolError> for Fail {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Backend(e) => Self::from(e),
+            other => Self::Store(StoreError::Backend(format!("connection pool: {other}"))),
+        }
+    }
+}
+
+/// The server's message for a database error (the plain `Display` says only
+/// "db error"). Never contains connection settings.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("postgres {}: {}", db.code().code(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("postgres: {e}: {source}"),
+            None => format!("postgres: {e}"),
+        },
+    }
+}
+
+/// Runs `attempt` until it does not ask for a retry, at most [`MAX_ATTEMPTS`] times.
+async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Fail>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(Fail::Retry) if tries < MAX_ATTEMPTS => {
+                // A short, growing pause lets the other transaction finish.
+                tokio::time::sleep(Duration::from_millis(u64::from(tries) * 5)).await;
+            }
+            Err(fail) => return Err(fail.into_store()),
+        }
+    }
+}
+
+fn to_db(value: u64) -> Result<i64, Fail> {
+    i64::try_from(value).map_err(|_| Fail::Store(StoreError::Corrupt(format!("{value} is out of range"))))
+}
+
+fn from_db(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative stored number {value}")))
+}
+
+fn batch_limit(batch: usize) -> i64 {
+    i64::try_from(batch).unwrap_or(i64::MAX)
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:password@host:port/db`, or a Unix
+    /// socket directory as `host=/path` in the query) and brings the schema
+    /// up to date.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the URL does not parse, the database does
+    /// not answer, or a migration fails.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_in(url, None).await
+    }
+
+    /// Like [`PgStore::connect`], with every table in `schema` (which must
+    /// exist) instead of the URL's default search path; the tests give each
+    /// test a schema of its own.
+    ///
+    /// # Errors
+    /// As for [`PgStore::connect`].
+    pub async fn connect_in(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Backend(format!("the PostgreSQL URL does not parse: {e}")))?;
+        if config.get_application_name().is_none() {
+            config.application_name("tessera-server");
+        }
+        if let Some(schema) = schema {
+            if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(StoreError::Backend(format!("invalid schema name {schema:?}")));
+            }
+            config.options(format!("-c search_path={schema}"));
+        }
+        config.connect_timeout(POOL_TIMEOUT);
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Backend(format!("connection pool: {e}")))?;
+        let store = Self { pool };
+        let mut client = store.client().await.map_err(Fail::into_store)?;
+        schema::migrate(&mut client).await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<Object, Fail> {
+        Ok(self.pool.get().await?)
+    }
+
+    async fn try_use_refresh_token(
+        &self,
+        presented: &Digest32,
+        successor: &NewRefreshToken,
+        judge: &RefreshJudge<'_>,
+    ) -> Result<RefreshUse, Fail> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(row) =
+            tx.query_opt("SELECT family_id FROM refresh_tokens WHERE digest = $1", &[&presented.as_slice()]).await?
+        else {
+            return Ok(RefreshUse::Unknown);
+        };
+        let family_id: Vec<u8> = row.get(0);
+        // The family first, then its tokens: every writer of a family takes
+        // its locks in this order.
+        let Some(row) =
+            tx.query_opt("SELECT record FROM families WHERE family_id = $1 FOR UPDATE", &[&family_id]).await?
+        else {
+            // The family was purged before this token was: the token is gone too.
+            return Ok(RefreshUse::Unknown);
+        };
+        let mut family: FamilyRecord = decode_compact(row.get::<_, &[u8]>(0))?;
+        let Some(row) = tx
+            .query_opt("SELECT record FROM refresh_tokens WHERE digest = $1 FOR UPDATE", &[&presented.as_slice()])
+            .await?
+        else {
+            return Ok(RefreshUse::Unknown);
+        };
+        let token: RefreshRecord = decode_compact(row.get::<_, &[u8]>(0))?;
+        let transition = judge(&token, &family);
+        match transition {
+            RefreshTransition::Refuse => return Ok(RefreshUse::Applied { transition, token, family }),
+            RefreshTransition::RevokeFamily => {
+                family.revoked_at = Some(successor.issued_at);
+                write_family(&tx, &family).await?;
+            }
+            RefreshTransition::Rotate => {
+                let now = successor.issued_at;
+                // A retry within the grace presents an already rotated token:
+                // keep its first rotation time so the grace cannot be stretched.
+                let at = match token.state {
+                    RefreshState::Rotated { at, .. } | RefreshState::Superseded { at } => at,
+                    RefreshState::Active => now,
+                };
+                let used =
+                    RefreshRecord { state: RefreshState::Rotated { at, successor: successor.digest }, ..token.clone() };
+                update_token(&tx, presented, &used).await?;
+                // Within the reuse grace the family's current token may be the
+                // presented token's unused successor: it is superseded.
+                if family.current != *presented
+                    && let Some(row) = tx
+                        .query_opt(
+                            "SELECT record FROM refresh_tokens WHERE digest = $1 FOR UPDATE",
+                            &[&family.current.as_slice()],
+                        )
+                        .await?
+                {
+                    let current: RefreshRecord = decode_compact(row.get::<_, &[u8]>(0))?;
+                    let superseded = RefreshRecord { state: RefreshState::Superseded { at: now }, ..current };
+                    update_token(&tx, &family.current, &superseded).await?;
+                }
+                let new_token = RefreshRecord {
+                    family_id: family.family_id,
+                    client_id: family.client_id.clone(),
+                    issued_at: successor.issued_at,
+                    expires_at: successor.expires_at,
+                    state: RefreshState::Active,
+                };
+                insert_token(&tx, &successor.digest, &new_token).await?;
+                family.current = successor.digest;
+                family.expires_at = successor.expires_at;
+                write_family(&tx, &family).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(RefreshUse::Applied { transition, token, family })
+    }
+
+    /// Revokes every live family of the client inside `tx`; returns how many.
+    async fn revoke_families_in(
+        tx: &deadpool_postgres::Transaction<'_>,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<u64, Fail> {
+        let rows = tx
+            .query(
+                "SELECT record FROM families WHERE client_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                 ORDER BY family_id FOR UPDATE",
+                &[&client_id, &to_db(now)?],
+            )
+            .await?;
+        let mut revoked = 0;
+        for row in rows {
+            let mut family: FamilyRecord = decode_compact(row.get::<_, &[u8]>(0))?;
+            if family.is_live(now) {
+                family.revoked_at = Some(now);
+                write_family(tx, &family).await?;
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    async fn try_delete_client(&self, client_id: &str, now: UnixTime) -> Result<Option<u64>, Fail> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        if tx.execute("DELETE FROM clients WHERE client_id = $1", &[&client_id]).await? == 0 {
+            return Ok(None);
+        }
+        tx.execute("DELETE FROM client_last_used WHERE client_id = $1", &[&client_id]).await?;
+        let revoked = Self::revoke_families_in(&tx, client_id, now).await?;
+        tx.commit().await?;
+        Ok(Some(revoked))
+    }
+
+    async fn try_revoke_client_families(&self, client_id: &str, now: UnixTime) -> Result<u64, Fail> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let revoked = Self::revoke_families_in(&tx, client_id, now).await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    async fn try_update_client(
+        &self,
+        client_id: &str,
+        change: &ClientChange<'_>,
+    ) -> Result<Option<ClientRecord>, Fail> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(row) =
+            tx.query_opt("SELECT record FROM clients WHERE client_id = $1 FOR UPDATE", &[&client_id]).await?
+        else {
+            return Ok(None);
+        };
+        let mut record: ClientRecord = decode_json(row.get::<_, &[u8]>(0))?;
+        change(&mut record);
+        tx.execute("UPDATE clients SET record = $2 WHERE client_id = $1", &[&client_id, &encode_json(&record)?])
+            .await?;
+        tx.commit().await?;
+        Ok(Some(record))
+    }
+
+    async fn try_revoke_family_of_token(&self, digest: &Digest32, now: UnixTime) -> Result<bool, Fail> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(row) =
+            tx.query_opt("SELECT family_id FROM refresh_tokens WHERE digest = $1", &[&digest.as_slice()]).await?
+        else {
+            return Ok(false);
+        };
+        let family_id: Vec<u8> = row.get(0);
+        let Some(row) =
+            tx.query_opt("SELECT record FROM families WHERE family_id = $1 FOR UPDATE", &[&family_id]).await?
+        else {
+            return Ok(false);
+        };
+        let mut family: FamilyRecord = decode_compact(row.get::<_, &[u8]>(0))?;
+        if !family.is_live(now) {
+            return Ok(false);
+        }
+        family.revoked_at = Some(now);
+        write_family(&tx, &family).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn try_purge_expired(&self, now: UnixTime, batch: usize) -> Result<PurgeReport, Fail> {
+        let client = self.client().await?;
+        // One statement: take up to `batch` expired tokens nobody else holds
+        // (another instance purging skips these), delete them, and delete the
+        // families whose current token they were.
+        let row = client
+            .query_one(
+                "WITH doomed AS (
+                     SELECT digest FROM refresh_tokens WHERE expires_at <= $1
+                     ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
+                 ), gone AS (
+                     DELETE FROM refresh_tokens t USING doomed WHERE t.digest = doomed.digest
+                     RETURNING t.digest, t.family_id
+                 ), families_gone AS (
+                     DELETE FROM families f USING gone
+                     WHERE f.family_id = gone.family_id AND f.current_digest = gone.digest
+                     RETURNING 1
+                 )
+                 SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM families_gone)",
+                &[&to_db(now)?, &batch_limit(batch)],
+            )
+            .await?;
+        Ok(PurgeReport { tokens: from_db(row.get(0))?, families: from_db(row.get(1))?, denied: 0 })
+    }
+
+    async fn try_replace_keys(&self, expected: &[KeyRecord], changed: &[KeyRecord]) -> Result<bool, Fail> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(LOCK_SQL, &[&KEYS_LOCK]).await?;
+        let rows = tx.query("SELECT record FROM signing_keys", &[]).await?;
+        let mut stored: Vec<KeyRecord> =
+            rows.iter().map(|row| decode_json(row.get::<_, &[u8]>(0))).collect::<Result<_, _>>()?;
+        stored.sort_by(|a, b| a.kid.cmp(&b.kid));
+        let mut expected = expected.to_vec();
+        expected.sort_by(|a, b| a.kid.cmp(&b.kid));
+        if stored != expected {
+            return Ok(false);
+        }
+        upsert_keys(&tx, changed).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn try_append_audit(&self, event: &AuditEvent) -> Result<AuditEvent, Fail> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // The counter row's lock orders appends: numbers are handed out in
+        // commit order, so a reader paging by `seq` never skips an event
+        // that commits later with a smaller number.
+        let row = tx
+            .query_one("UPDATE tessera_counters SET value = value + 1 WHERE name = 'audit_seq' RETURNING value", &[])
+            .await?;
+        let stored = AuditEvent { seq: from_db(row.get(0))?, ..event.clone() };
+        tx.execute(
+            "INSERT INTO audit (seq, at, record) VALUES ($1, $2, $3)",
+            &[&to_db(stored.seq)?, &to_db(stored.at)?, &encode_json(&stored)?],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn try_purge_audit(&self, keep: usize, before: UnixTime, batch: usize) -> Result<u64, Fail> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // One instance at a time; the others find the lock taken and skip
+        // this round rather than compute the same deletion.
+        let row = tx
+            .query_one("SELECT pg_try_advisory_xact_lock(hashtext(current_schema()), $1)", &[&AUDIT_PURGE_LOCK])
+            .await?;
+        if !row.get::<_, bool>(0) {
+            return Ok(0);
+        }
+        let keep = i64::try_from(keep.max(1)).unwrap_or(i64::MAX);
+        let removed = tx
+            .execute(
+                "WITH ranked AS (
+                     SELECT seq, at, row_number() OVER (ORDER BY seq DESC) AS from_newest FROM audit
+                 ), doomed AS (
+                     SELECT seq FROM ranked WHERE from_newest > 1 AND (from_newest > $1 OR at < $2)
+                     ORDER BY seq LIMIT $3
+                 )
+                 DELETE FROM audit a USING doomed WHERE a.seq = doomed.seq",
+                &[&keep, &to_db(before)?, &batch_limit(batch)],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+}
+
+async fn write_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyRecord) -> Result<(), Fail> {
+    let revoked_at = family.revoked_at.map(to_db).transpose()?;
+    tx.execute(
+        "UPDATE families SET current_digest = $2, revoked_at = $3, expires_at = $4, record = $5 WHERE family_id = $1",
+        &[
+            &family.family_id.as_slice(),
+            &family.current.as_slice(),
+            &revoked_at,
+            &to_db(family.expires_at)?,
+            &encode_compact(family)?,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn insert_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyRecord) -> Result<(), Fail> {
+    let revoked_at = family.revoked_at.map(to_db).transpose()?;
+    tx.execute(
+        "INSERT INTO families (family_id, client_id, current_digest, revoked_at, expires_at, record) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &family.family_id.as_slice(),
+            &family.client_id,
+            &family.current.as_slice(),
+            &revoked_at,
+            &to_db(family.expires_at)?,
+            &encode_compact(family)?,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn update_token(
+    tx: &deadpool_postgres::Transaction<'_>,
+    digest: &Digest32,
+    token: &RefreshRecord,
+) -> Result<(), Fail> {
+    tx.execute(
+        "UPDATE refresh_tokens SET record = $2 WHERE digest = $1",
+        &[&digest.as_slice(), &encode_compact(token)?],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn insert_token(
+    tx: &deadpool_postgres::Transaction<'_>,
+    digest: &Digest32,
+    token: &RefreshRecord,
+) -> Result<(), Fail> {
+    tx.execute(
+        "INSERT INTO refresh_tokens (digest, family_id, expires_at, record) VALUES ($1, $2, $3, $4)",
+        &[&digest.as_slice(), &token.family_id.as_slice(), &to_db(token.expires_at)?, &encode_compact(token)?],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn upsert_keys(tx: &deadpool_postgres::Transaction<'_>, keys: &[KeyRecord]) -> Result<(), Fail> {
+    for key in keys {
+        tx.execute(
+            "INSERT INTO signing_keys (kid, record) VALUES ($1, $2) ON CONFLICT (kid) DO UPDATE SET record = EXCLUDED.record",
+            &[&key.kid, &encode_json(key)?],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn installation_value(&self, name: &str, init: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        retrying(|| async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO tessera_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                    &[&name, &init],
+                )
+                .await?;
+            let row = client.query_one("SELECT value FROM tessera_meta WHERE name = $1", &[&name]).await?;
+            Ok(row.get::<_, Vec<u8>>(0))
+        })
+        .await
+    }
+
+    async fn insert_client(&self, record: &ClientRecord) -> Result<(), StoreError> {
+        let encoded = encode_json(record)?;
+        let inserted = retrying(|| async {
+            let client = self.client().await?;
+            Ok(client
+                .execute(
+                    "INSERT INTO clients (client_id, record) VALUES ($1, $2) ON CONFLICT (client_id) DO NOTHING",
+                    &[&record.client_id, &encoded],
+                )
+                .await?)
+        })
+        .await?;
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists(record.client_id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let row = retrying(|| async {
+            let client = self.client().await?;
+            Ok(client.query_opt("SELECT record FROM clients WHERE client_id = $1", &[&client_id]).await?)
+        })
+        .await?;
+        row.map(|row| decode_json(row.get::<_, &[u8]>(0))).transpose()
+    }
+
+    async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        let rows = retrying(|| async {
+            let client = self.client().await?;
+            // Byte order, as sled lists them, whatever the database's collation.
+            Ok(client.query("SELECT record FROM clients ORDER BY client_id COLLATE \"C\"", &[]).await?)
+        })
+        .await?;
+        rows.iter().map(|row| decode_json(row.get::<_, &[u8]>(0))).collect()
+    }
+
+    async fn update_client(
+        &self,
+        client_id: &str,
+        change: &ClientChange<'_>,
+    ) -> Result<Option<ClientRecord>, StoreError> {
+        retrying(|| self.try_update_client(client_id, change)).await
+    }
+
+    async fn delete_client(&self, client_id: &str, now: UnixTime) -> Result<Option<u64>, StoreError> {
+        retrying(|| self.try_delete_client(client_id, now)).await
+    }
+
+    async fn record_client_use(&self, client_id: &str, at: UnixTime) -> Result<(), StoreError> {
+        retrying(|| async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO client_last_used (client_id, at) VALUES ($1, $2) \
+                     ON CONFLICT (client_id) DO UPDATE SET at = EXCLUDED.at",
+                    &[&client_id, &to_db(at)?],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn client_last_used(&self, client_id: &str) -> Result<Option<UnixTime>, StoreError> {
+        let row = retrying(|| async {
+            let client = self.client().await?;
+            Ok(client.query_opt("SELECT at FROM client_last_used WHERE client_id = $1", &[&client_id]).await?)
+        })
+        .await?;
+        row.map(|row| from_db(row.get(0))).transpose()
+    }
+
+    async fn create_family(&self, family: &FamilyRecord, first: &NewRefreshToken) -> Result<(), StoreError> {
+        let token = RefreshRecord {
+            family_id: family.family_id,
+            client_id: family.client_id.clone(),
+            issued_at: first.issued_at,
+            expires_at: first.expires_at,
+            state: RefreshState::Active,
+        };
+        retrying(|| async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            insert_family(&tx, family).await?;
+            insert_token(&tx, &first.digest, &token).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn use_refresh_token(
+        &self,
+        presented: &Digest32,
+        successor: &NewRefreshToken,
+        judge: &RefreshJudge<'_>,
+    ) -> Result<RefreshUse, StoreError> {
+        retrying(|| self.try_use_refresh_token(presented, successor, judge)).await
+    }
+
+    async fn revoke_client_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError> {
+        retrying(|| self.try_revoke_client_families(client_id, now)).await
+    }
+
+    async fn count_live_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError> {
+        let count: i64 = retrying(|| async {
+            let client = self.client().await?;
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM families WHERE client_id = $1 AND revoked_at IS NULL AND expires_at > $2",
+                    &[&client_id, &to_db(now)?],
+                )
+                .await?;
+            Ok(row.get(0))
+        })
+        .await?;
+        from_db(count)
+    }
+
+    async fn purge_expired(&self, now: UnixTime, batch: usize) -> Result<PurgeReport, StoreError> {
+        retrying(|| self.try_purge_expired(now, batch)).await
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = retrying(|| async {
+            let client = self.client().await?;
+            Ok(client.query("SELECT record FROM signing_keys ORDER BY kid COLLATE \"C\"", &[]).await?)
+        })
+        .await?;
+        rows.iter().map(|row| decode_json(row.get::<_, &[u8]>(0))).collect()
+    }
+
+    async fn put_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
+        retrying(|| async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            upsert_keys(&tx, keys).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn replace_keys(&self, expected: &[KeyRecord], changed: &[KeyRecord]) -> Result<bool, StoreError> {
+        retrying(|| self.try_replace_keys(expected, changed)).await
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        retrying(|| async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO tessera_meta (name, value) VALUES ('health_probe', '\\x01') \
+                     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                    &[],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        // Every change was committed before its method returned.
+        Ok(())
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<AuditEvent, StoreError> {
+        retrying(|| self.try_append_audit(event)).await
+    }
+
+    async fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let rows = retrying(|| async {
+            let client = self.client().await?;
+            Ok(client
+                .query("SELECT record FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2", &[&after, &batch_limit(limit)])
+                .await?)
+        })
+        .await?;
+        rows.iter().map(|row| decode_json(row.get::<_, &[u8]>(0))).collect()
+    }
+
+    async fn audit_latest(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = retrying(|| async {
+            let client = self.client().await?;
+            Ok(client.query("SELECT record FROM audit ORDER BY seq DESC LIMIT $1", &[&batch_limit(limit)]).await?)
+        })
+        .await?;
+        let mut events: Vec<AuditEvent> =
+            rows.iter().map(|row| decode_json(row.get::<_, &[u8]>(0))).collect::<Result<_, _>>()?;
+        events.reverse();
+        Ok(events)
+    }
+
+    async fn purge_audit(&self, keep: usize, before: UnixTime, batch: usize) -> Result<u64, StoreError> {
+        retrying(|| self.try_purge_audit(keep, before, batch)).await
+    }
+
+    async fn deny_access_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+        retrying(|| async {
+            let client = self.client().await?;
+            // A second denial keeps the later expiry.
+            client
+                .execute(
+                    "INSERT INTO denied_jti (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) \
+                     DO UPDATE SET expires_at = GREATEST(denied_jti.expires_at, EXCLUDED.expires_at)",
+                    &[&jti, &to_db(expires_at)?],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_access_token_denied(&self, jti: &str, now: UnixTime) -> Result<bool, StoreError> {
+        retrying(|| async {
+            let client = self.client().await?;
+            let row = client
+                .query_opt("SELECT 1 FROM denied_jti WHERE jti = $1 AND expires_at > $2", &[&jti, &to_db(now)?])
+                .await?;
+            Ok(row.is_some())
+        })
+        .await
+    }
+
+    async fn purge_denied(&self, now: UnixTime, batch: usize) -> Result<u64, StoreError> {
+        retrying(|| async {
+            let client = self.client().await?;
+            Ok(client
+                .execute(
+                    "WITH doomed AS (
+                         SELECT jti FROM denied_jti WHERE expires_at < $1
+                         ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
+                     )
+                     DELETE FROM denied_jti d USING doomed WHERE d.jti = doomed.jti",
+                    &[&to_db(now)?, &batch_limit(batch)],
+                )
+                .await?)
+        })
+        .await
+    }
+
+    async fn refresh_token(&self, digest: &Digest32) -> Result<Option<(RefreshRecord, FamilyRecord)>, StoreError> {
+        let row = retrying(|| async {
+            let client = self.client().await?;
+            Ok(client
+                .query_opt(
+                    "SELECT t.record, f.record FROM refresh_tokens t JOIN families f ON f.family_id = t.family_id \
+                     WHERE t.digest = $1",
+                    &[&digest.as_slice()],
+                )
+                .await?)
+        })
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some((decode_compact(row.get::<_, &[u8]>(0))?, decode_compact(row.get::<_, &[u8]>(1))?)))
+    }
+
+    async fn revoke_family_of_token(&self, digest: &Digest32, now: UnixTime) -> Result<bool, StoreError> {
+        retrying(|| self.try_revoke_family_of_token(digest, now)).await
+    }
+}
+
+pub mod import;
+
+#[cfg(test)]
+mod tests;

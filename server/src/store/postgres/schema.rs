@@ -1,0 +1,124 @@
+//! The PostgreSQL schema as numbered migrations, applied at start.
+//!
+//! Several instances may start at once against one database, so the
+//! migrations run under a session-level advisory lock: the first instance
+//! applies what is missing, the others wait and then find nothing to do.
+//! Each migration runs in its own transaction together with the row that
+//! records it, so a crash leaves either all of it or none.
+//!
+//! A migration, once released, is never edited: a change is a new entry.
+
+use deadpool_postgres::Object;
+
+use super::Fail;
+use crate::store::StoreError;
+
+/// The advisory lock class held while migrating (see [`super::LOCK_SQL`]).
+pub(super) const MIGRATION_LOCK: i32 = 1;
+
+/// `(version, SQL)`, in order.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE tessera_meta (
+    name TEXT PRIMARY KEY,
+    value BYTEA NOT NULL
+);
+CREATE TABLE tessera_counters (
+    name TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+INSERT INTO tessera_counters (name, value) VALUES ('audit_seq', 0);
+CREATE TABLE clients (
+    client_id TEXT PRIMARY KEY,
+    record BYTEA NOT NULL
+);
+CREATE TABLE client_last_used (
+    client_id TEXT PRIMARY KEY,
+    at BIGINT NOT NULL
+);
+CREATE TABLE families (
+    family_id BYTEA PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    current_digest BYTEA NOT NULL,
+    revoked_at BIGINT,
+    expires_at BIGINT NOT NULL,
+    record BYTEA NOT NULL
+);
+CREATE INDEX families_by_client ON families (client_id);
+CREATE TABLE refresh_tokens (
+    digest BYTEA PRIMARY KEY,
+    family_id BYTEA NOT NULL,
+    expires_at BIGINT NOT NULL,
+    record BYTEA NOT NULL
+);
+CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_at);
+CREATE TABLE signing_keys (
+    kid TEXT PRIMARY KEY,
+    record BYTEA NOT NULL
+);
+CREATE TABLE audit (
+    seq BIGINT PRIMARY KEY,
+    at BIGINT NOT NULL,
+    record BYTEA NOT NULL
+);
+CREATE TABLE denied_jti (
+    jti TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX denied_jti_by_expiry ON denied_jti (expires_at);
+"#,
+)];
+
+/// The newest schema version this build knows.
+pub const CURRENT_VERSION: i32 = 1;
+
+/// Brings the schema up to [`CURRENT_VERSION`].
+///
+/// # Errors
+/// [`StoreError::Backend`] if a statement fails, or the database was
+/// migrated by a newer Tessera than this one.
+pub(super) async fn migrate(client: &mut Object) -> Result<(), StoreError> {
+    client
+        .execute("SELECT pg_advisory_lock(hashtext(current_schema()), $1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(Fail::from)
+        .map_err(Fail::into_store)?;
+    let result = apply(client).await;
+    // Released whatever happened; a dropped connection releases it too.
+    let unlocked =
+        client.execute("SELECT pg_advisory_unlock(hashtext(current_schema()), $1)", &[&MIGRATION_LOCK]).await;
+    result?;
+    unlocked.map_err(Fail::from).map_err(Fail::into_store)?;
+    Ok(())
+}
+
+async fn apply(client: &mut Object) -> Result<(), StoreError> {
+    let fail = |e: tokio_postgres::Error| Fail::from(e).into_store();
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS tessera_schema_migrations (
+                version INTEGER PRIMARY KEY,
+                applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            )",
+        )
+        .await
+        .map_err(fail)?;
+    let row =
+        client.query_one("SELECT COALESCE(MAX(version), 0) FROM tessera_schema_migrations", &[]).await.map_err(fail)?;
+    let applied: i32 = row.get(0);
+    if applied > CURRENT_VERSION {
+        return Err(StoreError::Backend(format!(
+            "the database schema is at version {applied}, newer than this tessera-server knows ({CURRENT_VERSION}); \
+             upgrade tessera-server"
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
+        let tx = client.transaction().await.map_err(fail)?;
+        tx.batch_execute(sql).await.map_err(fail)?;
+        tx.execute("INSERT INTO tessera_schema_migrations (version) VALUES ($1)", &[version]).await.map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        tracing::info!(version, "applied a storage schema migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! Several instances on one PostgreSQL database, and `migrate-storage`.
+//!
+//! These run when `TESSERA_TEST_POSTGRES_URL` names a PostgreSQL server on
+//! which the tests may create databases (`.ci/run` starts a throw-away
+//! cluster and sets it); each test gets a database of its own. Without it
+//! every test here returns at once, after saying so once.
+
+use std::io::Write as _;
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use tessera_shared::admin::{AuditEvent, ClientCredentials, KeyInfo, KeyState};
+
+use crate::util::{
+    Resp, Server, TokenCall, check_error, expect_error, expect_refresh_token, expect_token, http, jwks, jwt_parts,
+    pause,
+};
+
+const TEST_URL_ENV: &str = "TESSERA_TEST_POSTGRES_URL";
+/// How long a key change through one instance may take to be served by
+/// another: the server polls every 2 s; the rest is slack for a busy machine.
+const KEY_PROPAGATION: Duration = Duration::from_secs(15);
+
+static SKIP_NOTICE: Once = Once::new();
+
+/// A URL of a new, empty database on the test server, or `None` (said
+/// once on stderr, past the harness's capture) when none is configured.
+async fn fresh_database() -> Option<String> {
+    let Ok(url) = std::env::var(TEST_URL_ENV) else {
+        SKIP_NOTICE.call_once(|| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: {TEST_URL_ENV} is unset: skipping the multi-instance PostgreSQL tests (.ci/run sets it)"
+            );
+        });
+        return None;
+    };
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
+    let connection = tokio::spawn(connection);
+    let mut suffix = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut suffix).expect("random");
+    let name = format!("e2e_{}", suffix.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+    drop(client);
+    let _ = connection.await;
+    let (base, _) = url.rsplit_once('/').expect("the URL names a database");
+    Some(format!("{base}/{name}"))
+}
+
+fn start_on(url: &str, args: &[&str]) -> Server {
+    let mut all = vec!["--storage", url];
+    all.extend_from_slice(args);
+    Server::start(&all)
+}
+
+/// Two instances started at once on an empty database (both race to create
+/// the schema and the first keys).
+fn start_pair(url: &str, args: &[&str]) -> (Server, Server) {
+    std::thread::scope(|scope| {
+        let a = scope.spawn(|| start_on(url, args));
+        let b = scope.spawn(|| start_on(url, args));
+        (a.join().expect("first instance starts"), b.join().expect("second instance starts"))
+    })
+}
+
+fn cc(client: &ClientCredentials) -> TokenCall {
+    TokenCall::new().basic_creds(client).q("grant_type", "client_credentials")
+}
+
+fn refresh(client: &ClientCredentials, rt: &str) -> TokenCall {
+    TokenCall::new().basic_creds(client).q("grant_type", "refresh_token").q("refresh_token", rt)
+}
+
+fn kid_of(token: &str) -> String {
+    let (header, _) = jwt_parts(token);
+    header["kid"].as_str().expect("a kid").to_owned()
+}
+
+fn key_list(server: &Server) -> Vec<KeyInfo> {
+    server.admin_json(&["keys", "list", "--json"])
+}
+
+fn audit(server: &Server) -> Vec<AuditEvent> {
+    let stdout = server.admin_ok(&["audit", "--json"]);
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+/// Two instances share one issuer: a refresh token issued by one is
+/// refreshed at the other, a client revoked through one is refused by the
+/// other, and both serve one JWKS and one audit trail.
+#[tokio::test]
+async fn two_instances_share_clients_tokens_keys_and_audit() {
+    let Some(url) = fresh_database().await else { return };
+    let (a, b) = start_pair(&url, &[]);
+    assert_eq!(jwks(&a).await, jwks(&b).await, "both instances serve the same JWKS");
+
+    let client = a.create_client("shared", &[]);
+    let (_, rt) = expect_refresh_token(&cc(&client).send(&a).await, "client_credentials at the first instance");
+    let (token, rt2) = expect_refresh_token(&refresh(&client, &rt).send(&b).await, "refresh at the second instance");
+    assert_eq!(kid_of(&token.access_token), kid_of(&expect_token(&cc(&client).send(&a).await, "cc").access_token));
+    // The first instance sees the rotation made by the second: the old token is reuse.
+    expect_error(
+        &refresh(&client, &rt).send(&a).await,
+        400,
+        "invalid_grant",
+        "the rotated token at the first instance",
+    );
+    expect_error(&refresh(&client, &rt2).send(&a).await, 400, "invalid_grant", "its family was revoked for the reuse");
+
+    // Revoked through the second instance, refused by the first.
+    b.admin_ok(&["clients", "revoke", &client.client_id]);
+    expect_error(&cc(&client).send(&a).await, 401, "invalid_client", "client revoked through the other instance");
+
+    // One audit trail, whichever instance is asked.
+    let kinds = |events: Vec<AuditEvent>| -> Vec<String> { events.iter().map(|e| format!("{:?}", e.kind)).collect() };
+    let from_a = kinds(audit(&a));
+    assert_eq!(from_a, kinds(audit(&b)), "both instances list the same trail");
+    assert!(from_a.iter().any(|k| k == "ClientCreated"), "{from_a:?}");
+    assert!(from_a.iter().any(|k| k == "ClientRevoked"), "{from_a:?}");
+}
+
+/// 32 concurrent refreshes of one token, alternating between the two
+/// instances: exactly one 200, every other 400 `invalid_grant`, and the
+/// reuse revokes the winner's successor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_refreshes_across_two_instances_have_one_winner() {
+    const N: usize = 32;
+    let Some(url) = fresh_database().await else { return };
+    let (a, b) = start_pair(&url, &[]);
+    let client = a.create_client("race", &[]);
+    let (_, rt) = expect_refresh_token(&cc(&client).send(&b).await, "client_credentials");
+
+    let auth = crate::util::basic(&client.client_id, &client.client_secret);
+    let http = http();
+    let barrier = Arc::new(tokio::sync::Barrier::new(N));
+    let mut tasks = Vec::with_capacity(N);
+    for n in 0..N {
+        let server = if n % 2 == 0 { &a } else { &b };
+        let url = format!("{}?grant_type=refresh_token&refresh_token={rt}", server.url("/oauth2/token"));
+        let (http, auth, barrier) = (http.clone(), auth.clone(), Arc::clone(&barrier));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let resp = http.post(&url).header("Authorization", auth).send().await.expect("the request completes");
+            Resp::from_reqwest(resp).await
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut wrong = Vec::new();
+    for task in tasks {
+        let resp = task.await.expect("the task completes");
+        if resp.status == 200 {
+            winners.push(resp);
+        } else if let Err(e) = check_error(&resp, 400, "invalid_grant") {
+            wrong.push(e);
+        }
+    }
+    assert!(wrong.is_empty(), "losers must get 400 invalid_grant: {wrong:#?}");
+    assert_eq!(winners.len(), 1, "exactly one of {N} concurrent refreshes wins: {winners:#?}");
+    let (_, successor) = expect_refresh_token(&winners[0], "the winner");
+    expect_error(&refresh(&client, &successor).send(&a).await, 400, "invalid_grant", "successor at the first");
+    expect_error(&refresh(&client, &successor).send(&b).await, 400, "invalid_grant", "successor at the second");
+}
+
+/// A rotation through one instance's admin socket is served by the other
+/// within the bounded poll interval: its JWKS and its signatures follow.
+#[tokio::test]
+async fn a_key_rotation_through_one_instance_reaches_the_other() {
+    let Some(url) = fresh_database().await else { return };
+    let (a, b) = start_pair(&url, &["--jwks-max-age", "2", "--signing-rotate-every", "3600"]);
+    let before = key_list(&b);
+    let next = before.iter().find(|k| k.state == KeyState::Next).expect("a next key").kid.clone();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rotated = loop {
+        let out = a.admin(&["keys", "rotate", "--json"]);
+        if out.status.success() {
+            break serde_json::from_str::<Vec<KeyInfo>>(out.stdout.trim()).expect("keys as JSON");
+        }
+        assert!(out.stderr.contains("rotate again"), "{}", out.stderr);
+        assert!(Instant::now() < deadline, "no rotation allowed within 20 s: {}", out.stderr);
+        pause(Duration::from_millis(500));
+    };
+    let active = rotated.iter().find(|k| k.state == KeyState::Active).expect("an active key").kid.clone();
+    assert_eq!(active, next, "the published next key signs");
+    let served_by_a = jwks(&a).await;
+
+    let client = a.create_client("keys", &[]);
+    let deadline = Instant::now() + KEY_PROPAGATION;
+    loop {
+        let token = expect_token(&cc(&client).send(&b).await, "a token from the second instance");
+        if jwks(&b).await == served_by_a && kid_of(&token.access_token) == active {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second instance did not follow the rotation within {KEY_PROPAGATION:?}"
+        );
+        pause(Duration::from_millis(200));
+    }
+    assert_eq!(
+        key_list(&b).iter().map(|k| (&k.kid, k.state)).collect::<Vec<_>>(),
+        rotated.iter().map(|k| (&k.kid, k.state)).collect::<Vec<_>>()
+    );
+    // Right after a rotation the new next key is too fresh, whichever
+    // instance is asked: the other one did not rotate on its own.
+    let out = b.admin(&["keys", "rotate"]);
+    assert!(!out.status.success() && out.stderr.contains("rotate again"), "{}", out.stderr);
+}
+
+/// `migrate-storage` moves a sled installation: the client's secret, its
+/// refresh token, the signing keys and the audit trail all work from
+/// PostgreSQL; a second migration into the now non-empty database is refused.
+#[tokio::test]
+async fn migrate_storage_moves_a_sled_installation() {
+    let Some(url) = fresh_database().await else { return };
+    let data = tempfile::tempdir().expect("a data dir");
+    let mut sled = Server::builder().data_dir(data.path()).start();
+    let client = sled.create_client("moving", &[]);
+    let (token, rt) = expect_refresh_token(&cc(&client).send(&sled).await, "client_credentials on sled");
+    let keys_before = jwks(&sled).await;
+    let trail_before = audit(&sled);
+    assert!(sled.terminate().success());
+
+    let run = |to: &str| {
+        Server::builder()
+            .data_dir(data.path())
+            .without_listen_flag()
+            .args(&["migrate-storage", "--from", &data.path().display().to_string(), "--to", to])
+            .run_expecting_exit()
+    };
+    let out = run(&url);
+    assert!(out.status.success(), "migrate-storage failed: {}", out.stderr);
+    assert!(out.stdout.contains("migrated 1 clients, 1 refresh-token families (1 tokens)"), "{}", out.stdout);
+
+    let pg = start_on(&url, &[]);
+    assert_eq!(jwks(&pg).await, keys_before, "the same keys are served");
+    let again = expect_token(&cc(&client).send(&pg).await, "the client's secret works after the move");
+    assert_eq!(kid_of(&again.access_token), kid_of(&token.access_token));
+    expect_refresh_token(&refresh(&client, &rt).send(&pg).await, "the refresh token works after the move");
+    let trail_after = audit(&pg);
+    assert_eq!(trail_after[..trail_before.len()], trail_before[..], "the trail moved with its numbers");
+
+    let out = run(&url);
+    assert!(!out.status.success(), "a second migration into a used database must fail");
+    assert!(out.stderr.contains("migrate into an empty one"), "{}", out.stderr);
+    let out = run("sled:nowhere");
+    assert!(!out.status.success() && out.stderr.contains("postgres://"), "{}", out.stderr);
+}
