@@ -150,6 +150,7 @@ fn run(args: &Args) -> Result<(), String> {
     let bounds =
         Bounds { connections: args.connections, duration: Duration::from_secs_f64(args.duration), max_ok: None };
     let warmup = Bounds { duration: Duration::from_secs(1), ..bounds };
+    let mut refresh_rate = f64::NAN;
     for (name, scenario) in &scenarios {
         let addr = if name.contains("limiter off") { unlimited.addr } else { server.addr };
         runtime.block_on(load::run(addr, scenario, warmup))?;
@@ -157,7 +158,10 @@ fn run(args: &Args) -> Result<(), String> {
         for _ in 0..args.runs {
             runs.push(runtime.block_on(load::run(addr, scenario, bounds))?);
         }
-        print_row(name, &mut runs, limit);
+        let rate = print_row(name, &mut runs, limit);
+        if matches!(scenario, Scenario::Token { expect: StatusCode::OK, .. }) && name.contains("refresh") {
+            refresh_rate = rate;
+        }
     }
     drop(unlimited);
     let peak =
@@ -167,18 +171,20 @@ fn run(args: &Args) -> Result<(), String> {
     drop(server);
 
     if args.tokens > 0 {
-        storage(args, &runtime, &server_bin, &admin_bin)?;
+        storage(args, &runtime, &server_bin, &admin_bin, refresh_rate)?;
     }
     Ok(())
 }
 
-fn print_row(name: &str, runs: &mut [Outcome], limit: Option<f64>) {
+/// Prints one scenario's row and returns its median throughput.
+fn print_row(name: &str, runs: &mut [Outcome], limit: Option<f64>) -> f64 {
     let rate = median(runs.iter().map(Outcome::throughput).collect());
     let p50 = median(runs.iter_mut().map(|r| r.latency_ms(0.50)).collect());
     let p99 = median(runs.iter_mut().map(|r| r.latency_ms(0.99)).collect());
     let errors: u64 = runs.iter().map(|r| r.unexpected).sum();
     let ratio = limit.map_or_else(|| "-".to_owned(), |limit| format!("{:.2}", rate / limit));
     println!("{name:<40} {:>10} {ratio:>7} {p50:>8.2} {p99:>8.2} {errors:>6}", thousands(rate));
+    rate
 }
 
 /// Issues `args.tokens` refresh tokens, then lets them expire and be purged,
@@ -188,9 +194,14 @@ fn storage(
     runtime: &tokio::runtime::Runtime,
     server_bin: &std::path::Path,
     admin_bin: &std::path::Path,
+    issue_rate: f64,
 ) -> Result<(), String> {
-    // Long enough that no token expires while the rest are being issued.
-    let ttl = 600u64;
+    // Long enough that no token expires while the rest are being issued (at
+    // the rate just measured, with a margin), and no longer, since the run
+    // waits for the expiry.
+    let expected_seconds =
+        if issue_rate.is_finite() && issue_rate > 0.0 { args.tokens as f64 / issue_rate } else { 600.0 };
+    let ttl = (expected_seconds * 1.5 + 30.0).clamp(60.0, 3600.0) as u64;
     let server = ServerProcess::start(
         server_bin,
         args.server_core,
