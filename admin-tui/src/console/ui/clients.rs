@@ -106,6 +106,28 @@ fn columns(width: u16) -> Vec<Col> {
     }
 }
 
+/// A secret that expires within this many seconds is highlighted, so the
+/// operator rotates it before the client breaks.
+pub const SECRET_EXPIRY_WARNING: u64 = 7 * 24 * 3600;
+
+/// Whether the client's secret expires (or expired) within a week of `now`.
+fn secret_expires_soon(client: &ClientInfo, now: u64) -> bool {
+    now > 0 && client.secret_expires_at.is_some_and(|at| at <= now.saturating_add(SECRET_EXPIRY_WARNING))
+}
+
+fn secret_expiry_line<'a>(app: &App, client: &ClientInfo, label: Span<'a>) -> Line<'a> {
+    let Some(at) = client.secret_expires_at else { return Line::from(vec![label, Span::raw("never")]) };
+    let text = if app.now > 0 && at <= app.now {
+        format!("expired {} (rotate the secret)", short_time(at))
+    } else if secret_expires_soon(client, app.now) {
+        format!("{} (within a week: rotate the secret)", short_time(at))
+    } else {
+        short_time(at)
+    };
+    let role = if secret_expires_soon(client, app.now) { Role::Alert } else { Role::Dim };
+    Line::from(vec![label, Span::styled(text, theme::style(app, role))])
+}
+
 fn scopes(client: &ClientInfo) -> String {
     if client.scopes.is_empty() { "(any)".to_owned() } else { clean(&client.scopes.join(" ")) }
 }
@@ -120,7 +142,13 @@ fn render_table(app: &App, visible: &[&ClientInfo], frame: &mut Frame, area: Rec
     .style(theme::style(app, Role::Header));
     let rows = visible.iter().map(|client| {
         let row = Row::new(cols.iter().map(|c| Cell::from(c.cell(client))));
-        if client.status == ClientStatus::Revoked { row.style(theme::style(app, Role::Error)) } else { row }
+        if client.status == ClientStatus::Revoked {
+            row.style(theme::style(app, Role::Error))
+        } else if secret_expires_soon(client, app.now) {
+            row.style(theme::style(app, Role::Alert))
+        } else {
+            row
+        }
     });
     let title = if app.filter_editing || !app.filter.is_empty() {
         let cursor = if app.filter_editing { "▏" } else { "" };
@@ -184,6 +212,7 @@ fn render_detail(app: &App, frame: &mut Frame, area: Rect) {
             Span::raw(client.last_used_at.map_or_else(|| "never".to_owned(), short_time)),
         ]),
         Line::from(vec![label("secret set"), Span::raw(short_time(client.secret_set_at)), Span::raw(grace)]),
+        secret_expiry_line(app, client, label("secret expiry")),
     ];
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }

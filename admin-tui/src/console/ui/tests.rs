@@ -76,6 +76,28 @@ fn clients_screen_shows_all_columns_when_wide() {
 }
 
 #[test]
+fn a_secret_expiring_within_a_week_is_highlighted() {
+    let mut app = sample();
+    app.now = 1_900_000_000;
+    app.clients[0].secret_expires_at = Some(app.now + 3 * 24 * 3600);
+    app.clients[1].status = ClientStatus::Active;
+    app.clients[1].secret_expires_at = Some(app.now + 30 * 24 * 3600);
+    app.selected = Some(app.clients[0].client_id.clone());
+    let (lines, buffer) = draw(&app, 120, 30);
+    let all = text(&lines);
+    assert!(all.contains("within a week: rotate the secret"), "{all}");
+    let row_of = |name: &str| u16::try_from(lines.iter().position(|l| l.contains(name)).expect("row")).unwrap();
+    let line = &lines[usize::from(row_of("billing job"))];
+    let x = u16::try_from(line[..line.find("billing job").unwrap()].chars().count()).unwrap();
+    assert_eq!(buffer[(x, row_of("billing job"))].fg, Color::Yellow, "the expiring client's row");
+    assert_ne!(buffer[(x, row_of("old importer"))].fg, Color::Yellow, "a month away is not highlighted");
+
+    app.now += 4 * 24 * 3600;
+    let (lines, _) = draw(&app, 120, 30);
+    assert!(text(&lines).contains("expired"), "{}", text(&lines));
+}
+
+#[test]
 fn the_selected_row_is_marked() {
     let mut app = sample();
     app.selected = Some(app.clients[1].client_id.clone());
