@@ -52,6 +52,10 @@ struct Args {
     /// Refresh tokens to issue for the storage measurement (0 skips it).
     #[arg(long, default_value_t = 1_000_000)]
     tokens: u64,
+    /// Also measure the token scenarios on a server whose storage is this
+    /// PostgreSQL URL (see README "Performance").
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
     /// Seconds per signing-limit measurement.
     #[arg(long, default_value_t = 2.0)]
     sign_seconds: f64,
@@ -164,6 +168,9 @@ fn run(args: &Args) -> Result<(), String> {
         }
     }
     drop(unlimited);
+    if let Some(url) = &args.postgres {
+        postgres_rows(args, &runtime, &server_bin, &admin_bin, url, bounds, warmup, limit)?;
+    }
     let peak =
         server.peak_rss_kib().map_or_else(|| "unknown".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0));
     println!();
@@ -172,6 +179,47 @@ fn run(args: &Args) -> Result<(), String> {
 
     if args.tokens > 0 {
         storage(args, &runtime, &server_bin, &admin_bin, refresh_rate)?;
+    }
+    Ok(())
+}
+
+/// The token scenarios again on a server backed by PostgreSQL.
+#[allow(clippy::too_many_arguments)]
+fn postgres_rows(
+    args: &Args,
+    runtime: &tokio::runtime::Runtime,
+    server_bin: &std::path::Path,
+    admin_bin: &std::path::Path,
+    url: &str,
+    bounds: Bounds,
+    warmup: Bounds,
+    limit: Option<f64>,
+) -> Result<(), String> {
+    let server = ServerProcess::start(
+        server_bin,
+        args.server_core,
+        &["--signing-alg".into(), args.alg.clone(), "--storage".into(), url.to_owned()],
+    )?;
+    let plain = server.create_client(admin_bin, false)?;
+    let with_refresh = server.create_client(admin_bin, true)?;
+    let scenarios = [
+        (
+            "PostgreSQL: client_credentials, no refresh",
+            Scenario::Token { authorization: plain, expect: StatusCode::OK },
+        ),
+        (
+            "PostgreSQL: client_credentials + refresh",
+            Scenario::Token { authorization: with_refresh.clone(), expect: StatusCode::OK },
+        ),
+        ("PostgreSQL: refresh_token grant", Scenario::Refresh { authorization: with_refresh }),
+    ];
+    for (name, scenario) in &scenarios {
+        runtime.block_on(load::run(server.addr, scenario, warmup))?;
+        let mut runs = Vec::new();
+        for _ in 0..args.runs {
+            runs.push(runtime.block_on(load::run(server.addr, scenario, bounds))?);
+        }
+        print_row(name, &mut runs, limit);
     }
     Ok(())
 }
