@@ -273,10 +273,10 @@ fn storage(
     );
     // Wait until every token has expired, then for the purge to settle.
     let expired_at = started + Duration::from_secs(ttl + 2);
-    runtime.block_on(tokio::time::sleep_until(expired_at.into()));
+    runtime.block_on(async { tokio::time::sleep_until(expired_at.into()).await });
     let mut last = server.data_size();
     for _ in 0..60 {
-        runtime.block_on(tokio::time::sleep(Duration::from_secs(2)));
+        runtime.block_on(async { tokio::time::sleep(Duration::from_secs(2)).await });
         let now = server.data_size();
         if now == last {
             break;
