@@ -275,13 +275,7 @@ impl PgStore {
                     let superseded = RefreshRecord { state: RefreshState::Superseded { at: now }, ..current };
                     update_token(&tx, &family.current, &superseded).await?;
                 }
-                let new_token = RefreshRecord {
-                    family_id: family.family_id,
-                    client_id: family.client_id.clone(),
-                    issued_at: successor.issued_at,
-                    expires_at: successor.expires_at,
-                    state: RefreshState::Active,
-                };
+                let new_token = successor.active_record(&family);
                 insert_token(&tx, &successor.digest, &new_token).await?;
                 family.current = successor.digest;
                 family.expires_at = successor.expires_at;
@@ -634,13 +628,7 @@ impl Store for PgStore {
     }
 
     async fn create_family(&self, family: &FamilyRecord, first: &NewRefreshToken) -> Result<(), StoreError> {
-        let token = RefreshRecord {
-            family_id: family.family_id,
-            client_id: family.client_id.clone(),
-            issued_at: first.issued_at,
-            expires_at: first.expires_at,
-            state: RefreshState::Active,
-        };
+        let token = first.active_record(family);
         retrying(|| async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;

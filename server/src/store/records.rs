@@ -133,6 +133,19 @@ pub struct NewRefreshToken {
     pub expires_at: UnixTime,
 }
 
+impl NewRefreshToken {
+    /// Its record as the current, active token of `family`.
+    pub fn active_record(&self, family: &FamilyRecord) -> RefreshRecord {
+        RefreshRecord {
+            family_id: family.family_id,
+            client_id: family.client_id.clone(),
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+            state: RefreshState::Active,
+        }
+    }
+}
+
 /// A signing key with its private part, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {

@@ -137,6 +137,20 @@ impl SledStore {
         })
     }
 
+    /// Writes `keys` in one transaction, replacing any with the same kid.
+    fn write_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
+        let encoded: Vec<(String, Vec<u8>)> =
+            keys.iter().map(|k| Ok((k.kid.clone(), encode_json(k)?))).collect::<Result<_, StoreError>>()?;
+        self.keys
+            .transaction(|tree| {
+                for (kid, bytes) in &encoded {
+                    tree.insert(kid.as_bytes(), bytes.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(|e: TransactionError<StoreError>| from_tx(e))
+    }
+
     async fn durable(&self) -> Result<(), StoreError> {
         self.flusher.flush().await
     }
@@ -277,13 +291,7 @@ impl Store for SledStore {
     }
 
     async fn create_family(&self, family: &FamilyRecord, first: &NewRefreshToken) -> Result<(), StoreError> {
-        let token = RefreshRecord {
-            family_id: family.family_id,
-            client_id: family.client_id.clone(),
-            issued_at: first.issued_at,
-            expires_at: first.expires_at,
-            state: RefreshState::Active,
-        };
+        let token = first.active_record(family);
         let token_bytes = encode_compact(&token)?;
         let family_bytes = encode_compact(family)?;
         (&self.families, &self.refresh_tokens, &self.refresh_expiry, &self.client_families)
@@ -341,13 +349,7 @@ impl Store for SledStore {
                             let superseded = RefreshRecord { state: RefreshState::Superseded { at: now }, ..current };
                             tokens.insert(&family.current, encode_compact(&superseded).map_err(abort)?)?;
                         }
-                        let new_token = RefreshRecord {
-                            family_id: family.family_id,
-                            client_id: family.client_id.clone(),
-                            issued_at: successor.issued_at,
-                            expires_at: successor.expires_at,
-                            state: RefreshState::Active,
-                        };
+                        let new_token = successor.active_record(&family);
                         tokens.insert(&successor.digest, encode_compact(&new_token).map_err(abort)?)?;
                         expiry.insert(expiry_key(successor.expires_at, &successor.digest).as_slice(), &[])?;
                         family.current = successor.digest;
@@ -434,16 +436,7 @@ impl Store for SledStore {
     }
 
     async fn put_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
-        let encoded: Vec<(String, Vec<u8>)> =
-            keys.iter().map(|k| Ok((k.kid.clone(), encode_json(k)?))).collect::<Result<_, StoreError>>()?;
-        self.keys
-            .transaction(|tree| {
-                for (kid, bytes) in &encoded {
-                    tree.insert(kid.as_bytes(), bytes.as_slice())?;
-                }
-                Ok(())
-            })
-            .map_err(|e: TransactionError<StoreError>| from_tx(e))?;
+        self.write_keys(keys)?;
         self.durable().await
     }
 
@@ -461,16 +454,7 @@ impl Store for SledStore {
             if stored != expected {
                 return Ok(false);
             }
-            let encoded: Vec<(String, Vec<u8>)> =
-                changed.iter().map(|k| Ok((k.kid.clone(), encode_json(k)?))).collect::<Result<_, StoreError>>()?;
-            self.keys
-                .transaction(|tree| {
-                    for (kid, bytes) in &encoded {
-                        tree.insert(kid.as_bytes(), bytes.as_slice())?;
-                    }
-                    Ok(())
-                })
-                .map_err(|e: TransactionError<StoreError>| from_tx(e))?;
+            self.write_keys(changed)?;
         }
         self.durable().await?;
         Ok(true)
