@@ -171,7 +171,7 @@ pub async fn run(
         refresh_reuse_grace: config.refresh_reuse_grace,
     };
     let audit = audit::Audit::new(store.clone(), clock.clone());
-    key_manager.record_rotations_in(audit.clone());
+    key_manager.record_changes_in(audit.clone());
     let activity = activity::Activity::new(audit.clone(), clock.clone(), activity::burst::BurstPolicy::default());
     let metrics = metrics::Metrics::new();
     let app = Arc::new(http::App {

@@ -261,6 +261,10 @@ pub enum AuditKind {
     FamiliesRevoked,
     /// The signing keys were rotated.
     KeyRotated,
+    /// An operator imported a private key as the next signing key.
+    KeyImported,
+    /// A signing key left the JWKS; its private part is wiped.
+    KeyRetired,
     /// A used refresh token was presented again; its family is revoked.
     RefreshTokenReuse,
     /// Many failed client authentications in a short time.
@@ -287,6 +291,8 @@ impl std::fmt::Display for AuditKind {
             Self::ClientDeleted => "client_deleted",
             Self::FamiliesRevoked => "families_revoked",
             Self::KeyRotated => "key_rotated",
+            Self::KeyImported => "key_imported",
+            Self::KeyRetired => "key_retired",
             Self::RefreshTokenReuse => "refresh_token_reuse",
             Self::AuthFailureBurst => "auth_failure_burst",
             Self::Other => "other",

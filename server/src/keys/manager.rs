@@ -105,8 +105,16 @@ impl KeyManager {
         })
     }
 
-    /// Records every later rotation in `audit`. A second call is ignored.
-    pub fn record_rotations_in(&self, audit: Audit) {
+    /// Records `kind` in the audit trail, once there is one.
+    async fn audit(&self, kind: AuditKind, detail: String) {
+        if let Some(audit) = self.inner.audit.get() {
+            audit.record(AuditEntry::global(kind, detail)).await;
+        }
+    }
+
+    /// Records every later rotation, import and retirement in `audit`. A
+    /// second call is ignored.
+    pub fn record_changes_in(&self, audit: Audit) {
         let _ = self.inner.audit.set(audit);
     }
 
@@ -167,6 +175,7 @@ impl KeyManager {
         let updated = set.clone().replace_next(NextKey::new(record), now);
         self.commit(&mut set, updated).await?;
         tracing::info!(event = "key_imported", kid = %kid, alg = %alg, "a signing key was imported as the next key");
+        self.audit(AuditKind::KeyImported, format!("{kid} ({alg}) imported as the next key")).await;
         Ok(self.infos())
     }
 
@@ -195,6 +204,7 @@ impl KeyManager {
             self.commit(&mut set, updated).await?;
             for kid in &plan.retire {
                 tracing::info!(event = "key_retired", kid = %kid, "a retired signing key left the JWKS");
+                self.audit(AuditKind::KeyRetired, format!("{kid} left the JWKS; its private key is wiped")).await;
             }
         }
         if plan.rotate {
@@ -284,10 +294,8 @@ impl KeyManager {
             next_alg = %alg,
             "signing keys rotated"
         );
-        if let Some(audit) = self.inner.audit.get() {
-            let detail = format!("{reason}: {old_active} now retiring, {new_active} signs, {new_next} ({alg}) is next");
-            audit.record(AuditEntry::global(AuditKind::KeyRotated, detail)).await;
-        }
+        let detail = format!("{reason}: {old_active} now retiring, {new_active} signs, {new_next} ({alg}) is next");
+        self.audit(AuditKind::KeyRotated, detail).await;
         Ok(())
     }
 

@@ -122,6 +122,18 @@ async fn keys_rotate_on_demand_keeps_old_tokens_verifiable() {
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(out.stderr.contains("rotate again"), "{}", out.stderr);
     assert!(server.stderr_now().contains("key_rotated"), "the rotation is logged as an event");
+    assert_eq!(audit_kinds(&server).iter().filter(|k| *k == "key_rotated").count(), 1, "and in the audit trail once");
+}
+
+/// The kinds in the audit trail, oldest first.
+fn audit_kinds(server: &Server) -> Vec<String> {
+    let out = server.admin_ok(&["audit", "--json"]);
+    out.lines()
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).expect("one JSON event a line");
+            event["kind"].as_str().expect("a kind").to_owned()
+        })
+        .collect()
 }
 
 /// On a schedule: keys rotate by themselves, and a retiring key leaves the
@@ -141,6 +153,8 @@ async fn keys_rotate_and_retire_on_schedule() {
     };
     assert!(retired.retired_at >= retired.published_until, "{retired:?}");
     assert!(jwks(&server).await.find(&first).is_none(), "a retired key is gone from the JWKS");
+    let kinds = audit_kinds(&server);
+    assert!(kinds.contains(&"key_rotated".to_owned()) && kinds.contains(&"key_retired".to_owned()), "{kinds:?}");
 }
 
 /// A PKCS#8 PEM of a fresh Ed25519 key, made with ring.
@@ -164,6 +178,7 @@ async fn keys_import_publishes_the_key_as_next() {
     assert!(jwks(&server).await.find(&next.kid).is_some(), "published at once");
     let table = server.admin_ok(&["keys", "list"]);
     assert!(table.contains("next (imported)"), "{table}");
+    assert_eq!(audit_kinds(&server), ["key_imported"], "the import is in the audit trail");
 
     std::fs::write(&pem, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
     let out = server.admin(&["keys", "import", "--pem", pem.to_str().unwrap()]);
