@@ -36,7 +36,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
-use super::records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord, RefreshState};
+use super::records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
 use super::{ClientChange, PurgeReport, RefreshJudge, RefreshTransition, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
 
@@ -251,16 +251,7 @@ impl PgStore {
                 write_family(&tx, &family).await?;
             }
             RefreshTransition::Rotate => {
-                let now = successor.issued_at;
-                // A retry within the grace presents an already rotated token:
-                // keep its first rotation time so the grace cannot be stretched.
-                let at = match token.state {
-                    RefreshState::Rotated { at, .. } | RefreshState::Superseded { at } => at,
-                    RefreshState::Active => now,
-                };
-                let used =
-                    RefreshRecord { state: RefreshState::Rotated { at, successor: successor.digest }, ..token.clone() };
-                update_token(&tx, presented, &used).await?;
+                update_token(&tx, presented, &token.used(successor)).await?;
                 // Within the reuse grace the family's current token may be the
                 // presented token's unused successor: it is superseded.
                 if family.current != *presented
@@ -272,13 +263,11 @@ impl PgStore {
                         .await?
                 {
                     let current: RefreshRecord = decode_compact(row.get::<_, &[u8]>(0))?;
-                    let superseded = RefreshRecord { state: RefreshState::Superseded { at: now }, ..current };
-                    update_token(&tx, &family.current, &superseded).await?;
+                    update_token(&tx, &family.current, &current.superseded(successor.issued_at)).await?;
                 }
                 let new_token = successor.active_record(&family);
                 insert_token(&tx, &successor.digest, &new_token).await?;
-                family.current = successor.digest;
-                family.expires_at = successor.expires_at;
+                family.advance_to(successor);
                 write_family(&tx, &family).await?;
             }
         }

@@ -28,9 +28,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
 use super::flusher::GroupFlusher;
-use super::records::{
-    ClientRecord, Digest32, FamilyId, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord, RefreshState,
-};
+use super::records::{ClientRecord, Digest32, FamilyId, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
 use super::{ClientChange, PurgeReport, RefreshJudge, RefreshTransition, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
 use tessera_shared::admin::AuditEvent;
@@ -329,31 +327,19 @@ impl Store for SledStore {
                         families.insert(&family.family_id, encode_compact(&family).map_err(abort)?)?;
                     }
                     RefreshTransition::Rotate => {
-                        let now = successor.issued_at;
-                        // A retry within the grace presents an already rotated token:
-                        // keep its first rotation time so the grace cannot be stretched.
-                        let at = match token.state {
-                            RefreshState::Rotated { at, .. } | RefreshState::Superseded { at } => at,
-                            RefreshState::Active => now,
-                        };
-                        let used = RefreshRecord {
-                            state: RefreshState::Rotated { at, successor: successor.digest },
-                            ..token.clone()
-                        };
-                        tokens.insert(presented, encode_compact(&used).map_err(abort)?)?;
+                        tokens.insert(presented, encode_compact(&token.used(successor)).map_err(abort)?)?;
                         // Within the reuse grace the family's current token may be
                         // the presented token's unused successor: it is superseded.
                         if family.current != *presented
                             && let Some(current) = get_token(tokens, &family.current)?
                         {
-                            let superseded = RefreshRecord { state: RefreshState::Superseded { at: now }, ..current };
+                            let superseded = current.superseded(successor.issued_at);
                             tokens.insert(&family.current, encode_compact(&superseded).map_err(abort)?)?;
                         }
                         let new_token = successor.active_record(&family);
                         tokens.insert(&successor.digest, encode_compact(&new_token).map_err(abort)?)?;
                         expiry.insert(expiry_key(successor.expires_at, &successor.digest).as_slice(), &[])?;
-                        family.current = successor.digest;
-                        family.expires_at = successor.expires_at;
+                        family.advance_to(successor);
                         families.insert(&family.family_id, encode_compact(&family).map_err(abort)?)?;
                     }
                 }
