@@ -6,14 +6,13 @@
 //! every test here returns at once, after saying so once.
 
 use std::io::Write as _;
-use std::sync::{Arc, Once};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use tessera_shared::admin::{AuditEvent, ClientCredentials, KeyInfo, KeyState};
 
 use crate::util::{
-    Resp, Server, TokenCall, check_error, expect_error, expect_refresh_token, expect_token, http, jwks, jwt_parts,
-    pause,
+    Server, TokenCall, expect_error, expect_refresh_token, expect_token, jwks, jwt_parts, pause, race_refreshes,
 };
 
 const TEST_URL_ENV: &str = "TESSERA_TEST_POSTGRES_URL";
@@ -130,33 +129,8 @@ async fn thirty_two_refreshes_across_two_instances_have_one_winner() {
     let client = a.create_client("race", &[]);
     let (_, rt) = expect_refresh_token(&cc(&client).send(&b).await, "client_credentials");
 
-    let auth = crate::util::basic(&client.client_id, &client.client_secret);
-    let http = http();
-    let barrier = Arc::new(tokio::sync::Barrier::new(N));
-    let mut tasks = Vec::with_capacity(N);
-    for n in 0..N {
-        let server = if n % 2 == 0 { &a } else { &b };
-        let url = format!("{}?grant_type=refresh_token&refresh_token={rt}", server.url("/oauth2/token"));
-        let (http, auth, barrier) = (http.clone(), auth.clone(), Arc::clone(&barrier));
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            let resp = http.post(&url).header("Authorization", auth).send().await.expect("the request completes");
-            Resp::from_reqwest(resp).await
-        }));
-    }
-    let mut winners = Vec::new();
-    let mut wrong = Vec::new();
-    for task in tasks {
-        let resp = task.await.expect("the task completes");
-        if resp.status == 200 {
-            winners.push(resp);
-        } else if let Err(e) = check_error(&resp, 400, "invalid_grant") {
-            wrong.push(e);
-        }
-    }
-    assert!(wrong.is_empty(), "losers must get 400 invalid_grant: {wrong:#?}");
-    assert_eq!(winners.len(), 1, "exactly one of {N} concurrent refreshes wins: {winners:#?}");
-    let (_, successor) = expect_refresh_token(&winners[0], "the winner");
+    let winner = race_refreshes(&[&a, &b], &client, &rt, N).await;
+    let (_, successor) = expect_refresh_token(&winner, "the winner");
     expect_error(&refresh(&client, &successor).send(&a).await, 400, "invalid_grant", "successor at the first");
     expect_error(&refresh(&client, &successor).send(&b).await, 400, "invalid_grant", "successor at the second");
 }

@@ -2,14 +2,13 @@
 //! revocation, scope narrowing, and the 32-way race on one token.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_shared::admin::ClientCredentials;
 
 use crate::util::{
-    Cases, Resp, Server, TokenCall, check_error, expect_error, expect_refresh_token, expect_token, http, jwt_parts,
-    pause, scope_set, scopes,
+    Cases, Resp, Server, TokenCall, check_error, expect_error, expect_refresh_token, expect_token, jwt_parts, pause,
+    race_refreshes, scope_set, scopes,
 };
 
 fn cc(client: &ClientCredentials) -> TokenCall {
@@ -274,32 +273,8 @@ async fn thirty_two_concurrent_refreshes_exactly_one_wins() {
     let client = server.create_client("race", &[]);
     let rt = family(&server, &client).await;
 
-    let url = format!("{}?grant_type=refresh_token&refresh_token={rt}", server.url("/oauth2/token"));
-    let auth = crate::util::basic(&client.client_id, &client.client_secret);
-    let http = http();
-    let barrier = Arc::new(tokio::sync::Barrier::new(N));
-    let mut tasks = Vec::with_capacity(N);
-    for _ in 0..N {
-        let (http, url, auth, barrier) = (http.clone(), url.clone(), auth.clone(), Arc::clone(&barrier));
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            let resp = http.post(&url).header("Authorization", auth).send().await.expect("the request completes");
-            Resp::from_reqwest(resp).await
-        }));
-    }
-    let mut winners = Vec::new();
-    let mut wrong = Vec::new();
-    for task in tasks {
-        let resp = task.await.expect("the task completes");
-        if resp.status == 200 {
-            winners.push(resp);
-        } else if let Err(e) = check_error(&resp, 400, "invalid_grant") {
-            wrong.push(e);
-        }
-    }
-    assert!(wrong.is_empty(), "losers must get 400 invalid_grant: {wrong:#?}");
-    assert_eq!(winners.len(), 1, "exactly one of {N} concurrent refreshes wins: {winners:#?}");
-    let (_, successor) = expect_refresh_token(&winners[0], "the winner");
+    let winner = race_refreshes(&[&server], &client, &rt, N).await;
+    let (_, successor) = expect_refresh_token(&winner, "the winner");
 
     let resp = refresh(&client, &successor).send(&server).await;
     expect_error(&resp, 400, "invalid_grant", "the winner's successor after the losers' reuse");

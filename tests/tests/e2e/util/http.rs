@@ -235,3 +235,36 @@ pub async fn get(server: &Server, path: &str) -> Resp {
     let resp = http().get(&url).send().await.unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
     Resp::from_reqwest(resp).await
 }
+
+/// Sends `n` refreshes of `refresh_token` at once (a barrier releases them
+/// together), spread round-robin over `servers`; asserts that exactly one
+/// wins and every other gets 400 `invalid_grant`, and returns the winner.
+pub async fn race_refreshes(servers: &[&Server], creds: &ClientCredentials, refresh_token: &str, n: usize) -> Resp {
+    let auth = basic(&creds.client_id, &creds.client_secret);
+    let client = http();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let server = servers[i % servers.len()];
+        let url = format!("{}?grant_type=refresh_token&refresh_token={refresh_token}", server.url("/oauth2/token"));
+        let (client, auth, barrier) = (client.clone(), auth.clone(), std::sync::Arc::clone(&barrier));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let resp = client.post(&url).header("Authorization", auth).send().await.expect("the request completes");
+            Resp::from_reqwest(resp).await
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut wrong = Vec::new();
+    for task in tasks {
+        let resp = task.await.expect("the task completes");
+        if resp.status == 200 {
+            winners.push(resp);
+        } else if let Err(e) = super::check_error(&resp, 400, "invalid_grant") {
+            wrong.push(e);
+        }
+    }
+    assert!(wrong.is_empty(), "losers must get 400 invalid_grant: {wrong:#?}");
+    assert_eq!(winners.len(), 1, "exactly one of {n} concurrent refreshes wins: {winners:#?}");
+    winners.remove(0)
+}

@@ -102,6 +102,23 @@ impl Finished {
     }
 }
 
+/// Waits for `child` to exit; after `timeout` kills it and fails the test
+/// with the message `failure` gives.
+fn wait_or_kill(child: &mut Child, timeout: Duration, failure: impl FnOnce() -> String) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{}", failure());
+        }
+        pause(Duration::from_millis(20));
+    }
+}
+
 /// Runs `cmd` to its end, killing it and failing the test after `timeout`.
 pub fn run_to_exit(mut cmd: Command, timeout: Duration, what: &str) -> Finished {
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
@@ -111,18 +128,9 @@ pub fn run_to_exit(mut cmd: Command, timeout: Duration, what: &str) -> Finished 
         drain(child.stdout.take().expect("piped stdout"), Arc::clone(&stdout), None),
         drain(child.stderr.take().expect("piped stderr"), Arc::clone(&stderr), None),
     ];
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not exit within {timeout:?}\nstdout: {}\nstderr: {}", lossy(&stdout), lossy(&stderr));
-        }
-        pause(Duration::from_millis(20));
-    };
+    let status = wait_or_kill(&mut child, timeout, || {
+        format!("{what} did not exit within {timeout:?}\nstdout: {}\nstderr: {}", lossy(&stdout), lossy(&stderr))
+    });
     for reader in readers {
         let _ = reader.join();
     }
@@ -441,18 +449,9 @@ pub fn admin_in(data_dir: &Path, args: &[&str]) -> Finished {
 pub fn run_to_exit_child(mut child: Child, timeout: Duration) -> (ExitStatus, String) {
     let stderr = Arc::new(Mutex::new(Vec::new()));
     let reader = child.stderr.take().map(|err| drain(err, Arc::clone(&stderr), None));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the process did not exit within {timeout:?}; stderr: {}", lossy(&stderr));
-        }
-        pause(Duration::from_millis(20));
-    };
+    let status = wait_or_kill(&mut child, timeout, || {
+        format!("the process did not exit within {timeout:?}; stderr: {}", lossy(&stderr))
+    });
     if let Some(reader) = reader {
         let _ = reader.join();
     }
