@@ -63,6 +63,19 @@ impl Fixture {
         ClientCredentials { client_id: created.client_id, client_secret: created.client_secret }
     }
 
+    /// A client without refresh tokens whose secret expires after `ttl` seconds.
+    async fn client_with_secret_ttl(&self, ttl: u64) -> tessera_shared::admin::ClientCredentials {
+        self.admin
+            .create_client(CreateClient {
+                name: "ttl".into(),
+                scopes: Vec::new(),
+                refresh_tokens: false,
+                secret_ttl_seconds: Some(ttl),
+            })
+            .await
+            .unwrap()
+    }
+
     async fn grant(
         &self,
         credentials: &ClientCredentials,
@@ -295,16 +308,7 @@ async fn without_grace_the_old_secret_stops_at_once() {
 #[tokio::test]
 async fn an_expired_secret_fails_like_a_wrong_one_from_its_last_second_on() {
     let f = fixture().await;
-    let created = f
-        .admin
-        .create_client(CreateClient {
-            name: "ttl".into(),
-            scopes: Vec::new(),
-            refresh_tokens: false,
-            secret_ttl_seconds: Some(100),
-        })
-        .await
-        .unwrap();
+    let created = f.client_with_secret_ttl(100).await;
     assert_eq!(created.secret_expires_at, Some(START + 100));
     let client = ClientCredentials { client_id: created.client_id.clone(), client_secret: created.client_secret };
     f.clock.advance(99);
@@ -318,16 +322,7 @@ async fn an_expired_secret_fails_like_a_wrong_one_from_its_last_second_on() {
 #[tokio::test]
 async fn a_rotated_secret_gets_its_own_ttl_and_the_grace_never_outlives_the_old_expiry() {
     let f = fixture().await;
-    let created = f
-        .admin
-        .create_client(CreateClient {
-            name: "ttl".into(),
-            scopes: Vec::new(),
-            refresh_tokens: false,
-            secret_ttl_seconds: Some(100),
-        })
-        .await
-        .unwrap();
+    let created = f.client_with_secret_ttl(100).await;
     let old = ClientCredentials { client_id: created.client_id.clone(), client_secret: created.client_secret };
     f.clock.advance(50);
     // A grace of 600 s would outlive the old secret's expiry at START + 100.
