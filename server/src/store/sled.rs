@@ -16,21 +16,26 @@
 //! | `denied_jti` | access-token `jti` | its `exp`, u64 big-endian |
 //! | `denied_expiry` | `exp` (u64 BE) ++ `jti` | empty: the deny-list purge's index |
 //!
-//! Multi-tree changes run in sled transactions, which sled 0.34 serialises,
-//! so a rotation can never interleave with another rotation, a revocation or
-//! the purge.
+//! Every change to the four refresh-token trees (`refresh_tokens`,
+//! `refresh_expiry`, `families`, `client_families`) is a commit of the
+//! write-ahead [`journal`] in `<dir>.journal/`: commits are serialised, so a
+//! rotation can never interleave with another rotation, a revocation or the
+//! purge, and a commit is durable after one append and sync shared by all
+//! concurrent writers. The other trees are written directly and made durable
+//! by flushing sled ([`GroupFlusher`]), which only admin actions wait for.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional, TransactionalTree};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
 use super::flusher::GroupFlusher;
 use super::records::{ClientRecord, Digest32, FamilyId, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
 use super::{ClientChange, PurgeReport, RefreshJudge, RefreshTransition, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
+use journal::{Journal, JournaledTrees, SegmentLimits, Ticket, TreeId, View};
 use tessera_shared::admin::AuditEvent;
 
 /// sled's page cache, in bytes. Its default (1 GiB) would let a busy server
@@ -64,6 +69,11 @@ pub struct SledStore {
     /// Decoded clients, so the token endpoint skips a tree read and a
     /// JSON decode; every client write below goes through it.
     client_cache: Arc<ClientCache>,
+    /// The write-ahead journal for the refresh-token trees.
+    journal: Arc<Journal>,
+    /// The directory of a [`SledStore::temporary`] store, removed when the
+    /// last handle goes (declared last: dropped after the journal).
+    _temporary_dir: Option<Arc<tempfile::TempDir>>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -100,30 +110,49 @@ impl SledStore {
     ///
     /// # Errors
     /// [`StoreError::Backend`] if sled cannot open it.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY).open().map_err(backend)?;
-        Self::from_db(db)
-    }
-
-    /// A throw-away database for tests.
+    /// Its journal lives beside it, in `<dir>.journal/`; whatever a crash
+    /// left there is replayed first.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] if sled cannot create it.
-    pub fn temporary() -> Result<Self, StoreError> {
-        let db = sled::Config::new().temporary(true).open().map_err(backend)?;
-        Self::from_db(db)
+    /// [`StoreError::Backend`] if sled cannot open it or the journal cannot
+    /// be replayed; [`StoreError::Corrupt`] if the journal is damaged.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, SegmentLimits::default())
     }
 
-    fn from_db(db: sled::Db) -> Result<Self, StoreError> {
+    fn open_with(dir: &Path, limits: SegmentLimits) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY).open().map_err(backend)?;
+        Self::from_db(db, &journal_dir(dir), limits)
+    }
+
+    /// A throw-away database for tests, in a temporary directory.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if it cannot be created.
+    pub fn temporary() -> Result<Self, StoreError> {
+        let dir = tempfile::tempdir().map_err(backend)?;
+        let store = Self::open(&dir.path().join("db"))?;
+        Ok(Self { _temporary_dir: Some(Arc::new(dir)), ..store })
+    }
+
+    fn from_db(db: sled::Db, journal_dir: &Path, limits: SegmentLimits) -> Result<Self, StoreError> {
         let tree = |name: &str| db.open_tree(name).map_err(backend);
+        let journaled = JournaledTrees {
+            families: tree("families")?,
+            refresh_tokens: tree("refresh_tokens")?,
+            refresh_expiry: tree("refresh_expiry")?,
+            client_families: tree("client_families")?,
+        };
+        let journal = Arc::new(Journal::open(journal_dir, &db, journaled.clone(), limits)?);
+        let JournaledTrees { families, refresh_tokens, refresh_expiry, client_families } = journaled;
         Ok(Self {
             meta: tree("meta")?,
             clients: tree("clients")?,
             client_last_used: tree("client_last_used")?,
-            refresh_tokens: tree("refresh_tokens")?,
-            refresh_expiry: tree("refresh_expiry")?,
-            families: tree("families")?,
-            client_families: tree("client_families")?,
+            refresh_tokens,
+            refresh_expiry,
+            families,
+            client_families,
             keys: tree("keys")?,
             audit: tree("audit")?,
             audit_append: Arc::new(Mutex::new(())),
@@ -132,6 +161,8 @@ impl SledStore {
             denied_expiry: tree("denied_expiry")?,
             flusher: GroupFlusher::start(db)?,
             client_cache: Arc::new(ClientCache::default()),
+            journal,
+            _temporary_dir: None,
         })
     }
 
@@ -149,6 +180,7 @@ impl SledStore {
             .map_err(|e: TransactionError<StoreError>| from_tx(e))
     }
 
+    /// Waits until every write to the trees outside the journal is on disk.
     async fn durable(&self) -> Result<(), StoreError> {
         self.flusher.flush().await
     }
@@ -167,40 +199,37 @@ impl SledStore {
     }
 
     /// Revokes one family if it is live; returns whether it was.
-    fn revoke_family(&self, family_id: &FamilyId, now: UnixTime) -> Result<bool, StoreError> {
-        self.families
-            .transaction(|families| {
-                let Some(raw) = families.get(family_id)? else { return Ok(false) };
-                let mut family: FamilyRecord = decode_compact(&raw).map_err(abort)?;
-                if !family.is_live(now) {
-                    return Ok(false);
-                }
-                family.revoked_at = Some(now);
-                families.insert(family_id, encode_compact(&family).map_err(abort)?)?;
-                Ok(true)
-            })
-            .map_err(from_tx)
+    fn revoke_family(&self, family_id: &FamilyId, now: UnixTime) -> Result<(bool, Ticket), StoreError> {
+        self.journal.commit(|view| {
+            let Some(mut family) = get_family(view, family_id)? else { return Ok(false) };
+            if !family.is_live(now) {
+                return Ok(false);
+            }
+            family.revoked_at = Some(now);
+            view.insert(TreeId::Families, family_id, encode_compact(&family)?);
+            Ok(true)
+        })
     }
 
-    fn revoke_families_of(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError> {
+    /// Revokes every live family of `client_id`; returns how many, and the
+    /// ticket to wait for before saying so.
+    fn revoke_families_of(&self, client_id: &str, now: UnixTime) -> Result<(u64, Ticket), StoreError> {
         let mut revoked = 0;
         for family_id in self.family_ids_of(client_id)? {
-            if self.revoke_family(&family_id, now)? {
+            if self.revoke_family(&family_id, now)?.0 {
                 revoked += 1;
             }
         }
-        Ok(revoked)
+        Ok((revoked, self.journal.ticket_now()?))
     }
 }
 
-fn get_token(
-    tokens: &TransactionalTree,
-    digest: &Digest32,
-) -> Result<Option<RefreshRecord>, ConflictableTransactionError<StoreError>> {
-    match tokens.get(digest)? {
-        Some(raw) => decode_compact(&raw).map(Some).map_err(abort),
-        None => Ok(None),
-    }
+fn get_token(view: &View<'_>, digest: &Digest32) -> Result<Option<RefreshRecord>, StoreError> {
+    view.get(TreeId::RefreshTokens, digest)?.map(|raw| decode_compact(&raw)).transpose()
+}
+
+fn get_family(view: &View<'_>, family_id: &FamilyId) -> Result<Option<FamilyRecord>, StoreError> {
+    view.get(TreeId::Families, family_id)?.map(|raw| decode_compact(&raw)).transpose()
 }
 
 #[async_trait]
@@ -272,7 +301,8 @@ impl Store for SledStore {
             return Ok(None);
         }
         self.client_last_used.remove(client_id).map_err(backend)?;
-        let revoked = self.revoke_families_of(client_id, now)?;
+        let (revoked, ticket) = self.revoke_families_of(client_id, now)?;
+        self.journal.wait(ticket).await?;
         self.durable().await?;
         Ok(Some(revoked))
     }
@@ -292,16 +322,14 @@ impl Store for SledStore {
         let token = first.active_record(family);
         let token_bytes = encode_compact(&token)?;
         let family_bytes = encode_compact(family)?;
-        (&self.families, &self.refresh_tokens, &self.refresh_expiry, &self.client_families)
-            .transaction(|(families, tokens, expiry, client_families)| {
-                families.insert(&family.family_id, family_bytes.as_slice())?;
-                tokens.insert(&first.digest, token_bytes.as_slice())?;
-                expiry.insert(expiry_key(first.expires_at, &first.digest).as_slice(), &[])?;
-                client_families.insert(client_family_key(&family.client_id, &family.family_id), &[])?;
-                Ok(())
-            })
-            .map_err(from_tx)?;
-        self.durable().await
+        let ((), ticket) = self.journal.commit(|view| {
+            view.insert(TreeId::Families, &family.family_id, family_bytes);
+            view.insert(TreeId::RefreshTokens, &first.digest, token_bytes);
+            view.insert(TreeId::RefreshExpiry, &expiry_key(first.expires_at, &first.digest), Vec::new());
+            view.insert(TreeId::ClientFamilies, &client_family_key(&family.client_id, &family.family_id), Vec::new());
+            Ok(())
+        })?;
+        self.journal.wait(ticket).await
     }
 
     async fn use_refresh_token(
@@ -310,54 +338,56 @@ impl Store for SledStore {
         successor: &NewRefreshToken,
         judge: &RefreshJudge<'_>,
     ) -> Result<RefreshUse, StoreError> {
-        let outcome = (&self.refresh_tokens, &self.families, &self.refresh_expiry)
-            .transaction(|(tokens, families, expiry)| {
-                let Some(token) = get_token(tokens, presented)? else { return Ok(RefreshUse::Unknown) };
-                let Some(raw_family) = families.get(token.family_id)? else {
-                    // The family was purged before this token was: treat the
-                    // token as gone too.
-                    return Ok(RefreshUse::Unknown);
-                };
-                let mut family: FamilyRecord = decode_compact(&raw_family).map_err(abort)?;
-                let transition = judge(&token, &family);
-                match transition {
-                    RefreshTransition::Refuse => {}
-                    RefreshTransition::RevokeFamily => {
-                        family.revoked_at = Some(successor.issued_at);
-                        families.insert(&family.family_id, encode_compact(&family).map_err(abort)?)?;
-                    }
-                    RefreshTransition::Rotate => {
-                        tokens.insert(presented, encode_compact(&token.used(successor)).map_err(abort)?)?;
-                        // Within the reuse grace the family's current token may be
-                        // the presented token's unused successor: it is superseded.
-                        if family.current != *presented
-                            && let Some(current) = get_token(tokens, &family.current)?
-                        {
-                            let superseded = current.superseded(successor.issued_at);
-                            tokens.insert(&family.current, encode_compact(&superseded).map_err(abort)?)?;
-                        }
-                        let new_token = successor.active_record(&family);
-                        tokens.insert(&successor.digest, encode_compact(&new_token).map_err(abort)?)?;
-                        expiry.insert(expiry_key(successor.expires_at, &successor.digest).as_slice(), &[])?;
-                        family.advance_to(successor);
-                        families.insert(&family.family_id, encode_compact(&family).map_err(abort)?)?;
-                    }
+        let (outcome, ticket) = self.journal.commit(|view| {
+            let Some(token) = get_token(view, presented)? else { return Ok(RefreshUse::Unknown) };
+            let Some(mut family) = get_family(view, &token.family_id)? else {
+                // The family was purged before this token was: treat the
+                // token as gone too.
+                return Ok(RefreshUse::Unknown);
+            };
+            let transition = judge(&token, &family);
+            match transition {
+                RefreshTransition::Refuse => {}
+                RefreshTransition::RevokeFamily => {
+                    family.revoked_at = Some(successor.issued_at);
+                    view.insert(TreeId::Families, &family.family_id, encode_compact(&family)?);
                 }
-                Ok(RefreshUse::Applied { transition, token, family })
-            })
-            .map_err(from_tx)?;
-        if matches!(
-            outcome,
-            RefreshUse::Applied { transition: RefreshTransition::Rotate | RefreshTransition::RevokeFamily, .. }
-        ) {
-            self.durable().await?;
-        }
+                RefreshTransition::Rotate => {
+                    view.insert(TreeId::RefreshTokens, presented, encode_compact(&token.used(successor))?);
+                    // Within the reuse grace the family's current token may
+                    // be the presented token's unused successor: it is
+                    // superseded.
+                    if family.current != *presented
+                        && let Some(current) = get_token(view, &family.current)?
+                    {
+                        let superseded = encode_compact(&current.superseded(successor.issued_at))?;
+                        view.insert(TreeId::RefreshTokens, &family.current, superseded);
+                    }
+                    view.insert(
+                        TreeId::RefreshTokens,
+                        &successor.digest,
+                        encode_compact(&successor.active_record(&family))?,
+                    );
+                    view.insert(
+                        TreeId::RefreshExpiry,
+                        &expiry_key(successor.expires_at, &successor.digest),
+                        Vec::new(),
+                    );
+                    family.advance_to(successor);
+                    view.insert(TreeId::Families, &family.family_id, encode_compact(&family)?);
+                }
+            }
+            Ok(RefreshUse::Applied { transition, token, family })
+        })?;
+        // Even a refusal waits: it may rest on a rotation that is not on
+        // disk yet, and must not be answered from state a crash would undo.
+        self.journal.wait(ticket).await?;
         Ok(outcome)
     }
 
     async fn revoke_client_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError> {
-        let revoked = self.revoke_families_of(client_id, now)?;
-        self.durable().await?;
+        let (revoked, ticket) = self.revoke_families_of(client_id, now)?;
+        self.journal.wait(ticket).await?;
         Ok(revoked)
     }
 
@@ -389,31 +419,26 @@ impl Store for SledStore {
                 .get(8..)
                 .and_then(|d| d.try_into().ok())
                 .ok_or_else(|| StoreError::Corrupt("refresh_expiry key has the wrong length".into()))?;
-            let (tokens_removed, family_removed) =
-                (&self.refresh_expiry, &self.refresh_tokens, &self.families, &self.client_families)
-                    .transaction(|(expiry, tokens, families, client_families)| {
-                        expiry.remove(&index_key)?;
-                        let Some(token) = get_token(tokens, &digest)? else { return Ok((0, 0)) };
-                        tokens.remove(&digest)?;
-                        let family_removed = match families.get(token.family_id)? {
-                            Some(raw) => {
-                                let family: FamilyRecord = decode_compact(&raw).map_err(abort)?;
-                                if family.current == digest {
-                                    families.remove(&family.family_id)?;
-                                    client_families.remove(client_family_key(&family.client_id, &family.family_id))?;
-                                    1
-                                } else {
-                                    0
-                                }
-                            }
-                            None => 0,
-                        };
-                        Ok((1, family_removed))
-                    })
-                    .map_err(from_tx)?;
+            let ((tokens_removed, family_removed), _) = self.journal.commit(|view| {
+                view.remove(TreeId::RefreshExpiry, &index_key);
+                let Some(token) = get_token(view, &digest)? else { return Ok((0, 0)) };
+                view.remove(TreeId::RefreshTokens, &digest);
+                let family_removed = match get_family(view, &token.family_id)? {
+                    Some(family) if family.current == digest => {
+                        view.remove(TreeId::Families, &family.family_id);
+                        view.remove(TreeId::ClientFamilies, &client_family_key(&family.client_id, &family.family_id));
+                        1
+                    }
+                    _ => 0,
+                };
+                Ok((1, family_removed))
+            })?;
             report.tokens += tokens_removed;
             report.families += family_removed;
         }
+        // The next purge scans sled, which has these removals once they
+        // are synced; waiting also keeps the report honest.
+        self.journal.wait(self.journal.ticket_now()?).await?;
         Ok(report)
     }
 
@@ -453,6 +478,7 @@ impl Store for SledStore {
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
+        self.journal.wait(self.journal.ticket_now()?).await?;
         self.durable().await
     }
 
@@ -544,10 +570,8 @@ impl Store for SledStore {
     async fn revoke_family_of_token(&self, digest: &Digest32, now: UnixTime) -> Result<bool, StoreError> {
         let Some(raw) = self.refresh_tokens.get(digest).map_err(backend)? else { return Ok(false) };
         let token: RefreshRecord = decode_compact(&raw)?;
-        let revoked = self.revoke_family(&token.family_id, now)?;
-        if revoked {
-            self.durable().await?;
-        }
+        let (revoked, ticket) = self.revoke_family(&token.family_id, now)?;
+        self.journal.wait(ticket).await?;
         Ok(revoked)
     }
 }
@@ -557,8 +581,15 @@ fn audit_seq(key: &[u8]) -> Result<u64, StoreError> {
     Ok(u64::from_be_bytes(bytes))
 }
 
+/// Where the journal of the database in `dir` lives: beside it, so the
+/// database directory stays sled's alone.
+fn journal_dir(dir: &Path) -> std::path::PathBuf {
+    dir.with_extension("journal")
+}
+
 mod client_cache;
 mod export;
+mod journal;
 mod revocation;
 
 use client_cache::ClientCache;

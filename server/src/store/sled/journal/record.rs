@@ -1,0 +1,98 @@
+//! The journal's on-disk record: what one committed change set looks like
+//! in a segment file, and how a segment is read back.
+//!
+//! A record is `length (u32 LE) ++ crc32 of the payload (u32 LE) ++
+//! payload`, the payload being the postcard encoding of the changes. A
+//! crash can leave the last record of the newest segment torn; the reader
+//! reports where the valid records end so the caller can tell a torn tail
+//! (expected) from damage in the middle of the journal (not).
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::StoreError;
+
+/// Bytes before each payload: its length and its checksum.
+const HEADER_LEN: usize = 8;
+
+/// A payload larger than this is damage, not a record: the biggest change
+/// set the store writes (a rotation) is a few hundred bytes, and the bound
+/// keeps a corrupt length from asking for gigabytes.
+const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+
+/// The sled trees whose writes go through the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TreeId {
+    Families,
+    RefreshTokens,
+    RefreshExpiry,
+    ClientFamilies,
+}
+
+/// One write to one tree: `None` removes the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub tree: TreeId,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Appends the record for `changes` to `out`.
+///
+/// # Errors
+/// [`StoreError::Backend`] if the changes cannot be encoded.
+pub fn encode(changes: &[Change], out: &mut Vec<u8>) -> Result<(), StoreError> {
+    let payload = postcard::to_allocvec(changes)
+        .map_err(|e| StoreError::Backend(format!("cannot encode a journal record: {e}")))?;
+    if payload.len() > MAX_PAYLOAD {
+        return Err(StoreError::Backend("a journal record is over its size bound".into()));
+    }
+    let length = u32::try_from(payload.len()).map_err(|_| StoreError::Backend("journal record too long".into()))?;
+    out.extend_from_slice(&length.to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(())
+}
+
+/// What a segment held.
+#[derive(Debug, Default)]
+pub struct Segment {
+    /// Every complete, intact record, oldest first.
+    pub records: Vec<Vec<Change>>,
+    /// Bytes after the last intact record (0 for a clean segment): a torn
+    /// write if this is the newest segment, damage otherwise.
+    pub trailing_bytes: usize,
+}
+
+/// Reads the records of one segment's bytes, stopping at the first one
+/// that is incomplete or fails its checksum.
+#[must_use]
+pub fn decode_segment(bytes: &[u8]) -> Segment {
+    let mut segment = Segment::default();
+    let mut rest = bytes;
+    while let Some(changes) = next_record(&mut rest) {
+        segment.records.push(changes);
+    }
+    segment.trailing_bytes = rest.len();
+    segment
+}
+
+/// Takes one intact record off the front of `rest`, or leaves `rest`
+/// untouched and returns `None`.
+fn next_record(rest: &mut &[u8]) -> Option<Vec<Change>> {
+    let header = rest.get(..HEADER_LEN)?;
+    let length = usize::try_from(u32::from_le_bytes(header.get(..4)?.try_into().ok()?)).ok()?;
+    let checksum = u32::from_le_bytes(header.get(4..)?.try_into().ok()?);
+    if length > MAX_PAYLOAD {
+        return None;
+    }
+    let payload = rest.get(HEADER_LEN..HEADER_LEN.checked_add(length)?)?;
+    if crc32fast::hash(payload) != checksum {
+        return None;
+    }
+    let changes = postcard::from_bytes(payload).ok()?;
+    *rest = rest.get(HEADER_LEN + length..)?;
+    Some(changes)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,76 @@
+use proptest::prelude::*;
+
+use super::{Change, TreeId, decode_segment, encode};
+
+fn change(tree: TreeId, key: &[u8], value: Option<&[u8]>) -> Change {
+    Change { tree, key: key.to_vec(), value: value.map(<[u8]>::to_vec) }
+}
+
+fn sample() -> Vec<Vec<Change>> {
+    vec![
+        vec![change(TreeId::Families, b"f1", Some(b"family")), change(TreeId::RefreshTokens, b"t1", Some(b"token"))],
+        vec![change(TreeId::RefreshExpiry, b"e1", Some(b"")), change(TreeId::ClientFamilies, b"c1f1", None)],
+        vec![],
+    ]
+}
+
+fn encoded(records: &[Vec<Change>]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for changes in records {
+        encode(changes, &mut bytes).unwrap();
+    }
+    bytes
+}
+
+#[test]
+fn records_read_back_in_order() {
+    let segment = decode_segment(&encoded(&sample()));
+    assert_eq!(segment.records, sample());
+    assert_eq!(segment.trailing_bytes, 0);
+}
+
+#[test]
+fn a_torn_tail_keeps_every_complete_record_before_it() {
+    let records = sample();
+    let bytes = encoded(&records);
+    let first_two = encoded(&records[..2]).len();
+    // Every cut inside the last record, and inside the second.
+    for cut in first_two..bytes.len() {
+        let segment = decode_segment(&bytes[..cut]);
+        assert_eq!(segment.records, records[..2], "cut at {cut}");
+        assert_eq!(segment.trailing_bytes, cut - first_two);
+    }
+    let first = encoded(&records[..1]).len();
+    for cut in first..first_two {
+        assert_eq!(decode_segment(&bytes[..cut]).records, records[..1], "cut at {cut}");
+    }
+}
+
+#[test]
+fn a_flipped_bit_ends_the_readable_part() {
+    let records = sample();
+    let mut bytes = encoded(&records);
+    let first = encoded(&records[..1]).len();
+    // A bit in the second record's payload.
+    bytes[first + 10] ^= 0x01;
+    let segment = decode_segment(&bytes);
+    assert_eq!(segment.records, records[..1]);
+    assert_eq!(segment.trailing_bytes, bytes.len() - first);
+}
+
+#[test]
+fn a_huge_length_is_damage_not_an_allocation() {
+    let mut bytes = u32::MAX.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&[0; 12]);
+    let segment = decode_segment(&bytes);
+    assert!(segment.records.is_empty());
+    assert_eq!(segment.trailing_bytes, bytes.len());
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let segment = decode_segment(&bytes);
+        prop_assert!(segment.trailing_bytes <= bytes.len());
+    }
+}

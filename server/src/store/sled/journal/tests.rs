@@ -1,0 +1,226 @@
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::record::{self, Change, TreeId};
+use super::{Journal, JournaledTrees, SegmentLimits, list_segments, segment_path};
+use crate::store::StoreError;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    journal_dir: std::path::PathBuf,
+    db: sled::Db,
+    trees: JournaledTrees,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new().path(dir.path().join("db")).open().unwrap();
+    let trees = JournaledTrees {
+        families: db.open_tree("families").unwrap(),
+        refresh_tokens: db.open_tree("refresh_tokens").unwrap(),
+        refresh_expiry: db.open_tree("refresh_expiry").unwrap(),
+        client_families: db.open_tree("client_families").unwrap(),
+    };
+    Fixture { journal_dir: dir.path().join("db.journal"), _dir: dir, db, trees }
+}
+
+fn put(tree: TreeId, key: &[u8], value: &[u8]) -> Change {
+    Change { tree, key: key.to_vec(), value: Some(value.to_vec()) }
+}
+
+fn remove(tree: TreeId, key: &[u8]) -> Change {
+    Change { tree, key: key.to_vec(), value: None }
+}
+
+fn write_segment(dir: &Path, number: u64, records: &[Vec<Change>]) -> Vec<u8> {
+    fs::create_dir_all(dir).unwrap();
+    let mut bytes = Vec::new();
+    for changes in records {
+        record::encode(changes, &mut bytes).unwrap();
+    }
+    fs::write(segment_path(dir, number), &bytes).unwrap();
+    bytes
+}
+
+fn get(tree: &sled::Tree, key: &[u8]) -> Option<Vec<u8>> {
+    tree.get(key).unwrap().map(|v| v.to_vec())
+}
+
+/// Commits `key = value` in the families tree through the journal.
+fn commit_family(journal: &Journal, key: &[u8], value: &[u8]) -> super::Ticket {
+    let ((), ticket) = journal
+        .commit(|view| {
+            view.insert(TreeId::Families, key, value.to_vec());
+            Ok(())
+        })
+        .unwrap();
+    ticket
+}
+
+fn open(f: &Fixture, limits: SegmentLimits) -> Journal {
+    Journal::open(&f.journal_dir, &f.db, f.trees.clone(), limits).unwrap()
+}
+
+#[tokio::test]
+async fn a_commit_is_in_sled_and_on_disk_in_the_segment_once_waited_for() {
+    let f = fixture();
+    let journal = open(&f, SegmentLimits::default());
+    let first = commit_family(&journal, b"f1", b"one");
+    let second = commit_family(&journal, b"f1", b"two");
+    assert!(second > first);
+    journal.wait(second).await.unwrap();
+    assert_eq!(get(&f.trees.families, b"f1").as_deref(), Some(&b"two"[..]));
+    let segments = list_segments(&f.journal_dir).unwrap();
+    assert_eq!(segments.len(), 1);
+    let on_disk = record::decode_segment(&fs::read(&segments[0].1).unwrap());
+    assert_eq!(
+        on_disk.records,
+        vec![vec![put(TreeId::Families, b"f1", b"one")], vec![put(TreeId::Families, b"f1", b"two")]]
+    );
+    assert_eq!(on_disk.trailing_bytes, 0);
+}
+
+#[tokio::test]
+async fn a_commit_without_changes_appends_nothing_but_covers_earlier_commits() {
+    let f = fixture();
+    let journal = open(&f, SegmentLimits::default());
+    let written = commit_family(&journal, b"f1", b"one");
+    let (seen, read_only) = journal.commit(|view| view.get(TreeId::Families, b"f1")).unwrap();
+    // A commit sees the earlier one even before it reaches sled.
+    assert_eq!(seen.as_deref(), Some(&b"one"[..]));
+    assert_eq!(read_only, written);
+    journal.wait(read_only).await.unwrap();
+}
+
+#[test]
+fn an_error_from_the_change_set_changes_nothing() {
+    let f = fixture();
+    let journal = open(&f, SegmentLimits::default());
+    let before = journal.ticket_now().unwrap();
+    let result: Result<((), _), _> = journal.commit(|view| {
+        view.insert(TreeId::Families, b"f1", b"never".to_vec());
+        Err(StoreError::Corrupt("refused".into()))
+    });
+    assert!(matches!(result, Err(StoreError::Corrupt(_))));
+    assert_eq!(journal.ticket_now().unwrap(), before);
+    let (seen, _) = journal.commit(|view| view.get(TreeId::Families, b"f1")).unwrap();
+    assert_eq!(seen, None);
+    assert_eq!(get(&f.trees.families, b"f1"), None);
+}
+
+#[test]
+fn segments_left_by_a_crash_are_replayed_in_order_then_deleted() {
+    let f = fixture();
+    f.trees.refresh_tokens.insert(b"t0", &b"stale"[..]).unwrap();
+    write_segment(
+        &f.journal_dir,
+        7,
+        &[vec![put(TreeId::Families, b"f1", b"one"), put(TreeId::RefreshTokens, b"t0", b"fresh")]],
+    );
+    write_segment(
+        &f.journal_dir,
+        8,
+        &[
+            vec![put(TreeId::Families, b"f1", b"two"), put(TreeId::RefreshExpiry, b"e1", b"")],
+            vec![remove(TreeId::RefreshTokens, b"t0"), put(TreeId::ClientFamilies, b"c1f1", b"")],
+        ],
+    );
+    let journal = open(&f, SegmentLimits::default());
+    assert_eq!(get(&f.trees.families, b"f1").as_deref(), Some(&b"two"[..]));
+    assert_eq!(get(&f.trees.refresh_tokens, b"t0"), None);
+    assert_eq!(get(&f.trees.refresh_expiry, b"e1").as_deref(), Some(&b""[..]));
+    assert_eq!(get(&f.trees.client_families, b"c1f1").as_deref(), Some(&b""[..]));
+    // Only the fresh, empty segment is left, numbered after the replayed ones.
+    let segments = list_segments(&f.journal_dir).unwrap();
+    assert_eq!(segments.iter().map(|(n, _)| *n).collect::<Vec<_>>(), vec![9]);
+    assert_eq!(fs::metadata(&segments[0].1).unwrap().len(), 0);
+    drop(journal);
+}
+
+#[test]
+fn a_torn_last_record_is_dropped_and_everything_before_it_replayed() {
+    let f = fixture();
+    let bytes = write_segment(
+        &f.journal_dir,
+        1,
+        &[vec![put(TreeId::Families, b"f1", b"kept")], vec![put(TreeId::Families, b"f2", b"torn")]],
+    );
+    fs::write(segment_path(&f.journal_dir, 1), &bytes[..bytes.len() - 3]).unwrap();
+    open(&f, SegmentLimits::default());
+    assert_eq!(get(&f.trees.families, b"f1").as_deref(), Some(&b"kept"[..]));
+    assert_eq!(get(&f.trees.families, b"f2"), None);
+}
+
+#[test]
+fn damage_before_the_newest_segment_refuses_to_open() {
+    let f = fixture();
+    let bytes = write_segment(&f.journal_dir, 1, &[vec![put(TreeId::Families, b"f1", b"one")]]);
+    fs::write(segment_path(&f.journal_dir, 1), &bytes[..bytes.len() - 1]).unwrap();
+    write_segment(&f.journal_dir, 2, &[vec![put(TreeId::Families, b"f1", b"two")]]);
+    let error = Journal::open(&f.journal_dir, &f.db, f.trees.clone(), SegmentLimits::default()).unwrap_err();
+    assert!(matches!(error, StoreError::Corrupt(ref m) if m.contains("segment 1")), "{error}");
+    // Nothing was applied or deleted: an operator can still look at it.
+    assert_eq!(get(&f.trees.families, b"f1"), None);
+    assert_eq!(list_segments(&f.journal_dir).unwrap().len(), 2);
+}
+
+#[test]
+fn a_stranger_in_the_journal_directory_refuses_to_open() {
+    let f = fixture();
+    fs::create_dir_all(&f.journal_dir).unwrap();
+    fs::write(f.journal_dir.join("notes.txt"), b"hello").unwrap();
+    let error = Journal::open(&f.journal_dir, &f.db, f.trees.clone(), SegmentLimits::default()).unwrap_err();
+    assert!(matches!(error, StoreError::Corrupt(ref m) if m.contains("notes.txt")), "{error}");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_journal_directory_and_segments_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let f = fixture();
+    let _journal = open(&f, SegmentLimits::default());
+    assert_eq!(fs::metadata(&f.journal_dir).unwrap().permissions().mode() & 0o777, 0o700);
+    let (_, segment) = &list_segments(&f.journal_dir).unwrap()[0];
+    assert_eq!(fs::metadata(segment).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn full_segments_are_sealed_checkpointed_and_deleted() {
+    let f = fixture();
+    // Every append fills a segment.
+    let limits = SegmentLimits { max_bytes: 1, max_age: Duration::from_secs(3600) };
+    let journal = open(&f, limits);
+    for i in 0..5u8 {
+        let ticket = commit_family(&journal, &[i], b"v");
+        journal.wait(ticket).await.unwrap();
+    }
+    // The checkpoint thread deletes the sealed segments after a sled flush;
+    // the newest, still open one stays.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let numbers: Vec<u64> = list_segments(&f.journal_dir).unwrap().iter().map(|(n, _)| *n).collect();
+        if numbers == [6] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "segments never checkpointed: {numbers:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for i in 0..5u8 {
+        assert_eq!(get(&f.trees.families, &[i]).as_deref(), Some(&b"v"[..]));
+    }
+}
+
+#[tokio::test]
+async fn an_idle_segment_is_sealed_once_old_enough() {
+    let f = fixture();
+    let limits = SegmentLimits { max_bytes: u64::MAX, max_age: Duration::from_millis(50) };
+    let journal = open(&f, limits);
+    let ticket = commit_family(&journal, b"f1", b"v");
+    journal.wait(ticket).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while list_segments(&f.journal_dir).unwrap().iter().map(|(n, _)| *n).collect::<Vec<_>>() != [2] {
+        assert!(Instant::now() < deadline, "the idle segment was never sealed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

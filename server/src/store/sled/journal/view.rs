@@ -1,0 +1,91 @@
+//! What a commit reads and writes: sled, overlaid with the changes that
+//! are committed but not yet applied to it, overlaid with the commit's own.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::record::{Change, TreeId};
+use super::{JournaledTrees, lock};
+use crate::store::StoreError;
+
+/// The latest committed value of every key whose change has not reached
+/// sled yet, with the ticket of the commit that made it.
+#[derive(Debug, Default)]
+pub struct Overlay {
+    entries: HashMap<(TreeId, Vec<u8>), Unapplied>,
+}
+
+#[derive(Debug)]
+struct Unapplied {
+    /// `None`: removed.
+    value: Option<Vec<u8>>,
+    ticket: u64,
+}
+
+impl Overlay {
+    /// Records `changes`, committed with `ticket`.
+    pub(super) fn add(&mut self, changes: &[Change], ticket: u64) {
+        for change in changes {
+            self.entries.insert((change.tree, change.key.clone()), Unapplied { value: change.value.clone(), ticket });
+        }
+    }
+
+    /// Forgets every change of the commits up to `ticket`, now in sled; a
+    /// later commit's change to the same key stays.
+    pub(super) fn applied_through(&mut self, ticket: u64) {
+        self.entries.retain(|_, unapplied| unapplied.ticket > ticket);
+    }
+
+    /// `Some(value)` if a pending commit changed the key (`Some(None)`:
+    /// removed it).
+    fn get(&self, tree: TreeId, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        // The tuple key needs an owned Vec to look up; the keys are short.
+        self.entries.get(&(tree, key.to_vec())).map(|unapplied| unapplied.value.clone())
+    }
+}
+
+/// A commit's window on the journaled trees.
+#[derive(Debug)]
+pub struct View<'a> {
+    trees: &'a JournaledTrees,
+    overlay: &'a Mutex<Overlay>,
+    changes: Vec<Change>,
+}
+
+impl<'a> View<'a> {
+    pub(super) fn new(trees: &'a JournaledTrees, overlay: &'a Mutex<Overlay>) -> Self {
+        Self { trees, overlay, changes: Vec::new() }
+    }
+
+    /// The value of `key` as this commit sees it.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if sled fails.
+    pub fn get(&self, tree: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(own) = self.changes.iter().rev().find(|c| c.tree == tree && c.key == key) {
+            return Ok(own.value.clone());
+        }
+        if let Some(pending) = lock(self.overlay)?.get(tree, key) {
+            return Ok(pending);
+        }
+        let stored = self.trees.tree(tree).get(key).map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(stored.map(|v| v.to_vec()))
+    }
+
+    /// Sets `key` to `value` when the commit goes through.
+    pub fn insert(&mut self, tree: TreeId, key: &[u8], value: Vec<u8>) {
+        self.changes.push(Change { tree, key: key.to_vec(), value: Some(value) });
+    }
+
+    /// Removes `key` when the commit goes through.
+    pub fn remove(&mut self, tree: TreeId, key: &[u8]) {
+        self.changes.push(Change { tree, key: key.to_vec(), value: None });
+    }
+
+    pub(super) fn into_changes(self) -> Vec<Change> {
+        self.changes
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,59 @@
+use std::sync::Mutex;
+
+use super::{Overlay, View};
+use crate::store::sled::journal::JournaledTrees;
+use crate::store::sled::journal::record::{Change, TreeId};
+
+fn trees() -> (sled::Db, JournaledTrees) {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let trees = JournaledTrees {
+        families: db.open_tree("families").unwrap(),
+        refresh_tokens: db.open_tree("refresh_tokens").unwrap(),
+        refresh_expiry: db.open_tree("refresh_expiry").unwrap(),
+        client_families: db.open_tree("client_families").unwrap(),
+    };
+    (db, trees)
+}
+
+fn put(tree: TreeId, key: &[u8], value: Option<&[u8]>) -> Change {
+    Change { tree, key: key.to_vec(), value: value.map(<[u8]>::to_vec) }
+}
+
+#[test]
+fn own_changes_shadow_pending_commits_which_shadow_sled() {
+    let (_db, trees) = trees();
+    trees.families.insert(b"a", &b"sled"[..]).unwrap();
+    trees.families.insert(b"b", &b"sled"[..]).unwrap();
+    trees.families.insert(b"c", &b"sled"[..]).unwrap();
+    let overlay = Mutex::new(Overlay::default());
+    overlay.lock().unwrap().add(&[put(TreeId::Families, b"b", Some(b"pending")), put(TreeId::Families, b"c", None)], 8);
+    let mut view = View::new(&trees, &overlay);
+    view.insert(TreeId::Families, b"a", b"own".to_vec());
+    assert_eq!(view.get(TreeId::Families, b"a").unwrap().as_deref(), Some(&b"own"[..]));
+    assert_eq!(view.get(TreeId::Families, b"b").unwrap().as_deref(), Some(&b"pending"[..]));
+    assert_eq!(view.get(TreeId::Families, b"c").unwrap(), None);
+    // The same key in another tree is another key.
+    assert_eq!(view.get(TreeId::RefreshTokens, b"a").unwrap(), None);
+    view.remove(TreeId::Families, b"b");
+    assert_eq!(view.get(TreeId::Families, b"b").unwrap(), None);
+    assert_eq!(view.into_changes(), vec![put(TreeId::Families, b"a", Some(b"own")), put(TreeId::Families, b"b", None)]);
+}
+
+#[test]
+fn applied_commits_leave_the_overlay_but_later_ones_stay() {
+    let (_db, trees) = trees();
+    let overlay = Mutex::new(Overlay::default());
+    {
+        let mut overlay = overlay.lock().unwrap();
+        overlay.add(&[put(TreeId::Families, b"a", Some(b"first")), put(TreeId::Families, b"b", Some(b"b"))], 10);
+        overlay.add(&[put(TreeId::Families, b"a", Some(b"second"))], 20);
+        overlay.applied_through(10);
+    }
+    let view = View::new(&trees, &overlay);
+    // The writer thread would have put `b` in sled; here it did not, so the
+    // view falls through to sled's (empty) answer.
+    assert_eq!(view.get(TreeId::Families, b"b").unwrap(), None);
+    assert_eq!(view.get(TreeId::Families, b"a").unwrap().as_deref(), Some(&b"second"[..]));
+    overlay.lock().unwrap().applied_through(20);
+    assert_eq!(View::new(&trees, &overlay).get(TreeId::Families, b"a").unwrap(), None);
+}
