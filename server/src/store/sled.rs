@@ -64,6 +64,9 @@ pub struct SledStore {
     /// Decoded clients, so the token endpoint skips a tree read and a
     /// JSON decode; every client write below goes through it.
     client_cache: Arc<ClientCache>,
+    /// The database itself, for the operations that walk every tree
+    /// (`tessera-server compact`).
+    db: sled::Db,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -130,8 +133,9 @@ impl SledStore {
             keys_swap: Arc::new(Mutex::new(())),
             denied_jti: tree("denied_jti")?,
             denied_expiry: tree("denied_expiry")?,
-            flusher: GroupFlusher::start(db)?,
+            flusher: GroupFlusher::start(db.clone())?,
             client_cache: Arc::new(ClientCache::default()),
+            db,
         })
     }
 
@@ -558,6 +562,7 @@ fn audit_seq(key: &[u8]) -> Result<u64, StoreError> {
 }
 
 mod client_cache;
+pub mod compact;
 mod export;
 mod revocation;
 
