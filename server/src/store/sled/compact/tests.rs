@@ -61,8 +61,11 @@ async fn filled(dir: &std::path::Path) -> SledStore {
     store
 }
 
+/// Tree names with their entries.
+type Trees = Vec<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>;
+
 /// Every tree and every byte of every entry, read back from the raw trees.
-fn everything(store: &SledStore) -> Vec<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)> {
+fn everything(store: &SledStore) -> Trees {
     let mut names = store.db.tree_names();
     names.sort();
     names
