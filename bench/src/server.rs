@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
@@ -77,6 +78,49 @@ impl ServerProcess {
     /// Bytes the data dir takes on disk.
     pub fn data_size(&self) -> u64 {
         dir_size(self.data_dir.path())
+    }
+
+    /// Stops the server as an operator would (SIGTERM: it flushes and
+    /// exits 0), waiting up to `timeout`; the data dir stays.
+    ///
+    /// # Errors
+    /// If the signal cannot be sent, or the server fails or outlasts `timeout`.
+    pub fn terminate(&mut self, runtime: &tokio::runtime::Runtime, timeout: Duration) -> Result<(), String> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .map_err(|e| format!("cannot run kill: {e}"))?;
+        if !sent.success() {
+            return Err(format!("kill -TERM {} failed: {sent}", self.child.id()));
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return if status.success() { Ok(()) } else { Err(format!("the server exited with {status}")) };
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the server did not stop within {timeout:?} of SIGTERM"));
+            }
+            runtime.block_on(tokio::time::sleep(Duration::from_millis(50)));
+        }
+    }
+
+    /// Runs `tessera-server compact` on the (stopped) server's data dir and
+    /// returns its report line.
+    ///
+    /// # Errors
+    /// If the command fails.
+    pub fn compact(&self, bin: &Path) -> Result<String, String> {
+        let output = Command::new(bin)
+            .arg("compact")
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .output()
+            .map_err(|e| format!("cannot run {} compact: {e}", bin.display()))?;
+        if !output.status.success() {
+            return Err(format!("compact failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 }
 
