@@ -16,6 +16,9 @@ pub struct ServerProcess {
     /// Where it listens.
     pub addr: SocketAddr,
     data_dir: tempfile::TempDir,
+    /// The server's stderr (its log), outside the data dir so it does not
+    /// count in its size.
+    log: tempfile::NamedTempFile,
 }
 
 impl ServerProcess {
@@ -25,6 +28,8 @@ impl ServerProcess {
     /// If it does not start or never prints its `listening on` line.
     pub fn start(bin: &Path, core: usize, args: &[String]) -> Result<Self, String> {
         let data_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let log = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        let log_writer = log.reopen().map_err(|e| e.to_string())?;
         let mut child = Command::new("taskset")
             .arg("-c")
             .arg(core.to_string())
@@ -34,7 +39,7 @@ impl ServerProcess {
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log_writer)
             .spawn()
             .map_err(|e| format!("cannot start {} under taskset: {e}", bin.display()))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
@@ -45,7 +50,7 @@ impl ServerProcess {
             .strip_prefix("listening on http://")
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| format!("unexpected first line from the server: {line:?}"))?;
-        Ok(Self { child, addr, data_dir })
+        Ok(Self { child, addr, data_dir, log })
     }
 
     /// Creates a client and returns its `Basic ...` header value.
@@ -80,6 +85,17 @@ impl ServerProcess {
         dir_size(self.data_dir.path())
     }
 
+    /// Refresh tokens the server has purged so far, from its log lines
+    /// (`purged expired refresh tokens tokens=N ...`).
+    pub fn purged_tokens(&self) -> u64 {
+        let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+        log.lines()
+            .filter(|line| line.contains("purged expired refresh tokens"))
+            .filter_map(|line| line.split_whitespace().find_map(|word| word.strip_prefix("tokens=")))
+            .filter_map(|count| count.parse::<u64>().ok())
+            .sum()
+    }
+
     /// Stops the server as an operator would (SIGTERM: it flushes and
     /// exits 0), waiting up to `timeout`; the data dir stays.
     ///
@@ -101,7 +117,7 @@ impl ServerProcess {
             if Instant::now() > deadline {
                 return Err(format!("the server did not stop within {timeout:?} of SIGTERM"));
             }
-            runtime.block_on(tokio::time::sleep(Duration::from_millis(50)));
+            runtime.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
         }
     }
 
