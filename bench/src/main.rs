@@ -52,6 +52,10 @@ struct Args {
     /// Refresh tokens to issue for the storage measurement (0 skips it).
     #[arg(long, default_value_t = 1_000_000)]
     tokens: u64,
+    /// Only the storage measurement: no signing limit, no throughput table.
+    /// A 3 s probe of the refresh-token issue rate sizes the tokens' lifetime.
+    #[arg(long)]
+    storage_only: bool,
     /// Also measure the token scenarios on a server whose storage is this
     /// PostgreSQL URL (see README "Performance").
     #[arg(long, value_name = "URL")]
@@ -97,6 +101,9 @@ fn run(args: &Args) -> Result<(), String> {
     pin_self(args.load_core)?;
     let server_bin = sibling_binary("tessera-server")?;
     let admin_bin = sibling_binary("tessera-admin")?;
+    if args.storage_only {
+        return storage_only(args, &server_bin, &admin_bin);
+    }
 
     println!(
         "tessera-bench: server on core {}, load on core {}, {} connections, {} runs of {} s, medians",
@@ -250,7 +257,7 @@ fn storage(
     let expected_seconds =
         if issue_rate.is_finite() && issue_rate > 0.0 { args.tokens as f64 / issue_rate } else { 600.0 };
     let ttl = (expected_seconds * 1.5 + 30.0).clamp(60.0, 3600.0) as u64;
-    let server = ServerProcess::start(
+    let mut server = ServerProcess::start(
         server_bin,
         args.server_core,
         &["--refresh-token-ttl".into(), ttl.to_string(), "--purge-interval".into(), "1".into()],
@@ -271,24 +278,52 @@ fn storage(
         mib(before),
         mib(full)
     );
-    // Wait until every token has expired, then for the purge to settle.
-    let expired_at = started + Duration::from_secs(ttl + 2);
+    // Wait until the last token has expired, then until the purge has
+    // removed every one (its log says how many it removed; the size alone
+    // does not tell, since sled never shrinks its files).
+    let expired_at = Instant::now() + Duration::from_secs(ttl + 2);
     runtime.block_on(async { tokio::time::sleep_until(expired_at.into()).await });
-    let mut last = server.data_size();
-    for _ in 0..60 {
-        runtime.block_on(async { tokio::time::sleep(Duration::from_secs(2)).await });
-        let now = server.data_size();
-        if now == last {
-            break;
+    let purge_deadline = Instant::now() + Duration::from_secs(600);
+    while server.purged_tokens() < issued.ok {
+        if Instant::now() > purge_deadline {
+            return Err(format!("only {} of {} tokens purged after 600 s", server.purged_tokens(), issued.ok));
         }
-        last = now;
+        runtime.block_on(async { tokio::time::sleep(Duration::from_secs(1)).await });
     }
+    let last = server.data_size();
     println!(
         "storage: after expiry and purge {:.1} MiB ({:.2}x the size before)",
         mib(last),
         last as f64 / before.max(1) as f64
     );
+    // sled never shrinks its files; the offline compaction does.
+    server.terminate(runtime, Duration::from_secs(30))?;
+    let report = server.compact(server_bin)?;
+    let compacted = server.data_size();
+    println!(
+        "storage: after tessera-server compact {:.1} MiB ({:.3}x the size with the tokens; {report})",
+        mib(compacted),
+        compacted as f64 / full.max(1) as f64
+    );
     Ok(())
+}
+
+/// `--storage-only`: the storage measurement alone, its token lifetime
+/// sized by a short probe of the refresh-token issue rate.
+fn storage_only(args: &Args, server_bin: &std::path::Path, admin_bin: &std::path::Path) -> Result<(), String> {
+    if args.tokens == 0 {
+        return Err("--storage-only needs --tokens greater than 0".into());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let rate = {
+        let probe = ServerProcess::start(server_bin, args.server_core, &["--signing-alg".into(), args.alg.clone()])?;
+        let authorization = probe.create_client(admin_bin, true)?;
+        let scenario = Scenario::Token { authorization, expect: StatusCode::OK };
+        let bounds = Bounds { connections: args.connections, duration: Duration::from_secs(3), max_ok: None };
+        runtime.block_on(load::run(probe.addr, &scenario, bounds))?.throughput()
+    };
+    println!("storage: refresh tokens issue at about {} per second (3 s probe)", thousands(rate));
+    storage(args, &runtime, server_bin, admin_bin, rate)
 }
 
 fn mib(bytes: u64) -> f64 {

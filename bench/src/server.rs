@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
@@ -15,6 +16,9 @@ pub struct ServerProcess {
     /// Where it listens.
     pub addr: SocketAddr,
     data_dir: tempfile::TempDir,
+    /// The server's stderr (its log), outside the data dir so it does not
+    /// count in its size.
+    log: tempfile::NamedTempFile,
 }
 
 impl ServerProcess {
@@ -24,6 +28,8 @@ impl ServerProcess {
     /// If it does not start or never prints its `listening on` line.
     pub fn start(bin: &Path, core: usize, args: &[String]) -> Result<Self, String> {
         let data_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let log = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        let log_writer = log.reopen().map_err(|e| e.to_string())?;
         let mut child = Command::new("taskset")
             .arg("-c")
             .arg(core.to_string())
@@ -33,7 +39,7 @@ impl ServerProcess {
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log_writer)
             .spawn()
             .map_err(|e| format!("cannot start {} under taskset: {e}", bin.display()))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
@@ -44,7 +50,7 @@ impl ServerProcess {
             .strip_prefix("listening on http://")
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| format!("unexpected first line from the server: {line:?}"))?;
-        Ok(Self { child, addr, data_dir })
+        Ok(Self { child, addr, data_dir, log })
     }
 
     /// Creates a client and returns its `Basic ...` header value.
@@ -77,6 +83,60 @@ impl ServerProcess {
     /// Bytes the data dir takes on disk.
     pub fn data_size(&self) -> u64 {
         dir_size(self.data_dir.path())
+    }
+
+    /// Refresh tokens the server has purged so far, from its log lines
+    /// (`purged expired refresh tokens tokens=N ...`).
+    pub fn purged_tokens(&self) -> u64 {
+        let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+        log.lines()
+            .filter(|line| line.contains("purged expired refresh tokens"))
+            .filter_map(|line| line.split_whitespace().find_map(|word| word.strip_prefix("tokens=")))
+            .filter_map(|count| count.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Stops the server as an operator would (SIGTERM: it flushes and
+    /// exits 0), waiting up to `timeout`; the data dir stays.
+    ///
+    /// # Errors
+    /// If the signal cannot be sent, or the server fails or outlasts `timeout`.
+    pub fn terminate(&mut self, runtime: &tokio::runtime::Runtime, timeout: Duration) -> Result<(), String> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .map_err(|e| format!("cannot run kill: {e}"))?;
+        if !sent.success() {
+            return Err(format!("kill -TERM {} failed: {sent}", self.child.id()));
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return if status.success() { Ok(()) } else { Err(format!("the server exited with {status}")) };
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the server did not stop within {timeout:?} of SIGTERM"));
+            }
+            runtime.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
+        }
+    }
+
+    /// Runs `tessera-server compact` on the (stopped) server's data dir and
+    /// returns its report line.
+    ///
+    /// # Errors
+    /// If the command fails.
+    pub fn compact(&self, bin: &Path) -> Result<String, String> {
+        let output = Command::new(bin)
+            .arg("compact")
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .output()
+            .map_err(|e| format!("cannot run {} compact: {e}", bin.display()))?;
+        if !output.status.success() {
+            return Err(format!("compact failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 }
 

@@ -155,6 +155,10 @@ pub enum ServerCommand {
         #[arg(long, value_name = "URL")]
         to: String,
     },
+    /// Rewrite the sled database of the data dir into a fresh one, giving
+    /// the space of purged records back to the file system, then exit.
+    /// Stop the server on the data dir first.
+    Compact,
 }
 
 /// How log lines are written.

@@ -16,6 +16,8 @@
 //! - [`tls`]: HTTPS with rustls, certificate reload on SIGHUP.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`purge`], [`datadir`], [`clock`], [`telemetry`]: the rest of the plumbing.
+//! - [`compact`]: `tessera-server compact`, which rewrites the sled database
+//!   without the space of purged records.
 //!
 //! [`run`] wires them together; `main.rs` only parses arguments, sets up
 //! logging and signals, and calls it.
@@ -26,6 +28,7 @@ pub mod activity;
 pub mod admin;
 pub mod audit;
 pub mod clock;
+pub mod compact;
 pub mod config;
 pub mod crypto;
 pub mod datadir;
@@ -108,6 +111,9 @@ pub enum StartError {
     /// Something else that cannot happen in practice.
     #[error("{0}")]
     Other(String),
+    /// What an interrupted `tessera-server compact` left could not be cleaned up.
+    #[error("an interrupted compaction left the data dir unclean: {0}")]
+    Compact(#[from] compact::CompactError),
 }
 
 /// Runs the server until `shutdown` is cancelled. `ready` is called with
@@ -123,6 +129,10 @@ pub async fn run(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), StartError> {
     let data_dir = DataDir::open(&config.data_dir)?;
+    if config.storage == config::Storage::Sled {
+        // A compaction cut short leaves its copy or the old database behind.
+        compact::recover_leftovers(&data_dir)?;
+    }
     // The data dir keeps the admin socket and the lock file either way: each
     // instance on a shared PostgreSQL database has a data dir of its own.
     let store: Arc<dyn Store> = match &config.storage {

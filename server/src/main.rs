@@ -33,6 +33,7 @@ fn main() -> ExitCode {
     match command {
         Some(ServerCommand::ExportJwks) => return export_jwks(&runtime, &config),
         Some(ServerCommand::MigrateStorage { from, to }) => return migrate_storage(&runtime, &from, &to),
+        Some(ServerCommand::Compact) => return compact(&config),
         None => {}
     }
     let result = runtime.block_on(async {
@@ -100,6 +101,23 @@ fn migrate_storage(runtime: &tokio::runtime::Runtime, from: &std::path::Path, to
         }
         Err(error) => {
             eprintln!("tessera-server: migrate-storage: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tessera-server compact`: rewrites the sled database without the space
+/// of purged records.
+fn compact(config: &Config) -> ExitCode {
+    match tessera_server::compact::compact_configured(config) {
+        Ok(report) => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{report}");
+            let _ = stdout.flush();
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("tessera-server: compact: {error}");
             ExitCode::FAILURE
         }
     }

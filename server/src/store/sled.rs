@@ -71,6 +71,9 @@ pub struct SledStore {
     client_cache: Arc<ClientCache>,
     /// The write-ahead journal for the refresh-token trees.
     journal: Arc<Journal>,
+    /// The database itself, for the operations that walk every tree
+    /// (`tessera-server compact`).
+    db: sled::Db,
     /// The directory of a [`SledStore::temporary`] store, removed when the
     /// last handle goes (declared last: dropped after the journal).
     _temporary_dir: Option<Arc<tempfile::TempDir>>,
@@ -159,9 +162,10 @@ impl SledStore {
             keys_swap: Arc::new(Mutex::new(())),
             denied_jti: tree("denied_jti")?,
             denied_expiry: tree("denied_expiry")?,
-            flusher: GroupFlusher::start(db)?,
+            flusher: GroupFlusher::start(db.clone())?,
             client_cache: Arc::new(ClientCache::default()),
             journal,
+            db,
             _temporary_dir: None,
         })
     }
@@ -588,6 +592,7 @@ fn journal_dir(dir: &Path) -> std::path::PathBuf {
 }
 
 mod client_cache;
+pub mod compact;
 mod export;
 mod journal;
 mod revocation;

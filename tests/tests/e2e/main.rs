@@ -26,6 +26,8 @@
 //!   implementation, the JWKS's ETag, the example resource server and
 //!   `tessera-admin verify`.
 //! - [`config`]: flags, environment variables, the TOML file and their errors.
+//! - [`compact`]: `tessera-server compact`: what lives survives it, it
+//!   refuses a running server, and it gives back the space of purged tokens.
 //! - [`durability`]: `kill -9` and restart, a second server on the same data
 //!   dir, graceful shutdown.
 //! - [`logs`]: no secret or token ever reaches the server's output.
@@ -49,6 +51,7 @@ mod util;
 
 mod audit;
 mod clients;
+mod compact;
 mod config;
 mod console;
 mod durability;
