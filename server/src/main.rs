@@ -21,7 +21,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tessera_server::telemetry::init(config.log_format);
+    // Dropped on every return below, writing out the batched access lines.
+    let _log = tessera_server::telemetry::init(config.log_format);
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

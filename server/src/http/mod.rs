@@ -121,7 +121,7 @@ pub async fn route(app: Arc<App>, request: Request<Incoming>) -> Result<HttpResp
     };
     app.metrics.observe_request(path.unwrap_or("other"), note.grant_type.unwrap_or("none"), outcome, elapsed);
     tracing::info!(
-        target: "tessera::access",
+        target: crate::telemetry::batched::BATCHED_TARGET,
         method = %method,
         path = path.unwrap_or("other"),
         status = response.status().as_u16(),

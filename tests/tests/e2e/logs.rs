@@ -3,6 +3,8 @@
 //! secret rotation), then the complete stdout and stderr of the gracefully
 //! stopped server are searched for every secret and token of the flow.
 
+use std::time::{Duration, Instant};
+
 use tessera_shared::admin::ClientCredentials;
 
 use crate::util::{Server, TokenCall, basic, check_error, expect_refresh_token};
@@ -174,6 +176,9 @@ async fn scan(format: Format) {
         "stdout holds exactly the listening line; logs go to stderr"
     );
     assert!(!stderr.trim().is_empty(), "TESSERA_LOG=debug produced logs on stderr");
+    // Access lines are batched; the graceful stop wrote out the last ones.
+    let access_lines = stderr.lines().filter(|l| l.contains("tessera::access")).count();
+    assert!(access_lines >= 16, "each of the 16 requests has an access line, only {access_lines}:\n{stderr}");
     assert!(stderr.contains("auth_failure_burst"), "the limiter's security event is logged:\n{stderr}");
     match format {
         Format::Text => assert!(stderr.contains("DEBUG"), "TESSERA_LOG=debug enables debug events:\n{stderr}"),
@@ -205,4 +210,22 @@ async fn no_secret_in_debug_text_logs() {
 #[tokio::test]
 async fn no_secret_in_debug_json_logs() {
     scan(Format::Json).await;
+}
+
+/// Access lines are batched, but reach stderr while the server runs, not
+/// only when it stops.
+#[tokio::test]
+async fn access_lines_appear_while_the_server_runs() {
+    let server = Server::start(&[]);
+    let client = server.create_client_without_refresh("access-log");
+    let resp = TokenCall::new().q("grant_type", "client_credentials").basic_creds(&client).send(&server).await;
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let access_line = |stderr: &str| {
+        stderr.lines().any(|l| l.contains("tessera::access") && l.contains(&client.client_id) && l.contains("200"))
+    };
+    while !access_line(&server.stderr_now()) {
+        assert!(Instant::now() < deadline, "no access line for the request:\n{}", server.stderr_now());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
