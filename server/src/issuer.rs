@@ -21,7 +21,7 @@ use crate::grant::request::{ClientCredentials, Grant, TokenRequest};
 use crate::grant::scope;
 use crate::keys::KeyHandle;
 use crate::metrics::Metrics;
-use crate::store::records::{ClientRecord, FamilyRecord, NewRefreshToken, RefreshRecord};
+use crate::store::records::{self, ClientRecord, FamilyRecord, NewRefreshToken, RefreshRecord};
 use crate::store::{RefreshUse, Store};
 
 /// Last-used times are recorded at most this often per client, to keep a
@@ -197,7 +197,7 @@ impl Issuer {
     ) -> Result<String, TokenError> {
         let (token, first) = self.new_refresh_token(now)?;
         let family = FamilyRecord {
-            family_id: self.random.bytes::<16>()?,
+            family_id: records::family_id(now, self.random.bytes::<12>()?),
             client_id: client.client_id.clone(),
             scope: granted.to_vec(),
             created_at: now,

@@ -29,8 +29,10 @@ pub fn json_bytes(status: StatusCode, body: Bytes) -> HttpResponse {
 
 /// A response with `value` serialised as JSON.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
-    match serde_json::to_vec(value) {
-        Ok(body) => json_bytes(status, Bytes::from(body)),
+    // Sized for a token response, so serialising it does not regrow.
+    let mut body = Vec::with_capacity(1024);
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => json_bytes(status, Bytes::from(body)),
         Err(_) => json_bytes(StatusCode::INTERNAL_SERVER_ERROR, Bytes::from_static(b"{\"error\":\"server_error\"}")),
     }
 }

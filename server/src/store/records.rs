@@ -12,8 +12,25 @@ use crate::crypto::seal::SealedKey;
 /// refresh token. Plain-text secrets are never stored.
 pub type Digest32 = [u8; 32];
 
-/// A refresh-token family ID: 16 random bytes.
+/// A refresh-token family ID: the creation time, then 12 random bytes
+/// (see [`family_id`]).
 pub type FamilyId = [u8; 16];
+
+/// A family ID for a family created at `created_at`: its seconds as a u32,
+/// big-endian (saturating, in 2106), then `random`.
+///
+/// Leading with the time makes new IDs sort after older ones, so the
+/// storage inserts every new family (and its client-index entry) next to
+/// the previous one instead of at a random place in the tree: sled's
+/// inserts are about twice as fast in order as at random. The 96 random
+/// bits keep IDs of one second unique. The ID never leaves the server.
+#[must_use]
+pub fn family_id(created_at: UnixTime, random: [u8; 12]) -> FamilyId {
+    let mut id = [0u8; 16];
+    id[..4].copy_from_slice(&u32::try_from(created_at).unwrap_or(u32::MAX).to_be_bytes());
+    id[4..].copy_from_slice(&random);
+    id
+}
 
 /// An OAuth client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,6 +240,15 @@ mod tests {
     }
 
     const SUCCESSOR: NewRefreshToken = NewRefreshToken { digest: [9; 32], issued_at: 50, expires_at: 150 };
+
+    #[test]
+    fn family_ids_sort_by_creation_time_and_keep_their_random_part() {
+        let earlier = family_id(1_800_000_000, [0xff; 12]);
+        let later = family_id(1_800_000_001, [0; 12]);
+        assert!(earlier < later, "a later second sorts after, whatever the random bytes");
+        assert_eq!(&earlier[4..], &[0xff; 12]);
+        assert_eq!(family_id(u64::MAX, [7; 12])[..4], [0xff; 4], "saturates instead of wrapping");
+    }
 
     #[test]
     fn a_used_token_records_its_first_rotation_time() {
