@@ -10,10 +10,13 @@
 //! - [`signing`]: the signing limit (re-run pinned to the server's core).
 //! - [`load`]: keep-alive connections sending requests until a deadline.
 //! - [`server`]: the server process and its clients.
+//! - [`reference`]: the bare hyper + ring ceiling (re-run pinned to the
+//!   server's core).
 
 #![allow(clippy::print_stdout, clippy::cast_precision_loss, clippy::cast_possible_truncation)]
 
 mod load;
+mod reference;
 mod server;
 mod signing;
 
@@ -23,7 +26,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use http::StatusCode;
 use load::{Bounds, Outcome, Scenario};
-use server::{ServerProcess, sibling_binary};
+use server::{ReferenceProcess, ServerProcess, sibling_binary};
 
 /// Benchmark tessera-server against ring's signing limit.
 #[derive(Debug, Parser)]
@@ -70,12 +73,34 @@ enum Internal {
     /// Prints one algorithm's signatures per second on the calling core.
     #[command(hide = true)]
     SignLimit { alg: String, seconds: f64 },
+    /// Runs the bare reference server (hyper + ring, nothing else) until killed.
+    #[command(hide = true)]
+    Reference {
+        /// Send one token signed at start instead of signing per request.
+        #[arg(long)]
+        no_sign: bool,
+    },
 }
 
 const ALGORITHMS: [&str; 3] = ["ES256", "EdDSA", "RS256"];
 
+/// The row whose share of the bare ceiling the issue sets a target for.
+const PLAIN_ROW: &str = "client_credentials, no refresh token";
+/// That target: 80% of the bare hyper + sign ceiling.
+const CEILING_TARGET: f64 = 0.80;
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Internal::Reference { no_sign }) = &args.command {
+        let mode = if *no_sign { reference::Mode::Presigned } else { reference::Mode::Sign };
+        return match reference::serve(mode) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("tessera-bench reference: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Internal::SignLimit { alg, seconds }) = &args.command {
         return match signing::measure(alg, *seconds) {
             Ok(rate) => {
@@ -124,7 +149,18 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let limit = limits.iter().find(|(alg, _)| *alg == args.alg).map(|(_, rate)| *rate);
 
+    let es256_limit = limits.iter().find(|(alg, _)| *alg == "ES256").map(|(_, rate)| *rate);
+
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    println!();
+    println!("server: {} ({}), ratio = req/s over the {} signing limit", server_bin.display(), args.alg, args.alg);
+    println!("{:<40} {:>10} {:>7} {:>8} {:>8} {:>6}", "scenario", "req/s", "ratio", "p50 ms", "p99 ms", "errors");
+    let bounds =
+        Bounds { connections: args.connections, duration: Duration::from_secs_f64(args.duration), max_ok: None };
+    let warmup = Bounds { duration: Duration::from_secs(1), ..bounds };
+    // Measured before any tessera-server starts, so none sits on the core.
+    let ceiling = reference_rows(args, &runtime, bounds, warmup, es256_limit);
+
     let server = ServerProcess::start(&server_bin, args.server_core, &["--signing-alg".into(), args.alg.clone()])?;
     let plain = server.create_client(&admin_bin, false)?;
     let with_refresh = server.create_client(&admin_bin, true)?;
@@ -139,7 +175,7 @@ fn run(args: &Args) -> Result<(), String> {
     )?;
     let unlimited_wrong = wrong_secret(&unlimited.create_client(&admin_bin, false)?);
     let scenarios = [
-        ("client_credentials, no refresh token", Scenario::Token { authorization: plain, expect: StatusCode::OK }),
+        (PLAIN_ROW, Scenario::Token { authorization: plain, expect: StatusCode::OK }),
         (
             "client_credentials + refresh token",
             Scenario::Token { authorization: with_refresh.clone(), expect: StatusCode::OK },
@@ -155,13 +191,8 @@ fn run(args: &Args) -> Result<(), String> {
             Scenario::Token { authorization: wrong, expect: StatusCode::TOO_MANY_REQUESTS },
         ),
     ];
-    println!();
-    println!("server: {} ({}), ratio = req/s over the {} signing limit", server_bin.display(), args.alg, args.alg);
-    println!("{:<40} {:>10} {:>7} {:>8} {:>8} {:>6}", "scenario", "req/s", "ratio", "p50 ms", "p99 ms", "errors");
-    let bounds =
-        Bounds { connections: args.connections, duration: Duration::from_secs_f64(args.duration), max_ok: None };
-    let warmup = Bounds { duration: Duration::from_secs(1), ..bounds };
     let mut refresh_rate = f64::NAN;
+    let mut plain_rate = f64::NAN;
     for (name, scenario) in &scenarios {
         let addr = if name.contains("limiter off") { unlimited.addr } else { server.addr };
         runtime.block_on(load::run(addr, scenario, warmup))?;
@@ -173,11 +204,16 @@ fn run(args: &Args) -> Result<(), String> {
         if matches!(scenario, Scenario::Token { expect: StatusCode::OK, .. }) && name.contains("refresh") {
             refresh_rate = rate;
         }
+        if *name == PLAIN_ROW {
+            plain_rate = rate;
+        }
     }
     drop(unlimited);
     if let Some(url) = &args.postgres {
         postgres_rows(args, &runtime, &server_bin, &admin_bin, url, bounds, warmup, limit)?;
     }
+    println!();
+    println!("{}", ceiling_share(&args.alg, plain_rate, ceiling));
     let peak =
         server.peak_rss_kib().map_or_else(|| "unknown".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0));
     println!();
@@ -188,6 +224,56 @@ fn run(args: &Args) -> Result<(), String> {
         storage(args, &runtime, &server_bin, &admin_bin, refresh_rate)?;
     }
     Ok(())
+}
+
+/// The bare reference server, with and without a signature per request,
+/// under the same load as Tessera; ratios are over the ES256 limit, since
+/// it signs ES256. Returns the signing row's median throughput (NaN if it
+/// could not be measured: the run goes on without it).
+fn reference_rows(
+    args: &Args,
+    runtime: &tokio::runtime::Runtime,
+    bounds: Bounds,
+    warmup: Bounds,
+    es256_limit: Option<f64>,
+) -> f64 {
+    // A Basic header the size of a real client's (ID of 46, secret of 40
+    // characters), so the request is the same size; the server ignores it.
+    let authorization = server::basic("oa2-client-id_zmNtW-D0Toqpz4AZnBLCIlklBrz9ynU-", &"x".repeat(40));
+    let scenario = Scenario::Token { authorization, expect: StatusCode::OK };
+    let mut ceiling = f64::NAN;
+    for (name, sign) in [("reference: bare hyper + ES256 sign", true), ("reference: bare hyper, no signature", false)] {
+        let measured =
+            ReferenceProcess::start(args.server_core, sign).and_then(|reference| -> Result<Vec<Outcome>, _> {
+                runtime.block_on(load::run(reference.addr, &scenario, warmup))?;
+                (0..args.runs).map(|_| runtime.block_on(load::run(reference.addr, &scenario, bounds))).collect()
+            });
+        match measured {
+            Ok(mut runs) => {
+                let rate = print_row(name, &mut runs, es256_limit);
+                if sign {
+                    ceiling = rate;
+                }
+            }
+            Err(error) => println!("{name}: not measured ({error})"),
+        }
+    }
+    ceiling
+}
+
+/// The line under the table: the client_credentials row's share of the
+/// bare hyper + sign ceiling, against the issue's target.
+fn ceiling_share(alg: &str, plain_rate: f64, ceiling: f64) -> String {
+    if alg != "ES256" {
+        return format!("{PLAIN_ROW}: no share of the bare ceiling (the server signs {alg}, the reference ES256)");
+    }
+    if !(plain_rate.is_finite() && ceiling.is_finite() && ceiling > 0.0) {
+        return format!("{PLAIN_ROW}: no share of the bare ceiling (a row was not measured)");
+    }
+    format!(
+        "{PLAIN_ROW}: {:.2} of the bare hyper + sign ceiling (issue target: {CEILING_TARGET:.2})",
+        plain_rate / ceiling
+    )
 }
 
 /// The token scenarios again on a server backed by PostgreSQL.
@@ -386,3 +472,6 @@ fn thousands(value: f64) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -42,14 +42,7 @@ impl ServerProcess {
             .stderr(log_writer)
             .spawn()
             .map_err(|e| format!("cannot start {} under taskset: {e}", bin.display()))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| format!("unexpected first line from the server: {line:?}"))?;
+        let addr = read_listening(&mut child)?;
         Ok(Self { child, addr, data_dir, log })
     }
 
@@ -147,6 +140,63 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The bare reference server (`tessera-bench reference`, see
+/// [`crate::reference`]) pinned to one core, killed when dropped.
+#[derive(Debug)]
+pub struct ReferenceProcess {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl ReferenceProcess {
+    /// Starts this binary's `reference` subcommand pinned to `core`;
+    /// `sign` chooses a fresh signature per request over a pre-signed token.
+    ///
+    /// # Errors
+    /// If it does not start or never prints its `listening on` line.
+    pub fn start(core: usize, sign: bool) -> Result<Self, String> {
+        let me = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut command = Command::new("taskset");
+        command.arg("-c").arg(core.to_string()).arg(me).arg("reference");
+        if !sign {
+            command.arg("--no-sign");
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the reference server under taskset: {e}"))?;
+        match read_listening(&mut child) {
+            Ok(addr) => Ok(Self { child, addr }),
+            Err(error) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(error)
+            }
+        }
+    }
+}
+
+impl Drop for ReferenceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for a server's first stdout line and returns the address in it.
+fn read_listening(child: &mut Child) -> Result<SocketAddr, String> {
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
+    listening_addr(&line).ok_or_else(|| format!("unexpected first line from the server: {line:?}"))
+}
+
+/// The address in a `listening on http://ADDR` line.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    line.trim().strip_prefix("listening on http://")?.parse().ok()
+}
+
 /// The `Authorization` value for these credentials.
 pub fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
@@ -177,3 +227,6 @@ pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
         Err(format!("{} not found: build it with cargo build --release -p {name}", path.display()))
     }
 }
+
+#[cfg(test)]
+mod tests;

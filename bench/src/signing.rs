@@ -10,7 +10,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 
 /// A signing input the size and shape of a real access token's.
-fn signing_input(alg: &str) -> String {
+pub fn signing_input(alg: &str) -> String {
     let header = format!(r#"{{"typ":"at+jwt","alg":"{alg}","kid":"NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"}}"#);
     let claims = r#"{"iss":"http://127.0.0.1:8080","sub":"oa2-client-id_zmNtW-D0Toqpz4AZnBLCIlklBrz9ynU-","aud":"http://127.0.0.1:8080","exp":1795948984,"iat":1795948684,"jti":"QxPGJHkdfwB_B9R42z-o6Q","client_id":"oa2-client-id_zmNtW-D0Toqpz4AZnBLCIlklBrz9ynU-"}"#;
     format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims))
