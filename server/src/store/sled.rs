@@ -124,7 +124,7 @@ impl SledStore {
     }
 
     fn open_with(dir: &Path, limits: SegmentLimits) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY).open().map_err(backend)?;
+        let db = open_db(dir)?;
         Self::from_db(db, &journal_dir(dir), limits)
     }
 
@@ -583,6 +583,32 @@ impl Store for SledStore {
 fn audit_seq(key: &[u8]) -> Result<u64, StoreError> {
     let bytes: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt("audit key has the wrong length".into()))?;
     Ok(u64::from_be_bytes(bytes))
+}
+
+/// How long [`open_db`] waits for a lock this process may still hold.
+const RELOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens the sled database in `dir`.
+///
+/// sled releases its file lock only when the last of its IO tasks for a
+/// closed database has finished, which can be a moment after the handle
+/// was dropped; reopening the same directory in this process (compaction
+/// does, tests do) could then fail with `WouldBlock`. That one error is
+/// retried for up to [`RELOCK_WAIT`]. Another process holding the
+/// database is kept out earlier, by the data dir's own lock.
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + RELOCK_WAIT;
+    loop {
+        match sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY).open() {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
+            {
+                // A bounded wait at open, not on any request's path.
+                std::thread::park_timeout(std::time::Duration::from_millis(10));
+            }
+            result => return result.map_err(backend),
+        }
+    }
 }
 
 /// Where the journal of the database in `dir` lives: beside it, so the

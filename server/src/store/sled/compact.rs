@@ -19,7 +19,7 @@ use std::path::Path;
 
 use ring::digest;
 
-use super::{CACHE_CAPACITY, SledStore, backend};
+use super::{SledStore, backend};
 use crate::store::StoreError;
 
 /// Entries written per sled batch: large enough to amortise the batch,
@@ -70,7 +70,7 @@ impl Summer {
 }
 
 fn open_raw(dir: &Path) -> Result<sled::Db, StoreError> {
-    sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY).open().map_err(backend)
+    super::open_db(dir)
 }
 
 impl SledStore {
