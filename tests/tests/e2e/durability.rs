@@ -1,5 +1,6 @@
-//! Durability and process life: `kill -9` right after a response loses
-//! nothing it promised, a crash leaves nothing that blocks a restart, a
+//! Durability and process life: `kill -9` right after a response, or in
+//! the middle of concurrent rotations, loses nothing it promised (the
+//! refresh-token journal is replayed), a crash leaves nothing that blocks a restart, a
 //! second server on the same data dir fails at once, SIGTERM and SIGINT
 //! shut down cleanly with exit 0.
 
@@ -204,4 +205,88 @@ async fn sigterm_lets_an_in_flight_request_finish() {
 
     let second = on(&dir);
     expect_refresh_token(&refresh(&client, &rt).send(&second).await, "the in-flight answer's refresh token");
+}
+
+/// Rotates `refresh_token` over and over at `url` until a request fails
+/// (the server was killed) or `rounds` are done, publishing every refresh
+/// token the server answered with in `acknowledged`.
+async fn rotate_until_killed(
+    url: String,
+    authorization: String,
+    mut refresh_token: String,
+    acknowledged: std::sync::Arc<std::sync::Mutex<String>>,
+    rounds: usize,
+) -> usize {
+    let client = crate::util::http();
+    for round in 0..rounds {
+        let sent = client
+            .post(&url)
+            .header("Authorization", &authorization)
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token.as_str())])
+            .send()
+            .await;
+        let Ok(response) = sent else { return round };
+        if response.status() != 200 {
+            return round;
+        }
+        let Ok(body) = response.json::<serde_json::Value>().await else { return round };
+        let next = body["refresh_token"].as_str().expect("a 200 carries a refresh token").to_owned();
+        refresh_token.clone_from(&next);
+        *acknowledged.lock().expect("not poisoned") = next;
+    }
+    rounds
+}
+
+/// `kill -9` while many refresh rotations are in flight: every refresh
+/// token the server had answered with still works after the restart. The
+/// reuse grace lets a chain whose last request was committed but never
+/// answered retry its last answered token, as a client would.
+#[tokio::test]
+async fn kill9_under_concurrent_rotations_loses_no_answered_token() {
+    const CHAINS: usize = 8;
+    let dir = tempfile::tempdir().expect("a data dir");
+    let grace = ["--refresh-reuse-grace", "60"];
+    let mut first = Server::builder().data_dir(dir.path()).args(&grace).start();
+    let client = first.create_client("busy", &[]);
+    let authorization = crate::util::basic(&client.client_id, &client.client_secret);
+    let mut chains = Vec::new();
+    for _ in 0..CHAINS {
+        let (_, rt) = expect_refresh_token(&cc(&client).send(&first).await, "client_credentials");
+        let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(rt.clone()));
+        let task = tokio::spawn(rotate_until_killed(
+            first.url("/oauth2/token"),
+            authorization.clone(),
+            rt,
+            std::sync::Arc::clone(&acknowledged),
+            5_000,
+        ));
+        chains.push((acknowledged, task));
+    }
+    // Let the chains get going, then kill the server under them.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    first.kill9();
+    drop(first);
+    let mut rounds = 0;
+    for (_, task) in &mut chains {
+        rounds += tokio::time::timeout(std::time::Duration::from_secs(30), task)
+            .await
+            .expect("every chain stops once the server is gone")
+            .expect("the chain task completes");
+    }
+    assert!(rounds >= CHAINS, "the chains were rotating when the server died ({rounds} rotations)");
+
+    let second = Server::builder().data_dir(dir.path()).args(&grace).start();
+    // The rotations since the last checkpoint came back from the journal.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !second.stderr_now().contains("replayed the refresh-token journal") {
+        assert!(std::time::Instant::now() < deadline, "no journal replay at restart:\n{}", second.stderr_now());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for (i, (acknowledged, _)) in chains.iter().enumerate() {
+        let last = acknowledged.lock().expect("not poisoned").clone();
+        expect_refresh_token(
+            &refresh(&client, &last).send(&second).await,
+            &format!("chain {i}: the last refresh token answered before kill -9"),
+        );
+    }
 }
