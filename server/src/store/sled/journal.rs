@@ -132,8 +132,10 @@ struct Pending {
 #[derive(Debug, Clone, Default)]
 struct Progress {
     durable: u64,
-    /// Set when a write or sync failed: sled is then ahead of what the
-    /// journal can promise, so every later commit is refused (fail closed).
+    /// Set when a write, sync or apply failed: commits already made (and
+    /// seen by later ones through the overlay) may never be durable, so
+    /// every later commit is refused (fail closed); a restart replays what
+    /// did reach the disk.
     failed: Option<String>,
 }
 
@@ -165,17 +167,19 @@ impl Journal {
             progress,
         });
         let (sealed_tx, sealed_rx) = mpsc::channel();
-        let writer_shared = Arc::clone(&shared);
-        let writer = thread::Builder::new()
-            .name("tessera-journal".into())
-            .spawn(move || write_loop(&writer_shared, segment, &sealed_tx))
-            .map_err(|e| backend("cannot start the writer thread", e))?;
+        // The checkpointer first: it ends by itself when the sender goes,
+        // also if the writer thread cannot be started.
         let db = db.clone();
         let checkpoint_dir = dir.to_path_buf();
         let checkpointer = thread::Builder::new()
             .name("tessera-checkpoint".into())
             .spawn(move || checkpoint_loop(&db, &checkpoint_dir, &sealed_rx))
             .map_err(|e| backend("cannot start the checkpoint thread", e))?;
+        let writer_shared = Arc::clone(&shared);
+        let writer = thread::Builder::new()
+            .name("tessera-journal".into())
+            .spawn(move || write_loop(&writer_shared, segment, &sealed_tx))
+            .map_err(|e| backend("cannot start the writer thread", e))?;
         Ok(Self { shared, commit_order: Mutex::new(()), writer: Some(writer), checkpointer: Some(checkpointer) })
     }
 

@@ -224,3 +224,22 @@ async fn an_idle_segment_is_sealed_once_old_enough() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Once a write or sync has failed, the journal cannot promise anything
+/// again: commits are refused and waiters get the error (fail closed).
+#[tokio::test]
+async fn after_a_failed_write_every_commit_is_refused() {
+    let f = fixture();
+    let journal = open(&f, SegmentLimits::default());
+    journal.wait(commit_family(&journal, b"f1", b"one")).await.unwrap();
+    super::fail(&journal.shared, "disk on fire");
+    let refused = journal.commit(|view| {
+        view.insert(TreeId::Families, b"f2", b"two".to_vec());
+        Ok(())
+    });
+    assert!(matches!(refused, Err(StoreError::Backend(ref m)) if m.contains("disk on fire")), "{refused:?}");
+    // A waiter for something not yet on disk learns of the failure too.
+    let beyond = super::Ticket(journal.ticket_now().unwrap().0 + 1);
+    assert!(matches!(journal.wait(beyond).await, Err(StoreError::Backend(ref m)) if m.contains("disk on fire")));
+    assert_eq!(get(&f.trees.families, b"f2"), None, "nothing of the refused commit reached sled");
+}
