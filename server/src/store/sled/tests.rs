@@ -10,19 +10,24 @@ fn temporary() -> Arc<dyn Store> {
 
 crate::conformance_tests!(temporary());
 
+/// A new family of `client_id` whose first token is `first`.
+fn family(id: u8, client_id: &str, first: &NewRefreshToken) -> FamilyRecord {
+    FamilyRecord {
+        family_id: [id; 16],
+        client_id: client_id.into(),
+        scope: vec![],
+        created_at: first.issued_at,
+        revoked_at: None,
+        current: first.digest,
+        expires_at: first.expires_at,
+    }
+}
+
 #[tokio::test]
 async fn writes_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let first = NewRefreshToken { digest: [1; 32], issued_at: 10, expires_at: 1000 };
-    let family = FamilyRecord {
-        family_id: [1; 16],
-        client_id: "a".into(),
-        scope: vec![],
-        created_at: 10,
-        revoked_at: None,
-        current: first.digest,
-        expires_at: first.expires_at,
-    };
+    let family = family(1, "a", &first);
     {
         let store = SledStore::open(&dir.path().join("db")).unwrap();
         store.create_family(&family, &first).await.unwrap();
@@ -62,15 +67,7 @@ async fn an_acknowledged_write_sled_lost_is_replayed_from_the_journal() {
     let db = dir.path().join("db");
     let snapshot = dir.path().join("db-before");
     let first = NewRefreshToken { digest: [2; 32], issued_at: 10, expires_at: 1000 };
-    let family = FamilyRecord {
-        family_id: [2; 16],
-        client_id: "b".into(),
-        scope: vec![],
-        created_at: 10,
-        revoked_at: None,
-        current: first.digest,
-        expires_at: first.expires_at,
-    };
+    let family = family(2, "b", &first);
     drop(SledStore::open(&db).unwrap());
     copy_dir(&db, &snapshot);
     {
