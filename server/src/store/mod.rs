@@ -2,7 +2,8 @@
 //!
 //! The trait speaks in records and atomic operations, never in HTTP or OAuth
 //! errors. Every method that changes state returns only once the change is
-//! durable (a sled flush, a committed transaction), so a response built on
+//! durable (a synced journal record or a sled flush, a committed PostgreSQL
+//! transaction), so a response built on
 //! its result survives `kill -9`. The one exception is
 //! [`Store::record_client_use`], a best-effort timestamp.
 //!
