@@ -3,9 +3,8 @@
 //! The trait speaks in records and atomic operations, never in HTTP or OAuth
 //! errors. Every method that changes state returns only once the change is
 //! durable (a synced journal record or a sled flush, a committed PostgreSQL
-//! transaction), so a response built on
-//! its result survives `kill -9`. The one exception is
-//! [`Store::record_client_use`], a best-effort timestamp.
+//! transaction), so a response built on its result survives `kill -9`. The
+//! one exception is [`Store::record_client_use`], a best-effort timestamp.
 //!
 //! - [`records`]: the stored data.
 //! - [`sled`]: the embedded default backend.
