@@ -479,6 +479,8 @@ impl Store for SledStore {
     }
 
     async fn health(&self) -> Result<(), StoreError> {
+        // A failed journal refuses every refresh-token write: unhealthy.
+        self.journal.check()?;
         self.meta.insert("health_probe", &[1u8]).map_err(backend)?;
         self.meta.get("health_probe").map_err(backend)?;
         Ok(())

@@ -200,9 +200,7 @@ impl Journal {
         decide: impl FnOnce(&mut View<'_>) -> Result<T, StoreError>,
     ) -> Result<(T, Ticket), StoreError> {
         let _order = lock(&self.commit_order)?;
-        if let Some(failed) = self.shared.progress.borrow().failed.clone() {
-            return Err(StoreError::Backend(format!("journal: an earlier write failed: {failed}")));
-        }
+        self.check()?;
         let mut view = View::new(&self.shared.trees, &self.shared.overlay);
         let value = decide(&mut view)?;
         let changes = view.into_changes();
@@ -221,6 +219,17 @@ impl Journal {
             self.shared.work.notify_one();
         }
         Ok((value, ticket))
+    }
+
+    /// Whether the journal still takes commits.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] with the reason once a write has failed.
+    pub fn check(&self) -> Result<(), StoreError> {
+        match &self.shared.progress.borrow().failed {
+            Some(failed) => Err(StoreError::Backend(format!("journal: an earlier write failed: {failed}"))),
+            None => Ok(()),
+        }
     }
 
     /// A ticket covering every commit so far.

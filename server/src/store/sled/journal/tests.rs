@@ -232,7 +232,9 @@ async fn after_a_failed_write_every_commit_is_refused() {
     let f = fixture();
     let journal = open(&f, SegmentLimits::default());
     journal.wait(commit_family(&journal, b"f1", b"one")).await.unwrap();
+    journal.check().unwrap();
     super::fail(&journal.shared, "disk on fire");
+    assert!(matches!(journal.check(), Err(StoreError::Backend(ref m)) if m.contains("disk on fire")));
     let refused = journal.commit(|view| {
         view.insert(TreeId::Families, b"f2", b"two".to_vec());
         Ok(())
