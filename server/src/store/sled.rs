@@ -595,12 +595,15 @@ const RELOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Opens the sled database in `dir`.
 ///
-/// sled releases its file lock only when the last of its IO tasks for a
-/// closed database has finished, which can be a moment after the handle
-/// was dropped; reopening the same directory in this process (compaction
-/// does, tests do) could then fail with `WouldBlock`. That one error is
-/// retried for up to [`RELOCK_WAIT`]. Another process holding the
-/// database is kept out earlier, by the data dir's own lock.
+/// sled releases its file lock only when the last reference to its file
+/// goes, and some of those are garbage deferred to its epoch collector
+/// (crossbeam-epoch's global one): freed only once the epoch advances,
+/// which in a quiet process can be never. Reopening the same directory in
+/// this process (compaction does, tests do) could then fail with
+/// `WouldBlock`. That one error is retried for up to [`RELOCK_WAIT`], each
+/// time pushing this thread's deferred garbage to the collector and
+/// advancing the epoch. Another process holding the database is kept out
+/// earlier, by the data dir's own lock.
 fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + RELOCK_WAIT;
     loop {
@@ -608,6 +611,7 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
             Err(sled::Error::Io(e))
                 if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
             {
+                crossbeam_epoch::pin().flush();
                 // A bounded wait at open, not on any request's path.
                 std::thread::park_timeout(std::time::Duration::from_millis(10));
             }

@@ -178,7 +178,13 @@ impl Journal {
         let writer_shared = Arc::clone(&shared);
         let writer = thread::Builder::new()
             .name("tessera-journal".into())
-            .spawn(move || write_loop(&writer_shared, segment, &sealed_tx))
+            .spawn(move || {
+                // Waiters must learn of a writer that died, not hang.
+                let run = std::panic::AssertUnwindSafe(|| write_loop(&writer_shared, segment, &sealed_tx));
+                if std::panic::catch_unwind(run).is_err() {
+                    fail(&writer_shared, "the writer thread panicked");
+                }
+            })
             .map_err(|e| backend("cannot start the writer thread", e))?;
         Ok(Self { shared, commit_order: Mutex::new(()), writer: Some(writer), checkpointer: Some(checkpointer) })
     }
@@ -287,11 +293,14 @@ fn write_loop(shared: &Shared, mut segment: SegmentFile, sealed: &mpsc::Sender<P
     let mut changes = Vec::new();
     loop {
         let end = {
-            let Ok(mut pending) = shared.pending.lock() else { return };
+            // A poisoned lock would leave waiters hanging: fail them.
+            let Ok(mut pending) = shared.pending.lock() else { return fail(shared, "lock poisoned") };
             if pending.buffer.is_empty() && !pending.stopping {
                 // Wakes now and then with nothing to write, so an idle
                 // segment still gets sealed once it is old enough.
-                let Ok((woken, _)) = shared.work.wait_timeout(pending, IDLE_WAKE) else { return };
+                let Ok((woken, _)) = shared.work.wait_timeout(pending, IDLE_WAKE) else {
+                    return fail(shared, "lock poisoned");
+                };
                 pending = woken;
             }
             if pending.buffer.is_empty() {
