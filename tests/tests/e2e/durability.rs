@@ -130,6 +130,12 @@ async fn signal_exits_zero_and_data_survives(signal: &str) {
     let status = first.wait_exit(crate::util::EXIT_TIMEOUT);
     assert_eq!(status.code(), Some(0), "SIG{signal} gives exit 0, got {status}; stderr:\n{}", first.output().1);
     drop(first);
+    // A clean stop checkpoints the refresh-token journal: nothing to replay.
+    let journal: Vec<_> = std::fs::read_dir(dir.path().join("db.journal"))
+        .expect("the journal directory")
+        .map(|entry| entry.expect("an entry").file_name())
+        .collect();
+    assert!(journal.is_empty(), "segments left after SIG{signal}: {journal:?}");
 
     let second = on(&dir);
     expect_refresh_token(&refresh(&client, &rt).send(&second).await, "after a graceful restart");

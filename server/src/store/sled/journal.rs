@@ -104,6 +104,9 @@ pub struct Journal {
     commit_order: Mutex<()>,
     writer: Option<thread::JoinHandle<()>>,
     checkpointer: Option<thread::JoinHandle<()>>,
+    /// For the last checkpoint, when the journal closes.
+    db: sled::Db,
+    dir: PathBuf,
 }
 
 #[derive(Debug)]
@@ -169,11 +172,11 @@ impl Journal {
         let (sealed_tx, sealed_rx) = mpsc::channel();
         // The checkpointer first: it ends by itself when the sender goes,
         // also if the writer thread cannot be started.
-        let db = db.clone();
+        let checkpoint_db = db.clone();
         let checkpoint_dir = dir.to_path_buf();
         let checkpointer = thread::Builder::new()
             .name("tessera-checkpoint".into())
-            .spawn(move || checkpoint_loop(&db, &checkpoint_dir, &sealed_rx))
+            .spawn(move || checkpoint_loop(&checkpoint_db, &checkpoint_dir, &sealed_rx))
             .map_err(|e| backend("cannot start the checkpoint thread", e))?;
         let writer_shared = Arc::clone(&shared);
         let writer = thread::Builder::new()
@@ -186,7 +189,14 @@ impl Journal {
                 }
             })
             .map_err(|e| backend("cannot start the writer thread", e))?;
-        Ok(Self { shared, commit_order: Mutex::new(()), writer: Some(writer), checkpointer: Some(checkpointer) })
+        Ok(Self {
+            shared,
+            commit_order: Mutex::new(()),
+            writer: Some(writer),
+            checkpointer: Some(checkpointer),
+            db: db.clone(),
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// Runs `decide` against the trees as every earlier commit left them
@@ -269,7 +279,8 @@ fn fail(shared: &Shared, reason: &str) {
 }
 
 impl Drop for Journal {
-    /// Writes out what is buffered, then stops both threads.
+    /// Writes out what is buffered, stops both threads, and checkpoints
+    /// everything, so a clean stop leaves nothing to replay.
     fn drop(&mut self) {
         if let Ok(mut pending) = self.shared.pending.lock() {
             pending.stopping = true;
@@ -282,6 +293,23 @@ impl Drop for Journal {
         // has handled the segments sealed so far.
         if let Some(checkpointer) = self.checkpointer.take() {
             let _ = checkpointer.join();
+        }
+        if self.check().is_ok() {
+            // Every journaled change is in sled now (the writer applied all
+            // it synced); once sled has them on disk the segments can go.
+            // A failure keeps them for the next start to replay.
+            let checkpointed = self
+                .db
+                .flush()
+                .map_err(|e| backend("sled flush at close", e))
+                .and_then(|_| list_segments(&self.dir))
+                .and_then(|segments| {
+                    let paths: Vec<PathBuf> = segments.into_iter().map(|(_, path)| path).collect();
+                    delete_in_order(&self.dir, &paths)
+                });
+            if let Err(e) = checkpointed {
+                tracing::warn!(error = %e, "the journal was not checkpointed at close; it is replayed at the next start");
+            }
         }
     }
 }

@@ -245,3 +245,15 @@ async fn after_a_failed_write_every_commit_is_refused() {
     assert!(matches!(journal.wait(beyond).await, Err(StoreError::Backend(ref m)) if m.contains("disk on fire")));
     assert_eq!(get(&f.trees.families, b"f2"), None, "nothing of the refused commit reached sled");
 }
+
+/// A clean close checkpoints: sled has everything on disk and no segment
+/// is left to replay.
+#[tokio::test]
+async fn a_clean_close_leaves_nothing_to_replay() {
+    let f = fixture();
+    let journal = open(&f, SegmentLimits::default());
+    journal.wait(commit_family(&journal, b"f1", b"one")).await.unwrap();
+    drop(journal);
+    assert!(list_segments(&f.journal_dir).unwrap().is_empty());
+    assert_eq!(get(&f.trees.families, b"f1").as_deref(), Some(&b"one"[..]));
+}
