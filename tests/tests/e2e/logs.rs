@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tessera_shared::admin::ClientCredentials;
 
-use crate::util::{Server, TokenCall, basic, check_error, expect_refresh_token};
+use crate::util::{Resp, Server, TokenCall, basic, check_error, expect_refresh_token};
 
 /// Everything that must never be logged, with what it is.
 #[derive(Debug, Default)]
@@ -22,6 +22,16 @@ impl Secrets {
         self.add(what, token);
         let signature = token.rsplit('.').next().expect("a signature part");
         self.add(&format!("{what} (signature)"), signature);
+    }
+
+    /// Expects a token answer with a refresh token, records both tokens
+    /// as `access token (what)` and `refresh token (what)`, and returns
+    /// the refresh token.
+    fn tokens_of(&mut self, resp: &Resp, context: &str, what: &str) -> String {
+        let (token, refresh_token) = expect_refresh_token(resp, context);
+        self.add_access_token(&format!("access token ({what})"), &token.access_token);
+        self.add(&format!("refresh token ({what})"), &refresh_token);
+        refresh_token
     }
 
     fn add_client(&mut self, what: &str, client: &ClientCredentials) {
@@ -43,33 +53,25 @@ async fn run_flow(server: &Server, secrets: &mut Secrets) {
         .q("trace", marker)
         .send(server)
         .await;
-    let (token, rt) = expect_refresh_token(&resp, "Basic client_credentials");
-    secrets.add_access_token("access token (Basic)", &token.access_token);
-    secrets.add("refresh token (Basic)", &rt);
+    let rt = secrets.tokens_of(&resp, "Basic client_credentials", "Basic");
     let resp = TokenCall::new()
         .basic_creds(&client)
         .q("grant_type", "refresh_token")
         .q("refresh_token", &rt)
         .send(server)
         .await;
-    let (token, rotated_basic) = expect_refresh_token(&resp, "Basic refresh");
-    secrets.add_access_token("access token (Basic refresh)", &token.access_token);
-    secrets.add("refresh token (Basic refresh)", &rotated_basic);
+    secrets.tokens_of(&resp, "Basic refresh", "Basic refresh");
 
     // Query-string credentials (page example 3 and 4).
     let resp = TokenCall::new().q("grant_type", "client_credentials").query_creds(&client).send(server).await;
-    let (token, rt) = expect_refresh_token(&resp, "query client_credentials");
-    secrets.add_access_token("access token (query)", &token.access_token);
-    secrets.add("refresh token (query)", &rt);
+    let rt = secrets.tokens_of(&resp, "query client_credentials", "query");
     let resp = TokenCall::new()
         .q("grant_type", "refresh_token")
         .q("refresh_token", &rt)
         .query_creds(&client)
         .send(server)
         .await;
-    let (token, next) = expect_refresh_token(&resp, "query refresh");
-    secrets.add_access_token("access token (query refresh)", &token.access_token);
-    secrets.add("refresh token (query refresh)", &next);
+    let next = secrets.tokens_of(&resp, "query refresh", "query refresh");
 
     // Form body.
     let resp = TokenCall::new()
@@ -78,9 +80,7 @@ async fn run_flow(server: &Server, secrets: &mut Secrets) {
         .form_creds(&client)
         .send(server)
         .await;
-    let (token, last) = expect_refresh_token(&resp, "form refresh");
-    secrets.add_access_token("access token (form refresh)", &token.access_token);
-    secrets.add("refresh token (form refresh)", &last);
+    secrets.tokens_of(&resp, "form refresh", "form refresh");
 
     // Reuse of a rotated token (debug logs of the theft path).
     let resp = TokenCall::new()
@@ -122,9 +122,7 @@ async fn run_flow(server: &Server, secrets: &mut Secrets) {
     let renewed = ClientCredentials { client_secret: rotated.client_secret.clone(), ..client.clone() };
     secrets.add_client("rotated secret", &renewed);
     let resp = TokenCall::new().q("grant_type", "client_credentials").query_creds(&renewed).send(server).await;
-    let (token, rt) = expect_refresh_token(&resp, "client_credentials with the rotated secret");
-    secrets.add_access_token("access token (rotated secret)", &token.access_token);
-    secrets.add("refresh token (rotated secret)", &rt);
+    secrets.tokens_of(&resp, "client_credentials with the rotated secret", "rotated secret");
     let resp = TokenCall::new().q("grant_type", "client_credentials").query_creds(&client).send(server).await;
     expect_refresh_token(&resp, "the old secret within the grace period");
 
