@@ -2,6 +2,7 @@
 //! the client, applies the grant rules of [`crate::grant`] through the
 //! store, and mints tokens. It knows nothing of HTTP.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tessera_shared::admin::{AuditKind, ClientStatus};
@@ -24,8 +25,8 @@ use crate::metrics::Metrics;
 use crate::store::records::{self, ClientRecord, FamilyRecord, NewRefreshToken, RefreshRecord};
 use crate::store::{RefreshUse, Store};
 
-/// Last-used times are recorded at most this often per client, to keep a
-/// write off the hot path.
+/// Last-used times are recorded at most this often per client (and server
+/// process), to keep a write off the hot path.
 const LAST_USED_RESOLUTION: u64 = 60;
 
 /// The token policy from the configuration.
@@ -56,6 +57,9 @@ pub struct Issuer {
     activity: Activity,
     /// Counts refresh-token reuse detections.
     metrics: Metrics,
+    /// When this process last recorded each client's use, so deciding
+    /// whether to record it again needs no store read per request.
+    last_recorded: Arc<Mutex<HashMap<String, UnixTime>>>,
 }
 
 impl Issuer {
@@ -77,6 +81,7 @@ impl Issuer {
             policy: Arc::new(policy),
             activity,
             metrics: Metrics::new(),
+            last_recorded: Arc::default(),
         }
     }
 
@@ -169,8 +174,16 @@ impl Issuer {
     }
 
     async fn note_use(&self, client_id: &str, now: UnixTime) -> Result<(), TokenError> {
-        let last = self.store.client_last_used(client_id).await?;
-        if last.is_none_or(|last| now >= last.saturating_add(LAST_USED_RESOLUTION)) {
+        let due = {
+            // Only timestamps inside: a panic elsewhere cannot leave it torn.
+            let mut recorded = self.last_recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = recorded.get(client_id).is_none_or(|last| now >= last.saturating_add(LAST_USED_RESOLUTION));
+            if due {
+                recorded.insert(client_id.to_owned(), now);
+            }
+            due
+        };
+        if due {
             self.store.record_client_use(client_id, now).await?;
         }
         Ok(())
