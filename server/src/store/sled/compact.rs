@@ -19,7 +19,7 @@ use std::path::Path;
 
 use ring::digest;
 
-use super::{SledStore, backend};
+use super::{SledStore, backend, open_db};
 use crate::store::StoreError;
 
 /// Entries written per sled batch: large enough to amortise the batch,
@@ -69,10 +69,6 @@ impl Summer {
     }
 }
 
-fn open_raw(dir: &Path) -> Result<sled::Db, StoreError> {
-    super::open_db(dir)
-}
-
 impl SledStore {
     /// Copies every tree of this database, every key and value as stored,
     /// into a new sled database created in `target`, flushes it and closes
@@ -92,7 +88,7 @@ impl SledStore {
             .mode(0o700)
             .create(target)
             .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", target.display())))?;
-        let copy = open_raw(target)?;
+        let copy = open_db(target)?;
         let mut summary = Summary::new();
         for name in self.db.tree_names() {
             let source = self.db.open_tree(&name).map_err(backend)?;
@@ -128,7 +124,7 @@ impl SledStore {
 /// # Errors
 /// [`StoreError::Backend`] if the database cannot be opened or read.
 pub fn summarize_copy(dir: &Path) -> Result<Summary, StoreError> {
-    let db = open_raw(dir)?;
+    let db = open_db(dir)?;
     let mut summary = Summary::new();
     for name in db.tree_names() {
         let tree = db.open_tree(&name).map_err(backend)?;
