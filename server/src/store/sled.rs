@@ -590,36 +590,6 @@ fn audit_seq(key: &[u8]) -> Result<u64, StoreError> {
     Ok(u64::from_be_bytes(bytes))
 }
 
-/// How long [`open_db`] waits for a lock this process may still hold.
-const RELOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Opens the sled database in `dir`.
-///
-/// sled releases its file lock only when the last reference to its file
-/// goes, and some of those are garbage deferred to its epoch collector
-/// (crossbeam-epoch's global one): freed only once the epoch advances,
-/// which in a quiet process can be never. Reopening the same directory in
-/// this process (compaction does, tests do) could then fail with
-/// `WouldBlock`. That one error is retried for up to [`RELOCK_WAIT`], each
-/// time pushing this thread's deferred garbage to the collector and
-/// advancing the epoch. Another process holding the database is kept out
-/// earlier, by the data dir's own lock.
-fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
-    let deadline = std::time::Instant::now() + RELOCK_WAIT;
-    loop {
-        match sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY).open() {
-            Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
-            {
-                crossbeam_epoch::pin().flush();
-                // A bounded wait at open, not on any request's path.
-                std::thread::park_timeout(std::time::Duration::from_millis(10));
-            }
-            result => return result.map_err(backend),
-        }
-    }
-}
-
 /// Where the journal of the database in `dir` lives: beside it, so the
 /// database directory stays sled's alone.
 fn journal_dir(dir: &Path) -> std::path::PathBuf {
@@ -630,9 +600,11 @@ mod client_cache;
 pub mod compact;
 mod export;
 mod journal;
+mod open;
 mod revocation;
 
 use client_cache::ClientCache;
+use open::open_db;
 
 #[cfg(test)]
 mod tests;
