@@ -105,6 +105,13 @@ impl Fixture {
     fn verifier(&self) -> Verifier {
         Verifier::new(self.keys.handle().current().jwks().clone(), ISSUER, "https://api.test").with_leeway(0)
     }
+
+    /// Verifies at the fixture's own time, never the wall clock: the tokens
+    /// were minted on the hand-moved clock, so judging them by the real one
+    /// would make these tests fail once the real date passes `START`.
+    fn verify(&self, token: &str) -> Result<tessera_shared::claims::AccessTokenClaims, VerifyError> {
+        self.verifier().verify_at(token, self.clock.now())
+    }
 }
 
 fn code(result: Result<TokenResponse, TokenError>) -> ErrorCode {
@@ -120,7 +127,7 @@ async fn client_credentials_issue_a_verifiable_token_and_a_refresh_token() {
     assert_eq!(response.expires_in, 300);
     assert_eq!(response.scope, None);
     assert!(tessera_shared::ids::is_refresh_token(response.refresh_token.as_deref().unwrap()));
-    let claims = f.verifier().verify(&response.access_token).unwrap();
+    let claims = f.verify(&response.access_token).unwrap();
     assert_eq!(claims.sub, client.client_id);
     assert_eq!(claims.client_id, client.client_id);
     assert_eq!((claims.iat, claims.exp), (START, START + 300));
@@ -135,7 +142,7 @@ async fn access_tokens_expire_with_their_ttl() {
     assert_eq!(response.refresh_token, None, "a --no-refresh client gets none");
     // The verifier reads the real clock: START lies in the future, so
     // check the claim arithmetic rather than wall-clock expiry.
-    let claims = f.verifier().verify(&response.access_token).unwrap();
+    let claims = f.verify(&response.access_token).unwrap();
     assert_eq!(claims.exp - claims.iat, 300);
 }
 
@@ -169,7 +176,7 @@ async fn scopes_default_to_all_allowed_and_may_be_narrowed() {
     assert_eq!(all.scope.as_deref(), Some("read write"));
     let read = f.grant(&client, Some(&["read"])).await.unwrap();
     assert_eq!(read.scope.as_deref(), Some("read"));
-    assert_eq!(f.verifier().verify(&read.access_token).unwrap().scope.as_deref(), Some("read"));
+    assert_eq!(f.verify(&read.access_token).unwrap().scope.as_deref(), Some("read"));
     assert_eq!(code(f.grant(&client, Some(&["admin"])).await), ErrorCode::InvalidScope);
 }
 
@@ -386,7 +393,7 @@ async fn jti_is_unique() {
     let mut seen = std::collections::HashSet::new();
     for _ in 0..50 {
         let token = f.grant(&client, None).await.unwrap().access_token;
-        assert!(seen.insert(f.verifier().verify(&token).unwrap().jti));
+        assert!(seen.insert(f.verify(&token).unwrap().jti));
     }
 }
 
@@ -396,7 +403,7 @@ async fn a_token_signed_by_a_foreign_key_does_not_verify() {
     let other = fixture().await;
     let client = other.client(&[], false).await;
     let token = other.grant(&client, None).await.unwrap().access_token;
-    assert!(matches!(f.verifier().verify(&token), Err(VerifyError::UnknownKey(_))));
+    assert!(matches!(f.verify(&token), Err(VerifyError::UnknownKey(_))));
 }
 
 #[tokio::test]
@@ -457,7 +464,7 @@ async fn a_revoked_access_token_is_denied_until_its_expiry_then_purged() {
     let f = fixture().await;
     let client = f.client(&[], false).await;
     let token = f.grant(&client, None).await.unwrap().access_token;
-    let jti = f.verifier().verify(&token).unwrap().jti;
+    let jti = f.verify(&token).unwrap().jti;
     f.issuer.revoke(status_request(&client, &token)).await.unwrap();
     assert!(f.store.is_access_token_denied(&jti, START).await.unwrap());
     assert!(!f.issuer.introspect(status_request(&client, &token)).await.unwrap().active);
