@@ -109,6 +109,9 @@ pub async fn serve(
         }
     }
     drop(listener);
+    // Said once the port is closed: the sign, for an operator and for the
+    // tests, that no new connection is taken from here on.
+    tracing::info!(open = connections.len(), "stopped accepting connections; draining the open ones");
     connections.close();
     tokio::select! {
         () = connections.wait() => tracing::info!("all connections closed"),

@@ -28,14 +28,16 @@ fn kid_of(token: &str) -> String {
     jwt_parts(token).0["kid"].as_str().expect("a kid").to_owned()
 }
 
-/// Bytes the files under `path` take.
+/// Bytes the files under `path` take. Sampled while the server runs, so a
+/// file or directory removed between listing and reading counts as empty.
 fn dir_size(path: &Path) -> u64 {
-    std::fs::read_dir(path)
-        .expect("the directory lists")
-        .map(|entry| entry.expect("an entry"))
-        .map(|entry| {
-            let meta = entry.metadata().expect("the entry's metadata");
-            if meta.is_dir() { dir_size(&entry.path()) } else { meta.len() }
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
         })
         .sum()
 }
@@ -116,40 +118,47 @@ async fn compact_refuses_a_running_server() {
     expect_token(&cc(&client).send(&server).await, "the server still issues tokens");
 }
 
-/// Refresh tokens issued at most per test; the issuing stops earlier at
-/// [`ISSUE_FOR`], so a slow machine issues fewer, never waits longer.
-/// (About 3 s in a debug build here: 1.3 KiB a token in sled, 3.9 MiB in
-/// all, against the 0.5 MiB of a compacted data dir.)
-const MAX_TOKENS: usize = 3000;
-const ISSUE_FOR: Duration = Duration::from_secs(6);
-/// Their lifetime: longer than the issuing, so none is purged before the
-/// peak size is measured.
+/// Refresh tokens issued per test: a count, not a time, so a slow machine
+/// takes longer but grows the data dir just as much. (About 3 s in a debug
+/// build on an idle machine: 1.3 KiB a token in sled, 3.9 MiB in all,
+/// against the 0.5 MiB of a compacted data dir.)
+const TOKENS: usize = 3000;
+/// A bound on the issuing, for a broken server only.
+const ISSUE_DEADLINE: Duration = Duration::from_secs(180);
+/// Their lifetime: short, so the purge follows soon. Tokens that expire
+/// while others are still being issued may be purged early; the peak is
+/// sampled during the issuing too, so it is the real peak either way.
 const REFRESH_TTL: &str = "7";
 
-/// Issues refresh tokens from 16 connections until [`MAX_TOKENS`] or
-/// [`ISSUE_FOR`]; returns how many.
-async fn issue_refresh_tokens(server: &Server, client: &ClientCredentials) -> usize {
+/// Issues [`TOKENS`] refresh tokens from 16 connections, sampling the size
+/// of `data` meanwhile; returns the largest size seen.
+async fn issue_refresh_tokens(server: &Server, client: &ClientCredentials, data: &Path) -> u64 {
     let url = format!("{}?grant_type=client_credentials", server.url("/oauth2/token"));
     let auth = crate::util::basic(&client.client_id, &client.client_secret);
-    let deadline = Instant::now() + ISSUE_FOR;
+    let deadline = Instant::now() + ISSUE_DEADLINE;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..16 {
         let (http, url, auth) = (http(), url.clone(), auth.clone());
         tasks.spawn(async move {
-            let mut issued = 0;
-            while issued < MAX_TOKENS / 16 && Instant::now() < deadline {
+            for _ in 0..TOKENS / 16 {
+                assert!(Instant::now() < deadline, "issuing {TOKENS} tokens took over {ISSUE_DEADLINE:?}");
                 let resp = http.post(&url).header("Authorization", &auth).send().await.expect("the request completes");
                 assert_eq!(resp.status(), 200, "client_credentials with a refresh token");
-                issued += 1;
             }
-            issued
         });
     }
-    let mut total = 0;
-    while let Some(issued) = tasks.join_next().await {
-        total += issued.expect("the task completes");
+    let mut peak = dir_size(data);
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                Some(issued) => issued.expect("the task completes"),
+                None => break,
+            },
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        peak = peak.max(dir_size(data));
     }
-    total
+    peak.max(dir_size(data))
 }
 
 /// Refresh tokens the server reports purged so far (its log lines).
@@ -172,10 +181,10 @@ async fn compaction_gives_back_the_space_of_purged_tokens() {
     let mut server =
         Server::builder().data_dir(&data).args(&["--refresh-token-ttl", REFRESH_TTL, "--purge-interval", "1"]).start();
     let client = server.create_client("many", &[]);
-    let issued = issue_refresh_tokens(&server, &client).await;
     // sled's files grow and shrink a little as it rewrites segments: the
     // peak is the largest size seen until the purge is done.
-    let mut peak = dir_size(&data);
+    let mut peak = issue_refresh_tokens(&server, &client, &data).await;
+    let issued = TOKENS / 16 * 16;
     let deadline = Instant::now() + Duration::from_secs(30);
     while purged(&server) < issued {
         assert!(Instant::now() < deadline, "{} of {issued} tokens purged:\n{}", purged(&server), server.stderr_now());

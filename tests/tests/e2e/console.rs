@@ -104,7 +104,11 @@ fn value_after(screen: &str, label: &str) -> String {
 #[tokio::test]
 async fn create_use_and_revoke_a_client_from_the_console() {
     if !Tmux::available() {
-        eprintln!("SKIPPED create_use_and_revoke_a_client_from_the_console: tmux is not installed");
+        crate::util::skip_or_fail(
+            crate::util::Requirement::Tmux,
+            "create_use_and_revoke_a_client_from_the_console",
+            "tmux is not installed",
+        );
         return;
     }
     let server = Server::start(&[]);

@@ -81,10 +81,27 @@ async fn offline_verification_against_served_jwks() {
     let tampered = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
     assert_eq!(verifier.verify(&tampered).err(), Some(VerifyError::BadSignature), "tampered payload");
 
+    // The classic key-confusion forgery: alg switched to HS256 and a real
+    // HMAC keyed with the public key as the attacker has it (the served JWK
+    // and the whole JWKS document). A verifier that let the token choose
+    // its algorithm would find this signature valid; ours must stop at the
+    // algorithm check, before any signature is computed.
     let mut hs = header.clone();
     hs["alg"] = Value::from("HS256");
-    let tampered = format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(hs.to_string()), parts[1], parts[2]);
-    assert!(verifier.verify(&tampered).is_err(), "alg switched to HS256 is refused");
+    let kid = text(&header, "kid");
+    let public_jwk = serde_json::to_vec(keys.find(kid).expect("the token's key is served")).expect("JWK serializes");
+    let public_jwks = serde_json::to_vec(&keys).expect("JWKS serializes");
+    for public_key in [public_jwk, public_jwks] {
+        let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(hs.to_string()), parts[1]);
+        let mac =
+            ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &public_key), signing_input.as_bytes());
+        let forged = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(mac.as_ref()));
+        assert!(
+            matches!(verifier.verify(&forged), Err(VerifyError::AlgorithmNotAllowed { ref got, .. }) if got == "HS256"),
+            "an HS256 token keyed with the public key is refused by the algorithm check: {:?}",
+            verifier.verify(&forged)
+        );
+    }
 
     let other_parts: Vec<&str> = refreshed.access_token.split('.').collect();
     let tampered = format!("{}.{}.{}", parts[0], parts[1], other_parts[2]);

@@ -1,6 +1,6 @@
 //! No secret reaches the server's output: a whole flow at `TESSERA_LOG=debug`
 //! (Basic and query-string credentials, refreshes, reuse, wrong secrets,
-//! secret rotation), then the complete stdout and stderr of the gracefully
+//! revocation and introspection, secret rotation), then the complete stdout and stderr of the gracefully
 //! stopped server are searched for every secret and token of the flow.
 
 use std::time::{Duration, Instant};
@@ -116,6 +116,32 @@ async fn run_flow(server: &Server, secrets: &mut Secrets) {
     check_error(&resp, 400, "invalid_grant").expect("an unknown refresh token is invalid_grant");
     secrets.add("unknown refresh token", unknown_rt);
 
+    // Revocation and introspection, where tokens travel in the form body
+    // (RFC 7009, RFC 7662): both tokens introspected, the refresh token
+    // revoked, an unknown token revoked and introspected.
+    let resp = TokenCall::new().basic_creds(&client).q("grant_type", "client_credentials").send(server).await;
+    let (token, refresh_token) = expect_refresh_token(&resp, "client_credentials to introspect and revoke");
+    secrets.add_access_token("access token (introspected)", &token.access_token);
+    secrets.add("refresh token (introspected, then revoked)", &refresh_token);
+    for (what, value) in [("access token", &token.access_token), ("refresh token", &refresh_token)] {
+        let resp = TokenCall::new().basic_creds(&client).f("token", value).send_to(server, "/oauth2/introspect").await;
+        assert_eq!(resp.status, 200, "introspecting the {what}: {}", resp.summary());
+        assert_eq!(resp.json().expect("JSON")["active"], true, "the {what} is active");
+    }
+    let resp = TokenCall::new()
+        .basic_creds(&client)
+        .f("token", &refresh_token)
+        .f("token_type_hint", "refresh_token")
+        .send_to(server, "/oauth2/revoke")
+        .await;
+    assert_eq!(resp.status, 200, "revoking the refresh token: {}", resp.summary());
+    let unknown_token = "UnknownTokenRevokedInTheLogFlow000000000";
+    secrets.add("unknown token (revoked, introspected)", unknown_token);
+    for endpoint in ["/oauth2/revoke", "/oauth2/introspect"] {
+        let resp = TokenCall::new().basic_creds(&client).f("token", unknown_token).send_to(server, endpoint).await;
+        assert_eq!(resp.status, 200, "{endpoint} with an unknown token: {}", resp.summary());
+    }
+
     // Secret rotation through the admin API, then the new secret in use.
     let rotated: ClientCredentials =
         server.admin_json(&["clients", "rotate-secret", &client.client_id, "--grace", "60", "--json"]);
@@ -176,7 +202,10 @@ async fn scan(format: Format) {
     assert!(!stderr.trim().is_empty(), "TESSERA_LOG=debug produced logs on stderr");
     // Access lines are batched; the graceful stop wrote out the last ones.
     let access_lines = stderr.lines().filter(|l| l.contains("tessera::access")).count();
-    assert!(access_lines >= 16, "each of the 16 requests has an access line, only {access_lines}:\n{stderr}");
+    assert!(
+        access_lines >= 16,
+        "each of the 16 requests (at least) has an access line, only {access_lines}:\n{stderr}"
+    );
     assert!(stderr.contains("auth_failure_burst"), "the limiter's security event is logged:\n{stderr}");
     match format {
         Format::Text => assert!(stderr.contains("DEBUG"), "TESSERA_LOG=debug enables debug events:\n{stderr}"),

@@ -5,7 +5,6 @@
 //! cluster and sets it); each test gets a database of its own. Without it
 //! every test here returns at once, after saying so once.
 
-use std::io::Write as _;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -27,9 +26,10 @@ static SKIP_NOTICE: Once = Once::new();
 async fn fresh_database() -> Option<String> {
     let Ok(url) = std::env::var(TEST_URL_ENV) else {
         SKIP_NOTICE.call_once(|| {
-            let _ = writeln!(
-                std::io::stderr(),
-                "note: {TEST_URL_ENV} is unset: skipping the multi-instance PostgreSQL tests (.ci/run sets it)"
+            crate::util::skip_or_fail(
+                crate::util::Requirement::Postgres,
+                "the multi-instance PostgreSQL tests",
+                &format!("{TEST_URL_ENV} is unset (.ci/run sets it)"),
             );
         });
         return None;

@@ -26,6 +26,9 @@ fn expect_limited(resp: &Resp, context: &str) -> u64 {
 
 const WRONG: &str = "WrongSecretWrongSecretWrongSecretWrong00";
 
+/// How long a bucket refilling at 1 a minute takes to give one back.
+const REFILL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The issue's scenario: an attacker on 127.0.0.2 floods one client ID with
 /// wrong secrets and is throttled, even when it then sends the right secret;
 /// the holder on 127.0.0.1 keeps getting 200s throughout; other clients are
@@ -35,9 +38,10 @@ async fn attacker_address_is_throttled_while_the_holder_keeps_getting_tokens() {
     let mut server = Server::start(&[
         "--rate-limit-address-burst",
         "5",
-        // One token back every 30 s: nothing refills during the test.
+        // One token back every 60 s, the slowest refill there is: the
+        // test checks below that it took less than that.
         "--rate-limit-address-per-minute",
-        "2",
+        "1",
         "--rate-limit-client-burst",
         "1000",
     ]);
@@ -45,6 +49,7 @@ async fn attacker_address_is_throttled_while_the_holder_keeps_getting_tokens() {
     let other = server.create_client("bystander", &[]);
     let holder = http_from(ip("127.0.0.1"));
     let attacker = http_from(ip("127.0.0.2"));
+    let started = std::time::Instant::now();
 
     for round in 0..5 {
         let resp = attempt(&server, &attacker, &victim.client_id, WRONG).await;
@@ -69,6 +74,10 @@ async fn attacker_address_is_throttled_while_the_holder_keeps_getting_tokens() {
     let resp = TokenCall::new().q("grant_type", "client_credentials").send_with(&attacker, &server).await;
     expect_limited(&resp, "no credentials from the limited address");
 
+    // Every count here assumes the bucket did not refill: say so plainly if
+    // a very slow machine took longer than one refill interval.
+    let took = started.elapsed();
+    assert!(took < REFILL_INTERVAL, "the guesses took {took:?}, over the {REFILL_INTERVAL:?} refill interval");
     let metrics = get(&server, "/metrics").await.text();
     let limited = metric_value(&metrics, r#"tessera_rate_limited_total{scope="address"}"#);
     assert_eq!(limited, 23.0, "20 guesses + right secret + other client + no credentials:\n{metrics}");
@@ -145,7 +154,7 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
 /// secret on another address is not.
 #[tokio::test]
 async fn introspection_and_revocation_guesses_are_limited_too() {
-    let server = Server::start(&["--rate-limit-address-burst", "3", "--rate-limit-address-per-minute", "2"]);
+    let server = Server::start(&["--rate-limit-address-burst", "3", "--rate-limit-address-per-minute", "1"]);
     let victim = server.create_client("victim", &[]);
     let attacker = http_from(ip("127.0.0.2"));
     let holder = http_from(ip("127.0.0.1"));

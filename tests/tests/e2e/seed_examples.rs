@@ -203,7 +203,11 @@ fn curl(user: Option<&str>, url: &str) -> TokenResponse {
 #[tokio::test]
 async fn seed_examples_through_real_curl() {
     if !curl_available() {
-        eprintln!("curl is not installed; skipping the real-curl run");
+        crate::util::skip_or_fail(
+            crate::util::Requirement::Curl,
+            "seed_examples_through_real_curl",
+            "curl is not installed",
+        );
         return;
     }
     let server = Server::start(&[]);

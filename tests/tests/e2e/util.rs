@@ -8,6 +8,7 @@
 //!   reqwest, and [`Resp`], the response as the checks see it.
 //! - [`raw`]: [`raw_exchange`], one request over a raw TCP connection.
 //! - [`checks`]: [`expect_token`], [`check_error`], [`Cases`], JWT helpers.
+//! - [`skip`]: [`skip_or_fail`], for a test whose tool is missing.
 //!
 //! Every wait is bounded: a broken binary fails a test, it never hangs it.
 
@@ -17,11 +18,13 @@ mod checks;
 mod http;
 mod process;
 mod raw;
+mod skip;
 
 pub use checks::*;
 pub use http::*;
 pub use process::*;
 pub use raw::*;
+pub use skip::*;
 
 /// How long a server may take to print its `listening on` line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);

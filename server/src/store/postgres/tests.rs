@@ -12,6 +12,9 @@ use crate::store::Store;
 
 /// The environment variable naming the test database.
 pub const TEST_URL_ENV: &str = "TESSERA_TEST_POSTGRES_URL";
+/// The variable that, set to `1` (as `.ci/run` does), turns the skip into
+/// a failure.
+const REQUIRE_ENV: &str = "TESSERA_REQUIRE_POSTGRES";
 
 static SKIP_NOTICE: Once = Once::new();
 
@@ -21,10 +24,17 @@ static SKIP_NOTICE: Once = Once::new();
 pub async fn fresh_store() -> Option<PgStore> {
     let Ok(url) = std::env::var(TEST_URL_ENV) else {
         SKIP_NOTICE.call_once(|| {
+            // In CI nothing may be skipped: a missing database is a failure.
+            let required = std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "{TEST_URL_ENV} is unset, and {REQUIRE_ENV}=1 forbids skipping the PostgreSQL storage tests"
+            );
             // Written to the stream itself: the harness captures only `eprintln!`.
             let _ = writeln!(
                 std::io::stderr(),
-                "note: {TEST_URL_ENV} is unset: skipping the PostgreSQL storage tests (.ci/run sets it)"
+                "SKIPPED the PostgreSQL storage tests: {TEST_URL_ENV} is unset (.ci/run sets it; \
+                 set {REQUIRE_ENV}=1 to make this a failure)"
             );
         });
         return None;
