@@ -260,7 +260,7 @@ async fn admin_verify_prints_claims_or_the_failed_check() {
     assert_eq!(json["client_id"], client.client_id.as_str());
     assert_eq!(json["scope"], "read");
 
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::util::private_tempdir();
     let file = dir.path().join("jwks.json");
     std::fs::write(&file, &get(&server, "/.well-known/jwks.json").await.body).unwrap();
     let file = file.to_str().unwrap();
