@@ -55,6 +55,13 @@ pub fn init(format: LogFormat, log_dependencies: bool) -> FlushGuard {
         LogFormat::Text => drop(builder.finish().with(pin).try_init()),
         LogFormat::Json => drop(builder.json().flatten_event(true).finish().with(pin).try_init()),
     }
+    if !log_dependencies {
+        tracing::debug!(
+            libraries = ?PINNED_TARGETS,
+            "library log levels held at info: at debug they would log query parameters (key records); \
+             --log-dependencies true lifts this"
+        );
+    }
     guard
 }
 
