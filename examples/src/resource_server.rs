@@ -47,8 +47,7 @@ struct Settings {
     max_stale: Option<std::time::Duration>,
 }
 
-const USAGE: &str =
-    "usage: resource-server --jwks URL|FILE --issuer URL [--audience AUD] [--scope SCOPE] [--listen ADDR] \
+const USAGE: &str = "usage: resource-server --jwks URL|FILE --issuer URL [--audience AUD] [--scope SCOPE] [--listen ADDR] \
      [--max-stale SECONDS]";
 
 fn settings(mut args: impl Iterator<Item = String>) -> Result<Settings, String> {

@@ -34,9 +34,9 @@ pub fn allowed_when_pinned(metadata: &Metadata<'_>) -> bool {
 
 /// Whether `target` belongs to one of [`PINNED_TARGETS`].
 fn is_pinned(target: &str) -> bool {
-    PINNED_TARGETS.iter().any(|pinned| {
-        target.strip_prefix(pinned).is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
-    })
+    PINNED_TARGETS
+        .iter()
+        .any(|pinned| target.strip_prefix(pinned).is_some_and(|rest| rest.is_empty() || rest.starts_with("::")))
 }
 
 /// Installs the global subscriber. Keep the guard until the process ends:

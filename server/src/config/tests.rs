@@ -239,6 +239,8 @@ fn per_source_connection_cap() {
 #[test]
 fn dependency_logs_are_pinned_unless_asked_for() {
     assert!(!Config::merge(cli(&[]), FileConfig::default()).expect("valid").log_dependencies);
-    assert!(Config::merge(cli(&["--log-dependencies", "true"]), FileConfig::default()).expect("valid").log_dependencies);
+    assert!(
+        Config::merge(cli(&["--log-dependencies", "true"]), FileConfig::default()).expect("valid").log_dependencies
+    );
     assert!(Config::merge(cli(&[]), file("log_dependencies = true\n")).expect("valid").log_dependencies);
 }

@@ -330,8 +330,7 @@ impl Store for SledStore {
     }
 
     async fn delete_client(&self, client_id: &str, now: UnixTime) -> Result<Option<u64>, StoreError> {
-        if self.client_cache.write(client_id, || self.clients.remove(client_id).map_err(backend), |_| None)?.is_none()
-        {
+        if self.client_cache.write(client_id, || self.clients.remove(client_id).map_err(backend), |_| None)?.is_none() {
             return Ok(None);
         }
         self.client_last_used.remove(client_id).map_err(backend)?;

@@ -20,7 +20,9 @@ fn metadata(target: &'static str, level: Level) -> Metadata<'static> {
 
 #[test]
 fn libraries_are_held_at_info() {
-    for target in ["tokio_postgres::query", "tokio_postgres", "postgres", "hyper::proto::h1", "rustls::server", "reqwest"] {
+    for target in
+        ["tokio_postgres::query", "tokio_postgres", "postgres", "hyper::proto::h1", "rustls::server", "reqwest"]
+    {
         assert!(!allowed_when_pinned(&metadata(target, Level::DEBUG)), "{target} at debug");
         assert!(!allowed_when_pinned(&metadata(target, Level::TRACE)), "{target} at trace");
         assert!(allowed_when_pinned(&metadata(target, Level::INFO)), "{target} at info");

@@ -253,14 +253,8 @@ async fn one_source_cannot_take_every_connection() {
 /// for the request timeout (here 120 s; the client gives up after 20 s).
 #[tokio::test]
 async fn half_sent_heads_are_shed_for_whole_requests_near_the_cap() {
-    let server = Server::start(&[
-        "--max-connections",
-        "16",
-        "--max-connections-per-source",
-        "8",
-        "--request-timeout",
-        "120",
-    ]);
+    let server =
+        Server::start(&["--max-connections", "16", "--max-connections-per-source", "8", "--request-timeout", "120"]);
     let client = server.create_client("shed", &[]);
     let mut first = half_sent_heads(&server, "127.0.0.9", 8).await;
     let _second = half_sent_heads(&server, "127.0.0.10", 8).await;

@@ -60,27 +60,27 @@ async fn serve(script: Arc<Mutex<Script>>) -> String {
                         .into_bytes(),
                     )
                 } else {
-                let mut headers = String::new();
-                if let Some(cc) = s.cache_control {
-                    headers.push_str(&format!("Cache-Control: {cc}\r\n"));
-                }
-                if let Some(etag) = s.etag {
-                    headers.push_str(&format!("ETag: {etag}\r\n"));
-                }
-                Some(if s.fail {
-                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
-                } else if inm.is_some() && inm.as_deref() == s.etag.map(str::to_ascii_lowercase).as_deref() {
-                    format!("HTTP/1.1 304 Not Modified\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n")
-                        .into_bytes()
-                } else {
-                    let mut r = format!(
+                    let mut headers = String::new();
+                    if let Some(cc) = s.cache_control {
+                        headers.push_str(&format!("Cache-Control: {cc}\r\n"));
+                    }
+                    if let Some(etag) = s.etag {
+                        headers.push_str(&format!("ETag: {etag}\r\n"));
+                    }
+                    Some(if s.fail {
+                        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
+                    } else if inm.is_some() && inm.as_deref() == s.etag.map(str::to_ascii_lowercase).as_deref() {
+                        format!("HTTP/1.1 304 Not Modified\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n")
+                            .into_bytes()
+                    } else {
+                        let mut r = format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
                         s.jwks.len()
                     )
                     .into_bytes();
-                    r.extend_from_slice(&s.jwks);
-                    r
-                })
+                        r.extend_from_slice(&s.jwks);
+                        r
+                    })
                 }
             };
             let Some(response) = response else {
