@@ -31,12 +31,15 @@ pub enum SecretKeyError {
     Store(#[from] StoreError),
     /// The key is sealed and no key-encryption key is configured.
     #[error(
-        "the client-secret key is sealed under a key-encryption key, and none is configured: \
-         set --key-encryption-key-file or TESSERA_KEY_ENCRYPTION_KEY"
+        "the client-secret key is encrypted at rest: give the key-encryption key \
+         (--key-encryption-key-file or TESSERA_KEY_ENCRYPTION_KEY)"
     )]
     SealedWithoutKek,
-    /// The KEK does not open it, or sealing failed.
-    #[error("the client-secret key: {0}")]
+    /// The KEK does not open it: another KEK sealed it, or it was altered.
+    #[error("the key-encryption key does not decrypt the stored client-secret key (wrong key, or it was altered)")]
+    WrongKek,
+    /// Sealing failed (random generator).
+    #[error("cannot encrypt the client-secret key")]
     Seal(#[from] SealError),
     /// The stored value is neither a plain nor a sealed key.
     #[error("the stored client-secret key is malformed")]
@@ -61,7 +64,7 @@ pub async fn load(
     };
     let stored = store.installation_value(SECRET_KEY_NAME, init).await?;
     match (decode(&stored)?, kek) {
-        (Some(sealed), Some(kek)) => Ok(kek.open(SECRET_KEY_NAME, &sealed)?),
+        (Some(sealed), Some(kek)) => kek.open(SECRET_KEY_NAME, &sealed).map_err(|_| SecretKeyError::WrongKek),
         (Some(_), None) => Err(SecretKeyError::SealedWithoutKek),
         (None, Some(kek)) => {
             store.replace_installation_value(SECRET_KEY_NAME, encode(&kek.seal(SECRET_KEY_NAME, &stored)?)).await?;
