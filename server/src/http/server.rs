@@ -124,10 +124,17 @@ pub async fn serve(
                 let acceptor = tls.acceptor();
                 let handshake_timeout = limits.request_timeout;
                 connections.spawn(async move {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => connection.serve(stream).await,
-                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    // A handshake not yet done is no complete head either: sheddable.
+                    let shed = connection.shed.clone();
+                    tokio::select! {
+                        handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)) => {
+                            match handshake {
+                                Ok(Ok(stream)) => connection.serve(stream).await,
+                                Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                                Err(_) => tracing::debug!("TLS handshake timed out"),
+                            }
+                        }
+                        () = shed.cancelled() => tracing::debug!("shed during the TLS handshake"),
                     }
                     drop(slot);
                 });
