@@ -27,7 +27,11 @@ impl ServerProcess {
     /// # Errors
     /// If it does not start or never prints its `listening on` line.
     pub fn start(bin: &Path, core: usize, args: &[String]) -> Result<Self, String> {
-        let data_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        // 0700: the server refuses a data dir other users can reach.
+        let data_dir = tempfile::Builder::new()
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .map_err(|e| e.to_string())?;
         let log = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
         let log_writer = log.reopen().map_err(|e| e.to_string())?;
         let mut child = Command::new("taskset")

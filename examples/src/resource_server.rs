@@ -12,10 +12,14 @@
 //!
 //! ```text
 //! resource-server --jwks http://127.0.0.1:8080/.well-known/jwks.json \
-//!     --issuer http://127.0.0.1:8080 [--audience AUD] [--scope SCOPE] [--listen 127.0.0.1:9090]
+//!     --issuer http://127.0.0.1:8080 [--audience AUD] [--scope SCOPE] [--listen 127.0.0.1:9090] \
+//!     [--max-stale SECONDS]
 //! ```
 //!
-//! `--jwks` takes a URL (fetched and cached) or a JWKS file. When ready it
+//! `--jwks` takes a URL (fetched and cached; `https://`, or plain HTTP to a
+//! loopback address) or a JWKS file. The keys are refreshed in the
+//! background; keys that could not be refreshed for `--max-stale` seconds
+//! (default 86400) past their max-age are no longer trusted. When ready it
 //! prints `listening on http://ADDR` on stdout.
 
 use std::net::SocketAddr;
@@ -29,7 +33,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tessera_shared::verify::Verifier;
+use tessera_shared::verify::{FetchOptions, Verifier};
 
 /// The settings from the command line.
 #[derive(Debug)]
@@ -39,13 +43,15 @@ struct Settings {
     audience: Option<String>,
     scope: String,
     listen: SocketAddr,
+    /// How long past their max-age unrefreshable keys are still used.
+    max_stale: Option<std::time::Duration>,
 }
 
-const USAGE: &str =
-    "usage: resource-server --jwks URL|FILE --issuer URL [--audience AUD] [--scope SCOPE] [--listen ADDR]";
+const USAGE: &str = "usage: resource-server --jwks URL|FILE --issuer URL [--audience AUD] [--scope SCOPE] [--listen ADDR] \
+     [--max-stale SECONDS]";
 
 fn settings(mut args: impl Iterator<Item = String>) -> Result<Settings, String> {
-    let (mut jwks, mut issuer, mut audience) = (None, None, None);
+    let (mut jwks, mut issuer, mut audience, mut max_stale) = (None, None, None, None);
     let mut scope = "organization:read".to_owned();
     let mut listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 9090));
     while let Some(flag) = args.next() {
@@ -56,6 +62,10 @@ fn settings(mut args: impl Iterator<Item = String>) -> Result<Settings, String> 
             "--audience" => audience = Some(value()?),
             "--scope" => scope = value()?,
             "--listen" => listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?,
+            "--max-stale" => {
+                let seconds: u64 = value()?.parse().map_err(|e| format!("--max-stale: {e}"))?;
+                max_stale = Some(std::time::Duration::from_secs(seconds));
+            }
             other => return Err(format!("unknown argument {other:?}; {USAGE}")),
         }
     }
@@ -65,6 +75,7 @@ fn settings(mut args: impl Iterator<Item = String>) -> Result<Settings, String> 
         audience,
         scope,
         listen,
+        max_stale,
     })
 }
 
@@ -84,7 +95,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Tessera's default audience is the issuer itself.
     let audience = settings.audience.clone().unwrap_or_else(|| settings.issuer.clone());
     let verifier = if settings.jwks.starts_with("http://") || settings.jwks.starts_with("https://") {
-        Verifier::from_jwks_url(&settings.jwks, &settings.issuer, audience).await?
+        let mut options = FetchOptions::default();
+        if let Some(max_stale) = settings.max_stale {
+            options.max_stale = max_stale;
+        }
+        Verifier::from_jwks_url_with(&settings.jwks, &settings.issuer, audience, options).await?
     } else {
         Verifier::from_jwks_file(&settings.jwks, &settings.issuer, audience)?
     };

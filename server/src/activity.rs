@@ -67,12 +67,14 @@ impl Activity {
         self.inner.refreshed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A client failed to authenticate with `client_id` (as presented; only
-    /// a well-formed ID is tracked per client). Records one audit event
-    /// when this failure completes a burst.
-    pub async fn authentication_failed(&self, client_id: &str) {
+    /// A client failed to authenticate with `client_id` (as presented).
+    /// Only the ID of a client that exists (`known`) is tracked per client:
+    /// made-up IDs count toward the one aggregate burst only, so an
+    /// outsider spraying IDs cannot write an event per ID. Records one
+    /// audit event when this failure completes a burst.
+    pub async fn authentication_failed(&self, client_id: &str, known: bool) {
         self.inner.failed.fetch_add(1, Ordering::Relaxed);
-        let tracked = is_client_id(client_id).then_some(client_id);
+        let tracked = (known && is_client_id(client_id)).then_some(client_id);
         let bursts = self.inner.bursts.failure(tracked, self.inner.clock.now());
         for burst in bursts {
             let entry = match burst {

@@ -43,18 +43,20 @@ impl AuditEntry {
     }
 }
 
-/// How much of the trail is kept: at most `max_events`, none older than
-/// `max_age_seconds`.
+/// How much of the trail is kept: at most `max_events` operators' actions
+/// and, apart, at most `max_events` security events (so an outsider who
+/// triggers security events cannot push operators' actions out), none older
+/// than `max_age_seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
-    /// The newest events kept.
+    /// The newest events kept of each class.
     pub max_events: usize,
     /// The age beyond which events are removed.
     pub max_age_seconds: u64,
 }
 
 impl Default for Retention {
-    /// 10 000 events, 90 days.
+    /// 10 000 events of each class, 90 days.
     fn default() -> Self {
         Self { max_events: 10_000, max_age_seconds: 90 * 24 * 3600 }
     }

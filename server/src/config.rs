@@ -80,6 +80,11 @@ pub struct Cli {
     /// Log line format [default: text].
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Let TESSERA_LOG decide the level of the HTTP, TLS and PostgreSQL
+    /// libraries too; otherwise they log at info at most, because at debug
+    /// they write query parameters (key records) [default: false].
+    #[arg(long, env = "TESSERA_LOG_DEPENDENCIES", value_name = "BOOL")]
+    pub log_dependencies: Option<bool>,
     /// Largest request body accepted [default: 16384].
     #[arg(long, env = "TESSERA_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -95,6 +100,10 @@ pub struct Cli {
     /// Most connections served at once; more wait to be accepted [default: 4096].
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS", value_name = "COUNT")]
     pub max_connections: Option<usize>,
+    /// Most connections open at once from one source address (IPv6: one
+    /// /64); more are closed at once [default: 256].
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS_PER_SOURCE", value_name = "COUNT")]
+    pub max_connections_per_source: Option<usize>,
     /// Longest single parameter (`name=value` as sent, before decoding) [default: 4096].
     #[arg(long, env = "TESSERA_MAX_PARAM_BYTES", value_name = "BYTES")]
     pub max_param_bytes: Option<usize>,
@@ -134,8 +143,14 @@ pub struct Cli {
     pub metrics: Option<bool>,
     /// Where the state lives: `postgres://user:password@host:port/db` to
     /// share it between several instances [default: sled in the data dir].
+    /// A URL on the command line shows in `ps`: prefer TESSERA_STORAGE or
+    /// --storage-file.
     #[arg(long, env = "TESSERA_STORAGE", value_name = "URL")]
     pub storage: Option<String>,
+    /// A file holding the --storage value (first line), which keeps a
+    /// database password out of the process table.
+    #[arg(long, env = "TESSERA_STORAGE_FILE", value_name = "FILE", conflicts_with = "storage")]
+    pub storage_file: Option<PathBuf>,
 }
 
 /// Subcommands of `tessera-server`.
@@ -152,8 +167,13 @@ pub enum ServerCommand {
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
         /// The PostgreSQL database: postgres://user:password@host:port/db.
-        #[arg(long, value_name = "URL")]
-        to: String,
+        /// On the command line it shows in `ps`: prefer TESSERA_MIGRATE_TO
+        /// or --to-file.
+        #[arg(long, env = "TESSERA_MIGRATE_TO", value_name = "URL", required_unless_present = "to_file")]
+        to: Option<String>,
+        /// A file holding the --to URL (first line).
+        #[arg(long, value_name = "FILE", conflicts_with = "to")]
+        to_file: Option<PathBuf>,
     },
     /// Rewrite the sled database of the data dir into a fresh one, giving
     /// the space of purged records back to the file system, then exit.
@@ -186,6 +206,7 @@ struct FileConfig {
     allow_query_credentials: Option<bool>,
     purge_interval: Option<u64>,
     log_format: Option<LogFormat>,
+    log_dependencies: Option<bool>,
     #[serde(default)]
     signing: SigningSection,
     #[serde(default)]
@@ -196,6 +217,7 @@ struct FileConfig {
     rate_limit: RateLimitSection,
     metrics: Option<bool>,
     storage: Option<String>,
+    storage_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,6 +255,7 @@ struct LimitsSection {
     max_header_bytes: Option<usize>,
     request_timeout: Option<u64>,
     max_connections: Option<usize>,
+    max_connections_per_source: Option<usize>,
     max_param_bytes: Option<usize>,
     max_headers: Option<usize>,
     idle_timeout: Option<u64>,
@@ -251,6 +274,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Connections open at once from one source address (IPv6: one /64).
+    pub max_connections_per_source: usize,
     /// Longest single parameter as sent; beyond it, invalid_request.
     pub max_param_bytes: usize,
     /// Most header fields; beyond it, 431.
@@ -267,6 +292,7 @@ impl Default for Limits {
             max_header_bytes: 16 * 1024,
             request_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            max_connections_per_source: 256,
             max_param_bytes: 4096,
             max_headers: 64,
             idle_timeout: Duration::from_secs(5),
@@ -344,6 +370,9 @@ pub struct Config {
     pub purge_interval: Duration,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Whether `TESSERA_LOG` also sets the level of the libraries
+    /// ([`crate::telemetry::PINNED_TARGETS`]); otherwise they are held at info.
+    pub log_dependencies: bool,
     /// Request and connection bounds.
     pub limits: Limits,
     /// HTTPS certificate and key; `None` serves plain HTTP.
@@ -511,6 +540,7 @@ impl Config {
                 .map(KekSource::File),
             purge_interval: Duration::from_secs(cli.purge_interval.or(file.purge_interval).unwrap_or(60)),
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
+            log_dependencies: cli.log_dependencies.or(file.log_dependencies).unwrap_or(false),
             limits: Limits {
                 max_body_bytes: cli.max_body_bytes.or(file.limits.max_body_bytes).unwrap_or(defaults.max_body_bytes),
                 max_params: cli.max_params.or(file.limits.max_params).unwrap_or(defaults.max_params),
@@ -527,6 +557,10 @@ impl Config {
                     .max_connections
                     .or(file.limits.max_connections)
                     .unwrap_or(defaults.max_connections),
+                max_connections_per_source: cli
+                    .max_connections_per_source
+                    .or(file.limits.max_connections_per_source)
+                    .unwrap_or(defaults.max_connections_per_source),
                 max_param_bytes: cli
                     .max_param_bytes
                     .or(file.limits.max_param_bytes)
@@ -562,7 +596,22 @@ impl Config {
                 }
             },
             metrics: cli.metrics.or(file.metrics).unwrap_or(true),
-            storage: cli.storage.or(file.storage).as_deref().map(Storage::parse).transpose()?.unwrap_or_default(),
+            storage: match (cli.storage, cli.storage_file) {
+                (Some(url), _) => Some(url),
+                (None, Some(path)) => Some(read_secret_file("storage_file", &path)?),
+                (None, None) => match (file.storage, file.storage_file) {
+                    (Some(_), Some(_)) => {
+                        return Err(ConfigError::Invalid("give storage or storage_file, not both".into()));
+                    }
+                    (Some(url), None) => Some(url),
+                    (None, Some(path)) => Some(read_secret_file("storage_file", &path)?),
+                    (None, None) => None,
+                },
+            }
+            .as_deref()
+            .map(Storage::parse)
+            .transpose()?
+            .unwrap_or_default(),
         };
         config.validate()?;
         Ok(config)
@@ -597,6 +646,9 @@ impl Config {
             );
         }
         let limits = &self.limits;
+        if limits.max_connections_per_source == 0 {
+            return invalid("max_connections_per_source must be at least 1");
+        }
         if limits.max_body_bytes == 0 || limits.max_params == 0 || limits.max_connections == 0 {
             return invalid("max_body_bytes, max_params and max_connections must be positive");
         }
@@ -628,6 +680,50 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The first line of a file that holds one secret value (a database URL
+/// with its password), surrounding whitespace removed.
+///
+/// # Errors
+/// [`ConfigError::Read`] if it cannot be read, [`ConfigError::Invalid`] if it is empty.
+pub fn read_secret_file(what: &str, path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    match text.lines().map(str::trim).find(|line| !line.is_empty()) {
+        Some(line) => Ok(line.to_owned()),
+        None => Err(ConfigError::Invalid(format!("{what} {} is empty", path.display()))),
+    }
+}
+
+/// Which command-line options carry a password in `args` (the process's
+/// arguments): `--storage` and `migrate-storage --to` with a database URL
+/// whose user info or `password=` parameter holds one. Such arguments show
+/// in `ps` and `/proc/PID/cmdline`; the server warns at start.
+pub fn passwords_on_command_line(args: &[String]) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        for (flag, name) in [("--storage", "--storage"), ("--to", "migrate-storage --to")] {
+            let value = match arg.strip_prefix(flag) {
+                Some("") => args.get(i + 1).map(String::as_str),
+                Some(rest) => rest.strip_prefix('='),
+                None => None,
+            };
+            if value.is_some_and(url_has_password) && !found.contains(&name) {
+                found.push(name);
+            }
+        }
+    }
+    found
+}
+
+/// Whether a database URL carries a password.
+fn url_has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else { return false };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let userinfo_password = authority.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    let query_password =
+        rest.split_once('?').is_some_and(|(_, query)| query.split('&').any(|pair| pair.starts_with("password=")));
+    userinfo_password || query_password
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

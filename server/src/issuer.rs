@@ -116,11 +116,12 @@ impl Issuer {
     /// The [`TokenError`] the request deserves.
     pub async fn token(&self, request: TokenRequest) -> Result<TokenResponse, TokenError> {
         let now = self.clock.now();
-        let client = match self.authenticate(&request.credentials, now).await {
+        let (authenticated, known) = self.authenticate_known(&request.credentials, now).await;
+        let client = match authenticated {
             Ok(client) => client,
             Err(error) => {
                 if matches!(error, TokenError::InvalidClient) {
-                    self.activity.authentication_failed(&request.credentials.client_id).await;
+                    self.activity.authentication_failed(&request.credentials.client_id, known).await;
                 }
                 return Err(error);
             }
@@ -156,12 +157,37 @@ impl Issuer {
         credentials: &ClientCredentials,
         now: UnixTime,
     ) -> Result<ClientRecord, TokenError> {
-        let found =
-            if is_client_id(&credentials.client_id) { self.store.client(&credentials.client_id).await? } else { None };
+        self.authenticate_known(credentials, now).await.0
+    }
+
+    /// [`Issuer::authenticate`], also telling whether the client exists
+    /// (for the audit trail's burst events; never for the answer).
+    async fn authenticate_known(
+        &self,
+        credentials: &ClientCredentials,
+        now: UnixTime,
+    ) -> (Result<ClientRecord, TokenError>, bool) {
+        let found = if is_client_id(&credentials.client_id) {
+            match self.store.client(&credentials.client_id).await {
+                Ok(found) => found,
+                Err(error) => return (Err(error.into()), false),
+            }
+        } else {
+            None
+        };
         let Some(client) = found else {
             self.secrets.match_nothing(&credentials.client_secret);
-            return Err(TokenError::InvalidClient);
+            return (Err(TokenError::InvalidClient), false);
         };
+        (self.check_secret(client, credentials, now).await, true)
+    }
+
+    async fn check_secret(
+        &self,
+        client: ClientRecord,
+        credentials: &ClientCredentials,
+        now: UnixTime,
+    ) -> Result<ClientRecord, TokenError> {
         // An expired secret (--secret-ttl) fails like a wrong one, with the same work.
         let current = client.secret_is_live(now).then_some(&client.secret_digest);
         let previous = client.previous_secret.as_ref().filter(|p| now < p.valid_until).map(|p| &p.digest);

@@ -66,9 +66,6 @@ use store::postgres::PgStore;
 use store::sled::SledStore;
 use store::{Store, StoreError};
 
-/// The installation value holding the client-secret HMAC key.
-const SECRET_KEY_NAME: &str = "client_secret_hmac_key";
-
 /// How often an instance on a shared store (PostgreSQL) rereads the signing
 /// keys: a rotation through another instance is served within this time,
 /// far less than the JWKS cache interval the next key is published ahead.
@@ -83,6 +80,9 @@ pub enum StartError {
     /// The database could not be opened or read.
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// The client-secret key could not be loaded or sealed.
+    #[error(transparent)]
+    SecretKey(#[from] crypto::secret_key::SecretKeyError),
     /// The signing keys could not be loaded or created.
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
@@ -142,9 +142,9 @@ pub async fn run(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     let fresh_key = Random::new().bytes::<INSTALLATION_KEY_LEN>().map_err(|e| StartError::Other(e.to_string()))?;
-    let secret_key = store.installation_value(SECRET_KEY_NAME, fresh_key.to_vec()).await?;
-    let secrets = SecretHasher::new(&secret_key);
     let kek = config.key_encryption_key.as_ref().map(config::KekSource::read).transpose()?;
+    let secret_key = crypto::secret_key::load(store.as_ref(), kek.as_ref(), fresh_key).await?;
+    let secrets = SecretHasher::new(&secret_key);
     if kek.is_none() {
         tracing::info!(
             "no key-encryption key: private signing keys are stored unencrypted; keep the data dir mode 0700"

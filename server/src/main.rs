@@ -9,6 +9,8 @@ use tessera_server::config::{Cli, Config, ServerCommand};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
+    // Before anything is created: every file 0600, every directory 0700.
+    tessera_server::datadir::private_umask();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
@@ -22,7 +24,16 @@ fn main() -> ExitCode {
         }
     };
     // Dropped on every return below, writing out the batched access lines.
-    let _log = tessera_server::telemetry::init(config.log_format);
+    let _log = tessera_server::telemetry::init(config.log_format, config.log_dependencies);
+    let args: Vec<String> = std::env::args().collect();
+    for option in tessera_server::config::passwords_on_command_line(&args) {
+        tracing::warn!(
+            option,
+            "a database password was given on the command line, where every local user can read it \
+             (ps, /proc/PID/cmdline); use the environment or a file instead (TESSERA_STORAGE or \
+             --storage-file; TESSERA_MIGRATE_TO or --to-file)"
+        );
+    }
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -33,7 +44,23 @@ fn main() -> ExitCode {
     };
     match command {
         Some(ServerCommand::ExportJwks) => return export_jwks(&runtime, &config),
-        Some(ServerCommand::MigrateStorage { from, to }) => return migrate_storage(&runtime, &from, &to),
+        Some(ServerCommand::MigrateStorage { from, to, to_file }) => {
+            let to = match (to, to_file) {
+                (Some(to), _) => to,
+                (None, Some(path)) => match tessera_server::config::read_secret_file("--to-file", &path) {
+                    Ok(to) => to,
+                    Err(error) => {
+                        eprintln!("tessera-server: migrate-storage: {error}");
+                        return ExitCode::from(2);
+                    }
+                },
+                (None, None) => {
+                    eprintln!("tessera-server: migrate-storage: give --to, --to-file or TESSERA_MIGRATE_TO");
+                    return ExitCode::from(2);
+                }
+            };
+            return migrate_storage(&runtime, &from, &to);
+        }
         Some(ServerCommand::Compact) => return compact(&config),
         None => {}
     }

@@ -12,6 +12,10 @@
 //!   of client IDs). It never touches other addresses, so the legitimate
 //!   holder of an attacked client ID, on its own address, keeps getting
 //!   tokens. IPv6 addresses are keyed by their /64, the unit one host gets.
+//!   One address can be a whole NAT or /64 shared with others, so an empty
+//!   address bucket, too, spares the clients that authenticated
+//!   successfully from that address recently (its *trusted sources*,
+//!   below): a few bad requests from a neighbour cannot lock them out.
 //! - The **client-ID** bucket stops many addresses guessing one client's
 //!   secret together (each address staying under its own limit). Applied
 //!   to everyone, it would let any attacker lock the holder out just by
@@ -265,14 +269,19 @@ impl AuthLimiter {
             return Admission::Allowed;
         }
         let address = address_key(address);
-        {
+        let address_dry = {
             let mut table = self.addresses.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(bucket) = table.entries.get_mut(&address) {
+            table.entries.get_mut(&address).and_then(|bucket| {
                 bucket.refill(self.address_rate, now);
-                if bucket.is_empty() {
-                    let retry_after = bucket.retry_after(self.address_rate);
-                    return Admission::Limited { scope: Scope::Address, retry_after };
-                }
+                bucket.is_empty().then(|| bucket.retry_after(self.address_rate))
+            })
+        };
+        if let Some(retry_after) = address_dry {
+            // A shared address (NAT, /64) does not lock out a client that
+            // authenticated from it recently.
+            let trusted = client_id.is_some_and(|id| self.is_trusted(id, address, now));
+            if !trusted {
+                return Admission::Limited { scope: Scope::Address, retry_after };
             }
         }
         let Some(client_id) = client_id else { return Admission::Allowed };

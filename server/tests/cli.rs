@@ -48,7 +48,9 @@ fn config_file_errors_name_the_file() {
 
 #[test]
 fn a_second_server_on_the_same_data_dir_fails_at_once() {
-    let dir = tempfile::tempdir().unwrap();
+    // 0700: the server refuses a data dir other users can reach.
+    let dir =
+        tempfile::Builder::new().permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700)).tempdir().unwrap();
     let mut first = Command::new(BIN)
         .args(["--listen", "127.0.0.1:0"])
         .env("TESSERA_DATA_DIR", dir.path())

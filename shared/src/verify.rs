@@ -3,9 +3,11 @@
 //!
 //! A [`Verifier`] holds the issuer's keys and the expected `iss` and `aud`.
 //! It is built from the issuer's JWKS URL (with the default `fetch`
-//! feature: fetched over HTTP(S), cached as `Cache-Control: max-age` says,
-//! refetched when a token names a key it does not know, at most once per
-//! short interval), from a JWKS file, from a PEM public key, or from a
+//! feature: fetched over HTTPS, cached as `Cache-Control: max-age` says and
+//! refreshed in the background, so a slow issuer never holds up a token
+//! whose key is cached; refetched when a token names a key it does not
+//! know, at most once per short interval; stale keys used for a bounded
+//! time only), from a JWKS file, from a PEM public key, or from a
 //! [`JwkSet`] in hand.
 //!
 //! ```no_run
@@ -99,6 +101,14 @@ pub enum VerifyError {
     /// A required claim is missing or has the wrong type.
     #[error("the token's claims are incomplete or malformed")]
     BadClaims,
+    /// The issuer's keys could not be refreshed for longer than
+    /// [`FetchOptions::max_stale`] past their `max-age`: no token is
+    /// accepted until a refresh succeeds.
+    #[error(
+        "the issuer's keys could not be refreshed for longer than the stale-key bound allows; no token is accepted \
+         until the JWKS can be fetched again"
+    )]
+    StaleKeys,
 }
 
 impl VerifyError {
@@ -117,6 +127,7 @@ impl VerifyError {
             Self::WrongIssuer => "iss",
             Self::WrongAudience => "aud",
             Self::BadClaims => "claims",
+            Self::StaleKeys => "jwks",
         }
     }
 }
@@ -142,6 +153,9 @@ pub enum KeyLoadError {
     /// The key set has no key a token could be checked with.
     #[error("the key set holds no usable signing key")]
     NoUsableKey,
+    /// The JWKS URL is neither `https://` nor plain HTTP to a loopback address.
+    #[error("the JWKS URL {0} must be https:// (plain http:// only to a loopback address)")]
+    InsecureUrl(String),
     /// The JWKS URL could not be fetched.
     #[error("cannot fetch the JWKS from {url}: {reason}")]
     Fetch {
@@ -242,11 +256,19 @@ impl Verifier {
 
     /// A verifier that fetches the issuer's JWKS from `url` now, then keeps
     /// it cached as the response's `Cache-Control: max-age` allows (five
-    /// minutes without one) and fetches it again when a token names an
-    /// unknown `kid`, at most once per [`FetchOptions::min_refetch_interval`].
-    /// HTTPS uses rustls with the webpki root certificates.
+    /// minutes without one), refreshes it in a background task (backing
+    /// off after failures) while the cached keys keep serving, and fetches
+    /// it again when a token names an unknown `kid`, at most once per
+    /// [`FetchOptions::min_refetch_interval`]. Keys that could not be
+    /// refreshed for [`FetchOptions::max_stale`] (24 h) past their
+    /// `max-age` are no longer used. The URL must be `https://` (plain
+    /// HTTP only to a loopback address) and redirects are not followed.
+    /// HTTPS uses rustls with the webpki root certificates. Call it within
+    /// a tokio runtime: the background task is spawned on it, and ends when
+    /// the last clone of the verifier is dropped.
     ///
     /// # Errors
+    /// [`KeyLoadError::InsecureUrl`] for a plain-HTTP URL to another machine,
     /// [`KeyLoadError::Fetch`] if the first fetch fails,
     /// [`KeyLoadError::NotJwks`] or [`KeyLoadError::NoUsableKey`] if its
     /// answer is no usable key set.
@@ -271,7 +293,9 @@ impl Verifier {
         options: FetchOptions,
     ) -> Result<Self, KeyLoadError> {
         let remote = remote::RemoteJwks::fetch_first(url, options, Arc::new(std::time::Instant::now)).await?;
-        Ok(Self::with_keys(Keys::Remote(Arc::new(remote)), issuer.into(), audience.into()))
+        let remote = Arc::new(remote);
+        drop(tokio::spawn(remote::refresh_in_background(Arc::downgrade(&remote))));
+        Ok(Self::with_keys(Keys::Remote(remote), issuer.into(), audience.into()))
     }
 
     /// Sets the clock-skew tolerance for `exp` and `nbf`.
@@ -290,13 +314,24 @@ impl Verifier {
         }
     }
 
+    /// The keys tokens may be checked against now: for a URL-backed
+    /// verifier, its cached set unless it is stale beyond the bound.
+    fn usable_keys(&self) -> Result<Arc<JwkSet>, VerifyError> {
+        match &self.keys {
+            Keys::Fixed(keys) => Ok(keys.clone()),
+            #[cfg(feature = "fetch")]
+            Keys::Remote(remote) => remote.usable_keys(),
+        }
+    }
+
     /// Verifies `token` against the keys held now, without any network
     /// access (a URL-backed verifier uses its cached set as it stands).
     ///
     /// # Errors
     /// The first check the token fails, as a [`VerifyError`].
     pub fn verify(&self, token: &str) -> Result<AccessTokenClaims, VerifyError> {
-        self.verify_with(&self.keys(), token, unix_now())
+        let keys = self.usable_keys()?;
+        self.verify_with(&keys, token, unix_now())
     }
 
     /// [`Verifier::verify`] with `exp` and `nbf` judged at `now` (seconds
@@ -306,13 +341,15 @@ impl Verifier {
     /// # Errors
     /// The first check the token fails, as a [`VerifyError`].
     pub fn verify_at(&self, token: &str, now: u64) -> Result<AccessTokenClaims, VerifyError> {
-        self.verify_with(&self.keys(), token, now)
+        let keys = self.usable_keys()?;
+        self.verify_with(&keys, token, now)
     }
 
-    /// Verifies `token`; a URL-backed verifier first refreshes its JWKS if
-    /// the cached copy is stale, and fetches it again if the token names an
-    /// unknown `kid` (rate-limited). A fetch failure keeps the cached keys.
-    /// For other verifiers this is [`Verifier::verify`].
+    /// Verifies `token`; a URL-backed verifier uses its cached keys (never
+    /// waiting for a refresh of them), and if the token names an unknown
+    /// `kid` fetches the JWKS again (rate-limited), waiting for that fetch
+    /// at most [`FetchOptions::unknown_kid_wait`]. A fetch failure keeps
+    /// the cached keys. For other verifiers this is [`Verifier::verify`].
     ///
     /// # Errors
     /// The first check the token fails, as a [`VerifyError`].
@@ -321,11 +358,12 @@ impl Verifier {
             Keys::Fixed(keys) => self.verify_with(keys, token, unix_now()),
             #[cfg(feature = "fetch")]
             Keys::Remote(remote) => {
-                remote.refresh_if_stale().await;
-                match self.verify_with(&remote.keys(), token, unix_now()) {
+                let keys = remote.usable_keys()?;
+                match self.verify_with(&keys, token, unix_now()) {
                     Err(VerifyError::UnknownKey(kid)) => {
                         if remote.refetch_for_unknown_kid().await {
-                            self.verify_with(&remote.keys(), token, unix_now())
+                            let keys = remote.usable_keys()?;
+                            self.verify_with(&keys, token, unix_now())
                         } else {
                             Err(VerifyError::UnknownKey(kid))
                         }

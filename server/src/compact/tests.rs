@@ -72,7 +72,7 @@ fn mode(path: &Path) -> u32 {
 
 #[tokio::test]
 async fn compaction_shrinks_a_purged_database_and_keeps_what_lives() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::datadir::private_tempdir();
     let db = data.path().join("db");
     database(&db, "kept", 4_000).await;
     let peak = dir_size(&db).unwrap();
@@ -101,7 +101,7 @@ async fn compaction_shrinks_a_purged_database_and_keeps_what_lives() {
 
 #[tokio::test]
 async fn compaction_refuses_a_data_dir_in_use_and_leaves_it_alone() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::datadir::private_tempdir();
     database(&data.path().join("db"), "busy", 0).await;
     let held = DataDir::open(data.path()).unwrap();
     let error = compact(data.path()).unwrap_err();
@@ -115,7 +115,7 @@ async fn compaction_refuses_a_data_dir_in_use_and_leaves_it_alone() {
 
 #[test]
 fn compaction_needs_a_database() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::datadir::private_tempdir();
     assert!(matches!(compact(data.path()), Err(CompactError::NoDatabase(_))));
     let missing = data.path().join("nothing-here");
     assert!(matches!(compact(&missing), Err(CompactError::NoDatabase(_))));
@@ -124,7 +124,7 @@ fn compaction_needs_a_database() {
 
 #[test]
 fn compaction_is_for_sled_only() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::datadir::private_tempdir();
     let dir = data.path().display().to_string();
     let cli = Cli::try_parse_from([
         "tessera-server",
@@ -143,7 +143,7 @@ fn compaction_is_for_sled_only() {
 
 #[tokio::test]
 async fn a_stale_copy_is_removed_and_the_database_kept() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::datadir::private_tempdir();
     database(&data.path().join("db"), "current", 0).await;
     // A copy cut short: some of sled's files, no more.
     database(&data.path().join("db.compact-tmp"), "stale copy", 0).await;
@@ -157,7 +157,7 @@ async fn a_stale_copy_is_removed_and_the_database_kept() {
 
 #[tokio::test]
 async fn a_database_renamed_away_is_renamed_back() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::datadir::private_tempdir();
     // Stopped between the two renames: db.old and a finished copy, no db.
     database(&data.path().join("db.old"), "original", 0).await;
     database(&data.path().join("db.compact-tmp"), "copy", 0).await;
@@ -170,7 +170,7 @@ async fn a_database_renamed_away_is_renamed_back() {
 
 #[tokio::test]
 async fn an_old_database_left_after_the_swap_is_removed() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::datadir::private_tempdir();
     database(&data.path().join("db"), "compacted", 0).await;
     database(&data.path().join("db.old"), "replaced", 0).await;
     let dir = DataDir::open(data.path()).unwrap();
@@ -181,7 +181,7 @@ async fn an_old_database_left_after_the_swap_is_removed() {
 
 #[tokio::test]
 async fn compaction_first_recovers_an_interrupted_one() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::datadir::private_tempdir();
     database(&data.path().join("db.old"), "original", 0).await;
     database(&data.path().join("db.compact-tmp"), "copy", 0).await;
     let report = compact(data.path()).unwrap();

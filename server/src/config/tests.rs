@@ -175,6 +175,72 @@ fn migrate_storage_takes_a_source_dir_and_a_target_url() {
     let parsed = cli(&["migrate-storage", "--from", "/d", "--to", "postgres://h/db"]);
     assert_eq!(
         parsed.command,
-        Some(ServerCommand::MigrateStorage { from: PathBuf::from("/d"), to: "postgres://h/db".into() })
+        Some(ServerCommand::MigrateStorage {
+            from: PathBuf::from("/d"),
+            to: Some("postgres://h/db".into()),
+            to_file: None
+        })
     );
+    let parsed = cli(&["migrate-storage", "--from", "/d", "--to-file", "/run/secrets/pg"]);
+    assert_eq!(
+        parsed.command,
+        Some(ServerCommand::MigrateStorage {
+            from: PathBuf::from("/d"),
+            to: None,
+            to_file: Some(PathBuf::from("/run/secrets/pg"))
+        })
+    );
+}
+
+#[test]
+fn storage_url_from_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("storage");
+    let url = "postgres://tessera:hunter2@127.0.0.1:5432/tessera";
+    std::fs::write(&path, format!("\n{url}\n")).expect("write");
+    let path_text = path.to_str().expect("utf-8");
+    let config = Config::merge(cli(&["--storage-file", path_text]), FileConfig::default()).expect("valid");
+    assert_eq!(config.storage, Storage::Postgres(url.into()));
+    let config = Config::merge(cli(&[]), file(&format!("storage_file = \"{path_text}\"\n"))).expect("valid");
+    assert_eq!(config.storage, Storage::Postgres(url.into()));
+    let both = file(&format!("storage = \"sled\"\nstorage_file = \"{path_text}\"\n"));
+    assert!(Config::merge(cli(&[]), both).is_err(), "storage and storage_file together are refused");
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").expect("write");
+    let err = Config::merge(cli(&["--storage-file", empty.to_str().expect("utf-8")]), FileConfig::default())
+        .expect_err("an empty file is refused");
+    assert!(err.to_string().contains("empty") && !err.to_string().contains('\n'), "{err}");
+}
+
+#[test]
+fn passwords_on_the_command_line_are_found() {
+    let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert_eq!(passwords_on_command_line(&args(&["s", "--storage", "postgres://u:pw@h/db"])), vec!["--storage"]);
+    assert_eq!(passwords_on_command_line(&args(&["s", "--storage=postgres://h/db?password=pw"])), vec!["--storage"]);
+    assert_eq!(
+        passwords_on_command_line(&args(&["s", "migrate-storage", "--from", "d", "--to", "postgres://u:p@h/db"])),
+        vec!["migrate-storage --to"]
+    );
+    assert!(passwords_on_command_line(&args(&["s", "--storage", "postgres://u@h:5432/db"])).is_empty());
+    assert!(passwords_on_command_line(&args(&["s", "--storage-file", "postgres://u:pw@h/db"])).is_empty());
+    assert!(passwords_on_command_line(&args(&["s", "--storage", "sled"])).is_empty());
+}
+
+#[test]
+fn per_source_connection_cap() {
+    let config = Config::merge(cli(&["--max-connections-per-source", "8"]), FileConfig::default()).expect("valid");
+    assert_eq!(config.limits.max_connections_per_source, 8);
+    let config = Config::merge(cli(&[]), file("[limits]\nmax_connections_per_source = 3\n")).expect("valid");
+    assert_eq!(config.limits.max_connections_per_source, 3);
+    assert_eq!(Config::merge(cli(&[]), FileConfig::default()).expect("valid").limits.max_connections_per_source, 256);
+    assert!(Config::merge(cli(&["--max-connections-per-source", "0"]), FileConfig::default()).is_err());
+}
+
+#[test]
+fn dependency_logs_are_pinned_unless_asked_for() {
+    assert!(!Config::merge(cli(&[]), FileConfig::default()).expect("valid").log_dependencies);
+    assert!(
+        Config::merge(cli(&["--log-dependencies", "true"]), FileConfig::default()).expect("valid").log_dependencies
+    );
+    assert!(Config::merge(cli(&[]), file("log_dependencies = true\n")).expect("valid").log_dependencies);
 }

@@ -4,6 +4,7 @@
 pub mod random;
 pub mod seal;
 pub mod secret;
+pub mod secret_key;
 pub mod signing;
 
 /// ring reports failures without detail; so do we.

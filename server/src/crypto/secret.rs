@@ -21,6 +21,9 @@ pub struct SecretHasher {
     /// Stands in for a missing digest (no previous secret, no client), so
     /// every check does the same work: one HMAC and two comparisons.
     decoy: Digest32,
+    /// HMACs computed, for the tests that check equal work.
+    #[cfg(test)]
+    computed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SecretHasher {
@@ -29,12 +32,25 @@ impl SecretHasher {
         let key = hmac::Key::new(hmac::HMAC_SHA256, installation_key);
         // Not a possible secret: secrets have no spaces or colons.
         let decoy = tag_of(&key, b"tessera: no such secret");
-        Self { key, decoy }
+        Self {
+            key,
+            decoy,
+            #[cfg(test)]
+            computed: std::sync::Arc::default(),
+        }
     }
 
     /// The digest to store for `secret`.
     pub fn digest(&self, secret: &str) -> Digest32 {
+        #[cfg(test)]
+        self.computed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tag_of(&self.key, secret.as_bytes())
+    }
+
+    /// How many digests this hasher (and its clones) computed.
+    #[cfg(test)]
+    pub(crate) fn digests_computed(&self) -> usize {
+        self.computed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether `secret` matches `current`, or `previous` when given, in

@@ -9,12 +9,21 @@
 //!   the connection; its task holds no one else up;
 //! - TLS handshake not done within `request_timeout`: closed;
 //! - no new request within `idle_timeout` after the last response: closed;
-//! - more than `max_connections` open: further connections wait in the
-//!   kernel's accept queue until a slot frees.
+//! - more than `max_connections_per_source` open from one source address
+//!   (IPv6: one /64): further ones from it are closed at once, so one
+//!   source cannot take every slot;
+//! - near `max_connections` (fewer than [`shed_reserve`] slots free): the
+//!   oldest connection that has not yet sent a complete request head is
+//!   closed for each new one accepted, so half-sent heads cannot hold
+//!   slots that clients with whole requests need;
+//! - more than `max_connections` open, none of them sheddable: further
+//!   connections wait (one accepted, the rest in the kernel's accept
+//!   queue) until a slot frees.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -51,6 +60,9 @@ pub async fn serve(
 ) {
     let connections = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let sources = Arc::new(Sources::default());
+    let pending = Arc::new(Pending::default());
+    let reserve = shed_reserve(limits.max_connections);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -60,13 +72,6 @@ pub async fn serve(
         .keep_alive(true);
 
     loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            () = shutdown.cancelled() => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -79,13 +84,34 @@ pub async fn serve(
             },
             () = shutdown.cancelled() => break,
         };
+        let Some(source) = sources.admit(peer.ip(), limits.max_connections_per_source) else {
+            tracing::debug!(source = %source_key(peer.ip()), "too many connections from one source; closed");
+            drop(stream);
+            continue;
+        };
+        // Near the cap, a connection that has not sent a whole request head
+        // gives its slot to this one, oldest first.
+        if slots.available_permits() < reserve {
+            pending.shed_oldest();
+        }
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = shutdown.cancelled() => break,
+        };
         let _ = stream.set_nodelay(true);
+        let (head, shed) = pending.register();
         let connection = Connection {
             builder: builder.clone(),
             app: app.clone(),
             peer,
             idle_timeout: limits.idle_timeout,
             shutdown: shutdown.clone(),
+            head,
+            shed,
+            _source: source,
         };
         match &tls {
             None => {
@@ -98,10 +124,17 @@ pub async fn serve(
                 let acceptor = tls.acceptor();
                 let handshake_timeout = limits.request_timeout;
                 connections.spawn(async move {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => connection.serve(stream).await,
-                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    // A handshake not yet done is no complete head either: sheddable.
+                    let shed = connection.shed.clone();
+                    tokio::select! {
+                        handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)) => {
+                            match handshake {
+                                Ok(Ok(stream)) => connection.serve(stream).await,
+                                Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                                Err(_) => tracing::debug!("TLS handshake timed out"),
+                            }
+                        }
+                        () = shed.cancelled() => tracing::debug!("shed during the TLS handshake"),
                     }
                     drop(slot);
                 });
@@ -126,6 +159,13 @@ struct Connection {
     peer: SocketAddr,
     idle_timeout: Duration,
     shutdown: CancellationToken,
+    /// Marks the first complete request head; until then the connection
+    /// may be shed near the global cap.
+    head: HeadSeen,
+    /// Cancelled when the connection is shed.
+    shed: CancellationToken,
+    /// Holds the connection's place in its source's count.
+    _source: SourceSlot,
 }
 
 impl Connection {
@@ -135,8 +175,9 @@ impl Connection {
     {
         let activity = Arc::new(Activity::new());
         let service = {
-            let (app, activity, peer) = (self.app.clone(), activity.clone(), self.peer);
+            let (app, activity, peer, head) = (self.app.clone(), activity.clone(), self.peer, self.head.clone());
             service_fn(move |mut request| {
+                head.seen();
                 request.extensions_mut().insert(PeerAddr(peer));
                 let busy = activity.begin();
                 let app = app.clone();
@@ -162,6 +203,10 @@ impl Connection {
                     if let Err(error) = result {
                         tracing::debug!(%error, "connection ended with an error");
                     }
+                    return;
+                }
+                () = self.shed.cancelled() => {
+                    tracing::debug!(peer = %self.peer, "shed: no complete request head while the server is near its connection cap");
                     return;
                 }
                 () = self.shutdown.cancelled(), if !closing => {
@@ -219,3 +264,135 @@ impl Drop for Busy {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
+
+/// How many free slots the accept loop keeps by shedding connections that
+/// have sent no complete request head: a sixteenth of the cap, at least one.
+pub fn shed_reserve(max_connections: usize) -> usize {
+    (max_connections / 16).max(1)
+}
+
+/// The key a source address is counted under: IPv4 as is (mapped IPv6
+/// too), IPv6 by its /64, the unit one host gets.
+pub fn source_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
+/// Open connections per source. A std mutex is enough: held for one map
+/// update, never across an await.
+#[derive(Debug, Default)]
+pub struct Sources {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Sources {
+    /// Counts a new connection from `address`, unless its source already
+    /// has `cap` open; the slot gives the place back when dropped.
+    pub fn admit(self: &Arc<Self>, address: IpAddr, cap: usize) -> Option<SourceSlot> {
+        let key = source_key(address);
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(key).or_insert(0);
+        if *count >= cap {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot { sources: self.clone(), key })
+    }
+
+    /// How many connections `address`'s source has open.
+    pub fn open(&self, address: IpAddr) -> usize {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner).get(&source_key(address)).copied().unwrap_or(0)
+    }
+}
+
+/// One connection's place in its source's count.
+#[derive(Debug)]
+pub struct SourceSlot {
+    sources: Arc<Sources>,
+    key: IpAddr,
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut open = self.sources.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Connections that have not sent a complete request head yet, oldest
+/// first (by acceptance order), each with the token that sheds it.
+#[derive(Debug, Default)]
+pub struct Pending {
+    next: AtomicU64,
+    waiting: Mutex<BTreeMap<u64, CancellationToken>>,
+}
+
+impl Pending {
+    /// Registers a new connection.
+    pub fn register(self: &Arc<Self>) -> (HeadSeen, CancellationToken) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let shed = CancellationToken::new();
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner).insert(id, shed.clone());
+        (HeadSeen(Arc::new(HeadState { id, seen: AtomicBool::new(false), pending: self.clone() })), shed)
+    }
+
+    /// Sheds the oldest connection without a complete head; returns whether
+    /// there was one.
+    pub fn shed_oldest(&self) -> bool {
+        let oldest = self.waiting.lock().unwrap_or_else(PoisonError::into_inner).pop_first();
+        oldest.map(|(_, shed)| shed.cancel()).is_some()
+    }
+
+    /// How many connections have sent no complete head yet.
+    pub fn len(&self) -> usize {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Whether every connection has sent a complete head.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn remove(&self, id: u64) {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+    }
+}
+
+/// Marks a connection's first complete request head (and its end).
+#[derive(Debug, Clone)]
+pub struct HeadSeen(Arc<HeadState>);
+
+#[derive(Debug)]
+struct HeadState {
+    id: u64,
+    seen: AtomicBool,
+    pending: Arc<Pending>,
+}
+
+impl HeadSeen {
+    /// A complete head arrived: the connection is no longer sheddable.
+    pub fn seen(&self) {
+        if !self.0.seen.swap(true, Ordering::AcqRel) {
+            self.0.pending.remove(self.0.id);
+        }
+    }
+}
+
+impl Drop for HeadState {
+    fn drop(&mut self) {
+        self.pending.remove(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests;

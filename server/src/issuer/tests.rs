@@ -492,3 +492,25 @@ async fn revocation_by_another_client_changes_nothing() {
     let wrong = ClientCredentials { client_secret: "x".repeat(40), ..stranger };
     assert_eq!(f.issuer.revoke(status_request(&wrong, &refresh)).await.unwrap_err().code(), ErrorCode::InvalidClient);
 }
+
+/// Issue 13, item 7: an unknown client ID and a known one with a wrong
+/// secret do the same work: one HMAC each (against a decoy digest for the
+/// unknown ID). That neither reads a tree on sled is checked beside the
+/// client cache (`a_complete_cache_answers_known_and_unknown_ids_alike`).
+#[tokio::test]
+async fn unknown_ids_and_wrong_secrets_do_the_same_work() {
+    let f = fixture().await;
+    let client = f.client(&[], false).await;
+    let unknown = ClientCredentials {
+        client_id: format!("oa2-client-id_{}", "Z".repeat(32)),
+        client_secret: client.client_secret.clone(),
+    };
+    let wrong = ClientCredentials { client_id: client.client_id.clone(), client_secret: "w".repeat(40) };
+    let mut work = Vec::new();
+    for credentials in [&unknown, &wrong] {
+        let before = f.issuer.secrets.digests_computed();
+        assert!(matches!(f.issuer.authenticate(credentials, START).await, Err(TokenError::InvalidClient)));
+        work.push(f.issuer.secrets.digests_computed() - before);
+    }
+    assert_eq!(work, [1, 1], "one HMAC for either");
+}

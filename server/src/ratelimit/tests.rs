@@ -131,3 +131,32 @@ fn disabled_limits_nothing() {
     }
     assert_eq!(limiter.check(ip("127.0.0.2"), Some(ID), t0), Admission::Allowed);
 }
+
+/// Issue 13, item 11: a neighbour behind the same NAT (or in the same /64)
+/// empties the address bucket; a client that authenticated from that
+/// address recently is still admitted, others are not.
+#[test]
+fn a_dry_address_bucket_spares_clients_that_authenticated_from_it() {
+    const OTHER: &str = "oa2-client-id_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+    let limiter = AuthLimiter::new(&config(3, 100, 100));
+    let t0 = Instant::now();
+    let nat = ip("2001:db8::1");
+    limiter.success(nat, ID, t0);
+    let neighbour = ip("2001:db8::ffff");
+    for _ in 0..3 {
+        limiter.failure(neighbour, Some(OTHER), t0);
+    }
+    assert!(matches!(limiter.check(neighbour, Some(OTHER), t0), Admission::Limited { scope: Scope::Address, .. }));
+    assert!(matches!(limiter.check(nat, None, t0), Admission::Limited { scope: Scope::Address, .. }));
+    assert_eq!(limiter.check(nat, Some(ID), t0), Admission::Allowed, "the client with the right secret gets in");
+    assert_eq!(limiter.check(neighbour, Some(ID), t0), Admission::Allowed, "from anywhere in the /64");
+    assert!(matches!(limiter.check(ip("2001:db9::1"), Some(ID), t0), Admission::Allowed), "other /64s untouched");
+    let later = t0 + TRUST_TTL + Duration::from_secs(1);
+    for _ in 0..3 {
+        limiter.failure(neighbour, Some(OTHER), later);
+    }
+    assert!(
+        matches!(limiter.check(nat, Some(ID), later), Admission::Limited { scope: Scope::Address, .. }),
+        "trust expires"
+    );
+}

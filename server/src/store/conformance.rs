@@ -47,12 +47,14 @@ fn rotate_always(_: &super::records::RefreshRecord, _: &FamilyRecord) -> Refresh
     RefreshTransition::Rotate
 }
 
-/// The installation value is stored once and then kept.
+/// The installation value is stored once and then kept, unless replaced.
 pub async fn installation_value_is_set_once(store: Arc<dyn Store>) {
     let first = store.installation_value("k", vec![1, 2, 3]).await.unwrap();
     let second = store.installation_value("k", vec![9]).await.unwrap();
     assert_eq!(first, vec![1, 2, 3]);
     assert_eq!(second, vec![1, 2, 3]);
+    store.replace_installation_value("k", vec![4, 5]).await.unwrap();
+    assert_eq!(store.installation_value("k", vec![9]).await.unwrap(), vec![4, 5]);
 }
 
 /// Clients: insert, read, list, update, delete.
@@ -307,6 +309,19 @@ pub async fn audit_purge_is_bounded_and_keeps_numbering(store: Arc<dyn Store>) {
     assert_eq!(store.audit_latest(100).await.unwrap().len(), 1);
     let next = store.append_audit(&audit_event(NOW + 20, "later")).await.unwrap();
     assert!(next.seq > last);
+
+    // Two budgets: security events never push out operators' actions.
+    for n in 0..5u64 {
+        store.append_audit(&audit_event(NOW + 30 + n, &format!("op{n}"))).await.unwrap();
+    }
+    for n in 0..20u64 {
+        let mut event = audit_event(NOW + 40 + n, &format!("sec{n}"));
+        event.kind = tessera_shared::admin::AuditKind::AuthFailureBurst;
+        store.append_audit(&event).await.unwrap();
+    }
+    assert_eq!(store.purge_audit(5, 0, 100).await.unwrap(), 17, "e9, \"later\" and the 15 oldest security events");
+    let left: Vec<String> = store.audit_latest(100).await.unwrap().into_iter().map(|e| e.detail).collect();
+    assert_eq!(left, ["op0", "op1", "op2", "op3", "op4", "sec15", "sec16", "sec17", "sec18", "sec19"]);
 }
 
 /// The deny list holds a `jti` until its expiry, keeps the later of two

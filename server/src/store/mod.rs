@@ -101,6 +101,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// [`StoreError`] on backend failure.
     async fn installation_value(&self, name: &str, init: Vec<u8>) -> Result<Vec<u8>, StoreError>;
 
+    /// Replaces the installation value stored under `name` (sealing the
+    /// client-secret HMAC key of an installation that had it in plain text).
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn replace_installation_value(&self, name: &str, value: Vec<u8>) -> Result<(), StoreError>;
+
     /// Stores a new client.
     ///
     /// # Errors
@@ -250,7 +257,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn audit_latest(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
 
     /// Removes up to `batch` of the oldest audit events that are beyond the
-    /// newest `keep` or older than `before`; the newest event always stays.
+    /// newest `keep` of their class, or older than `before`; the newest
+    /// event always stays. The two classes, operators' actions and security
+    /// events ([`tessera_shared::admin::AuditKind::is_security`]), are
+    /// counted apart, so security events never push out an action.
     /// Returns how many were removed.
     ///
     /// # Errors

@@ -440,10 +440,18 @@ impl PgStore {
         let keep = i64::try_from(keep.max(1)).unwrap_or(i64::MAX);
         let removed = tx
             .execute(
+                // Operators' actions and security events are counted apart
+                // (`in_class`), so security events never push out an action.
                 "WITH ranked AS (
-                     SELECT seq, at, row_number() OVER (ORDER BY seq DESC) AS from_newest FROM audit
+                     SELECT seq, at, row_number() OVER (ORDER BY seq DESC) AS from_newest,
+                         row_number() OVER (
+                             PARTITION BY (convert_from(record, 'UTF8')::jsonb ->> 'kind')
+                                 IN ('refresh_token_reuse', 'auth_failure_burst')
+                             ORDER BY seq DESC
+                         ) AS in_class
+                     FROM audit
                  ), doomed AS (
-                     SELECT seq FROM ranked WHERE from_newest > 1 AND (from_newest > $1 OR at < $2)
+                     SELECT seq FROM ranked WHERE from_newest > 1 AND (in_class > $1 OR at < $2)
                      ORDER BY seq LIMIT $3
                  )
                  DELETE FROM audit a USING doomed WHERE a.seq = doomed.seq",
@@ -539,6 +547,21 @@ impl Store for PgStore {
                 .await?;
             let row = client.query_one("SELECT value FROM tessera_meta WHERE name = $1", &[&name]).await?;
             Ok(row.get::<_, Vec<u8>>(0))
+        })
+        .await
+    }
+
+    async fn replace_installation_value(&self, name: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        retrying(|| async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO tessera_meta (name, value) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                    &[&name, &value],
+                )
+                .await?;
+            Ok(())
         })
         .await
     }

@@ -143,6 +143,7 @@ impl SledStore {
 
     fn from_db(db: sled::Db, journal_dir: &Path, limits: SegmentLimits) -> Result<Self, StoreError> {
         let tree = |name: &str| db.open_tree(name).map_err(backend);
+        let clients = tree("clients")?;
         let journaled = JournaledTrees {
             families: tree("families")?,
             refresh_tokens: tree("refresh_tokens")?,
@@ -153,7 +154,7 @@ impl SledStore {
         let JournaledTrees { families, refresh_tokens, refresh_expiry, client_families } = journaled;
         Ok(Self {
             meta: tree("meta")?,
-            clients: tree("clients")?,
+            clients: clients.clone(),
             client_last_used: tree("client_last_used")?,
             refresh_tokens,
             refresh_expiry,
@@ -166,7 +167,16 @@ impl SledStore {
             denied_jti: tree("denied_jti")?,
             denied_expiry: tree("denied_expiry")?,
             flusher: GroupFlusher::start(db.clone())?,
-            client_cache: Arc::new(ClientCache::default()),
+            // A record that cannot be read leaves the cache incomplete: that
+            // client's lookups then fail alone, as before, instead of the start.
+            client_cache: Arc::new(
+                clients
+                    .iter()
+                    .values()
+                    .map(|raw| decode_json(&raw.map_err(backend)?))
+                    .collect::<Result<Vec<ClientRecord>, StoreError>>()
+                    .map_or_else(|_| ClientCache::default(), ClientCache::complete),
+            ),
             journal,
             db,
             _temporary_dir: None,
@@ -253,20 +263,32 @@ impl Store for SledStore {
         Ok(value)
     }
 
+    async fn replace_installation_value(&self, name: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        self.meta.insert(name, value).map_err(backend)?;
+        self.durable().await
+    }
+
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
         let encoded = encode_json(client)?;
-        self.client_cache.write(&client.client_id, || {
-            self.clients
-                .compare_and_swap(&client.client_id, None as Option<&[u8]>, Some(encoded))
-                .map_err(backend)?
-                .map_err(|_| StoreError::AlreadyExists(client.client_id.clone()))
-        })?;
+        self.client_cache.write(
+            &client.client_id,
+            || {
+                self.clients
+                    .compare_and_swap(&client.client_id, None as Option<&[u8]>, Some(encoded))
+                    .map_err(backend)?
+                    .map_err(|_| StoreError::AlreadyExists(client.client_id.clone()))
+            },
+            |()| Some(client.clone()),
+        )?;
         self.durable().await
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
-        if let Some(cached) = self.client_cache.get(client_id) {
-            return Ok(Some(cached));
+        match self.client_cache.lookup(client_id) {
+            Lookup::Hit(cached) => return Ok(Some(cached)),
+            // Every client is in memory: an unknown ID is answered as fast.
+            Lookup::Absent => return Ok(None),
+            Lookup::Unknown => {}
         }
         let seen = self.client_cache.version();
         let found: Option<ClientRecord> =
@@ -286,17 +308,21 @@ impl Store for SledStore {
         client_id: &str,
         change: &ClientChange<'_>,
     ) -> Result<Option<ClientRecord>, StoreError> {
-        let updated = self.client_cache.write(client_id, || {
-            self.clients
-                .transaction(|clients| {
-                    let Some(raw) = clients.get(client_id)? else { return Ok(None) };
-                    let mut client: ClientRecord = decode_json(&raw).map_err(abort)?;
-                    change(&mut client);
-                    clients.insert(client_id.as_bytes(), encode_json(&client).map_err(abort)?)?;
-                    Ok(Some(client))
-                })
-                .map_err(from_tx)
-        })?;
+        let updated = self.client_cache.write(
+            client_id,
+            || {
+                self.clients
+                    .transaction(|clients| {
+                        let Some(raw) = clients.get(client_id)? else { return Ok(None) };
+                        let mut client: ClientRecord = decode_json(&raw).map_err(abort)?;
+                        change(&mut client);
+                        clients.insert(client_id.as_bytes(), encode_json(&client).map_err(abort)?)?;
+                        Ok(Some(client))
+                    })
+                    .map_err(from_tx)
+            },
+            Option::clone,
+        )?;
         if updated.is_some() {
             self.durable().await?;
         }
@@ -304,7 +330,7 @@ impl Store for SledStore {
     }
 
     async fn delete_client(&self, client_id: &str, now: UnixTime) -> Result<Option<u64>, StoreError> {
-        if self.client_cache.write(client_id, || self.clients.remove(client_id).map_err(backend))?.is_none() {
+        if self.client_cache.write(client_id, || self.clients.remove(client_id).map_err(backend), |_| None)?.is_none() {
             return Ok(None);
         }
         self.client_last_used.remove(client_id).map_err(backend)?;
@@ -525,29 +551,37 @@ impl Store for SledStore {
     }
 
     async fn purge_audit(&self, keep: usize, before: UnixTime, batch: usize) -> Result<u64, StoreError> {
-        // Appends only add at the end and the purge only removes from the
-        // front, so the keys are contiguous and the count is last - first + 1.
-        let (Some((first, _)), Some((last, _))) =
-            (self.audit.first().map_err(backend)?, self.audit.last().map_err(backend)?)
-        else {
-            return Ok(0);
-        };
+        let Some((last, _)) = self.audit.last().map_err(backend)? else { return Ok(0) };
         let last = audit_seq(&last)?;
-        let mut count = last.saturating_sub(audit_seq(&first)?).saturating_add(1);
+        // Operators' actions and security events are counted apart, so a
+        // flood of security events never pushes out an operator's action.
+        // The trail is bounded (two budgets of `keep`), so one pass to count
+        // and one to remove stay small.
+        let mut counts = [0u64; 2];
+        for entry in self.audit.iter() {
+            let (_, raw) = entry.map_err(backend)?;
+            let event: AuditEvent = decode_json(&raw)?;
+            counts[usize::from(event.kind.is_security())] += 1;
+        }
         let keep = u64::try_from(keep.max(1)).unwrap_or(u64::MAX);
+        let batch = u64::try_from(batch).unwrap_or(u64::MAX);
         let mut removed = 0;
-        for entry in self.audit.iter().take(batch) {
+        for entry in self.audit.iter() {
+            if removed >= batch {
+                break;
+            }
             let (key, raw) = entry.map_err(backend)?;
             let seq = audit_seq(&key)?;
             if seq == last {
                 break;
             }
             let event: AuditEvent = decode_json(&raw)?;
-            if count <= keep && event.at >= before {
-                break;
+            let class = usize::from(event.kind.is_security());
+            if counts[class] <= keep && event.at >= before {
+                continue;
             }
             self.audit.remove(&key).map_err(backend)?;
-            count -= 1;
+            counts[class] -= 1;
             removed += 1;
         }
         if removed > 0 {
@@ -603,7 +637,7 @@ mod journal;
 mod open;
 mod revocation;
 
-use client_cache::ClientCache;
+use client_cache::{ClientCache, Lookup};
 use open::open_db;
 
 #[cfg(test)]

@@ -1,19 +1,29 @@
-//! The issuer's JWKS URL as a key source: fetched over HTTP(S) (reqwest,
-//! rustls with ring), kept as long as the response's `Cache-Control:
+//! The issuer's JWKS URL as a key source: fetched over HTTPS (reqwest,
+//! rustls with ring; plain HTTP only to a loopback address), never
+//! following a redirect, kept as long as the response's `Cache-Control:
 //! max-age` allows, revalidated with `If-None-Match` when the response had
-//! an `ETag`, and fetched again early when a token names an unknown `kid`.
+//! an `ETag`.
+//!
+//! No request waits for the issuer while its key is cached: one background
+//! task refreshes the keys when they go stale, backing off after failures,
+//! and requests keep using the keys held meanwhile. Only a token whose
+//! `kid` is unknown starts a fetch itself and waits for it, at most
+//! [`FetchOptions::unknown_kid_wait`]. Keys that could not be refreshed
+//! for [`FetchOptions::max_stale`] past their `max-age` are no longer used:
+//! every token is refused with [`VerifyError::StaleKeys`] until a refresh
+//! succeeds.
 //!
 //! Every fetch, whatever its reason, is at least
-//! [`FetchOptions::min_refetch_interval`] after the previous one, so tokens
-//! with made-up `kid`s cannot turn a resource server into a flood of
+//! [`FetchOptions::min_refetch_interval`] after the previous attempt, so
+//! tokens with made-up `kid`s cannot turn a resource server into a flood of
 //! requests to the issuer. A failed fetch keeps the keys already held.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use http::header::{CACHE_CONTROL, ETAG, HeaderMap, IF_NONE_MATCH};
 
-use super::{KeyLoadError, parse_jwks};
+use super::{KeyLoadError, VerifyError, parse_jwks};
 use crate::jwk::JwkSet;
 
 /// A larger JWKS is refused: real ones are a few KiB.
@@ -32,6 +42,17 @@ pub struct FetchOptions {
     pub default_max_age: Duration,
     /// Timeout of one fetch, connection included (default 10 s).
     pub timeout: Duration,
+    /// How long a token with an unknown `kid` waits for the fetch it
+    /// starts (default 2 s); the fetch itself goes on in the background.
+    pub unknown_kid_wait: Duration,
+    /// How long past their `max-age` keys that could not be refreshed are
+    /// still used (default 24 h); after that every token is refused with
+    /// [`VerifyError::StaleKeys`] until a refresh succeeds.
+    pub max_stale: Duration,
+    /// The longest wait between two attempts after failures (default 5
+    /// minutes); the wait doubles from `min_refetch_interval` with each
+    /// failure in a row.
+    pub max_backoff: Duration,
 }
 
 impl Default for FetchOptions {
@@ -40,6 +61,9 @@ impl Default for FetchOptions {
             min_refetch_interval: Duration::from_secs(10),
             default_max_age: Duration::from_secs(300),
             timeout: Duration::from_secs(10),
+            unknown_kid_wait: Duration::from_secs(2),
+            max_stale: Duration::from_secs(24 * 3600),
+            max_backoff: Duration::from_secs(300),
         }
     }
 }
@@ -55,8 +79,10 @@ struct Cached {
     etag: Option<http::HeaderValue>,
     /// Until when the keys may be used without asking again.
     fresh_until: Instant,
-    /// When the last fetch was attempted, successful or not.
+    /// When the last fetch was started, successful or not.
     last_attempt: Instant,
+    /// Failed attempts since the last success, for the backoff.
+    failures: u32,
 }
 
 /// A JWKS URL with its cached keys.
@@ -68,7 +94,8 @@ pub(crate) struct RemoteJwks {
     // A std lock is enough: it is held only to copy or replace `Cached`,
     // never across an await.
     cached: RwLock<Cached>,
-    /// One fetch at a time; the others wait and then use its result.
+    /// One fetch at a time. Only fetches wait for it, never a request whose
+    /// key is cached.
     fetching: tokio::sync::Mutex<()>,
 }
 
@@ -86,11 +113,34 @@ enum Fetched {
     NotModified { max_age: Option<Duration> },
 }
 
+/// Refuses a JWKS URL that is not `https://`, unless it points at this
+/// machine (`http://127.0.0.1`, `http://[::1]`, `http://localhost`).
+///
+/// # Errors
+/// [`KeyLoadError::InsecureUrl`] for anything else.
+pub(crate) fn check_url(url: &str) -> Result<(), KeyLoadError> {
+    let insecure = || KeyLoadError::InsecureUrl(url.to_owned());
+    let parsed = reqwest::Url::parse(url).map_err(|_| insecure())?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let host = parsed.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if loopback { Ok(()) } else { Err(insecure()) }
+        }
+        _ => Err(insecure()),
+    }
+}
+
 impl RemoteJwks {
     /// Fetches `url` once; fails if that fetch does.
     pub(crate) async fn fetch_first(url: &str, options: FetchOptions, now: Now) -> Result<Self, KeyLoadError> {
+        check_url(url)?;
         let client = reqwest::Client::builder()
             .timeout(options.timeout)
+            // A redirect could take the fetch to a server the operator never named.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| KeyLoadError::Fetch { url: url.to_owned(), reason: e.to_string() })?;
         let at = now();
@@ -102,6 +152,7 @@ impl RemoteJwks {
             etag,
             fresh_until: at + max_age.unwrap_or(options.default_max_age),
             last_attempt: at,
+            failures: 0,
         };
         Ok(Self {
             url: url.to_owned(),
@@ -117,39 +168,75 @@ impl RemoteJwks {
         self.cached.read().ok().map(|c| c.clone())
     }
 
-    /// The keys held now.
+    /// The keys held now, stale or not.
     pub(crate) fn keys(&self) -> Arc<JwkSet> {
         self.snapshot().map(|c| c.keys).unwrap_or_default()
+    }
+
+    /// The keys held now, unless they are past their `max-age` by more than
+    /// [`FetchOptions::max_stale`].
+    ///
+    /// # Errors
+    /// [`VerifyError::StaleKeys`] then.
+    pub(crate) fn usable_keys(&self) -> Result<Arc<JwkSet>, VerifyError> {
+        let cached = self.snapshot().ok_or(VerifyError::StaleKeys)?;
+        if (self.now)() > cached.fresh_until + self.options.max_stale {
+            return Err(VerifyError::StaleKeys);
+        }
+        Ok(cached.keys)
     }
 
     fn may_fetch(&self, cached: &Cached, now: Instant) -> bool {
         now >= cached.last_attempt + self.options.min_refetch_interval
     }
 
-    /// Fetches again if the keys are past their `max-age` (and the last
-    /// fetch is not too recent).
+    /// When the background task should fetch next: when the keys go stale,
+    /// but not before the interval after the last attempt, which doubles
+    /// with each failure in a row up to [`FetchOptions::max_backoff`].
+    fn next_due(&self, cached: &Cached) -> Instant {
+        let interval = self.options.min_refetch_interval;
+        if cached.failures == 0 {
+            return cached.fresh_until.max(cached.last_attempt + interval);
+        }
+        let doublings = cached.failures.saturating_sub(1).min(16);
+        let backoff = interval.saturating_mul(1 << doublings).min(self.options.max_backoff).max(interval);
+        cached.last_attempt + backoff
+    }
+
+    /// Fetches again if the keys are past their `max-age` and the last
+    /// attempt is far enough back (see [`RemoteJwks::next_due`]). The
+    /// background task calls it; requests never do.
     pub(crate) async fn refresh_if_stale(&self) {
-        let due = |c: &Cached, now: Instant| now >= c.fresh_until && self.may_fetch(c, now);
+        let due = |c: &Cached, now: Instant| now >= c.fresh_until && now >= self.next_due(c);
         if self.snapshot().is_some_and(|c| due(&c, (self.now)())) {
             self.fetch_if(due).await;
         }
     }
 
-    /// Fetches again because a token named an unknown `kid`; returns
-    /// whether a fetch happened (here or in a concurrent call) since the
-    /// token was checked, so the caller knows whether to check it again.
-    pub(crate) async fn refetch_for_unknown_kid(&self) -> bool {
+    /// Fetches again because a token named an unknown `kid`, waiting for it
+    /// at most [`FetchOptions::unknown_kid_wait`]; returns whether the keys
+    /// changed meanwhile (here or through a concurrent fetch), so the
+    /// caller knows whether to check the token again.
+    pub(crate) async fn refetch_for_unknown_kid(self: &Arc<Self>) -> bool {
         let Some(before) = self.snapshot() else { return false };
         if !self.may_fetch(&before, (self.now)()) {
             return false;
         }
         let seen = before.last_attempt;
-        // A concurrent call may have fetched while we waited for the lock.
-        self.fetch_if(|c, now| c.last_attempt == seen && self.may_fetch(c, now)).await;
-        self.snapshot().is_some_and(|c| c.last_attempt != seen)
+        let me = self.clone();
+        // The fetch runs on as a task of its own: a slow issuer delays this
+        // one token by `unknown_kid_wait` at most, and the keys it brings
+        // serve the next requests.
+        let fetch = tokio::spawn(async move {
+            me.fetch_if(|c, now| c.last_attempt == seen && me.may_fetch(c, now)).await;
+        });
+        let _ = tokio::time::timeout(self.options.unknown_kid_wait, fetch).await;
+        self.snapshot().is_some_and(|after| !Arc::ptr_eq(&after.keys, &before.keys))
     }
 
-    /// Under the fetch lock, fetches if `due` still says so.
+    /// Under the fetch lock, fetches if `due` still says so. The attempt is
+    /// recorded before the request goes out, so no one starts another
+    /// while it runs.
     async fn fetch_if(&self, due: impl Fn(&Cached, Instant) -> bool) {
         let _guard = self.fetching.lock().await;
         let at = (self.now)();
@@ -157,21 +244,53 @@ impl RemoteJwks {
         if !due(&current, at) {
             return;
         }
-        let mut next = Cached { last_attempt: at, ..current.clone() };
-        match fetch(&self.client, &self.url, current.etag.as_ref()).await {
+        self.store(Cached { last_attempt: at, ..current.clone() });
+        let result = fetch(&self.client, &self.url, current.etag.as_ref()).await;
+        let Some(mut next) = self.snapshot() else { return };
+        match result {
             Ok(Fetched::Keys { keys, etag, max_age }) => {
                 next.keys = Arc::new(keys);
                 next.etag = etag;
                 next.fresh_until = at + max_age.unwrap_or(self.options.default_max_age);
+                next.failures = 0;
             }
             Ok(Fetched::NotModified { max_age }) => {
                 next.fresh_until = at + max_age.unwrap_or(self.options.default_max_age);
+                next.failures = 0;
             }
-            // Keep the keys we have; the next attempt waits for the interval.
-            Err(_) => {}
+            // Keep the keys we have; the next attempt waits for the backoff.
+            Err(_) => next.failures = next.failures.saturating_add(1),
         }
+        self.store(next);
+    }
+
+    fn store(&self, cached: Cached) {
         if let Ok(mut slot) = self.cached.write() {
-            *slot = next;
+            *slot = cached;
+        }
+    }
+
+    /// How long the background task sleeps before its next look.
+    fn until_due(&self) -> Duration {
+        let Some(cached) = self.snapshot() else { return self.options.min_refetch_interval };
+        self.next_due(&cached).saturating_duration_since((self.now)())
+    }
+}
+
+/// The background refresher of one [`RemoteJwks`]: sleeps until the keys
+/// are due, refreshes them, and so on. It holds the cache only weakly and
+/// ends once the last verifier sharing it is dropped.
+pub(crate) async fn refresh_in_background(remote: Weak<RemoteJwks>) {
+    loop {
+        let wait = match remote.upgrade() {
+            // At least a second between looks, whatever the clock says.
+            Some(remote) => remote.until_due().max(Duration::from_secs(1)),
+            None => return,
+        };
+        tokio::time::sleep(wait).await;
+        match remote.upgrade() {
+            Some(remote) => remote.refresh_if_stale().await,
+            None => return,
         }
     }
 }
@@ -189,6 +308,9 @@ async fn fetch(client: &reqwest::Client, url: &str, etag: Option<&http::HeaderVa
     if status == reqwest::StatusCode::NOT_MODIFIED && etag.is_some() {
         return Ok(Fetched::NotModified { max_age });
     }
+    if status.is_redirection() {
+        return Err(failed(format!("HTTP status {status}: redirects are not followed; give the JWKS URL itself")));
+    }
     if status != reqwest::StatusCode::OK {
         return Err(failed(format!("HTTP status {status}")));
     }
@@ -202,7 +324,6 @@ async fn fetch(client: &reqwest::Client, url: &str, etag: Option<&http::HeaderVa
     }
     Ok(Fetched::Keys { keys: parse_jwks(&body)?, etag, max_age })
 }
-
 /// The freshness lifetime `Cache-Control` gives, if any: `max-age=N`, or
 /// zero for `no-cache`/`no-store`; capped at a day.
 pub(crate) fn max_age(headers: &HeaderMap) -> Option<Duration> {

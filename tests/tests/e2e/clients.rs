@@ -188,7 +188,7 @@ async fn admin_failures_are_one_line() {
         assert_eq!(out.stderr_lines().len(), 1, "tessera-admin {args:?}: one line on stderr, got {:?}", out.stderr);
     }
 
-    let empty = tempfile::tempdir().expect("a temporary dir");
+    let empty = crate::util::private_tempdir();
     let out = admin_in(empty.path(), &["clients", "list"]);
     assert!(!out.status.success(), "clients list without a server must fail");
     assert_eq!(out.stderr_lines().len(), 1, "one line on stderr, got {:?}", out.stderr);

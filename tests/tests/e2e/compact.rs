@@ -61,7 +61,7 @@ fn compact_ok(data_dir: &Path) -> Finished {
 /// and the signing key is the same one, still sealed.
 #[tokio::test]
 async fn everything_survives_a_compaction() {
-    let dir = tempfile::tempdir().expect("a temporary dir");
+    let dir = crate::util::private_tempdir();
     let data = dir.path().join("data");
     let kek = STANDARD.encode([5u8; 32]);
     let mut first = Server::builder().data_dir(&data).env("TESSERA_KEY_ENCRYPTION_KEY", &kek).start();
@@ -176,7 +176,7 @@ fn purged(server: &Server) -> usize {
 /// were purged it stays that size, and compaction takes it well below.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_gives_back_the_space_of_purged_tokens() {
-    let dir = tempfile::tempdir().expect("a temporary dir");
+    let dir = crate::util::private_tempdir();
     let data = dir.path().join("data");
     let mut server =
         Server::builder().data_dir(&data).args(&["--refresh-token-ttl", REFRESH_TTL, "--purge-interval", "1"]).start();

@@ -18,7 +18,7 @@ fn write_config(dir: &tempfile::TempDir, text: &str) -> String {
 /// `--config FILE` with `listen`, `access_token_ttl` and `[signing] alg`.
 #[tokio::test]
 async fn config_file_sets_listen_ttl_and_alg() {
-    let dir = tempfile::tempdir().expect("a temporary dir");
+    let dir = crate::util::private_tempdir();
     let file = write_config(&dir, "listen = \"127.0.0.1:0\"\naccess_token_ttl = 120\n\n[signing]\nalg = \"EdDSA\"\n");
     let server = Server::builder().without_listen_flag().args(&["--config", &file]).start();
     let client = server.create_client("config", &[]);
@@ -60,7 +60,7 @@ async fn flag_overrides_environment() {
 /// never `listening on`.
 #[tokio::test]
 async fn invalid_configuration_fails_with_one_line() {
-    let dir = tempfile::tempdir().expect("a temporary dir");
+    let dir = crate::util::private_tempdir();
     let file = |name: &str, text: &str| {
         let path = dir.path().join(name);
         std::fs::write(&path, text).expect("write the config file");
@@ -117,4 +117,43 @@ async fn invalid_configuration_fails_with_one_line() {
     };
     table.check("--listen not-an-address", outcome);
     table.finish();
+}
+
+/// `--storage-file FILE` reads the storage setting from a file (issue 13,
+/// item 8), so a database password need not be on the command line.
+#[tokio::test]
+async fn storage_setting_from_a_file() {
+    let dir = crate::util::private_tempdir();
+    let path = dir.path().join("storage");
+    std::fs::write(&path, "sled\n").expect("write the storage file");
+    let server = Server::builder().args(&["--storage-file", &path.to_string_lossy()]).start();
+    let client = server.create_client("storage file", &[]);
+    expect_token(&cc(&client).send(&server).await, "client_credentials with --storage-file");
+
+    let missing = dir.path().join("missing").to_string_lossy().into_owned();
+    let out = Server::builder().args(&["--storage-file", &missing]).run_expecting_exit();
+    assert!(!out.status.success() && out.stderr_lines().len() == 1, "{}: {:?}", out.status, out.stderr);
+    assert!(out.stderr.contains("missing"), "the message names the file: {:?}", out.stderr);
+}
+
+/// A database password on the command line shows in `ps`: the server warns
+/// at start, naming the option and never the password (issue 13, item 8).
+#[tokio::test]
+async fn a_password_on_the_command_line_is_warned_about() {
+    let password = "hunter2CmdlinePassword";
+    // Nothing listens on port 1: the server warns, then fails to connect.
+    let url = format!("postgres://tessera:{password}@127.0.0.1:1/tessera?connect_timeout=2");
+    let out = Server::builder().args(&["--storage", &url]).run_expecting_exit();
+    assert!(!out.status.success(), "nothing to connect to: {:?}", out.stderr);
+    let warning = out.stderr.lines().find(|line| line.contains("command line")).unwrap_or_else(|| {
+        panic!("no warning about the command line: {:?}", out.stderr);
+    });
+    assert!(warning.contains("WARN") && warning.contains("--storage-file"), "{warning}");
+    assert!(!out.stderr.contains(password), "the password itself is never printed: {:?}", out.stderr);
+
+    let dir = crate::util::private_tempdir();
+    let path = dir.path().join("storage");
+    std::fs::write(&path, format!("{url}\n")).expect("write the storage file");
+    let out = Server::builder().args(&["--storage-file", &path.to_string_lossy()]).run_expecting_exit();
+    assert!(!out.stderr.contains("command line"), "no warning for a file: {:?}", out.stderr);
 }

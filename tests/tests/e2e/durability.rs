@@ -30,7 +30,7 @@ fn kid_of(token: &str) -> String {
 /// rotated; the admin socket left by the crash does not block the restart.
 #[tokio::test]
 async fn kill9_after_refresh_loses_nothing() {
-    let dir = tempfile::tempdir().expect("a data dir");
+    let dir = crate::util::private_tempdir();
     let mut first = on(&dir);
     let client = first.create_client("durable", &["read"]);
     let (t1, r1) = expect_refresh_token(&cc(&client).send(&first).await, "client_credentials");
@@ -65,7 +65,7 @@ async fn kill9_after_refresh_loses_nothing() {
 /// `kill -9` right after the client_credentials grant: its refresh token works.
 #[tokio::test]
 async fn kill9_right_after_client_credentials() {
-    let dir = tempfile::tempdir().expect("a data dir");
+    let dir = crate::util::private_tempdir();
     let mut first = on(&dir);
     let client = first.create_client("fresh", &[]);
     let (_, rt) = expect_refresh_token(&cc(&client).send(&first).await, "client_credentials");
@@ -80,7 +80,7 @@ async fn kill9_right_after_client_credentials() {
 /// secret, a revocation, a deletion.
 #[tokio::test]
 async fn admin_changes_survive_kill9() {
-    let dir = tempfile::tempdir().expect("a data dir");
+    let dir = crate::util::private_tempdir();
     let mut first = on(&dir);
     let rotated = first.create_client("rotated", &[]);
     let revoked = first.create_client("revoked", &[]);
@@ -122,7 +122,7 @@ async fn second_server_on_same_data_dir_fails_fast() {
 }
 
 async fn signal_exits_zero_and_data_survives(signal: &str) {
-    let dir = tempfile::tempdir().expect("a data dir");
+    let dir = crate::util::private_tempdir();
     let mut first = on(&dir);
     let client = first.create_client("graceful", &[]);
     let (_, rt) = expect_refresh_token(&cc(&client).send(&first).await, "client_credentials");
@@ -171,7 +171,7 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     use std::io::Write as _;
     use std::time::{Duration, Instant};
 
-    let dir = tempfile::tempdir().expect("a data dir");
+    let dir = crate::util::private_tempdir();
     let mut first = on(&dir);
     let client = first.create_client("in-flight", &[]);
     let body = b"grant_type=client_credentials";
@@ -251,7 +251,7 @@ async fn rotate_until_killed(
 #[tokio::test]
 async fn kill9_under_concurrent_rotations_loses_no_answered_token() {
     const CHAINS: usize = 8;
-    let dir = tempfile::tempdir().expect("a data dir");
+    let dir = crate::util::private_tempdir();
     let grace = ["--refresh-reuse-grace", "60"];
     let mut first = Server::builder().data_dir(dir.path()).args(&grace).start();
     let client = first.create_client("busy", &[]);

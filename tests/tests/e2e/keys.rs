@@ -170,7 +170,7 @@ fn ed25519_pem() -> String {
 #[tokio::test]
 async fn keys_import_publishes_the_key_as_next() {
     let server = Server::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::util::private_tempdir();
     let pem = dir.path().join("key.pem");
     std::fs::write(&pem, ed25519_pem()).unwrap();
     let after: Vec<KeyInfo> = server.admin_json(&["keys", "import", "--pem", pem.to_str().unwrap(), "--json"]);
@@ -207,7 +207,7 @@ async fn export_jwks_with_and_without_a_running_server() {
     assert!(server.terminate().success());
     assert_eq!(exported(server.data_dir()), served, "once it stopped");
 
-    let empty = tempfile::tempdir().unwrap();
+    let empty = crate::util::private_tempdir();
     let out = server_subcommand(empty.path(), &["export-jwks"], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(out.stderr_lines().len(), 1, "{}", out.stderr);
@@ -218,7 +218,7 @@ async fn export_jwks_with_and_without_a_running_server() {
 /// a wrong or missing key stops the server with one clear line.
 #[tokio::test]
 async fn encrypted_keys_need_the_right_key_encryption_key() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::util::private_tempdir();
     let kek = STANDARD.encode([7u8; 32]);
     let kek_file = dir.path().join("kek");
     std::fs::write(&kek_file, format!("{kek}\n")).unwrap();

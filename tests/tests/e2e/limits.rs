@@ -165,8 +165,9 @@ async fn idle_keep_alive_connections_are_closed() {
     still_serves(&server, &client, "an idle close");
 }
 
-/// With `--max-connections 2`, a third connection waits until one of the
-/// two is gone, and is then served.
+/// With `--max-connections 2`, a third connection waits while the two
+/// others have sent whole request heads (their bodies still coming), and
+/// is served once one of them is gone.
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_for_a_slot() {
     let server = Server::start(&["--max-connections", "2"]);
@@ -174,10 +175,14 @@ async fn connections_beyond_the_cap_wait_for_a_slot() {
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut conn = TcpStream::connect(server.addr).expect("connect");
-        conn.write_all(b"POST /oauth2/token HTTP/1.1\r\n").expect("a partial head holds the slot");
+        conn.write_all(
+            b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 100\r\n\r\ngrant_type=",
+        )
+        .expect("a whole head and part of a body hold the slot");
         held.push(conn);
     }
-    // Give the server time to accept both.
+    // Give the server time to accept both and read their heads.
     pause(Duration::from_millis(300));
     let mut third = TcpStream::connect(server.addr).expect("the kernel still accepts");
     third.write_all(&valid(&server, &client)).expect("write");
@@ -194,4 +199,72 @@ async fn connections_beyond_the_cap_wait_for_a_slot() {
     expect_refresh_token(&resp, "the third connection after a slot freed");
     drop(held);
     still_serves(&server, &client, "the connection cap");
+}
+
+/// Opens `count` connections from `source` to `server`, each sending the
+/// first line of a request head and nothing more.
+async fn half_sent_heads(server: &Server, source: &str, count: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut held = Vec::new();
+    for _ in 0..count {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.bind(format!("{source}:0").parse().expect("an address")).expect("bind the source address");
+        let mut conn = socket.connect(server.addr).await.expect("connect");
+        conn.write_all(b"POST /oauth2/token HTTP/1.1\r\n").await.expect("a partial head");
+        held.push(conn);
+    }
+    held
+}
+
+/// Whether the server closed `conn` (end of stream or reset) within a
+/// generous bound; `false` if it is still open then.
+async fn closed_by_server(conn: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 64];
+    matches!(tokio::time::timeout(within, conn.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+}
+
+/// Issue 13, item 3: one source address may hold at most
+/// `--max-connections-per-source` connections; more from it are closed at
+/// once, and other addresses are served.
+#[tokio::test]
+async fn one_source_cannot_take_every_connection() {
+    let server = Server::start(&["--max-connections-per-source", "4", "--request-timeout", "120"]);
+    let client = server.create_client("per source", &[]);
+    let mut held = half_sent_heads(&server, "127.0.0.9", 10).await;
+    let mut extra = held.split_off(4);
+    for (i, conn) in extra.iter_mut().enumerate() {
+        assert!(closed_by_server(conn, Duration::from_secs(15)).await, "connection {} from one source kept", i + 5);
+    }
+    for (i, conn) in held.iter_mut().enumerate() {
+        assert!(!closed_by_server(conn, Duration::from_millis(200)).await, "connection {} under the cap closed", i + 1);
+    }
+    let resp = TokenCall::new()
+        .basic_creds(&client)
+        .q("grant_type", "client_credentials")
+        .send_with(&crate::util::http_from("127.0.0.1".parse().unwrap()), &server)
+        .await;
+    expect_refresh_token(&resp, "another address while one source is at its cap");
+}
+
+/// Issue 13, item 3: when half-sent request heads fill every slot (from
+/// several sources, each under its own cap), a client with a whole request
+/// is served: the oldest half-sent head is shed for it. Before, it waited
+/// for the request timeout (here 120 s; the client gives up after 20 s).
+#[tokio::test]
+async fn half_sent_heads_are_shed_for_whole_requests_near_the_cap() {
+    let server =
+        Server::start(&["--max-connections", "16", "--max-connections-per-source", "8", "--request-timeout", "120"]);
+    let client = server.create_client("shed", &[]);
+    let mut first = half_sent_heads(&server, "127.0.0.9", 8).await;
+    let _second = half_sent_heads(&server, "127.0.0.10", 8).await;
+    // Give the server time to accept all sixteen.
+    pause(Duration::from_millis(300));
+    let resp = TokenCall::new()
+        .basic_creds(&client)
+        .q("grant_type", "client_credentials")
+        .send_with(&crate::util::http_from("127.0.0.1".parse().unwrap()), &server)
+        .await;
+    expect_refresh_token(&resp, "a whole request while half-sent heads hold every slot");
+    assert!(closed_by_server(&mut first[0], Duration::from_secs(15)).await, "the oldest half-sent head was shed");
 }

@@ -28,6 +28,8 @@
 //! - [`config`]: flags, environment variables, the TOML file and their errors.
 //! - [`compact`]: `tessera-server compact`: what lives survives it, it
 //!   refuses a running server, and it gives back the space of purged tokens.
+//! - [`data_dir`]: a data dir other users can reach is refused; what the
+//!   server creates in it is private.
 //! - [`durability`]: `kill -9` and restart, a second server on the same data
 //!   dir, graceful shutdown.
 //! - [`logs`]: no secret or token ever reaches the server's output.
@@ -54,6 +56,7 @@ mod clients;
 mod compact;
 mod config;
 mod console;
+mod data_dir;
 mod durability;
 mod hostile_input;
 mod jwt;

@@ -187,7 +187,7 @@ async fn a_key_rotation_through_one_instance_reaches_the_other() {
 #[tokio::test]
 async fn migrate_storage_moves_a_sled_installation() {
     let Some(url) = fresh_database().await else { return };
-    let data = tempfile::tempdir().expect("a data dir");
+    let data = crate::util::private_tempdir();
     let mut sled = Server::builder().data_dir(data.path()).start();
     let client = sled.create_client("moving", &[]);
     let (token, rt) = expect_refresh_token(&cc(&client).send(&sled).await, "client_credentials on sled");
@@ -219,4 +219,56 @@ async fn migrate_storage_moves_a_sled_installation() {
     assert!(out.stderr.contains("migrate into an empty one"), "{}", out.stderr);
     let out = run("sled:nowhere");
     assert!(!out.status.success() && out.stderr.contains("postgres://"), "{}", out.stderr);
+}
+
+/// `TESSERA_LOG=debug` with PostgreSQL (issue 13, item 5): tokio-postgres
+/// would log every query parameter at debug, the stored signing keys and
+/// the secret-hashing key among them. The libraries are held at info, so
+/// the log holds no line of theirs below info and none of the key bytes,
+/// while the server's own debug lines are there.
+#[tokio::test]
+async fn debug_logging_on_postgres_writes_no_key_material() {
+    let Some(url) = fresh_database().await else { return };
+    let mut server = Server::builder().args(&["--storage", &url]).env("TESSERA_LOG", "debug").start();
+    let client = server.create_client("logged", &[]);
+    let (_, rt) = expect_refresh_token(&cc(&client).send(&server).await, "client_credentials");
+    expect_refresh_token(&refresh(&client, &rt).send(&server).await, "refresh");
+    server.terminate();
+    let (_, log) = server.output();
+
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
+    let connection = tokio::spawn(connection);
+    let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
+    for row in db.query("SELECT name, value FROM tessera_meta", &[]).await.expect("meta") {
+        secrets.push((format!("meta {}", row.get::<_, String>(0)), row.get(1)));
+    }
+    for row in db.query("SELECT kid, record FROM signing_keys", &[]).await.expect("keys") {
+        secrets.push((format!("signing key {}", row.get::<_, String>(0)), row.get(1)));
+    }
+    drop(db);
+    let _ = connection.await;
+    assert!(secrets.iter().any(|(what, _)| what == "meta client_secret_hmac_key"), "{secrets:?}");
+    assert!(secrets.iter().filter(|(what, _)| what.starts_with("signing key")).count() >= 2);
+
+    for line in log.lines() {
+        let library = ["tokio_postgres", "postgres", "hyper", "rustls", "reqwest"]
+            .iter()
+            .any(|lib| line.contains(&format!(" {lib}:")) || line.contains(&format!(" {lib}::")));
+        let verbose = line.contains(" DEBUG ") || line.contains(" TRACE ");
+        assert!(!(library && verbose), "a library's debug line: {line}");
+    }
+    assert!(log.contains("DEBUG tessera_server"), "the server's own debug lines are logged:\n{log}");
+    for (what, bytes) in &secrets {
+        // tokio-postgres writes a byte parameter as `[48, 129, ...]`; also
+        // look for the hex and base64 forms of the first 16 bytes.
+        let head = &bytes[..bytes.len().min(16)];
+        let debug = format!("{head:?}");
+        let debug = debug.trim_end_matches(']');
+        let hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(head);
+        for form in [debug, hex.as_str(), &b64[..20]] {
+            assert!(!log.contains(form), "{what} reached the log as {form}");
+        }
+    }
 }

@@ -260,7 +260,7 @@ async fn admin_verify_prints_claims_or_the_failed_check() {
     assert_eq!(json["client_id"], client.client_id.as_str());
     assert_eq!(json["scope"], "read");
 
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::util::private_tempdir();
     let file = dir.path().join("jwks.json");
     std::fs::write(&file, &get(&server, "/.well-known/jwks.json").await.body).unwrap();
     let file = file.to_str().unwrap();
@@ -292,4 +292,92 @@ async fn admin_verify_prints_claims_or_the_failed_check() {
     let nobody = server.admin(&["verify", &token, "--jwks", "http://127.0.0.1:1/jwks.json"]);
     assert_eq!(nobody.status.code(), Some(1));
     assert!(nobody.stderr.contains("cannot fetch the JWKS"), "{}", nobody.stderr);
+}
+
+/// A JWKS endpoint on 127.0.0.1 that answers its first request with
+/// `keys` (`Cache-Control: max-age=1`) and then hangs: every later
+/// connection is read and held open, never answered, until the test ends.
+/// Returns its URL and the count of requests it has seen.
+async fn hanging_jwks(keys: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            if counter.fetch_add(1, Ordering::SeqCst) > 0 {
+                held.push(stream);
+                continue;
+            }
+            let mut response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: max-age=1\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                keys.len()
+            )
+            .into_bytes();
+            response.extend_from_slice(&keys);
+            let _ = stream.write_all(&response).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    (url, seen)
+}
+
+/// Issue 13, item 1: the issuer's JWKS endpoint hangs after its first
+/// answer. Once the cached keys are past their max-age and the background
+/// refresh is stuck on the hanging endpoint, concurrent requests to the
+/// example resource server with a token whose key is cached are all
+/// answered at once (each within 1.5 s; before, they queued behind the
+/// refresh: 10, 20, 30 and 40 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_jwks_endpoint_does_not_hold_up_requests_with_cached_keys() {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    let server = Server::start(&[]);
+    let reader = server.create_client("reader", &["organization:read"]);
+    let token = expect_token(&cc(&reader).send(&server).await, "reader").access_token;
+    let keys = get(&server, "/.well-known/jwks.json").await.body;
+    let (url, seen) = hanging_jwks(keys).await;
+    let rs = ResourceServer::start(&["--jwks", &url, "--issuer", &server.base]);
+    assert_eq!(rs.get(Some(&format!("Bearer {token}"))).await.status, 200, "fresh keys");
+
+    // Wait (bounded) for the background refresh of the stale keys to reach
+    // the endpoint and hang there; a verifier without one would instead
+    // refresh (and hang) inside the requests below.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bearer = format!("Bearer {token}");
+    let started = Instant::now();
+    let requests: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, bearer) = (format!("{}/api/v1/organization", rs.base), bearer.clone());
+            tokio::spawn(async move {
+                let sent = Instant::now();
+                let resp = http().get(url).header("Authorization", bearer).timeout(HTTP_TIMEOUT).send().await;
+                (resp.map(|r| r.status().as_u16()).map_err(|e| e.to_string()), sent.elapsed())
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for request in requests {
+        answers.push(request.await.unwrap());
+    }
+    for (status, took) in &answers {
+        assert_eq!(status, &Ok(200), "a token with a cached key is accepted while the issuer hangs: {answers:?}");
+        assert!(*took < Duration::from_millis(1500), "answered in {took:?}, all: {answers:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "{answers:?}");
 }

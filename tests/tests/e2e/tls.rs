@@ -50,7 +50,7 @@ struct Files {
 }
 
 fn files() -> Files {
-    let dir = tempfile::tempdir().expect("a temp dir");
+    let dir = crate::util::private_tempdir();
     let cert = dir.path().join("server.crt");
     let key = dir.path().join("server.key");
     Files { _dir: dir, cert, key }

@@ -7,9 +7,16 @@
 //! read from the tree, so a record read before a write is never cached
 //! after it. Only clients that exist are cached (at most [`MAX_ENTRIES`]),
 //! so unknown IDs cannot grow it.
+//!
+//! Opened on a database with at most [`MAX_ENTRIES`] clients, the cache
+//! holds every client ([`ClientCache::complete`]) and writes put the new
+//! record in place instead of forgetting it. A lookup is then answered from
+//! memory whether the client exists or not, with the same work (one hash
+//! lookup and one record clone, of a decoy when absent): an unknown client
+//! ID is not told apart by the time a tree read takes.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use crate::store::StoreError;
@@ -20,17 +27,79 @@ pub const MAX_ENTRIES: usize = 100_000;
 
 /// The cache. A std lock is enough: it is held for a map operation, or for
 /// one synchronous tree write, never across an await.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClientCache {
     entries: RwLock<HashMap<String, ClientRecord>>,
     /// Bumped by every write, under the write lock.
     version: AtomicU64,
+    /// Whether `entries` holds every client, so a miss means "no such client".
+    complete: AtomicBool,
+    /// Cloned on a miss of a complete cache, so a miss costs what a hit does.
+    decoy: ClientRecord,
+}
+
+impl Default for ClientCache {
+    fn default() -> Self {
+        Self {
+            entries: RwLock::default(),
+            version: AtomicU64::new(0),
+            complete: AtomicBool::new(false),
+            // Shaped like a real client (ID, name, a scope) so cloning it
+            // costs about what cloning one does.
+            decoy: ClientRecord {
+                client_id: format!("oa2-client-id_{}", "-".repeat(32)),
+                name: "decoy client record".into(),
+                secret_digest: [0; 32],
+                secret_set_at: 0,
+                secret_expires_at: None,
+                previous_secret: None,
+                scopes: vec!["decoy".into()],
+                refresh_tokens: true,
+                status: tessera_shared::admin::ClientStatus::Revoked,
+                created_at: 0,
+            },
+        }
+    }
+}
+
+/// What the cache knows of a client ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The client's record.
+    Hit(ClientRecord),
+    /// The cache is complete and holds no such client: it does not exist.
+    Absent,
+    /// Not cached: read the tree.
+    Unknown,
 }
 
 impl ClientCache {
-    /// The cached record, if any.
-    pub fn get(&self, client_id: &str) -> Option<ClientRecord> {
-        self.entries.read().unwrap_or_else(PoisonError::into_inner).get(client_id).cloned()
+    /// A cache holding all of `clients` (every client of the database),
+    /// complete unless there are more than [`MAX_ENTRIES`].
+    pub fn complete(clients: Vec<ClientRecord>) -> Self {
+        if clients.len() > MAX_ENTRIES {
+            return Self::default();
+        }
+        let entries = clients.into_iter().map(|c| (c.client_id.clone(), c)).collect();
+        Self { entries: RwLock::new(entries), complete: AtomicBool::new(true), ..Self::default() }
+    }
+
+    /// Whether the cache holds every client.
+    pub fn is_complete(&self) -> bool {
+        self.complete.load(Ordering::Acquire)
+    }
+
+    /// Looks `client_id` up; a complete cache answers misses too, with the
+    /// same work as a hit.
+    pub fn lookup(&self, client_id: &str) -> Lookup {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let found = entries.get(client_id);
+        let record = found.unwrap_or(&self.decoy).clone();
+        match (found.is_some(), self.is_complete()) {
+            (true, _) => Lookup::Hit(record),
+            (false, true) => Lookup::Absent,
+            (false, false) => Lookup::Unknown,
+        }
     }
 
     /// The version to pass to [`ClientCache::fill`]; read it before reading the tree.
@@ -48,15 +117,36 @@ impl ClientCache {
     }
 
     /// Runs `write` (a tree write of this client) with readers held off,
-    /// then forgets the cached record.
+    /// then forgets the cached record, or, in a complete cache, puts in its
+    /// place what `stored` says the tree now holds (`None`: no client).
     ///
     /// # Errors
     /// Whatever `write` returns.
-    pub fn write<T>(&self, client_id: &str, write: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn write<T>(
+        &self,
+        client_id: &str,
+        write: impl FnOnce() -> Result<T, StoreError>,
+        stored: impl FnOnce(&T) -> Option<ClientRecord>,
+    ) -> Result<T, StoreError> {
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         self.version.fetch_add(1, Ordering::AcqRel);
         let result = write();
         entries.remove(client_id);
+        if self.is_complete() {
+            match &result {
+                Ok(value) => {
+                    if let Some(record) = stored(value) {
+                        if entries.len() < MAX_ENTRIES {
+                            entries.insert(client_id.to_owned(), record);
+                        } else {
+                            self.complete.store(false, Ordering::Release);
+                        }
+                    }
+                }
+                // What the tree holds now is not known: read it from now on.
+                Err(_) => self.complete.store(false, Ordering::Release),
+            }
+        }
         result
     }
 }
@@ -87,17 +177,39 @@ mod tests {
         let seen = cache.version();
         // The reader read the active record from the tree; then a writer
         // revoked the client.
-        cache.write("a", || Ok(())).unwrap();
+        cache.write("a", || Ok(()), |()| None).unwrap();
         cache.fill(&record("a", ClientStatus::Active), seen);
-        assert_eq!(cache.get("a"), None, "the stale record must not be cached");
+        assert_eq!(cache.lookup("a"), Lookup::Unknown, "the stale record must not be cached");
     }
 
     #[test]
     fn writes_forget_the_entry() {
         let cache = ClientCache::default();
         cache.fill(&record("a", ClientStatus::Active), cache.version());
-        assert!(cache.get("a").is_some());
-        cache.write("a", || Ok(())).unwrap();
-        assert_eq!(cache.get("a"), None);
+        assert!(matches!(cache.lookup("a"), Lookup::Hit(_)));
+        cache.write("a", || Ok(()), |()| None).unwrap();
+        assert_eq!(cache.lookup("a"), Lookup::Unknown);
+    }
+
+    /// Issue 13, item 7: a complete cache answers an unknown ID from memory
+    /// as it answers a known one (no tree read for either), and stays
+    /// complete through inserts, updates and deletions.
+    #[test]
+    fn a_complete_cache_answers_known_and_unknown_ids_alike() {
+        let cache = ClientCache::complete(vec![record("a", ClientStatus::Active)]);
+        assert!(cache.is_complete());
+        assert_eq!(cache.lookup("a"), Lookup::Hit(record("a", ClientStatus::Active)));
+        assert_eq!(cache.lookup("nobody"), Lookup::Absent, "no tree read for an unknown ID");
+        cache.write("b", || Ok(()), |()| Some(record("b", ClientStatus::Active))).unwrap();
+        assert_eq!(cache.lookup("b"), Lookup::Hit(record("b", ClientStatus::Active)), "an insert is in place");
+        cache.write("a", || Ok(()), |()| Some(record("a", ClientStatus::Revoked))).unwrap();
+        assert_eq!(cache.lookup("a"), Lookup::Hit(record("a", ClientStatus::Revoked)), "an update is in place");
+        cache.write("a", || Ok(()), |()| None).unwrap();
+        assert_eq!(cache.lookup("a"), Lookup::Absent, "a deletion is gone");
+        let failed: Result<(), StoreError> = cache.write("c", || Err(StoreError::Backend("disk".into())), |()| None);
+        assert!(failed.is_err());
+        assert!(!cache.is_complete(), "after a failed write the tree is read again");
+        assert_eq!(cache.lookup("nobody"), Lookup::Unknown);
+        assert_eq!(ClientCache::default().lookup("a"), Lookup::Unknown, "an incomplete cache reads the tree");
     }
 }

@@ -40,9 +40,16 @@ async fn writes_survive_a_reopen() {
 
 #[tokio::test]
 async fn a_corrupt_record_is_an_error_not_a_panic() {
-    let store = SledStore::temporary().unwrap();
-    store.clients.insert("oa2-client-id_x", &b"garbage"[..]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
+        store.clients.insert("oa2-client-id_x", &b"garbage"[..]).unwrap();
+        store.flush().await.unwrap();
+    }
+    // Opened again, the unreadable record is met on lookup, not at the start.
+    let store = SledStore::open(&dir.path().join("db")).unwrap();
     assert!(matches!(store.client("oa2-client-id_x").await, Err(crate::store::StoreError::Corrupt(_))));
+    assert!(matches!(store.client("oa2-client-id_y").await, Ok(None)));
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

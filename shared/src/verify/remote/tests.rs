@@ -18,6 +18,10 @@ struct Script {
     cache_control: Option<&'static str>,
     etag: Option<&'static str>,
     fail: bool,
+    /// Read the request, then never answer (a hanging issuer).
+    hang: bool,
+    /// Answer 302 to this location.
+    redirect: Option<String>,
     requests: usize,
     if_none_match: Vec<Option<String>>,
 }
@@ -28,6 +32,8 @@ async fn serve(script: Arc<Mutex<Script>>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
+        // Connections of a hanging issuer, kept open until the test ends.
+        let mut held = Vec::new();
         while let Ok((mut stream, _)) = listener.accept().await {
             let mut request = Vec::new();
             let mut buf = [0u8; 1024];
@@ -44,27 +50,42 @@ async fn serve(script: Arc<Mutex<Script>>) -> String {
                 let mut s = script.lock().unwrap();
                 s.requests += 1;
                 s.if_none_match.push(inm.clone());
-                let mut headers = String::new();
-                if let Some(cc) = s.cache_control {
-                    headers.push_str(&format!("Cache-Control: {cc}\r\n"));
-                }
-                if let Some(etag) = s.etag {
-                    headers.push_str(&format!("ETag: {etag}\r\n"));
-                }
-                if s.fail {
-                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
-                } else if inm.is_some() && inm.as_deref() == s.etag.map(str::to_ascii_lowercase).as_deref() {
-                    format!("HTTP/1.1 304 Not Modified\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n")
-                        .into_bytes()
+                if s.hang {
+                    None
+                } else if let Some(location) = &s.redirect {
+                    Some(
+                        format!(
+                            "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        )
+                        .into_bytes(),
+                    )
                 } else {
-                    let mut r = format!(
+                    let mut headers = String::new();
+                    if let Some(cc) = s.cache_control {
+                        headers.push_str(&format!("Cache-Control: {cc}\r\n"));
+                    }
+                    if let Some(etag) = s.etag {
+                        headers.push_str(&format!("ETag: {etag}\r\n"));
+                    }
+                    Some(if s.fail {
+                        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
+                    } else if inm.is_some() && inm.as_deref() == s.etag.map(str::to_ascii_lowercase).as_deref() {
+                        format!("HTTP/1.1 304 Not Modified\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n")
+                            .into_bytes()
+                    } else {
+                        let mut r = format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
                         s.jwks.len()
                     )
                     .into_bytes();
-                    r.extend_from_slice(&s.jwks);
-                    r
+                        r.extend_from_slice(&s.jwks);
+                        r
+                    })
                 }
+            };
+            let Some(response) = response else {
+                held.push(stream);
+                continue;
             };
             let _ = stream.write_all(&response).await;
             let _ = stream.shutdown().await;
@@ -95,7 +116,22 @@ impl Clock {
 
 async fn remote(url: &str, clock: &Arc<Clock>) -> RemoteJwks {
     let options = FetchOptions { min_refetch_interval: Duration::from_secs(10), ..FetchOptions::default() };
+    remote_with(url, clock, options).await
+}
+
+async fn remote_with(url: &str, clock: &Arc<Clock>, options: FetchOptions) -> RemoteJwks {
     RemoteJwks::fetch_first(url, options, clock.now_fn()).await.unwrap()
+}
+
+fn verifier_of(remote: &Arc<RemoteJwks>) -> Verifier {
+    Verifier::with_keys(Keys::Remote(remote.clone()), ISSUER.to_owned(), AUDIENCE.to_owned())
+}
+
+/// Fails the test if `future` takes longer than a generous bound: a step
+/// that must not wait for the issuer (which here never answers) would
+/// otherwise wait for the 60 s fetch timeout.
+async fn promptly<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), future).await.expect("answered without waiting for the issuer")
 }
 
 fn requests(script: &Arc<Mutex<Script>>) -> usize {
@@ -217,12 +253,171 @@ async fn a_failed_refetch_keeps_the_keys() {
         Arc::new(Mutex::new(Script { jwks: jwks_of(&[&key]), cache_control: Some("max-age=1"), ..Script::default() }));
     let url = serve(script.clone()).await;
     let clock = Clock::new();
-    let verifier =
-        Verifier::with_keys(Keys::Remote(Arc::new(remote(&url, &clock).await)), ISSUER.into(), AUDIENCE.into());
+    let jwks = Arc::new(remote(&url, &clock).await);
+    let verifier = verifier_of(&jwks);
     script.lock().unwrap().fail = true;
     clock.advance(20);
-    assert!(verifier.verify_async(&key.token(&good_claims())).await.is_ok());
+    jwks.refresh_if_stale().await;
     assert_eq!(requests(&script), 2, "it tried");
+    assert!(verifier.verify_async(&key.token(&good_claims())).await.is_ok());
+    assert_eq!(requests(&script), 2, "a request with a cached kid never fetches");
+}
+
+/// Issue 13, item 1: while the issuer hangs, a token whose key is cached
+/// is verified at once, stale keys or not, however many requests come.
+#[tokio::test]
+async fn a_hanging_issuer_never_holds_up_a_cached_kid() {
+    let key = TestKey::es256();
+    let script =
+        Arc::new(Mutex::new(Script { jwks: jwks_of(&[&key]), cache_control: Some("max-age=1"), ..Script::default() }));
+    let url = serve(script.clone()).await;
+    let clock = Clock::new();
+    let options = FetchOptions { timeout: Duration::from_secs(60), ..FetchOptions::default() };
+    let jwks = Arc::new(remote_with(&url, &clock, options).await);
+    let verifier = verifier_of(&jwks);
+    script.lock().unwrap().hang = true;
+    clock.advance(30);
+    // The background refresh starts and hangs.
+    let refresh = tokio::spawn({
+        let jwks = jwks.clone();
+        async move { jwks.refresh_if_stale().await }
+    });
+    promptly(async {
+        while requests(&script) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let token = key.token(&good_claims());
+    let checks: Vec<_> = (0..8)
+        .map(|_| {
+            let (verifier, token) = (verifier.clone(), token.clone());
+            tokio::spawn(async move { verifier.verify_async(&token).await })
+        })
+        .collect();
+    for check in checks {
+        assert!(promptly(check).await.unwrap().is_ok());
+    }
+    assert_eq!(requests(&script), 2, "no request started a fetch of its own");
+    refresh.abort();
+}
+
+/// A token with an unknown kid waits for the fetch it starts only
+/// `unknown_kid_wait`; the fetch goes on without it.
+#[tokio::test]
+async fn an_unknown_kid_waits_only_briefly_for_a_hanging_issuer() {
+    let key = TestKey::es256();
+    let script = Arc::new(Mutex::new(Script { jwks: jwks_of(&[&key]), ..Script::default() }));
+    let url = serve(script.clone()).await;
+    let clock = Clock::new();
+    let options = FetchOptions {
+        timeout: Duration::from_secs(60),
+        unknown_kid_wait: Duration::from_millis(100),
+        ..FetchOptions::default()
+    };
+    let jwks = Arc::new(remote_with(&url, &clock, options).await);
+    let verifier = verifier_of(&jwks);
+    script.lock().unwrap().hang = true;
+    clock.advance(11);
+    let stranger = TestKey::es256();
+    let result = promptly(verifier.verify_async(&stranger.token(&good_claims()))).await;
+    assert_eq!(result, Err(VerifyError::UnknownKey(stranger.kid())));
+    assert!(promptly(verifier.verify_async(&key.token(&good_claims()))).await.is_ok(), "cached keys still serve");
+}
+
+/// Keys that could not be refreshed are used up to `max_stale` past their
+/// max-age, then every token is refused with a clear error, until a
+/// refresh succeeds.
+#[tokio::test]
+async fn stale_keys_are_refused_after_the_bound() {
+    let key = TestKey::es256();
+    let script =
+        Arc::new(Mutex::new(Script { jwks: jwks_of(&[&key]), cache_control: Some("max-age=60"), ..Script::default() }));
+    let url = serve(script.clone()).await;
+    let clock = Clock::new();
+    let options = FetchOptions { max_stale: Duration::from_secs(100), ..FetchOptions::default() };
+    let jwks = Arc::new(remote_with(&url, &clock, options).await);
+    let verifier = verifier_of(&jwks);
+    let token = key.token(&good_claims());
+    script.lock().unwrap().fail = true;
+    clock.advance(61);
+    jwks.refresh_if_stale().await;
+    clock.advance(99);
+    assert!(verifier.verify_async(&token).await.is_ok(), "stale, but within the bound");
+    clock.advance(2);
+    assert_eq!(verifier.verify_async(&token).await, Err(VerifyError::StaleKeys));
+    assert_eq!(verifier.verify(&token), Err(VerifyError::StaleKeys), "the offline path too");
+    assert!(VerifyError::StaleKeys.to_string().contains("could not be refreshed"));
+    assert_eq!(VerifyError::StaleKeys.check(), "jwks");
+    script.lock().unwrap().fail = false;
+    clock.advance(600);
+    jwks.refresh_if_stale().await;
+    assert!(verifier.verify_async(&token).await.is_ok(), "a successful refresh makes them usable again");
+}
+
+/// After failures the background refresh backs off: the wait doubles from
+/// the interval, up to `max_backoff`, and a success resets it.
+#[tokio::test]
+async fn failed_refreshes_back_off() {
+    let key = TestKey::es256();
+    let script =
+        Arc::new(Mutex::new(Script { jwks: jwks_of(&[&key]), cache_control: Some("max-age=1"), ..Script::default() }));
+    let url = serve(script.clone()).await;
+    let clock = Clock::new();
+    let options = FetchOptions { max_backoff: Duration::from_secs(40), ..FetchOptions::default() };
+    let jwks = remote_with(&url, &clock, options).await;
+    script.lock().unwrap().fail = true;
+    let mut seen = vec![];
+    // One look every 5 s for 150 s: attempts at 10, 20, 40, 80, 120 (capped).
+    for step in 1..=30 {
+        clock.advance(5);
+        let before = requests(&script);
+        jwks.refresh_if_stale().await;
+        if requests(&script) > before {
+            seen.push(step * 5);
+        }
+    }
+    assert_eq!(seen, vec![10, 20, 40, 80, 120]);
+    script.lock().unwrap().fail = false;
+    clock.advance(40);
+    jwks.refresh_if_stale().await;
+    assert_eq!(requests(&script), 7, "retried after the capped backoff, and succeeded");
+}
+
+#[test]
+fn plain_http_only_to_loopback() {
+    for url in [
+        "https://auth.example.com/.well-known/jwks.json",
+        "http://127.0.0.1:8080/.well-known/jwks.json",
+        "http://127.9.9.9/jwks",
+        "http://[::1]:8080/jwks",
+        "http://localhost:8080/jwks",
+    ] {
+        assert!(check_url(url).is_ok(), "{url}");
+    }
+    for url in [
+        "http://auth.example.com/.well-known/jwks.json",
+        "http://10.0.0.1/jwks",
+        "http://localhost.example.com/jwks",
+        "ftp://127.0.0.1/jwks",
+        "not a url",
+    ] {
+        let error = check_url(url).unwrap_err();
+        assert!(matches!(error, KeyLoadError::InsecureUrl(_)), "{url}: {error}");
+        assert!(error.to_string().contains("https://"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let key = TestKey::es256();
+    let target = Arc::new(Mutex::new(Script { jwks: jwks_of(&[&key]), ..Script::default() }));
+    let target_url = serve(target.clone()).await;
+    let script = Arc::new(Mutex::new(Script { redirect: Some(target_url), ..Script::default() }));
+    let url = serve(script.clone()).await;
+    let error = Verifier::from_jwks_url(&url, ISSUER, AUDIENCE).await.unwrap_err();
+    assert!(error.to_string().contains("redirects are not followed"), "{error}");
+    assert_eq!(requests(&target), 0, "the redirect's target was never asked");
 }
 
 #[tokio::test]

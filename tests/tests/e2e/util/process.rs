@@ -42,6 +42,16 @@ pub fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("the clock is after 1970").as_secs()
 }
 
+/// A temporary directory with mode 0700, as the server demands of its data
+/// dir (`tempfile::tempdir` follows the umask, usually giving 0755).
+pub fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .expect("a private temporary directory")
+}
+
 /// A `Command` for one of the binaries with no inherited `TESSERA_*` or
 /// proxy variables, so the caller's environment cannot change a test.
 fn clean_command(program: &Path) -> Command {
@@ -191,7 +201,7 @@ impl ServerBuilder {
         let (tmp, dir) = match &self.data_dir {
             Some(dir) => (None, dir.clone()),
             None => {
-                let tmp = tempfile::tempdir().expect("a temporary data dir");
+                let tmp = private_tempdir();
                 let dir = tmp.path().to_owned();
                 (Some(tmp), dir)
             }
@@ -250,7 +260,7 @@ impl ServerBuilder {
         let dir = match &self.data_dir {
             Some(dir) => dir.clone(),
             None => {
-                tmp = tempfile::tempdir().expect("a temporary data dir");
+                tmp = private_tempdir();
                 tmp.path().to_owned()
             }
         };
