@@ -128,6 +128,82 @@ pub async fn revoking_a_family_sticks(store: Arc<dyn Store>) {
     assert_eq!(store.count_live_families("a", NOW + 1).await.unwrap(), 0);
 }
 
+/// Presents `digest` under the real rotation rules at `now`, with a reuse
+/// grace of [`GRACE`] seconds; returns what was applied.
+async fn present(store: &dyn Store, digest: &[u8; 32], successor: &NewRefreshToken, now: u64) -> RefreshUse {
+    let rules = |t: &super::records::RefreshRecord, f: &FamilyRecord| {
+        judge(t, f, &Presentation { client_id: "a", now, reuse_grace: GRACE, requested_scope: None }).transition()
+    };
+    store.use_refresh_token(digest, successor, &rules).await.unwrap()
+}
+
+/// The reuse grace of the grace cases, in seconds.
+const GRACE: u64 = 60;
+
+fn applied(outcome: &RefreshUse) -> RefreshTransition {
+    match outcome {
+        RefreshUse::Applied { transition, .. } => *transition,
+        RefreshUse::Unknown => panic!("the token exists"),
+    }
+}
+
+/// A retry within the grace, while the successor is unused, rotates again:
+/// the unused successor is superseded (presenting it later is reuse), and
+/// the retried token keeps its first rotation time.
+pub async fn a_retry_within_the_grace_supersedes_the_unused_successor(store: Arc<dyn Store>) {
+    let first = token(1, NOW, 1000);
+    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    let lost = token(2, NOW + 10, 1000);
+    assert_eq!(applied(&present(store.as_ref(), &first.digest, &lost, NOW + 10).await), RefreshTransition::Rotate);
+
+    let retried = token(3, NOW + 20, 1000);
+    let outcome = present(store.as_ref(), &first.digest, &retried, NOW + 20).await;
+    let RefreshUse::Applied { transition, family, .. } = outcome else { panic!("the token exists") };
+    assert_eq!(transition, RefreshTransition::Rotate);
+    assert_eq!(family.current, retried.digest);
+    assert_eq!(family.revoked_at, None);
+    let (superseded, _) = store.refresh_token(&lost.digest).await.unwrap().unwrap();
+    assert_eq!(superseded.state, RefreshState::Superseded { at: NOW + 20 });
+    let (presented, _) = store.refresh_token(&first.digest).await.unwrap().unwrap();
+    assert_eq!(presented.state, RefreshState::Rotated { at: NOW + 10, successor: retried.digest });
+
+    // The superseded successor was never handed out for sure: presenting it
+    // is reuse, and the whole family dies.
+    let outcome = present(store.as_ref(), &lost.digest, &token(4, NOW + 30, 1000), NOW + 30).await;
+    assert_eq!(applied(&outcome), RefreshTransition::RevokeFamily);
+    let (_, family) = store.refresh_token(&retried.digest).await.unwrap().unwrap();
+    assert_eq!(family.revoked_at, Some(NOW + 30));
+}
+
+/// The grace runs from the first rotation: retrying again and again does
+/// not stretch it, and past it the retry is reuse.
+pub async fn a_retry_after_the_grace_is_reuse(store: Arc<dyn Store>) {
+    let first = token(1, NOW, 1000);
+    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    present(store.as_ref(), &first.digest, &token(2, NOW + 10, 1000), NOW + 10).await;
+    let last_second = NOW + 10 + GRACE - 1;
+    let within = present(store.as_ref(), &first.digest, &token(3, last_second, 1000), last_second).await;
+    assert_eq!(applied(&within), RefreshTransition::Rotate);
+    let after = present(store.as_ref(), &first.digest, &token(4, last_second + 1, 1000), last_second + 1).await;
+    assert_eq!(applied(&after), RefreshTransition::RevokeFamily);
+    assert_eq!(store.count_live_families("a", NOW + 10 + GRACE).await.unwrap(), 0);
+    // The unused successor of the last retry dies with its family.
+    let dead = present(store.as_ref(), &[3; 32], &token(5, NOW + 100, 1000), NOW + 100).await;
+    assert_eq!(applied(&dead), RefreshTransition::Refuse);
+}
+
+/// Within the grace but after the successor was used, a retry is reuse.
+pub async fn a_retry_after_the_successor_was_used_is_reuse(store: Arc<dyn Store>) {
+    let first = token(1, NOW, 1000);
+    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    present(store.as_ref(), &first.digest, &token(2, NOW + 10, 1000), NOW + 10).await;
+    let used = present(store.as_ref(), &[2; 32], &token(3, NOW + 11, 1000), NOW + 11).await;
+    assert_eq!(applied(&used), RefreshTransition::Rotate);
+    let retry = present(store.as_ref(), &first.digest, &token(4, NOW + 12, 1000), NOW + 12).await;
+    assert_eq!(applied(&retry), RefreshTransition::RevokeFamily);
+    assert_eq!(store.count_live_families("a", NOW + 12).await.unwrap(), 0);
+}
+
 /// Of many concurrent uses of one token, exactly one rotates it; with the
 /// real rules, the others are reuse and revoke the family.
 pub async fn concurrent_rotation_has_one_winner(store: Arc<dyn Store>) {
@@ -391,7 +467,9 @@ macro_rules! conformance_tests {
             client_families_are_revoked_together, deleting_a_client_revokes_its_families,
             purge_removes_only_what_expired, keys_round_trip, keys_change_by_compare_and_swap,
             audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering,
-            deny_list_lifecycle, refresh_tokens_are_looked_up_by_digest, revoking_by_token_revokes_the_family);
+            deny_list_lifecycle, refresh_tokens_are_looked_up_by_digest, revoking_by_token_revokes_the_family,
+            a_retry_within_the_grace_supersedes_the_unused_successor, a_retry_after_the_grace_is_reuse,
+            a_retry_after_the_successor_was_used_is_reuse);
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_rotation_has_one_winner() {
@@ -406,4 +484,27 @@ macro_rules! conformance_tests {
             }
         )*
     };
+}
+
+/// Every `pub async fn` of this suite must be instantiated by the macro
+/// above; a test added here but not listed there would never run.
+#[cfg(test)]
+mod completeness {
+    #[test]
+    fn the_macro_lists_every_test_of_the_suite() {
+        let source = include_str!("conformance.rs");
+        let (suite, instantiation) = source.split_once("macro_rules! conformance_tests").unwrap();
+        let defined: std::collections::BTreeSet<&str> = suite
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub async fn "))
+            .filter_map(|rest| rest.split('(').next())
+            .collect();
+        let listed: std::collections::BTreeSet<&str> = instantiation
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .filter(|word| defined.contains(word))
+            .collect();
+        assert!(defined.len() >= 20, "the suite was not found: {defined:?}");
+        let missing: Vec<_> = defined.difference(&listed).collect();
+        assert!(missing.is_empty(), "conformance tests never instantiated by conformance_tests!: {missing:?}");
+    }
 }
