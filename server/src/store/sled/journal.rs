@@ -392,7 +392,9 @@ fn write_loop(shared: &Shared, mut segment: SegmentFile, sealed: &mpsc::Sender<P
 /// Deletes one checkpointed segment: `fs::remove_file`, or in tests a
 /// deletion that fails.
 #[derive(Clone)]
-struct RemoveSegment(Arc<dyn Fn(&Path) -> std::io::Result<()> + Send + Sync>);
+struct RemoveSegment(Arc<RemoveFile>);
+
+type RemoveFile = dyn Fn(&Path) -> std::io::Result<()> + Send + Sync;
 
 impl RemoveSegment {
     fn from_disk() -> Self {
