@@ -231,7 +231,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         None
     }
 
-    /// Checks that the backend answers reads and writes.
+    /// Checks that the backend is usable (sled: it answers reads and
+    /// writes; PostgreSQL: a read-only query, its answer reused for a second).
     ///
     /// # Errors
     /// [`StoreError`] when it does not.

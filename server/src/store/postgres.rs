@@ -92,6 +92,9 @@ impl Default for PgOptions {
     }
 }
 
+/// A health answer and when it was taken.
+type HealthAnswer = (Instant, Result<(), String>);
+
 /// The PostgreSQL store. Cheap to clone: the pool, the cache and the
 /// listener are shared; the listener stops when the last clone goes.
 #[derive(Clone)]
@@ -103,7 +106,7 @@ pub struct PgStore {
     key_changes: watch::Receiver<u64>,
     /// The last health answer and when it was taken (see [`HEALTH_FOR`]);
     /// an async mutex, so that concurrent probes wait for one query.
-    health: Arc<tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>>,
+    health: Arc<tokio::sync::Mutex<Option<HealthAnswer>>>,
     /// Stops the listener when the last clone is dropped.
     _listener: Arc<DropGuard>,
 }
