@@ -51,7 +51,7 @@ use super::records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefresh
 use super::{ClientChange, PurgeReport, RefreshJudge, RefreshTransition, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
 use client_cache::{ClientCache, Lookup};
-use connect::{ConnectSettings, SslMode};
+use connect::ConnectSettings;
 
 /// Connections per instance, unless [`PgOptions::pool_size`] says otherwise.
 pub const DEFAULT_POOL_SIZE: usize = 16;
@@ -261,35 +261,9 @@ impl PgStore {
             .create_timeout(Some(POOL_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Backend(format!("connection pool: {e}")))?;
-        let mut client = match pool.get().await {
-            Ok(client) => client,
-            Err(PoolError::Backend(e)) if connect::certificate_failure(&e).is_some() => {
-                let reason = connect::certificate_failure(&e).unwrap_or_default();
-                let root = settings.root_cert.as_ref().map_or_else(|| "none".into(), |p| p.display().to_string());
-                return Err(StoreError::Backend(format!(
-                    "the PostgreSQL server's certificate failed verification \
-                     (sslmode={}, sslrootcert={root}): {reason}",
-                    settings.mode.as_str()
-                )));
-            }
-            Err(e) => return Err(Fail::from(e).into_store()),
-        };
+        let mut client = connect::first_connection(&pool, &settings).await?;
         schema::migrate(&mut client).await?;
-        let row = client
-            .query_one("SELECT COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)", &[])
-            .await
-            .map_err(|e| Fail::from(e).into_store())?;
-        if !row.get::<_, bool>(0) && settings.has_remote_tcp_host() {
-            tracing::warn!(
-                event = "storage_plaintext",
-                sslmode = settings.mode.as_str(),
-                "the connection to PostgreSQL on another host is not encrypted: secret digests and signing keys \
-                 cross the network in plain text; use sslmode=verify-full with sslrootcert"
-            );
-        }
-        if settings.mode == SslMode::Prefer && row.get::<_, bool>(0) {
-            tracing::debug!("PostgreSQL connection encrypted (sslmode=prefer, certificate not verified)");
-        }
+        connect::warn_if_plaintext(&client, &settings).await?;
         let channel: String =
             client.query_one(listen::CHANNEL_SQL, &[]).await.map_err(|e| Fail::from(e).into_store())?.get(0);
         drop(client);

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use deadpool_postgres::{Object, Pool, PoolError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientConfig, WebPkiServerVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -31,6 +32,7 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 use tokio_postgres::config::{Host, SslMode as PgSslMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::Fail;
 use crate::store::StoreError;
 
 /// `sslmode`, as libpq names it.
@@ -356,6 +358,49 @@ impl ServerCertVerifier for Unverified {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// The pool's first connection. A server certificate that fails
+/// verification is said so in one line, with the mode and the root file.
+///
+/// # Errors
+/// [`StoreError::Backend`] if no connection can be made.
+pub async fn first_connection(pool: &Pool, settings: &ConnectSettings) -> Result<Object, StoreError> {
+    match pool.get().await {
+        Ok(client) => Ok(client),
+        Err(PoolError::Backend(e)) => match certificate_failure(&e) {
+            Some(reason) => {
+                let root = settings.root_cert.as_ref().map_or_else(|| "none".into(), |p| p.display().to_string());
+                Err(StoreError::Backend(format!(
+                    "the PostgreSQL server's certificate failed verification (sslmode={}, sslrootcert={root}): {reason}",
+                    settings.mode.as_str()
+                )))
+            }
+            None => Err(Fail::from(e).into_store()),
+        },
+        Err(e) => Err(Fail::from(e).into_store()),
+    }
+}
+
+/// Warns when `client`'s connection is not encrypted and the database is
+/// on another host (a TCP host other than loopback).
+///
+/// # Errors
+/// [`StoreError::Backend`] if the query fails.
+pub async fn warn_if_plaintext(client: &Object, settings: &ConnectSettings) -> Result<(), StoreError> {
+    let row = client
+        .query_one("SELECT COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)", &[])
+        .await
+        .map_err(|e| Fail::from(e).into_store())?;
+    if !row.get::<_, bool>(0) && settings.has_remote_tcp_host() {
+        tracing::warn!(
+            event = "storage_plaintext",
+            sslmode = settings.mode.as_str(),
+            "the connection to PostgreSQL on another host is not encrypted: secret digests and signing keys \
+             cross the network in plain text; use sslmode=verify-full with sslrootcert"
+        );
+    }
+    Ok(())
 }
 
 /// The rustls certificate error somewhere in a connection failure, if the

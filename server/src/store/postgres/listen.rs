@@ -66,6 +66,8 @@ impl Listener {
     /// connection is lost.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut pause = RETRY_FIRST;
+        // Whether the failure to (re)connect was already logged as a warning.
+        let mut warned = false;
         loop {
             let mut listened = false;
             let outcome = tokio::select! {
@@ -75,10 +77,18 @@ impl Listener {
             self.cache.suspend();
             if listened {
                 pause = RETRY_FIRST;
+                warned = false;
                 tracing::warn!(
                     event = "storage_listener_down",
                     reason = %outcome,
                     "lost the PostgreSQL change notifications; reading clients from the database until they are back"
+                );
+            } else if !warned {
+                warned = true;
+                tracing::warn!(
+                    event = "storage_listener_failed",
+                    reason = %outcome,
+                    "cannot listen for PostgreSQL change notifications; reading clients from the database and retrying"
                 );
             } else {
                 tracing::debug!(reason = %outcome, "cannot listen for PostgreSQL change notifications yet; will retry");
