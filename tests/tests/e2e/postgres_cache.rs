@@ -2,7 +2,7 @@
 //! and key follower (issue 14): a change through one is served by the
 //! other within a second (each test prints the measured delay), and a
 //! lost listening connection never lets an instance answer from a stale
-//! cache.
+//! cache. Also `--storage-pool-size`.
 //!
 //! Each instance names itself in the URL (`application_name`), so the
 //! tests can find its listening connection (`<name> listener`) in
@@ -166,6 +166,49 @@ async fn a_killed_listener_never_lets_a_stale_client_through() {
     until_within("re-activation after the listener came back", async || status_at(&b, &client).await == 200).await;
     a.admin_ok(&["clients", "revoke", &client.client_id]);
     until_within("revocation after the listener came back", async || status_at(&b, &client).await == 401).await;
+    drop(db);
+    let _ = connection.await;
+}
+
+/// `--storage-pool-size 2`: 32 token requests with refresh tokens (each a
+/// transaction) at once all succeed, and the instance never holds more
+/// than two pooled connections, plus its listening one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pool_size_bounds_an_instances_connections() {
+    const N: usize = 32;
+    let Some(url) = fresh_database().await else { return };
+    let server = instance(&url, "pool_a", &["--storage-pool-size", "2"]);
+    let creds = server.create_client("pooled", &[]);
+    let auth = crate::util::basic(&creds.client_id, &creds.client_secret);
+    let http = crate::util::http();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(N));
+    let token_url = format!("{}?grant_type=client_credentials", server.url("/oauth2/token"));
+    let mut tasks = Vec::with_capacity(N);
+    for _ in 0..N {
+        let (http, auth, barrier, token_url) =
+            (http.clone(), auth.clone(), std::sync::Arc::clone(&barrier), token_url.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            http.post(&token_url).header("Authorization", auth).send().await.expect("the request completes").status()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("the task completes"), 200);
+    }
+    let admin_url = std::env::var("TESSERA_TEST_POSTGRES_URL").expect("set when fresh_database gave a URL");
+    let (db, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.expect("connect");
+    let connection = tokio::spawn(connection);
+    let database = url.rsplit_once('/').expect("a database").1.to_owned();
+    let names: Vec<String> = db
+        .query("SELECT application_name FROM pg_stat_activity WHERE datname = $1", &[&database])
+        .await
+        .expect("pg_stat_activity")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let pooled = names.iter().filter(|n| *n == "pool_a").count();
+    assert!((1..=2).contains(&pooled), "at most two pooled connections: {names:?}");
+    assert_eq!(names.iter().filter(|n| *n == "pool_a listener").count(), 1, "{names:?}");
     drop(db);
     let _ = connection.await;
 }
