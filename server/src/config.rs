@@ -151,6 +151,10 @@ pub struct Cli {
     /// database password out of the process table.
     #[arg(long, env = "TESSERA_STORAGE_FILE", value_name = "FILE", conflicts_with = "storage")]
     pub storage_file: Option<PathBuf>,
+    /// Connections each instance keeps to PostgreSQL, besides the one that
+    /// listens for changes [default: 16].
+    #[arg(long, env = "TESSERA_STORAGE_POOL_SIZE", value_name = "COUNT")]
+    pub storage_pool_size: Option<usize>,
 }
 
 /// Subcommands of `tessera-server`.
@@ -218,6 +222,7 @@ struct FileConfig {
     metrics: Option<bool>,
     storage: Option<String>,
     storage_file: Option<PathBuf>,
+    storage_pool_size: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -383,6 +388,8 @@ pub struct Config {
     pub metrics: bool,
     /// Where the state lives.
     pub storage: Storage,
+    /// PostgreSQL connections in each instance's pool.
+    pub storage_pool_size: usize,
 }
 
 /// The storage backend.
@@ -612,6 +619,10 @@ impl Config {
             .map(Storage::parse)
             .transpose()?
             .unwrap_or_default(),
+            storage_pool_size: cli
+                .storage_pool_size
+                .or(file.storage_pool_size)
+                .unwrap_or(crate::store::postgres::DEFAULT_POOL_SIZE),
         };
         config.validate()?;
         Ok(config)
@@ -668,6 +679,9 @@ impl Config {
         // for its next request, so a longer idle time would never apply.
         if limits.idle_timeout.is_zero() || limits.idle_timeout > limits.request_timeout {
             return invalid("idle_timeout must be between 1 second and request_timeout");
+        }
+        if !(1..=1000).contains(&self.storage_pool_size) {
+            return invalid("storage_pool_size must be between 1 and 1000");
         }
         let rate = &self.rate_limit;
         if rate.address_burst == 0

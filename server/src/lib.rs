@@ -66,11 +66,6 @@ use store::postgres::PgStore;
 use store::sled::SledStore;
 use store::{Store, StoreError};
 
-/// How often an instance on a shared store (PostgreSQL) rereads the signing
-/// keys: a rotation through another instance is served within this time,
-/// far less than the JWKS cache interval the next key is published ahead.
-pub const SHARED_KEYS_POLL: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -137,7 +132,10 @@ pub async fn run(
     // instance on a shared PostgreSQL database has a data dir of its own.
     let store: Arc<dyn Store> = match &config.storage {
         config::Storage::Sled => Arc::new(SledStore::open(&data_dir.database_path())?),
-        config::Storage::Postgres(url) => Arc::new(PgStore::connect(url).await?),
+        config::Storage::Postgres(url) => {
+            let options = store::postgres::PgOptions { pool_size: config.storage_pool_size, ..Default::default() };
+            Arc::new(PgStore::open(url, None, options).await?)
+        }
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
@@ -217,8 +215,10 @@ pub async fn run(
     let purge = tokio::spawn(purge::run(store.clone(), clock, config.purge_interval, shutdown.clone()));
     let audit_retention =
         tokio::spawn(audit::retain(audit, audit::Retention::default(), config.purge_interval, shutdown.clone()));
+    // On PostgreSQL: a rotation through another instance is served as soon
+    // as its notification arrives.
     let key_follow =
-        store.is_shared().then(|| tokio::spawn(key_manager.clone().follow(SHARED_KEYS_POLL, shutdown.clone())));
+        store.key_changes().map(|changes| tokio::spawn(key_manager.clone().follow(changes, shutdown.clone())));
     let key_maintenance = tokio::spawn(key_manager.run(shutdown.clone()));
     let admin = tokio::spawn(admin::socket::serve(admin_listener, admin_service, shutdown.clone()));
     let storage = if store.is_shared() { "postgres" } else { "sled" };

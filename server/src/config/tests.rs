@@ -244,3 +244,17 @@ fn dependency_logs_are_pinned_unless_asked_for() {
     );
     assert!(Config::merge(cli(&[]), file("log_dependencies = true\n")).expect("valid").log_dependencies);
 }
+
+#[test]
+fn storage_pool_size_from_flag_or_file_within_bounds() {
+    let config = Config::merge(cli(&[]), FileConfig::default()).expect("valid");
+    assert_eq!(config.storage_pool_size, crate::store::postgres::DEFAULT_POOL_SIZE);
+    let config = Config::merge(cli(&["--storage-pool-size", "4"]), file("storage_pool_size = 32\n")).expect("valid");
+    assert_eq!(config.storage_pool_size, 4, "the flag wins over the file");
+    let config = Config::merge(cli(&[]), file("storage_pool_size = 32\n")).expect("valid");
+    assert_eq!(config.storage_pool_size, 32);
+    for bad in ["0", "1001"] {
+        let error = Config::merge(cli(&["--storage-pool-size", bad]), FileConfig::default()).unwrap_err();
+        assert!(error.to_string().contains("storage_pool_size must be between 1 and 1000"), "{error}");
+    }
+}

@@ -29,6 +29,8 @@ const MAX_CHECK_INTERVAL: u64 = 60;
 /// Starts that may lose the race to store the first keys to another
 /// instance before giving up (each loss means another instance succeeded).
 const MAX_START_ATTEMPTS: u32 = 5;
+/// Pause before re-reading the shared keys after a failed read.
+pub const FOLLOW_RETRY: Duration = Duration::from_secs(1);
 
 /// What the manager needs from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,18 +229,26 @@ impl KeyManager {
         .await;
     }
 
-    /// Polls the store every `every` until `shutdown` is cancelled, serving
-    /// any key change another instance made: with a shared store, a rotation
-    /// through one instance is served by all within `every`. The next key
-    /// is published a JWKS cache interval before it signs, so a poll
-    /// interval far shorter than that makes the delay harmless.
-    pub async fn follow(self, every: Duration, shutdown: CancellationToken) {
-        crate::periodic::every(every, &shutdown, || async {
-            if let Err(error) = self.sync().await {
-                tracing::error!(%error, "cannot read the shared signing keys; will retry");
+    /// Re-reads the stored keys whenever `changes` says they may have
+    /// changed, until `shutdown` is cancelled: with a shared store, a
+    /// rotation through one instance is served by all as soon as its
+    /// notification arrives. A failed read is retried every
+    /// [`FOLLOW_RETRY`] until it succeeds.
+    pub async fn follow(self, mut changes: tokio::sync::watch::Receiver<u64>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = changes.changed() => if changed.is_err() { return },
             }
-        })
-        .await;
+            changes.borrow_and_update();
+            while let Err(error) = self.sync().await {
+                tracing::error!(%error, "cannot read the shared signing keys; will retry");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(FOLLOW_RETRY) => {}
+                }
+            }
+        }
     }
 
     /// Serves the stored key set if another instance changed it; returns

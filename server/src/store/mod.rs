@@ -217,14 +217,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// [`StoreError`] on backend failure.
     async fn replace_keys(&self, expected: &[KeyRecord], changed: &[KeyRecord]) -> Result<bool, StoreError>;
 
-    /// Whether other server instances may change this store (PostgreSQL):
-    /// then each instance polls the key set so that a rotation made through
-    /// one is served by all.
+    /// Whether other server instances may change this store (PostgreSQL).
     fn is_shared(&self) -> bool {
         false
     }
 
-    /// Checks that the backend answers reads and writes.
+    /// On a shared store, a value that changes whenever another instance
+    /// may have changed the signing keys (and whenever the backend cannot
+    /// vouch that it heard every change, such as after a reconnect): the
+    /// key manager re-reads the keys then, so a rotation made through one
+    /// instance is served by all. `None` when nobody else writes the keys.
+    fn key_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
+    /// Checks that the backend is usable (sled: it answers reads and
+    /// writes; PostgreSQL: a read-only query, its answer reused for a second).
     ///
     /// # Errors
     /// [`StoreError`] when it does not.

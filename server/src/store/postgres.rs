@@ -22,26 +22,41 @@
 //!
 //! Advisory locks are keyed by the schema (`hashtext(current_schema())`)
 //! and a lock class, so installations in different schemas of one database
-//! never block each other. Connections are plain TCP or Unix socket; no TLS.
+//! never block each other.
+//!
+//! Each instance caches client records ([`client_cache`]) and follows the
+//! signing keys, both driven by change notifications that triggers send in
+//! the changing transaction and a listening connection hears ([`listen`]).
+//! Connections are TCP, with TLS as `sslmode` asks ([`connect`]), or a
+//! Unix socket.
 
+pub mod client_cache;
+pub mod connect;
+pub mod listen;
 pub mod schema;
 
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 use tessera_shared::admin::AuditEvent;
-use tokio_postgres::NoTls;
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
 use super::records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
 use super::{ClientChange, PurgeReport, RefreshJudge, RefreshTransition, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
+use client_cache::{ClientCache, Lookup};
+use connect::ConnectSettings;
 
-/// Connections per instance.
-const POOL_SIZE: usize = 16;
+/// Connections per instance, unless [`PgOptions::pool_size`] says otherwise.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+/// How long a `/healthz` answer is reused: load balancers poll it often.
+const HEALTH_FOR: Duration = Duration::from_secs(1);
 /// How long a request waits for a free connection or a new one.
 const POOL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts of a transaction that PostgreSQL aborted as a deadlock or
@@ -62,10 +77,38 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// The PostgreSQL store. Cheap to clone: the pool is shared.
+/// Tunables of [`PgStore::open`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgOptions {
+    /// Connections in the pool (the listening connection is one more).
+    pub pool_size: usize,
+    /// Clients the cache holds at most.
+    pub cache_capacity: usize,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self { pool_size: DEFAULT_POOL_SIZE, cache_capacity: client_cache::DEFAULT_CAPACITY }
+    }
+}
+
+/// A health answer and when it was taken.
+type HealthAnswer = (Instant, Result<(), String>);
+
+/// The PostgreSQL store. Cheap to clone: the pool, the cache and the
+/// listener are shared; the listener stops when the last clone goes.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// Client records, valid while the listener hears every change.
+    cache: Arc<ClientCache>,
+    /// Bumped by the listener whenever the signing keys may have changed.
+    key_changes: watch::Receiver<u64>,
+    /// The last health answer and when it was taken (see [`HEALTH_FOR`]);
+    /// an async mutex, so that concurrent probes wait for one query.
+    health: Arc<tokio::sync::Mutex<Option<HealthAnswer>>>,
+    /// Stops the listener when the last clone is dropped.
+    _listener: Arc<DropGuard>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -173,7 +216,7 @@ impl PgStore {
     /// [`StoreError::Backend`] if the URL does not parse, the database does
     /// not answer, or a migration fails.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::connect_in(url, None).await
+        Self::open(url, None, PgOptions::default()).await
     }
 
     /// Like [`PgStore::connect`], with every table in `schema` (which must
@@ -183,8 +226,19 @@ impl PgStore {
     /// # Errors
     /// As for [`PgStore::connect`].
     pub async fn connect_in(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Backend(format!("the PostgreSQL URL does not parse: {e}")))?;
+        Self::open(url, schema, PgOptions::default()).await
+    }
+
+    /// [`PgStore::connect_in`] with the given tunables. Also starts the
+    /// listening connection; warns if the connection to a database on
+    /// another host is not encrypted.
+    ///
+    /// # Errors
+    /// As for [`PgStore::connect`]; a server certificate that fails
+    /// verification is said so in one line.
+    pub async fn open(url: &str, schema: Option<&str>, options: PgOptions) -> Result<Self, StoreError> {
+        let mut settings = ConnectSettings::from_url(url)?;
+        let config = &mut settings.config;
         if config.get_application_name().is_none() {
             config.application_name("tessera-server");
         }
@@ -195,18 +249,43 @@ impl PgStore {
             config.options(format!("-c search_path={schema}"));
         }
         config.connect_timeout(POOL_TIMEOUT);
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            settings.config.clone(),
+            settings.tls.clone(),
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
         let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
+            .max_size(options.pool_size.max(1))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(POOL_TIMEOUT))
             .create_timeout(Some(POOL_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Backend(format!("connection pool: {e}")))?;
-        let store = Self { pool };
-        let mut client = store.client().await.map_err(Fail::into_store)?;
+        let mut client = connect::first_connection(&pool, &settings).await?;
         schema::migrate(&mut client).await?;
-        Ok(store)
+        connect::warn_if_plaintext(&client, &settings).await?;
+        let channel: String =
+            client.query_one(listen::CHANNEL_SQL, &[]).await.map_err(|e| Fail::from(e).into_store())?.get(0);
+        drop(client);
+
+        let cache = Arc::new(ClientCache::new(options.cache_capacity));
+        let (keys, key_changes) = watch::channel(0);
+        let stop = CancellationToken::new();
+        let listener = listen::Listener { settings, channel, cache: cache.clone(), keys };
+        tokio::spawn(listener.run(stop.clone()));
+        Ok(Self {
+            pool,
+            cache,
+            key_changes,
+            health: Arc::new(tokio::sync::Mutex::new(None)),
+            _listener: Arc::new(stop.drop_guard()),
+        })
+    }
+
+    /// The client cache (for tests).
+    #[cfg(test)]
+    pub(crate) fn client_cache(&self) -> &ClientCache {
+        &self.cache
     }
 
     async fn client(&self) -> Result<Object, Fail> {
@@ -585,12 +664,20 @@ impl Store for PgStore {
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let ticket = match self.cache.get(client_id) {
+            Lookup::Hit(record) => return Ok(Some(record)),
+            Lookup::Miss(ticket) => ticket,
+        };
         let row = retrying(|| async {
             let client = self.client().await?;
             Ok(client.query_opt("SELECT record FROM clients WHERE client_id = $1", &[&client_id]).await?)
         })
         .await?;
-        row.map(|row| decode_json(row.get::<_, &[u8]>(0))).transpose()
+        let record: Option<ClientRecord> = row.map(|row| decode_json(row.get::<_, &[u8]>(0))).transpose()?;
+        if let Some(record) = &record {
+            self.cache.fill(ticket, record);
+        }
+        Ok(record)
     }
 
     async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
@@ -608,11 +695,17 @@ impl Store for PgStore {
         client_id: &str,
         change: &ClientChange<'_>,
     ) -> Result<Option<ClientRecord>, StoreError> {
-        retrying(|| self.try_update_client(client_id, change)).await
+        let updated = retrying(|| self.try_update_client(client_id, change)).await;
+        // This instance serves its own change at once; the others when
+        // the trigger's notification reaches them.
+        self.cache.invalidate(client_id);
+        updated
     }
 
     async fn delete_client(&self, client_id: &str, now: UnixTime) -> Result<Option<u64>, StoreError> {
-        retrying(|| self.try_delete_client(client_id, now)).await
+        let deleted = retrying(|| self.try_delete_client(client_id, now)).await;
+        self.cache.invalidate(client_id);
+        deleted
     }
 
     async fn record_client_use(&self, client_id: &str, at: UnixTime) -> Result<(), StoreError> {
@@ -712,19 +805,35 @@ impl Store for PgStore {
         true
     }
 
+    fn key_changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.key_changes.clone())
+    }
+
     async fn health(&self) -> Result<(), StoreError> {
-        retrying(|| async {
+        let mut last = self.health.lock().await;
+        if let Some((at, answer)) = last.as_ref()
+            && at.elapsed() < HEALTH_FOR
+        {
+            return answer.clone().map_err(StoreError::Backend);
+        }
+        // Read-only: a cheap query that also tells a primary, which takes
+        // writes, from a standby, which does not.
+        let answer = retrying(|| async {
             let client = self.client().await?;
-            client
-                .execute(
-                    "INSERT INTO tessera_meta (name, value) VALUES ('health_probe', '\\x01') \
-                     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-                    &[],
-                )
-                .await?;
+            let row = client.query_one("SELECT pg_is_in_recovery()", &[]).await?;
+            if row.get::<_, bool>(0) {
+                return Err(Fail::Store(StoreError::Backend(
+                    "the database is a read-only standby (in recovery)".into(),
+                )));
+            }
             Ok(())
         })
         .await
+        .map_err(|e| match e {
+            StoreError::Backend(m) | StoreError::Corrupt(m) | StoreError::AlreadyExists(m) => m,
+        });
+        *last = Some((Instant::now(), answer.clone()));
+        answer.map_err(StoreError::Backend)
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

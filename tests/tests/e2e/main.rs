@@ -42,6 +42,11 @@
 //! - [`metrics`]: `GET /metrics` after a known sequence.
 //! - [`postgres`]: two instances on one PostgreSQL database, and
 //!   `migrate-storage` (when `TESSERA_TEST_POSTGRES_URL` is set).
+//! - [`postgres_cache`]: each instance's client cache and key follower: a
+//!   change through one reaches the other within a second; a killed
+//!   listening connection lets no stale client through.
+//! - [`postgres_tls`]: TLS to PostgreSQL on a cluster of its own started
+//!   with `ssl=on` (`sslmode`, `sslrootcert`, a wrong CA, plaintext refused).
 //!
 //! The binaries are looked up next to this test executable
 //! (`target/<profile>/`); `cargo test --workspace` builds them, and
@@ -65,6 +70,8 @@ mod limits;
 mod logs;
 mod metrics;
 mod postgres;
+mod postgres_cache;
+mod postgres_tls;
 mod ratelimit;
 mod refresh;
 mod resource_servers;

@@ -16,14 +16,15 @@ use crate::util::{
 
 const TEST_URL_ENV: &str = "TESSERA_TEST_POSTGRES_URL";
 /// How long a key change through one instance may take to be served by
-/// another: the server polls every 2 s; the rest is slack for a busy machine.
+/// another: a notification takes milliseconds (`postgres_cache` holds it to
+/// a second); the rest is slack for a busy machine.
 const KEY_PROPAGATION: Duration = Duration::from_secs(15);
 
 static SKIP_NOTICE: Once = Once::new();
 
 /// A URL of a new, empty database on the test server, or `None` (said
 /// once on stderr, past the harness's capture) when none is configured.
-async fn fresh_database() -> Option<String> {
+pub(crate) async fn fresh_database() -> Option<String> {
     let Ok(url) = std::env::var(TEST_URL_ENV) else {
         SKIP_NOTICE.call_once(|| {
             crate::util::skip_or_fail(
@@ -135,8 +136,8 @@ async fn thirty_two_refreshes_across_two_instances_have_one_winner() {
     expect_error(&refresh(&client, &successor).send(&b).await, 400, "invalid_grant", "successor at the second");
 }
 
-/// A rotation through one instance's admin socket is served by the other
-/// within the bounded poll interval: its JWKS and its signatures follow.
+/// A rotation through one instance's admin socket is served by the other:
+/// its JWKS and its signatures follow.
 #[tokio::test]
 async fn a_key_rotation_through_one_instance_reaches_the_other() {
     let Some(url) = fresh_database().await else { return };

@@ -17,9 +17,10 @@ use crate::store::StoreError;
 pub(super) const MIGRATION_LOCK: i32 = 1;
 
 /// `(version, SQL)`, in order.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE tessera_meta (
     name TEXT PRIMARY KEY,
     value BYTEA NOT NULL
@@ -68,10 +69,56 @@ CREATE TABLE denied_jti (
 );
 CREATE INDEX denied_jti_by_expiry ON denied_jti (expires_at);
 "#,
-)];
+    ),
+    // Change notifications for the instances' client caches and key
+    // followers (see `listen`), sent by triggers in the changing
+    // transaction, so no write path can forget them. The channel is the
+    // schema's (`listen::CHANNEL_SQL`).
+    (
+        2,
+        r#"
+CREATE FUNCTION tessera_notify_client() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    channel TEXT := 'tessera_changes_' || to_hex(hashtext(TG_TABLE_SCHEMA::text));
+    id TEXT;
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        PERFORM pg_notify(channel, 'c*');
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        id := OLD.client_id;
+    ELSE
+        id := NEW.client_id;
+    END IF;
+    -- A notification carries at most 8000 bytes: drop every entry instead.
+    IF octet_length(id) > 4000
+        OR (TG_OP = 'UPDATE' AND OLD.client_id IS DISTINCT FROM NEW.client_id) THEN
+        PERFORM pg_notify(channel, 'c*');
+    ELSE
+        PERFORM pg_notify(channel, 'c:' || id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER clients_notify AFTER INSERT OR UPDATE OR DELETE ON clients
+    FOR EACH ROW EXECUTE FUNCTION tessera_notify_client();
+CREATE TRIGGER clients_notify_truncate AFTER TRUNCATE ON clients
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_notify_client();
+CREATE FUNCTION tessera_notify_keys() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('tessera_changes_' || to_hex(hashtext(TG_TABLE_SCHEMA::text)), 'k');
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER signing_keys_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON signing_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_notify_keys();
+"#,
+    ),
+];
 
 /// The newest schema version this build knows.
-pub const CURRENT_VERSION: i32 = 1;
+pub const CURRENT_VERSION: i32 = 2;
 
 /// Brings the schema up to [`CURRENT_VERSION`].
 ///

@@ -9,6 +9,7 @@ use std::sync::{Arc, Once};
 use super::PgStore;
 use crate::crypto::random::Random;
 use crate::store::Store;
+use crate::store::records::ClientRecord;
 
 /// The environment variable naming the test database.
 pub const TEST_URL_ENV: &str = "TESSERA_TEST_POSTGRES_URL";
@@ -17,6 +18,22 @@ pub const TEST_URL_ENV: &str = "TESSERA_TEST_POSTGRES_URL";
 const REQUIRE_ENV: &str = "TESSERA_REQUIRE_POSTGRES";
 
 static SKIP_NOTICE: Once = Once::new();
+
+/// A client record for the cache tests.
+pub fn sample_client() -> crate::store::records::ClientRecord {
+    crate::store::records::ClientRecord {
+        client_id: "oa2-client-id_sample".into(),
+        name: "sample".into(),
+        secret_digest: [7; 32],
+        secret_set_at: 1_700_000_000,
+        previous_secret: None,
+        scopes: vec!["read".into()],
+        refresh_tokens: false,
+        status: tessera_shared::admin::ClientStatus::Active,
+        created_at: 1_700_000_000,
+        secret_expires_at: None,
+    }
+}
 
 /// A connection to the test database in a fresh, empty schema, or `None`
 /// (after saying so on stderr, past the test harness's capture) when no
@@ -127,4 +144,129 @@ async fn two_instances_racing_a_key_change_have_one_winner() {
     }
     assert_eq!(wins, 1);
     assert_eq!(second.keys().await.unwrap().len(), 1);
+}
+
+/// A second store on the same schema, as a second instance would be.
+async fn second_instance(first: &PgStore) -> PgStore {
+    let schema: String = first.client().await.unwrap().query_one("SELECT current_schema()", &[]).await.unwrap().get(0);
+    let url = std::env::var(TEST_URL_ENV).unwrap();
+    PgStore::connect_in(&url, Some(&schema)).await.unwrap()
+}
+
+/// Reads the client through `store` until its cache holds it (the
+/// listener is up once it does).
+async fn until_cached(store: &PgStore, client_id: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        Store::client(store, client_id).await.unwrap().unwrap();
+        if !store.client_cache().is_empty() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the client was never cached");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The second instance serves the client from its cache: a change that
+/// notifies nobody (triggers off for that one transaction) is not seen,
+/// which shows the cache is in use. A change through the first instance
+/// notifies, and the second serves it within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_client_is_dropped_when_another_instance_changes_it() {
+    let Some(a) = fresh_store().await else { return };
+    let b = second_instance(&a).await;
+    let record = sample_client();
+    let id = record.client_id.clone();
+    // Written without notifying (triggers off for this transaction), so
+    // that no late notification of the insert empties a cache below.
+    let silently = |record: ClientRecord| {
+        let a = a.clone();
+        async move {
+            let mut raw = a.client().await.unwrap();
+            let tx = raw.transaction().await.unwrap();
+            tx.batch_execute("SET LOCAL session_replication_role = replica").await.unwrap();
+            tx.execute(
+                "INSERT INTO clients (client_id, record) VALUES ($1, $2) \
+                 ON CONFLICT (client_id) DO UPDATE SET record = EXCLUDED.record",
+                &[&record.client_id, &crate::store::codec::encode_json(&record).unwrap()],
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    silently(record.clone()).await;
+    until_cached(&a, &id).await;
+    until_cached(&b, &id).await;
+
+    let mut changed = record.clone();
+    changed.name = "changed without notifying".into();
+    silently(changed).await;
+    assert_eq!(Store::client(&b, &id).await.unwrap().unwrap().name, "sample", "served from the cache");
+    assert_eq!(Store::client(&a, &id).await.unwrap().unwrap().name, "sample", "the first instance caches it too");
+
+    // Through the first instance: both notice (the first at once).
+    let started = std::time::Instant::now();
+    a.update_client(&id, &|r| r.status = tessera_shared::admin::ClientStatus::Revoked).await.unwrap().unwrap();
+    assert_eq!(Store::client(&a, &id).await.unwrap().unwrap().status, tessera_shared::admin::ClientStatus::Revoked);
+    loop {
+        if Store::client(&b, &id).await.unwrap().unwrap().status == tessera_shared::admin::ClientStatus::Revoked {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "not seen by the other instance within 1 s");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let _ = writeln!(std::io::stderr(), "cross-instance client change seen after {:?}", started.elapsed());
+
+    // Deleted through the first: gone from the second too.
+    a.delete_client(&id, 1_700_000_100).await.unwrap().unwrap();
+    let started = std::time::Instant::now();
+    while Store::client(&b, &id).await.unwrap().is_some() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "deletion not seen within 1 s");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// A key change through one instance moves the other's key-change signal
+/// within a second (the key manager re-reads the keys on it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_change_notifies_the_other_instance() {
+    use crate::store::Store as _;
+    let Some(a) = fresh_store().await else { return };
+    let b = second_instance(&a).await;
+    let mut changes = b.key_changes().unwrap();
+    // The listener's first LISTEN also signals (re-read after connecting).
+    tokio::time::timeout(std::time::Duration::from_secs(10), changes.changed()).await.unwrap().unwrap();
+    changes.borrow_and_update();
+    a.put_keys(&[crate::store::conformance::sample_key(3)]).await.unwrap();
+    let started = std::time::Instant::now();
+    tokio::time::timeout(std::time::Duration::from_secs(1), changes.changed()).await.unwrap().unwrap();
+    let _ = writeln!(std::io::stderr(), "cross-instance key change signalled after {:?}", started.elapsed());
+    assert_eq!(b.keys().await.unwrap().len(), 1);
+}
+
+/// `/healthz`'s check writes nothing (the old probe row never appears)
+/// and reuses its answer for a second.
+#[tokio::test]
+async fn health_reads_only_and_is_reused_for_a_second() {
+    use crate::store::Store as _;
+    let Some(store) = fresh_store().await else { return };
+    for _ in 0..20 {
+        store.health().await.unwrap();
+    }
+    let probes: i64 = store
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM tessera_meta WHERE name = 'health_probe'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(probes, 0, "the health check wrote a row");
+    let taken = store.health.lock().await.as_ref().map(|(at, answer)| (*at, answer.is_ok()));
+    let (at, ok) = taken.unwrap();
+    assert!(ok);
+    store.health().await.unwrap();
+    let again = store.health.lock().await.as_ref().map(|(at, _)| *at).unwrap();
+    assert_eq!(again, at, "the answer of less than a second ago is reused");
 }
