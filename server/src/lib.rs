@@ -16,7 +16,7 @@
 //! - [`tls`]: HTTPS with rustls, certificate reload on SIGHUP.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`purge`], [`datadir`], [`clock`], [`telemetry`]: the rest of the plumbing.
-//! - [`compact`]: `tessera-server compact`, which rewrites the sled database
+//! - [`compact_command`]: `tessera-server compact`, which rewrites the sled database
 //!   without the space of purged records.
 //!
 //! [`run`] wires them together; `main.rs` only parses arguments, sets up
@@ -28,14 +28,14 @@ pub mod activity;
 pub mod admin;
 pub mod audit;
 pub mod clock;
-pub mod compact;
+pub mod compact_command;
 pub mod config;
 pub mod crypto;
 pub mod datadir;
-pub mod export;
 pub mod grant;
 pub mod http;
 pub mod issuer;
+pub mod jwks_export;
 pub mod keys;
 pub mod metrics;
 pub mod migrate;
@@ -113,7 +113,7 @@ pub enum StartError {
     Other(String),
     /// What an interrupted `tessera-server compact` left could not be cleaned up.
     #[error("an interrupted compaction left the data dir unclean: {0}")]
-    Compact(#[from] compact::CompactError),
+    Compact(#[from] compact_command::CompactError),
 }
 
 /// Runs the server until `shutdown` is cancelled. `ready` is called with
@@ -131,7 +131,7 @@ pub async fn run(
     let data_dir = DataDir::open(&config.data_dir)?;
     if config.storage == config::Storage::Sled {
         // A compaction cut short leaves its copy or the old database behind.
-        compact::recover_leftovers(&data_dir)?;
+        compact_command::recover_leftovers(&data_dir)?;
     }
     // The data dir keeps the admin socket and the lock file either way: each
     // instance on a shared PostgreSQL database has a data dir of its own.
