@@ -341,7 +341,7 @@ impl Issuer {
     }
 }
 
-mod token_status;
+mod revoke_introspect;
 
 #[cfg(test)]
 mod tests;

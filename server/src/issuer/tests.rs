@@ -432,8 +432,15 @@ async fn counters_and_security_events_reach_the_activity_handle() {
 
 // -- revocation and introspection (RFC 7009, RFC 7662) ----------------------
 
-fn status_request(credentials: &ClientCredentials, token: &str) -> crate::grant::token_status::TokenStatusRequest {
-    crate::grant::token_status::TokenStatusRequest { credentials: credentials.clone(), token: token.into(), hint: None }
+fn status_request(
+    credentials: &ClientCredentials,
+    token: &str,
+) -> crate::grant::revoke_introspect::RevokeIntrospectRequest {
+    crate::grant::revoke_introspect::RevokeIntrospectRequest {
+        credentials: credentials.clone(),
+        token: token.into(),
+        hint: None,
+    }
 }
 
 #[tokio::test]

@@ -15,8 +15,8 @@ use super::Issuer;
 use crate::clock::UnixTime;
 use crate::crypto::secret::refresh_token_digest;
 use crate::grant::error::TokenError;
+use crate::grant::revoke_introspect::{RevokeIntrospectRequest, TokenHint};
 use crate::grant::scope;
-use crate::grant::token_status::{TokenHint, TokenStatusRequest};
 use crate::store::records::{ClientRecord, RefreshState};
 
 /// The kinds to try, the hinted one first.
@@ -36,7 +36,7 @@ impl Issuer {
     /// # Errors
     /// [`TokenError::InvalidClient`] if the caller does not authenticate;
     /// storage failures.
-    pub async fn revoke(&self, request: TokenStatusRequest) -> Result<(), TokenError> {
+    pub async fn revoke(&self, request: RevokeIntrospectRequest) -> Result<(), TokenError> {
         let now = self.clock.now();
         let client = self.authenticate(&request.credentials, now).await?;
         for kind in order(request.hint) {
@@ -57,7 +57,7 @@ impl Issuer {
     /// # Errors
     /// [`TokenError::InvalidClient`] if the caller does not authenticate;
     /// storage failures.
-    pub async fn introspect(&self, request: TokenStatusRequest) -> Result<IntrospectionResponse, TokenError> {
+    pub async fn introspect(&self, request: RevokeIntrospectRequest) -> Result<IntrospectionResponse, TokenError> {
         let now = self.clock.now();
         self.authenticate(&request.credentials, now).await?;
         for kind in order(request.hint) {
