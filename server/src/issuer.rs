@@ -33,7 +33,7 @@ const LAST_USED_RESOLUTION: u64 = 60;
 #[derive(Debug, Clone)]
 pub struct IssuerPolicy {
     /// `iss` of every token.
-    pub issuer: String,
+    pub issuer_url: String,
     /// `aud` of every access token.
     pub audience: String,
     /// Access-token lifetime in seconds.
@@ -103,11 +103,6 @@ impl Issuer {
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
         self
-    }
-
-    /// The policy in force.
-    pub fn policy(&self) -> &IssuerPolicy {
-        &self.policy
     }
 
     /// Answers a token request.
@@ -317,7 +312,7 @@ impl Issuer {
 
     fn mint_access_token(&self, client_id: &str, scopes: &[String], now: UnixTime) -> Result<String, TokenError> {
         let claims = AccessTokenClaims {
-            iss: self.policy.issuer.clone(),
+            iss: self.policy.issuer_url.clone(),
             sub: client_id.to_owned(),
             aud: self.policy.audience.clone(),
             exp: now.saturating_add(self.policy.access_token_ttl),

@@ -175,7 +175,7 @@ pub async fn run(
     let issuer_url = config.issuer.clone().unwrap_or_else(|| format!("{scheme}://{local_addr}"));
     let policy = IssuerPolicy {
         audience: config.audience.clone().unwrap_or_else(|| issuer_url.clone()),
-        issuer: issuer_url.clone(),
+        issuer_url: issuer_url.clone(),
         access_token_ttl: config.access_token_ttl,
         refresh_token_ttl: config.refresh_token_ttl,
         refresh_reuse_grace: config.refresh_reuse_grace,

@@ -78,7 +78,8 @@ impl Issuer {
         // Built per call from the key ring in force, so retiring keys still
         // count and a rotated ring is seen at once. Leeway 0: the server's
         // clock is the one that issued the token.
-        let verifier = Verifier::new(self.keys.current().jwks().clone(), &self.policy.issuer, &self.policy.audience);
+        let verifier =
+            Verifier::new(self.keys.current().jwks().clone(), &self.policy.issuer_url, &self.policy.audience);
         verifier.with_leeway(0).verify_at(token, now).ok()
     }
 
@@ -178,7 +179,7 @@ impl Issuer {
             sub: Some(record.client_id),
             exp: Some(record.expires_at),
             iat: Some(record.issued_at),
-            iss: Some(self.policy.issuer.clone()),
+            iss: Some(self.policy.issuer_url.clone()),
             aud: None,
             token_type: Some(TOKEN_TYPE_REFRESH.to_owned()),
             jti: None,

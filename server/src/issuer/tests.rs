@@ -29,7 +29,7 @@ async fn fixture_with(reuse_grace: u64) -> Fixture {
     let keys = crate::keys::testing::manager(store.clone(), clock.clone(), Algorithm::ES256).await;
     let secrets = SecretHasher::new(&[5; 32]);
     let policy = IssuerPolicy {
-        issuer: ISSUER.into(),
+        issuer_url: ISSUER.into(),
         audience: "https://api.test".into(),
         access_token_ttl: 300,
         refresh_token_ttl: 3600,

@@ -58,7 +58,7 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
     let start = 1_800_000_000;
     let clock = Arc::new(ManualClock::at(start));
     let policy = IssuerPolicy {
-        issuer: ISSUER.into(),
+        issuer_url: ISSUER.into(),
         audience: ISSUER.into(),
         access_token_ttl: TIMING.access_token_ttl,
         refresh_token_ttl: 3600,
