@@ -11,8 +11,7 @@ use tessera_shared::ids::{is_client_id, is_refresh_token};
 use tessera_shared::wire::{TOKEN_TYPE_BEARER, TokenResponse};
 
 use crate::activity::Activity;
-use crate::activity::burst::BurstPolicy;
-use crate::audit::{Audit, AuditEntry};
+use crate::audit::AuditEntry;
 use crate::clock::{Clock, UnixTime};
 use crate::crypto::random::Random;
 use crate::crypto::secret::{SecretHasher, refresh_token_digest};
@@ -70,8 +69,9 @@ impl Issuer {
         secrets: SecretHasher,
         clock: Arc<dyn Clock>,
         policy: IssuerPolicy,
+        activity: Activity,
+        metrics: Metrics,
     ) -> Self {
-        let activity = Activity::new(Audit::new(store.clone(), clock.clone()), clock.clone(), BurstPolicy::default());
         Self {
             store,
             keys,
@@ -80,29 +80,14 @@ impl Issuer {
             clock,
             policy: Arc::new(policy),
             activity,
-            metrics: Metrics::new(),
+            metrics,
             last_recorded: Arc::default(),
         }
-    }
-
-    /// The same issuer reporting to `activity` (shared with the admin API)
-    /// instead of a handle of its own.
-    #[must_use]
-    pub fn with_activity(mut self, activity: Activity) -> Self {
-        self.activity = activity;
-        self
     }
 
     /// Where this issuer reports what it does.
     pub fn activity(&self) -> &Activity {
         &self.activity
-    }
-
-    /// Reports to `metrics` instead of a private registry.
-    #[must_use]
-    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics = metrics;
-        self
     }
 
     /// Answers a token request.

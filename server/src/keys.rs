@@ -184,7 +184,8 @@ pub mod testing {
 
     /// A manager on `store` with fresh `alg` keys and [`TIMING`].
     pub async fn manager(store: Arc<dyn Store>, clock: Arc<dyn Clock>, alg: Algorithm) -> KeyManager {
-        KeyManager::start(store, clock, KeySettings { alg, timing: TIMING }, None).await.unwrap()
+        let audit = crate::audit::Audit::new(store.clone(), clock.clone());
+        KeyManager::start(store, clock, KeySettings { alg, timing: TIMING }, None, audit).await.unwrap()
     }
 }
 

@@ -158,7 +158,11 @@ pub async fn run(
             jwks_max_age: config.jwks_max_age,
         },
     };
-    let key_manager = KeyManager::start(store.clone(), clock.clone(), key_settings, kek).await?;
+    // The shared components, built once and handed to every user.
+    let audit = audit::Audit::new(store.clone(), clock.clone());
+    let activity = activity::Activity::new(audit.clone(), clock.clone(), activity::burst::BurstPolicy::default());
+    let metrics = metrics::Metrics::new();
+    let key_manager = KeyManager::start(store.clone(), clock.clone(), key_settings, kek, audit.clone()).await?;
     let keys = key_manager.handle();
     if keys.current().signer().public_jwk().alg.as_deref() != Some(config.signing_alg.as_str()) {
         tracing::info!(
@@ -180,14 +184,16 @@ pub async fn run(
         refresh_token_ttl: config.refresh_token_ttl,
         refresh_reuse_grace: config.refresh_reuse_grace,
     };
-    let audit = audit::Audit::new(store.clone(), clock.clone());
-    key_manager.record_changes_in(audit.clone());
-    let activity = activity::Activity::new(audit.clone(), clock.clone(), activity::burst::BurstPolicy::default());
-    let metrics = metrics::Metrics::new();
     let app = Arc::new(http::App {
-        issuer: Issuer::new(store.clone(), keys.clone(), secrets.clone(), clock.clone(), policy)
-            .with_activity(activity.clone())
-            .with_metrics(metrics.clone()),
+        issuer: Issuer::new(
+            store.clone(),
+            keys.clone(),
+            secrets.clone(),
+            clock.clone(),
+            policy,
+            activity.clone(),
+            metrics.clone(),
+        ),
         keys: keys.clone(),
         jwks_cache_control: http::well_known::jwks_cache_control(config.jwks_max_age)
             .map_err(|e| StartError::Other(e.to_string()))?,
@@ -200,8 +206,8 @@ pub async fn run(
         metrics: metrics.clone(),
         serve_metrics: config.metrics,
     });
-    let admin_service = admin::service::AdminService::new(store.clone(), key_manager.clone(), secrets, clock.clone())
-        .with_activity(activity);
+    let admin_service =
+        admin::service::AdminService::new(store.clone(), key_manager.clone(), secrets, clock.clone(), activity);
     let (admin_listener, admin_path) = admin::socket::bind(data_dir.path())
         .map_err(|source| StartError::AdminSocket { dir: data_dir.path().display().to_string(), source })?;
 

@@ -11,7 +11,6 @@ use tessera_shared::ids::is_client_id;
 use tessera_shared::jwk::JwkSet;
 
 use crate::activity::Activity;
-use crate::activity::burst::BurstPolicy;
 use crate::audit::{Audit, AuditEntry};
 use crate::clock::{Clock, UnixTime};
 use crate::crypto::CryptoError;
@@ -81,18 +80,16 @@ pub struct AdminService {
 }
 
 impl AdminService {
-    /// Assembles the service.
-    pub fn new(store: Arc<dyn Store>, keys: KeyManager, secrets: SecretHasher, clock: Arc<dyn Clock>) -> Self {
-        let activity = Activity::new(Audit::new(store.clone(), clock.clone()), clock.clone(), BurstPolicy::default());
+    /// Assembles the service; `activity` is the issuer's, so the counters
+    /// and the audit trail it serves are the ones the token endpoint feeds.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: KeyManager,
+        secrets: SecretHasher,
+        clock: Arc<dyn Clock>,
+        activity: Activity,
+    ) -> Self {
         Self { store, keys, secrets, random: Random::new(), clock, activity }
-    }
-
-    /// The same service reading and recording through `activity` (the
-    /// issuer's) instead of a handle of its own.
-    #[must_use]
-    pub fn with_activity(mut self, activity: Activity) -> Self {
-        self.activity = activity;
-        self
     }
 
     fn audit(&self) -> &Audit {

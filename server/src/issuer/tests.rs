@@ -8,7 +8,9 @@ use tessera_shared::verify::{Verifier, VerifyError};
 use tessera_shared::wire::{ErrorCode, TokenResponse};
 
 use super::*;
+use crate::activity::burst::BurstPolicy;
 use crate::admin::service::AdminService;
+use crate::audit::Audit;
 use crate::clock::testing::ManualClock;
 use crate::store::sled::SledStore;
 
@@ -28,6 +30,7 @@ async fn fixture_with(reuse_grace: u64) -> Fixture {
     let clock = Arc::new(ManualClock::at(START));
     let keys = crate::keys::testing::manager(store.clone(), clock.clone(), Algorithm::ES256).await;
     let secrets = SecretHasher::new(&[5; 32]);
+    let activity = Activity::new(Audit::new(store.clone(), clock.clone()), clock.clone(), BurstPolicy::default());
     let policy = IssuerPolicy {
         issuer_url: ISSUER.into(),
         audience: "https://api.test".into(),
@@ -36,8 +39,16 @@ async fn fixture_with(reuse_grace: u64) -> Fixture {
         refresh_reuse_grace: reuse_grace,
     };
     Fixture {
-        issuer: Issuer::new(store.clone(), keys.handle(), secrets.clone(), clock.clone(), policy),
-        admin: AdminService::new(store.clone(), keys.clone(), secrets, clock.clone()),
+        issuer: Issuer::new(
+            store.clone(),
+            keys.handle(),
+            secrets.clone(),
+            clock.clone(),
+            policy,
+            activity.clone(),
+            Metrics::new(),
+        ),
+        admin: AdminService::new(store.clone(), keys.clone(), secrets, clock.clone(), activity),
         clock,
         keys,
         store,

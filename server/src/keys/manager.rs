@@ -55,9 +55,8 @@ struct Inner {
     /// The set as stored; held while changing it so that a scheduled and
     /// an on-demand rotation cannot interleave.
     set: tokio::sync::Mutex<KeySet>,
-    /// Where rotations are recorded, once the audit trail exists (it is
-    /// built after the keys at start).
-    audit: std::sync::OnceLock<Audit>,
+    /// Where every key change is recorded, with the kid.
+    audit: Audit,
 }
 
 impl KeyManager {
@@ -74,6 +73,7 @@ impl KeyManager {
         clock: Arc<dyn Clock>,
         settings: KeySettings,
         kek: Option<Kek>,
+        audit: Audit,
     ) -> Result<Self, KeyError> {
         // Several instances may start at once on a shared store: each
         // prepares its change from what it read, exactly one change is
@@ -93,29 +93,13 @@ impl KeyManager {
         };
         let handle = KeyHandle::new(ring);
         Ok(Self {
-            inner: Arc::new(Inner {
-                store,
-                clock,
-                settings,
-                kek,
-                handle,
-                set: tokio::sync::Mutex::new(set),
-                audit: std::sync::OnceLock::new(),
-            }),
+            inner: Arc::new(Inner { store, clock, settings, kek, handle, set: tokio::sync::Mutex::new(set), audit }),
         })
     }
 
-    /// Records `kind` in the audit trail, once there is one.
+    /// Records `kind` in the audit trail.
     async fn audit(&self, kind: AuditKind, detail: String) {
-        if let Some(audit) = self.inner.audit.get() {
-            audit.record(AuditEntry::global(kind, detail)).await;
-        }
-    }
-
-    /// Records every later rotation, import and retirement in `audit`. A
-    /// second call is ignored.
-    pub fn record_changes_in(&self, audit: Audit) {
-        let _ = self.inner.audit.set(audit);
+        self.inner.audit.record(AuditEntry::global(kind, detail)).await;
     }
 
     /// The handle the token and JWKS endpoints read.

@@ -5,6 +5,7 @@ use tessera_shared::ids::is_client_id;
 use tessera_shared::jwk::Algorithm;
 
 use super::*;
+use crate::activity::burst::BurstPolicy;
 use crate::clock::testing::ManualClock;
 use crate::store::sled::SledStore;
 
@@ -14,7 +15,8 @@ async fn service() -> (AdminService, Arc<ManualClock>) {
     let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
     let clock = Arc::new(ManualClock::at(START));
     let keys = crate::keys::testing::manager(store.clone(), clock.clone(), Algorithm::ES256).await;
-    (AdminService::new(store, keys, SecretHasher::new(&[1; 32]), clock.clone()), clock)
+    let activity = Activity::new(Audit::new(store.clone(), clock.clone()), clock.clone(), BurstPolicy::default());
+    (AdminService::new(store, keys, SecretHasher::new(&[1; 32]), clock.clone(), activity), clock)
 }
 
 fn create(name: &str, scopes: &[&str]) -> CreateClient {

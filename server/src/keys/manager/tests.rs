@@ -40,6 +40,14 @@ struct Issued {
     token: String,
 }
 
+fn audit(store: &Arc<dyn Store>, clock: &Arc<ManualClock>) -> Audit {
+    Audit::new(store.clone(), clock.clone())
+}
+
+fn activity(store: &Arc<dyn Store>, clock: &Arc<ManualClock>) -> crate::activity::Activity {
+    crate::activity::Activity::new(audit(store, clock), clock.clone(), crate::activity::burst::BurstPolicy::default())
+}
+
 fn kid_of(token: &str) -> String {
     use base64::Engine as _;
     let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
@@ -70,9 +78,19 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
     let (mut rotations, mut refused, mut client) = (0, 0, None);
     for (phase, alg) in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256].into_iter().enumerate() {
         // A (re)start with a new signing.alg: the algorithm switch.
-        let manager = KeyManager::start(store.clone(), clock.clone(), settings(alg), None).await.unwrap();
-        let issuer = Issuer::new(store.clone(), manager.handle(), secrets.clone(), clock.clone(), policy.clone());
-        let admin = AdminService::new(store.clone(), manager.clone(), secrets.clone(), clock.clone());
+        let manager =
+            KeyManager::start(store.clone(), clock.clone(), settings(alg), None, audit(&store, &clock)).await.unwrap();
+        let issuer = Issuer::new(
+            store.clone(),
+            manager.handle(),
+            secrets.clone(),
+            clock.clone(),
+            policy.clone(),
+            activity(&store, &clock),
+            crate::metrics::Metrics::new(),
+        );
+        let admin =
+            AdminService::new(store.clone(), manager.clone(), secrets.clone(), clock.clone(), activity(&store, &clock));
         if client.is_none() {
             let created = admin
                 .create_client(CreateClient {
@@ -167,10 +185,14 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
 async fn an_algorithm_switch_publishes_a_new_next_key_that_signs_from_the_next_rotation() {
     let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
     let clock = Arc::new(ManualClock::at(10_000));
-    let es = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None).await.unwrap();
+    let es = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None, audit(&store, &clock))
+        .await
+        .unwrap();
     let es_active = es.handle().current().signer().kid().to_owned();
     clock.advance(1000);
-    let ed = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::EdDSA), None).await.unwrap();
+    let ed = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::EdDSA), None, audit(&store, &clock))
+        .await
+        .unwrap();
     let infos = ed.infos();
     let state = |s: KeyState| infos.iter().filter(move |k| k.state == s);
     assert_eq!(state(KeyState::Active).next().unwrap().kid, es_active, "the active key keeps signing");
@@ -213,7 +235,10 @@ fn pem_documents_are_read_leniently_but_completely() {
 async fn imported_keys_of_each_algorithm_become_the_next_key_and_survive_restarts() {
     let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
     let clock = Arc::new(ManualClock::at(10_000));
-    let manager = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None).await.unwrap();
+    let manager =
+        KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None, audit(&store, &clock))
+            .await
+            .unwrap();
     let rng = SystemRandom::new();
     for alg in [Algorithm::RS256, Algorithm::EdDSA, Algorithm::ES256] {
         let pkcs8 = generate_pkcs8(alg, &rng).unwrap();
@@ -227,7 +252,10 @@ async fn imported_keys_of_each_algorithm_become_the_next_key_and_survive_restart
     // A restart with another configured algorithm keeps an imported next key.
     let next_kid = manager.infos().into_iter().find(|k| k.state == KeyState::Next).unwrap().kid;
     drop(manager);
-    let restarted = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::EdDSA), None).await.unwrap();
+    let restarted =
+        KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::EdDSA), None, audit(&store, &clock))
+            .await
+            .unwrap();
     clock.advance(TIMING.jwks_max_age + 1);
     restarted.rotate("test").await.unwrap();
     assert_eq!(restarted.handle().current().signer().kid(), next_kid, "the imported key signs");
@@ -243,10 +271,16 @@ async fn sealed_keys_need_the_right_kek_and_plain_keys_are_sealed_when_one_is_gi
     let clock = Arc::new(ManualClock::at(10_000));
     let kek = || Some(Kek::from_bytes(&[7; 32]).unwrap());
     // Plain first, then a KEK is given: every key gets sealed.
-    let plain = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None).await.unwrap();
+    let plain =
+        KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None, audit(&store, &clock))
+            .await
+            .unwrap();
     let kid = plain.handle().current().signer().kid().to_owned();
     drop(plain);
-    let sealed = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), kek()).await.unwrap();
+    let sealed =
+        KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), kek(), audit(&store, &clock))
+            .await
+            .unwrap();
     assert_eq!(sealed.handle().current().signer().kid(), kid);
     for record in store.keys().await.unwrap() {
         assert!(record.private_pkcs8.is_empty() && record.sealed_pkcs8.is_some(), "{} sealed", record.kid);
@@ -257,13 +291,20 @@ async fn sealed_keys_need_the_right_kek_and_plain_keys_are_sealed_when_one_is_gi
     assert!(store.keys().await.unwrap().iter().all(|k| k.private_pkcs8.is_empty()));
     drop(sealed);
 
-    let again = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), kek()).await.unwrap();
+    let again =
+        KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), kek(), audit(&store, &clock))
+            .await
+            .unwrap();
     assert_ne!(again.handle().current().signer().kid(), kid, "the rotated key signs after restart");
     drop(again);
     let wrong = Some(Kek::from_bytes(&[8; 32]).unwrap());
-    let err = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), wrong).await.unwrap_err();
+    let err = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), wrong, audit(&store, &clock))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("does not decrypt"), "{err}");
-    let err = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None).await.unwrap_err();
+    let err = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None, audit(&store, &clock))
+        .await
+        .unwrap_err();
     assert!(matches!(err, KeyError::MissingKek), "{err}");
     assert!(err.to_string().contains("TESSERA_KEY_ENCRYPTION_KEY"), "{err}");
 }
