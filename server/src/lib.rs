@@ -15,6 +15,7 @@
 //! - [`ratelimit`]: the limiter of failed client authentications.
 //! - [`tls`]: HTTPS with rustls, certificate reload on SIGHUP.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`supervise`]: the background tasks, watched: one that dies fails `/healthz`.
 //! - [`purge`], [`datadir`], [`clock`], [`telemetry`]: the rest of the plumbing.
 //! - [`compact_command`]: `tessera-server compact`, which rewrites the sled database
 //!   without the space of purged records.
@@ -43,6 +44,7 @@ pub mod periodic;
 pub mod purge;
 pub mod ratelimit;
 pub mod store;
+pub mod supervise;
 pub mod telemetry;
 pub mod tls;
 
@@ -184,6 +186,7 @@ pub async fn run(
         refresh_token_ttl: config.refresh_token_ttl,
         refresh_reuse_grace: config.refresh_reuse_grace,
     };
+    let mut tasks = supervise::Supervisor::new(shutdown.clone());
     let app = Arc::new(http::App {
         issuer: Issuer::new(
             store.clone(),
@@ -205,42 +208,41 @@ pub async fn run(
         limiter: ratelimit::AuthLimiter::new(&config.rate_limit),
         metrics: metrics.clone(),
         serve_metrics: config.metrics,
+        tasks: tasks.health(),
     });
     let admin_service =
         admin::service::AdminService::new(store.clone(), key_manager.clone(), secrets, clock.clone(), activity);
     let (admin_listener, admin_path) = admin::socket::bind(data_dir.path())
         .map_err(|source| StartError::AdminSocket { dir: data_dir.path().display().to_string(), source })?;
 
-    let gauges = tokio::spawn(metrics::refresh_gauges(
-        store.clone(),
-        clock.clone(),
-        metrics,
-        // Recounted as often as the purge runs: both walk the families.
-        config.purge_interval,
-        shutdown.clone(),
-    ));
-    let reload = tokio::spawn(tls::reload_on_sighup(tls.clone(), tls::hangup_signal(), shutdown.clone()));
-    let purge = tokio::spawn(purge::run(store.clone(), clock, config.purge_interval, shutdown.clone()));
-    let audit_retention =
-        tokio::spawn(audit::retain(audit, audit::Retention::default(), config.purge_interval, shutdown.clone()));
-    let key_follow =
-        store.is_shared().then(|| tokio::spawn(key_manager.clone().follow(SHARED_KEYS_POLL, shutdown.clone())));
-    let key_maintenance = tokio::spawn(key_manager.run(shutdown.clone()));
-    let admin = tokio::spawn(admin::socket::serve(admin_listener, admin_service, shutdown.clone()));
+    tasks.spawn(
+        "gauges",
+        metrics::refresh_gauges(
+            store.clone(),
+            clock.clone(),
+            metrics,
+            // Recounted as often as the purge runs: both walk the families.
+            config.purge_interval,
+            shutdown.clone(),
+        ),
+    );
+    tasks.spawn("tls reload", tls::reload_on_sighup(tls.clone(), tls::hangup_signal(), shutdown.clone()));
+    tasks.spawn("purge", purge::run(store.clone(), clock, config.purge_interval, shutdown.clone()));
+    tasks.spawn(
+        "audit retention",
+        audit::retain(audit, audit::Retention::default(), config.purge_interval, shutdown.clone()),
+    );
+    if store.is_shared() {
+        tasks.spawn("key follow", key_manager.clone().follow(SHARED_KEYS_POLL, shutdown.clone()));
+    }
+    tasks.spawn("key maintenance", key_manager.run(shutdown.clone()));
+    tasks.spawn("admin socket", admin::socket::serve(admin_listener, admin_service, shutdown.clone()));
     let storage = if store.is_shared() { "postgres" } else { "sled" };
     tracing::info!(addr = %local_addr, issuer = %issuer_url, data_dir = %data_dir.path().display(), storage, "tessera-server ready");
     ready(local_addr);
 
     http::server::serve(listener, app, config.limits, tls, shutdown).await;
-    let _ = admin.await;
-    let _ = gauges.await;
-    let _ = reload.await;
-    let _ = purge.await;
-    let _ = audit_retention.await;
-    let _ = key_maintenance.await;
-    if let Some(key_follow) = key_follow {
-        let _ = key_follow.await;
-    }
+    tasks.join().await;
     let _ = std::fs::remove_file(&admin_path);
     store.flush().await?;
     tracing::info!("stopped; database flushed");

@@ -56,6 +56,8 @@ pub struct App {
     pub metrics: Metrics,
     /// Whether `GET /metrics` is served.
     pub serve_metrics: bool,
+    /// Whether every background task still runs, for the health check.
+    pub tasks: crate::supervise::TaskHealth,
 }
 
 /// What a handler tells the access log beyond method, path and status.
