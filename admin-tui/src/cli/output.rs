@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use serde::Serialize;
 use tessera_shared::admin::{ClientCredentials, ClientInfo, Deleted, FamiliesRevoked, KeyInfo};
@@ -150,17 +150,10 @@ pub fn families_revoked(revoked: &FamiliesRevoked) -> String {
     format!("Revoked {} of client {}.\n", families(revoked.revoked_families), clean(&revoked.client_id))
 }
 
-/// Seconds since the epoch as RFC 3339 UTC, to the second.
+/// Seconds since the epoch as RFC 3339 UTC, to the second (the shared
+/// helper every message uses).
 pub fn timestamp(secs: u64) -> String {
-    // RFC 3339 ends with the year 9999; humantime fails beyond it, and
-    // `SystemTime` itself may not reach that far on every platform.
-    const FIRST_SECOND_OF_10000: u64 = 253_402_300_800;
-    if secs < FIRST_SECOND_OF_10000
-        && let Some(time) = UNIX_EPOCH.checked_add(Duration::from_secs(secs))
-    {
-        return humantime::format_rfc3339_seconds(time).to_string();
-    }
-    format!("{secs}s after the epoch")
+    tessera_shared::utc::rfc3339(secs)
 }
 
 /// `message` fit for the one line of an error report: line breaks and other
