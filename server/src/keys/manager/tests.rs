@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ring::rand::SystemRandom;
-use tessera_shared::admin::{CreateClient, KeyState};
+use tessera_shared::admin::{AuditKind, CreateClient, KeyState};
 use tessera_shared::jwk::{Algorithm, JwkSet};
 use tessera_shared::verify::Verifier;
 
@@ -75,7 +75,7 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
     let secrets = SecretHasher::new(&[5; 32]);
     let mut served = Vec::new();
     let mut issued = Vec::new();
-    let (mut rotations, mut refused, mut client) = (0, 0, None);
+    let (mut rotations, mut scheduled, mut client) = (0, 0, None);
     for (phase, alg) in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256].into_iter().enumerate() {
         // A (re)start with a new signing.alg: the algorithm switch.
         let manager =
@@ -110,19 +110,20 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
             manager.tick().await.unwrap();
             // Operators rotating by hand now and then, too early or not.
             if step % 97 == 50 {
-                match manager.rotate("test").await {
-                    Ok(_) => {
+                match manager.rotate("test").await.unwrap() {
+                    Rotation::Rotated { at } => {
+                        assert_eq!(at, now);
                         rotations += 1;
-                        // At once again: the new next key is too fresh to sign.
-                        let again = manager.rotate("test").await;
-                        assert!(matches!(again, Err(KeyError::NotReady(_))), "{again:?}");
-                        refused += 1;
+                        // At once again: the new next key is too fresh to
+                        // sign, so the rotation is scheduled for later.
+                        let again = manager.rotate("test").await.unwrap();
+                        assert!(matches!(again, Rotation::Scheduled { at } if at > now), "{again:?}");
+                        scheduled += 1;
                     }
-                    Err(KeyError::NotReady(not_ready)) => {
-                        assert!(now < not_ready.ready_at);
-                        refused += 1;
+                    Rotation::Scheduled { at } => {
+                        assert!(now < at);
+                        scheduled += 1;
                     }
-                    Err(other) => panic!("rotation failed: {other}"),
                 }
             }
             served.push(Served { at: now, jwks: manager.handle().current().jwks().clone() });
@@ -144,7 +145,10 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
 
     let kids: std::collections::BTreeSet<&str> = issued.iter().map(|t| t.kid.as_str()).collect();
     assert!(kids.len() >= 9, "the timeline went through many keys: {}", kids.len());
-    assert!(refused > 0 && rotations > 0, "on-demand rotations were both refused and done ({refused}, {rotations})");
+    assert!(
+        scheduled > 0 && rotations > 0,
+        "on-demand rotations were both scheduled and done ({scheduled}, {rotations})"
+    );
     let mut checked = 0;
     for token in &issued {
         let window = served
@@ -198,10 +202,83 @@ async fn an_algorithm_switch_publishes_a_new_next_key_that_signs_from_the_next_r
     assert_eq!(state(KeyState::Active).next().unwrap().kid, es_active, "the active key keeps signing");
     assert_eq!(state(KeyState::Next).next().unwrap().alg, "EdDSA");
     assert_eq!(state(KeyState::Retired).count(), 1, "the ES256 next key, which never signed, left at once");
-    assert!(matches!(ed.rotate("test").await, Err(KeyError::NotReady(_))), "the EdDSA key was just published");
+    let ready = clock.now() + TIMING.jwks_max_age + 1;
+    let scheduled = ed.rotate("test").await.unwrap();
+    assert_eq!(scheduled, Rotation::Scheduled { at: ready }, "the EdDSA key was just published");
+    assert_eq!(ed.scheduled_rotation(), Some(ready));
+    clock.advance(TIMING.jwks_max_age);
+    ed.tick().await.unwrap();
+    assert_eq!(ed.handle().current().signer().kid(), es_active, "not a second early");
+    clock.advance(1);
+    ed.tick().await.unwrap();
+    assert_eq!(ed.handle().current().signer().public_jwk().alg.as_deref(), Some("EdDSA"), "the schedule ran");
+    assert_eq!(ed.scheduled_rotation(), None);
+}
+
+fn kinds_and_details(events: &[tessera_shared::admin::AuditEvent]) -> Vec<(AuditKind, String)> {
+    events.iter().map(|e| (e.kind, e.detail.clone())).collect()
+}
+
+/// A scheduled rotation survives a restart (it is stored with the keys),
+/// `rotate_now` and `revoke` change the keys at once, and every change is
+/// in the audit trail with its kid.
+#[tokio::test]
+async fn scheduled_rotations_persist_and_immediate_changes_are_audited_with_the_kid() {
+    let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
+    let clock = Arc::new(ManualClock::at(50_000));
+    let trail = audit(&store, &clock);
+    let manager =
+        KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None, trail.clone()).await.unwrap();
+    let first = manager.infos();
+    let (active, next) = (first[0].kid.clone(), first[1].kid.clone());
+    let ready = 50_000 + TIMING.jwks_max_age + 1;
+    assert_eq!(manager.rotate("admin").await.unwrap(), Rotation::Scheduled { at: ready });
+    assert_eq!(manager.rotate("admin").await.unwrap(), Rotation::Scheduled { at: ready }, "asking twice is fine");
+    let listed = manager.infos();
+    assert_eq!(listed.iter().find(|k| k.kid == next).unwrap().rotation_scheduled_at, Some(ready));
+
+    // A restart keeps the schedule; the new manager performs it.
+    let restarted =
+        KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None, trail.clone()).await.unwrap();
+    assert_eq!(restarted.scheduled_rotation(), Some(ready));
     clock.advance(TIMING.jwks_max_age + 1);
-    ed.rotate("test").await.unwrap();
-    assert_eq!(ed.handle().current().signer().public_jwk().alg.as_deref(), Some("EdDSA"));
+    restarted.tick().await.unwrap();
+    assert_eq!(restarted.handle().current().signer().kid(), next);
+
+    // At once: the next key signs though it was published this second.
+    let fresh_next = restarted.infos().into_iter().find(|k| k.state == KeyState::Next).unwrap().kid;
+    restarted.rotate_now("admin").await.unwrap();
+    assert_eq!(restarted.handle().current().signer().kid(), fresh_next);
+    let jwks = restarted.handle().current().jwks().clone();
+    assert!(jwks.find(&next).is_some() && jwks.find(&active).is_some(), "retiring keys stay published");
+
+    // Revoke a retiring key, then the active one.
+    restarted.revoke(&active).await.unwrap();
+    assert!(restarted.handle().current().jwks().find(&active).is_none());
+    let before = restarted.infos().into_iter().find(|k| k.state == KeyState::Next).unwrap().kid;
+    restarted.revoke(&fresh_next).await.unwrap();
+    let ring = restarted.handle().current();
+    assert!(ring.jwks().find(&fresh_next).is_none(), "the revoked active key left the JWKS");
+    assert_eq!(ring.signer().kid(), before, "the next key signs from now");
+    assert_eq!(ring.jwks().keys.len(), 3, "new active, a new next key, and the retiring {next}");
+    assert!(matches!(restarted.revoke(&active).await, Err(KeyError::Revoke(_))), "already retired");
+    assert!(matches!(restarted.revoke("unknown").await, Err(KeyError::Revoke(_))));
+    drop(ring);
+
+    let events = kinds_and_details(&trail.page(None, 100).await.unwrap());
+    let of = |kind: AuditKind| events.iter().filter(move |(k, _)| *k == kind).map(|(_, d)| d.as_str());
+    let scheduled: Vec<&str> = of(AuditKind::KeyRotationScheduled).collect();
+    assert_eq!(scheduled.len(), 1, "one schedule for two requests: {events:?}");
+    assert!(scheduled[0].contains(&next) && scheduled[0].contains(&tessera_shared::utc::rfc3339(ready)));
+    assert!(!scheduled[0].contains(&ready.to_string()), "no raw Unix seconds: {}", scheduled[0]);
+    let rotated: Vec<&str> = of(AuditKind::KeyRotated).collect();
+    assert_eq!(rotated.len(), 2, "{events:?}");
+    assert!(rotated[0].contains("scheduled by an operator") && rotated[0].contains(&next));
+    assert!(rotated[1].contains("at once") && rotated[1].contains(&fresh_next));
+    let revoked: Vec<&str> = of(AuditKind::KeyRevoked).collect();
+    assert_eq!(revoked.len(), 2, "{events:?}");
+    assert!(revoked[0].contains(&active) && revoked[0].contains("retiring"));
+    assert!(revoked[1].contains(&fresh_next) && revoked[1].contains("(active)") && revoked[1].contains(&before));
 }
 
 fn pem_with(label: &str, der: &[u8]) -> String {
