@@ -142,7 +142,7 @@ fn audit_and_reactivate_parse() {
 #[test]
 fn keys_rotate_and_import_parse() {
     let args = parse(&["keys", "rotate"]).unwrap();
-    assert!(matches!(args.command, Some(Command::Keys(KeysCommand::Rotate { json: false }))));
+    assert!(matches!(args.command, Some(Command::Keys(KeysCommand::Rotate { now: false, json: false }))));
     let args = parse(&["keys", "import", "--pem", "k.pem", "--json"]).unwrap();
     assert!(
         matches!(args.command, Some(Command::Keys(KeysCommand::Import { ref pem, json: true })) if pem.as_os_str() == "k.pem")
