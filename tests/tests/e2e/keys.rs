@@ -88,7 +88,9 @@ async fn rs256_and_eddsa_servers_pass_the_seed_flows() {
 /// key still verify against the JWKS served after the rotation.
 #[tokio::test]
 async fn keys_rotate_on_a_fresh_server_is_scheduled_and_happens_by_itself() {
-    let server = Server::start(&["--jwks-max-age", "4", "--signing-rotate-every", "3600"]);
+    // A cache lifetime long enough that the set-up below ends before the
+    // scheduled second even on a loaded machine.
+    let server = Server::start(&["--jwks-max-age", "10", "--signing-rotate-every", "3600"]);
     let client = server.create_client("rotate", &[]);
     let before = keys(&server);
     let old_active = in_state(&before, KeyState::Active)[0].kid.clone();

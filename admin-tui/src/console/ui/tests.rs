@@ -426,3 +426,33 @@ fn client_ids_are_whole_at_every_width_from_80_to_250() {
         }
     }
 }
+
+/// The Activity screen, too: at every width from 80 to 250 an audit
+/// event's client ID is whole or absent, and the longest event kind is whole.
+#[test]
+fn audit_trail_client_ids_are_whole_or_absent_at_every_width() {
+    let mut app = wide_sample();
+    app.screen = Screen::Activity;
+    app.audit = app
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(n, c)| AuditEvent {
+            seq: u64::try_from(n).unwrap(),
+            at: 1_800_000_000,
+            kind: AuditKind::KeyRotationScheduled,
+            client_id: Some(c.client_id.clone()),
+            detail: "a detail".into(),
+        })
+        .collect();
+    let mut shown_at = Vec::new();
+    for width in 80u16..=250 {
+        let (lines, _) = draw(&app, width, 24);
+        assert_ids_whole(&app, &lines, width);
+        assert!(text(&lines).contains("key_rotation_scheduled"), "width {width}");
+        if text(&lines).contains(&app.clients[0].client_id) {
+            shown_at.push(width);
+        }
+    }
+    assert!(shown_at.first().is_some_and(|w| *w <= 100), "the client column shows from 100 columns: {shown_at:?}");
+}
