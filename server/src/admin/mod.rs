@@ -149,7 +149,7 @@ async fn read_body(request: Request<Incoming>) -> Result<Bytes, AdminFailure> {
         .to_bytes())
 }
 
-fn failure_response(failure: &AdminFailure) -> HttpResponse {
+pub(crate) fn failure_response(failure: &AdminFailure) -> HttpResponse {
     let (status, code) = match failure {
         AdminFailure::NotFound(_) | AdminFailure::KeyNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         AdminFailure::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),

@@ -40,9 +40,11 @@ fn render_spark(app: &App, frame: &mut Frame, area: Rect, label: &str, series: &
 const EVENT_WIDTH: u16 = 22;
 /// A client ID's length.
 const CLIENT_ID_WIDTH: u16 = 46;
-/// Narrowest trail with the client column: time, event, ID, 10 columns of
-/// detail, the spaces between them and the borders.
-const TRAIL_WITH_CLIENT: u16 = 16 + EVENT_WIDTH + CLIENT_ID_WIDTH + 10 + 3 + 2;
+/// The detail keeps at least this much beside a client column.
+const DETAIL_MIN: u16 = 30;
+/// Narrowest trail with the client column: time, event, ID, the detail's
+/// minimum, the spaces between them and the borders (119 columns).
+const TRAIL_WITH_CLIENT: u16 = 16 + EVENT_WIDTH + CLIENT_ID_WIDTH + DETAIL_MIN + 3 + 2;
 
 fn render_trail(app: &App, frame: &mut Frame, area: Rect) {
     // A client ID is shown whole (46 columns) or, on a narrow terminal,

