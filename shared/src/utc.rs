@@ -52,7 +52,7 @@ mod tests {
     #[test]
     fn day_by_day_agrees_with_a_calendar_walk() {
         let (mut y, mut m, mut d) = (1970u64, 1u64, 1u64);
-        let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
         for days in 0..(500 * 366) {
             assert_eq!(rfc3339(days * 86_400), format!("{y:04}-{m:02}-{d:02}T00:00:00Z"));
             let len = match m {
