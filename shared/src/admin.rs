@@ -35,7 +35,7 @@ pub mod paths {
     pub const AUDIT: &str = "/v1/audit";
     /// The activity counters.
     pub const STATS: &str = "/v1/stats";
-    /// Rotate the signing keys now.
+    /// Rotate the signing keys (at once, or scheduled for the first safe moment).
     pub const KEYS_ROTATE: &str = "/v1/keys/rotate";
     /// Import a private key as the next key.
     pub const KEYS_IMPORT: &str = "/v1/keys/import";

@@ -237,8 +237,9 @@ pub enum KeysCommand {
     /// Revoking the active key makes the next key sign from now and
     /// publishes a new next key.
     Revoke {
-        /// The key's kid, as `keys list` shows it.
-        #[arg(value_name = "KID")]
+        /// The key's kid, as `keys list` shows it. A kid is base64url and
+        /// may start with `-`, so it is never taken for an option.
+        #[arg(value_name = "KID", allow_hyphen_values = true)]
         kid: String,
 
         /// Print the keys as a JSON array instead of text.

@@ -267,8 +267,7 @@ impl AdminService {
     /// changed the keys at the same moment.
     pub async fn rotate_keys(&self, request: RotateKeys) -> Result<KeyRotation, AdminFailure> {
         let (outcome, rotates_at) = if request.now {
-            self.keys.rotate_now("admin").await?;
-            (RotationOutcome::Rotated, self.clock.now())
+            (RotationOutcome::Rotated, self.keys.rotate_now("admin").await?)
         } else {
             match self.keys.rotate("admin").await? {
                 Rotation::Rotated { at } => (RotationOutcome::Rotated, at),

@@ -159,8 +159,8 @@ impl KeyManager {
         let now = self.inner.clock.now();
         let timing = self.inner.settings.timing;
         if set.check_ready(now, &timing).is_ok() {
-            self.rotate_locked(&mut set, reason).await?;
-            return Ok(Rotation::Rotated { at: now });
+            let at = self.rotate_locked(&mut set, reason).await?;
+            return Ok(Rotation::Rotated { at });
         }
         let at = set.next().ready_at(&timing);
         if set.next().rotation_requested_at().is_none() {
@@ -183,11 +183,12 @@ impl KeyManager {
     /// Rotates at once, even if resource servers may not have the next key
     /// in their cached JWKS yet (a lost or compromised active key): they
     /// refetch the JWKS on its unknown `kid`. The old active key stays
-    /// published until its tokens have expired, as in any rotation.
+    /// published until its tokens have expired, as in any rotation. Returns
+    /// the second from which the new active key signs.
     ///
     /// # Errors
     /// Storage or key-generation errors.
-    pub async fn rotate_now(&self, reason: &'static str) -> Result<(), KeyError> {
+    pub async fn rotate_now(&self, reason: &'static str) -> Result<UnixTime, KeyError> {
         let mut set = self.inner.set.lock().await;
         self.sync_locked(&mut set).await?;
         let fresh = self.fresh_next().await?;
@@ -209,7 +210,7 @@ impl KeyManager {
              servers with an older JWKS refetch it on the new kid"
         );
         self.audit(AuditKind::KeyRotated, detail).await;
-        Ok(())
+        Ok(now)
     }
 
     /// Takes `kid` out of the JWKS at once; tokens it signed stop
@@ -397,7 +398,8 @@ impl KeyManager {
         Ok(true)
     }
 
-    async fn rotate_locked(&self, set: &mut KeySet, reason: &'static str) -> Result<(), KeyError> {
+    /// Rotates; returns the second from which the new active key signs.
+    async fn rotate_locked(&self, set: &mut KeySet, reason: &'static str) -> Result<UnixTime, KeyError> {
         let alg = self.inner.settings.alg;
         let fresh = self.fresh_next().await?;
         let now = fresh.created_at;
@@ -419,7 +421,7 @@ impl KeyManager {
         );
         let detail = format!("{reason}: {old_active} now retiring, {new_active} signs, {new_next} ({alg}) is next");
         self.audit(AuditKind::KeyRotated, detail).await;
-        Ok(())
+        Ok(now)
     }
 
     /// Stores `updated`, then serves it. The store takes it only if it
