@@ -103,7 +103,13 @@ impl KeyManager {
             let stored = store.keys().await?;
             let (set, ring) = prepare(&stored, clock.as_ref(), settings, kek.as_ref()).await?;
             let changed: Vec<KeyRecord> = set.records().filter(|r| !stored.contains(r)).cloned().collect();
-            if changed.is_empty() || store.replace_keys(&stored, &changed).await? {
+            if changed.is_empty() {
+                break (set, ring);
+            }
+            if store.replace_keys(&stored, &changed).await? {
+                for (kind, detail) in start_changes(&stored, &set) {
+                    audit.record(AuditEntry::global(kind, detail)).await;
+                }
                 break (set, ring);
             }
             if attempts >= MAX_START_ATTEMPTS {
@@ -441,6 +447,31 @@ impl KeyManager {
         self.inner.handle.replace(ring);
         Ok(())
     }
+}
+
+/// What starting changed in the stored keys, for the audit trail: a next
+/// key replaced by one of a newly configured algorithm, retiring keys
+/// whose time was up while the server was stopped. (The first keys of a
+/// new installation change nothing that was there, and are not recorded.)
+fn start_changes(stored: &[KeyRecord], set: &KeySet) -> Vec<(AuditKind, String)> {
+    let next = set.next().record();
+    let mut changes = Vec::new();
+    for old in stored {
+        let Some(now) = set.records().find(|r| r.kid == old.kid) else { continue };
+        match (old.state, now.state) {
+            (KeyState::Next, KeyState::Retired) => changes.push((
+                AuditKind::KeyRetired,
+                format!(
+                    "{} ({}, next, never signed) replaced by {} ({}): signing.alg changed",
+                    old.kid, old.alg, next.kid, next.alg
+                ),
+            )),
+            (KeyState::Retiring, KeyState::Retired) => changes
+                .push((AuditKind::KeyRetired, format!("{} left the JWKS at start; its private key is wiped", old.kid))),
+            _ => {}
+        }
+    }
+    changes
 }
 
 /// The key set to start with, from the stored records: the first keys of

@@ -202,6 +202,13 @@ async fn an_algorithm_switch_publishes_a_new_next_key_that_signs_from_the_next_r
     assert_eq!(state(KeyState::Active).next().unwrap().kid, es_active, "the active key keeps signing");
     assert_eq!(state(KeyState::Next).next().unwrap().alg, "EdDSA");
     assert_eq!(state(KeyState::Retired).count(), 1, "the ES256 next key, which never signed, left at once");
+    let trail = kinds_and_details(&audit(&store, &clock).page(None, 10).await.unwrap());
+    assert_eq!(trail.len(), 1, "the switch, not the first keys: {trail:?}");
+    let replaced = &state(KeyState::Retired).next().unwrap().kid;
+    let new_next = &state(KeyState::Next).next().unwrap().kid;
+    assert_eq!(trail[0].0, AuditKind::KeyRetired);
+    assert!(trail[0].1.contains(replaced.as_str()) && trail[0].1.contains(new_next.as_str()), "{trail:?}");
+    assert!(trail[0].1.contains("signing.alg changed"), "{trail:?}");
     let ready = clock.now() + TIMING.jwks_max_age + 1;
     let scheduled = ed.rotate("test").await.unwrap();
     assert_eq!(scheduled, Rotation::Scheduled { at: ready }, "the EdDSA key was just published");
