@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tessera_shared::admin::{
     AdminError, AuditEvent, ClientCredentials, ClientInfo, CreateClient, Deleted, FamiliesRevoked, ImportKey, KeyInfo,
-    RotateSecret, Stats, paths,
+    KeyRotation, RotateKeys, RotateSecret, Stats, paths,
 };
 use tessera_shared::ids;
 use tokio::net::UnixStream;
@@ -94,6 +94,11 @@ pub enum Error {
     /// another route.
     #[error("not a Tessera client ID: {0:?} (expected {prefix} followed by {n} characters of A-Z a-z 0-9 _ -)", prefix = ids::CLIENT_ID_PREFIX, n = ids::CLIENT_ID_RANDOM_LEN)]
     InvalidClientId(String),
+
+    /// A kid that is not an RFC 7638 thumbprint (base64url); refused
+    /// before it becomes a path segment.
+    #[error("not a signing-key kid: {0:?} (expected the base64url thumbprint `keys list` shows)")]
+    InvalidKid(String),
 
     /// The exchange broke down below the level of the admin API.
     #[error(transparent)]
@@ -308,14 +313,33 @@ impl AdminClient {
         self.call(Method::GET, paths::STATS, None::<&()>).await
     }
 
-    /// `POST /v1/keys/rotate`: rotates the signing keys now.
+    /// `POST /v1/keys/rotate`: rotates the signing keys, at once or (while
+    /// the next key is younger than one JWKS cache lifetime, unless
+    /// `request.now`) at the first safe moment; the answer says which.
     ///
     /// # Errors
     ///
-    /// [`Error::Api`] with status 409 while the next key is younger than one
-    /// JWKS cache interval, or any failure to reach the server.
-    pub async fn rotate_keys(&self) -> Result<Vec<KeyInfo>, Error> {
-        self.call(Method::POST, paths::KEYS_ROTATE, None::<&()>).await
+    /// Any failure to reach the server, or [`Error::Api`] if the server
+    /// could not change the keys.
+    pub async fn rotate_keys(&self, request: RotateKeys) -> Result<KeyRotation, Error> {
+        self.call(Method::POST, paths::KEYS_ROTATE, Some(&request)).await
+    }
+
+    /// `POST /v1/keys/{kid}/revoke`: takes a signing key out of the JWKS at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] with status 404 for an unknown kid, 409 for a retired
+    /// key; [`Error::InvalidKid`] for a kid that is not a thumbprint; any
+    /// failure to reach the server.
+    pub async fn revoke_key(&self, kid: &str) -> Result<Vec<KeyInfo>, Error> {
+        if kid.is_empty()
+            || kid.len() > 128
+            || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::InvalidKid(kid.chars().filter(|c| !c.is_control()).take(64).collect()));
+        }
+        self.call(Method::POST, &paths::key_revoke(kid), None::<&()>).await
     }
 
     /// `POST /v1/keys/import`: imports a PKCS#8 PEM private key as the next key.

@@ -11,8 +11,7 @@ use tessera_shared::ids::{is_client_id, is_refresh_token};
 use tessera_shared::wire::{TOKEN_TYPE_BEARER, TokenResponse};
 
 use crate::activity::Activity;
-use crate::activity::burst::BurstPolicy;
-use crate::audit::{Audit, AuditEntry};
+use crate::audit::AuditEntry;
 use crate::clock::{Clock, UnixTime};
 use crate::crypto::random::Random;
 use crate::crypto::secret::{SecretHasher, refresh_token_digest};
@@ -33,7 +32,7 @@ const LAST_USED_RESOLUTION: u64 = 60;
 #[derive(Debug, Clone)]
 pub struct IssuerPolicy {
     /// `iss` of every token.
-    pub issuer: String,
+    pub issuer_url: String,
     /// `aud` of every access token.
     pub audience: String,
     /// Access-token lifetime in seconds.
@@ -70,8 +69,9 @@ impl Issuer {
         secrets: SecretHasher,
         clock: Arc<dyn Clock>,
         policy: IssuerPolicy,
+        activity: Activity,
+        metrics: Metrics,
     ) -> Self {
-        let activity = Activity::new(Audit::new(store.clone(), clock.clone()), clock.clone(), BurstPolicy::default());
         Self {
             store,
             keys,
@@ -80,34 +80,14 @@ impl Issuer {
             clock,
             policy: Arc::new(policy),
             activity,
-            metrics: Metrics::new(),
+            metrics,
             last_recorded: Arc::default(),
         }
-    }
-
-    /// The same issuer reporting to `activity` (shared with the admin API)
-    /// instead of a handle of its own.
-    #[must_use]
-    pub fn with_activity(mut self, activity: Activity) -> Self {
-        self.activity = activity;
-        self
     }
 
     /// Where this issuer reports what it does.
     pub fn activity(&self) -> &Activity {
         &self.activity
-    }
-
-    /// Reports to `metrics` instead of a private registry.
-    #[must_use]
-    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics = metrics;
-        self
-    }
-
-    /// The policy in force.
-    pub fn policy(&self) -> &IssuerPolicy {
-        &self.policy
     }
 
     /// Answers a token request.
@@ -317,7 +297,7 @@ impl Issuer {
 
     fn mint_access_token(&self, client_id: &str, scopes: &[String], now: UnixTime) -> Result<String, TokenError> {
         let claims = AccessTokenClaims {
-            iss: self.policy.issuer.clone(),
+            iss: self.policy.issuer_url.clone(),
             sub: client_id.to_owned(),
             aud: self.policy.audience.clone(),
             exp: now.saturating_add(self.policy.access_token_ttl),
@@ -341,7 +321,7 @@ impl Issuer {
     }
 }
 
-mod token_status;
+mod revoke_introspect;
 
 #[cfg(test)]
 mod tests;

@@ -29,7 +29,7 @@ use crate::crypto::seal::{Kek, SealError};
 use crate::crypto::signing::JwtSigner;
 use crate::store::StoreError;
 use crate::store::records::KeyRecord;
-use lifecycle::{KeySet, NotReady};
+use lifecycle::{KeySet, NotReady, RevokeError, Timing};
 
 pub use manager::KeyManager;
 
@@ -57,6 +57,9 @@ pub enum KeyError {
     /// A rotation was asked for before the next key may sign.
     #[error(transparent)]
     NotReady(#[from] NotReady),
+    /// The key cannot be revoked.
+    #[error(transparent)]
+    Revoke(#[from] RevokeError),
     /// An imported key is unusable.
     #[error("cannot import the key: {0}")]
     Import(String),
@@ -76,11 +79,12 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Builds the ring of `set`, opening the active key with `kek` if it is sealed.
+    /// Builds the ring of `set`, opening the active key with `kek` if it is
+    /// sealed; `timing` says when a scheduled rotation happens.
     ///
     /// # Errors
     /// [`KeyError`] if the active key cannot be opened or parsed.
-    pub fn build(set: &KeySet, kek: Option<&Kek>) -> Result<Self, KeyError> {
+    pub fn build(set: &KeySet, kek: Option<&Kek>, timing: &Timing) -> Result<Self, KeyError> {
         let active = set.active().record();
         let pkcs8 = private_pkcs8(active, kek)?;
         let signer = JwtSigner::from_pkcs8(active.alg, &pkcs8, SystemRandom::new())?;
@@ -90,7 +94,17 @@ impl KeyRing {
         let jwks = JwkSet { keys: set.published().map(|k| k.public_jwk.clone()).collect() };
         let jwks_json =
             Bytes::from(serde_json::to_vec(&jwks).map_err(|_| KeyError::Inconsistent("the JWKS does not serialise"))?);
-        let infos = set.records().map(info).collect();
+        let scheduled = set.scheduled_rotation(timing);
+        let infos = set
+            .records()
+            .map(|record| {
+                let mut info = info(record);
+                if record.state == tessera_shared::admin::KeyState::Next {
+                    info.rotation_scheduled_at = scheduled;
+                }
+                info
+            })
+            .collect();
         Ok(Self { signer, jwks, jwks_json, infos })
     }
 
@@ -149,6 +163,7 @@ pub fn info(record: &KeyRecord) -> KeyInfo {
         published_until: record.published_until,
         retired_at: record.retired_at,
         imported: record.imported,
+        rotation_scheduled_at: None,
     }
 }
 
@@ -184,7 +199,8 @@ pub mod testing {
 
     /// A manager on `store` with fresh `alg` keys and [`TIMING`].
     pub async fn manager(store: Arc<dyn Store>, clock: Arc<dyn Clock>, alg: Algorithm) -> KeyManager {
-        KeyManager::start(store, clock, KeySettings { alg, timing: TIMING }, None).await.unwrap()
+        let audit = crate::audit::Audit::new(store.clone(), clock.clone());
+        KeyManager::start(store, clock, KeySettings { alg, timing: TIMING }, None, audit).await.unwrap()
     }
 }
 

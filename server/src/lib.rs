@@ -15,8 +15,9 @@
 //! - [`ratelimit`]: the limiter of failed client authentications.
 //! - [`tls`]: HTTPS with rustls, certificate reload on SIGHUP.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`supervise`]: the background tasks, watched: one that dies fails `/healthz`.
 //! - [`purge`], [`datadir`], [`clock`], [`telemetry`]: the rest of the plumbing.
-//! - [`compact`]: `tessera-server compact`, which rewrites the sled database
+//! - [`compact_command`]: `tessera-server compact`, which rewrites the sled database
 //!   without the space of purged records.
 //!
 //! [`run`] wires them together; `main.rs` only parses arguments, sets up
@@ -28,14 +29,14 @@ pub mod activity;
 pub mod admin;
 pub mod audit;
 pub mod clock;
-pub mod compact;
+pub mod compact_command;
 pub mod config;
 pub mod crypto;
 pub mod datadir;
-pub mod export;
 pub mod grant;
 pub mod http;
 pub mod issuer;
+pub mod jwks_export;
 pub mod keys;
 pub mod metrics;
 pub mod migrate;
@@ -43,6 +44,7 @@ pub mod periodic;
 pub mod purge;
 pub mod ratelimit;
 pub mod store;
+pub mod supervise;
 pub mod telemetry;
 pub mod tls;
 
@@ -108,7 +110,7 @@ pub enum StartError {
     Other(String),
     /// What an interrupted `tessera-server compact` left could not be cleaned up.
     #[error("an interrupted compaction left the data dir unclean: {0}")]
-    Compact(#[from] compact::CompactError),
+    Compact(#[from] compact_command::CompactError),
 }
 
 /// Runs the server until `shutdown` is cancelled. `ready` is called with
@@ -126,7 +128,7 @@ pub async fn run(
     let data_dir = DataDir::open(&config.data_dir)?;
     if config.storage == config::Storage::Sled {
         // A compaction cut short leaves its copy or the old database behind.
-        compact::recover_leftovers(&data_dir)?;
+        compact_command::recover_leftovers(&data_dir)?;
     }
     // The data dir keeps the admin socket and the lock file either way: each
     // instance on a shared PostgreSQL database has a data dir of its own.
@@ -156,7 +158,11 @@ pub async fn run(
             jwks_max_age: config.jwks_max_age,
         },
     };
-    let key_manager = KeyManager::start(store.clone(), clock.clone(), key_settings, kek).await?;
+    // The shared components, built once and handed to every user.
+    let audit = audit::Audit::new(store.clone(), clock.clone());
+    let activity = activity::Activity::new(audit.clone(), clock.clone(), activity::burst::BurstPolicy::default());
+    let metrics = metrics::Metrics::new();
+    let key_manager = KeyManager::start(store.clone(), clock.clone(), key_settings, kek, audit.clone()).await?;
     let keys = key_manager.handle();
     if keys.current().signer().public_jwk().alg.as_deref() != Some(config.signing_alg.as_str()) {
         tracing::info!(
@@ -173,19 +179,22 @@ pub async fn run(
     let issuer_url = config.issuer.clone().unwrap_or_else(|| format!("{scheme}://{local_addr}"));
     let policy = IssuerPolicy {
         audience: config.audience.clone().unwrap_or_else(|| issuer_url.clone()),
-        issuer: issuer_url.clone(),
+        issuer_url: issuer_url.clone(),
         access_token_ttl: config.access_token_ttl,
         refresh_token_ttl: config.refresh_token_ttl,
         refresh_reuse_grace: config.refresh_reuse_grace,
     };
-    let audit = audit::Audit::new(store.clone(), clock.clone());
-    key_manager.record_changes_in(audit.clone());
-    let activity = activity::Activity::new(audit.clone(), clock.clone(), activity::burst::BurstPolicy::default());
-    let metrics = metrics::Metrics::new();
+    let mut tasks = supervise::Supervisor::new(shutdown.clone());
     let app = Arc::new(http::App {
-        issuer: Issuer::new(store.clone(), keys.clone(), secrets.clone(), clock.clone(), policy)
-            .with_activity(activity.clone())
-            .with_metrics(metrics.clone()),
+        issuer: Issuer::new(
+            store.clone(),
+            keys.clone(),
+            secrets.clone(),
+            clock.clone(),
+            policy,
+            activity.clone(),
+            metrics.clone(),
+        ),
         keys: keys.clone(),
         jwks_cache_control: http::well_known::jwks_cache_control(config.jwks_max_age)
             .map_err(|e| StartError::Other(e.to_string()))?,
@@ -197,44 +206,43 @@ pub async fn run(
         limiter: ratelimit::AuthLimiter::new(&config.rate_limit),
         metrics: metrics.clone(),
         serve_metrics: config.metrics,
+        tasks: tasks.health(),
     });
-    let admin_service = admin::service::AdminService::new(store.clone(), key_manager.clone(), secrets, clock.clone())
-        .with_activity(activity);
+    let admin_service =
+        admin::service::AdminService::new(store.clone(), key_manager.clone(), secrets, clock.clone(), activity);
     let (admin_listener, admin_path) = admin::socket::bind(data_dir.path())
         .map_err(|source| StartError::AdminSocket { dir: data_dir.path().display().to_string(), source })?;
 
-    let gauges = tokio::spawn(metrics::refresh_gauges(
-        store.clone(),
-        clock.clone(),
-        metrics,
-        // Recounted as often as the purge runs: both walk the families.
-        config.purge_interval,
-        shutdown.clone(),
-    ));
-    let reload = tokio::spawn(tls::reload_on_sighup(tls.clone(), tls::hangup_signal(), shutdown.clone()));
-    let purge = tokio::spawn(purge::run(store.clone(), clock, config.purge_interval, shutdown.clone()));
-    let audit_retention =
-        tokio::spawn(audit::retain(audit, audit::Retention::default(), config.purge_interval, shutdown.clone()));
+    tasks.spawn(
+        "gauges",
+        metrics::refresh_gauges(
+            store.clone(),
+            clock.clone(),
+            metrics,
+            // Recounted as often as the purge runs: both walk the families.
+            config.purge_interval,
+            shutdown.clone(),
+        ),
+    );
+    tasks.spawn("tls reload", tls::reload_on_sighup(tls.clone(), tls::hangup_signal(), shutdown.clone()));
+    tasks.spawn("purge", purge::run(store.clone(), clock, config.purge_interval, shutdown.clone()));
+    tasks.spawn(
+        "audit retention",
+        audit::retain(audit, audit::Retention::default(), config.purge_interval, shutdown.clone()),
+    );
     // On PostgreSQL: a rotation through another instance is served as soon
     // as its notification arrives.
-    let key_follow =
-        store.key_changes().map(|changes| tokio::spawn(key_manager.clone().follow(changes, shutdown.clone())));
-    let key_maintenance = tokio::spawn(key_manager.run(shutdown.clone()));
-    let admin = tokio::spawn(admin::socket::serve(admin_listener, admin_service, shutdown.clone()));
+    if let Some(changes) = store.key_changes() {
+        tasks.spawn("key follow", key_manager.clone().follow(changes, shutdown.clone()));
+    }
+    tasks.spawn("key maintenance", key_manager.run(shutdown.clone()));
+    tasks.spawn("admin socket", admin::socket::serve(admin_listener, admin_service, shutdown.clone()));
     let storage = if store.is_shared() { "postgres" } else { "sled" };
     tracing::info!(addr = %local_addr, issuer = %issuer_url, data_dir = %data_dir.path().display(), storage, "tessera-server ready");
     ready(local_addr);
 
     http::server::serve(listener, app, config.limits, tls, shutdown).await;
-    let _ = admin.await;
-    let _ = gauges.await;
-    let _ = reload.await;
-    let _ = purge.await;
-    let _ = audit_retention.await;
-    let _ = key_maintenance.await;
-    if let Some(key_follow) = key_follow {
-        let _ = key_follow.await;
-    }
+    tasks.join().await;
     let _ = std::fs::remove_file(&admin_path);
     store.flush().await?;
     tracing::info!("stopped; database flushed");

@@ -91,7 +91,7 @@ fn main() -> ExitCode {
 
 /// `tessera-server export-jwks`: prints the JWKS as one JSON document.
 fn export_jwks(runtime: &tokio::runtime::Runtime, config: &Config) -> ExitCode {
-    let exported = runtime.block_on(tessera_server::export::export_jwks(&config.data_dir));
+    let exported = runtime.block_on(tessera_server::jwks_export::export_jwks(&config.data_dir));
     let text = exported
         .map_err(|e| e.to_string())
         .and_then(|jwks| serde_json::to_string_pretty(&jwks).map_err(|e| format!("cannot serialise the JWKS: {e}")));
@@ -137,7 +137,7 @@ fn migrate_storage(runtime: &tokio::runtime::Runtime, from: &std::path::Path, to
 /// `tessera-server compact`: rewrites the sled database without the space
 /// of purged records.
 fn compact(config: &Config) -> ExitCode {
-    match tessera_server::compact::compact_configured(config) {
+    match tessera_server::compact_command::compact_configured(config) {
         Ok(report) => {
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "{report}");

@@ -126,7 +126,12 @@ pub async fn reload_on_sighup(
     hangup: Option<tokio::signal::unix::Signal>,
     shutdown: CancellationToken,
 ) {
-    let Some(mut hangup) = hangup else { return };
+    let Some(mut hangup) = hangup else {
+        // Nothing to listen to; stay until shutdown like the other tasks,
+        // so that the supervisor does not take this for a death.
+        shutdown.cancelled().await;
+        return;
+    };
     loop {
         tokio::select! {
             received = hangup.recv() => if received.is_none() { return },

@@ -16,7 +16,8 @@
 //! | `POST /v1/clients/{id}/reactivate` | | [`ClientInfo`] |
 //! | `GET /v1/audit?after=SEQ&limit=N` | | `Vec<AuditEvent>`, oldest first |
 //! | `GET /v1/stats` | | [`Stats`] |
-//! | `POST /v1/keys/rotate` | | `Vec<KeyInfo>` (409 `conflict` while the next key is too new) |
+//! | `POST /v1/keys/rotate` | [`RotateKeys`] (optional) | [`KeyRotation`] (scheduled while the next key is too new, unless `now`) |
+//! | `POST /v1/keys/{kid}/revoke` | | `Vec<KeyInfo>` (the key is out of the JWKS) |
 //! | `POST /v1/keys/import` | [`ImportKey`] | `Vec<KeyInfo>` (the key becomes the next key) |
 //! | `GET /v1/jwks` | | the public JWKS, as served on `/.well-known/jwks.json` |
 //!
@@ -34,12 +35,17 @@ pub mod paths {
     pub const AUDIT: &str = "/v1/audit";
     /// The activity counters.
     pub const STATS: &str = "/v1/stats";
-    /// Rotate the signing keys now.
+    /// Rotate the signing keys (at once, or scheduled for the first safe moment).
     pub const KEYS_ROTATE: &str = "/v1/keys/rotate";
     /// Import a private key as the next key.
     pub const KEYS_IMPORT: &str = "/v1/keys/import";
     /// The public JWKS.
     pub const JWKS: &str = "/v1/jwks";
+
+    /// Revoke one signing key.
+    pub fn key_revoke(kid: &str) -> String {
+        format!("{KEYS}/{kid}/revoke")
+    }
 
     /// One client.
     pub fn client(client_id: &str) -> String {
@@ -223,6 +229,44 @@ pub struct KeyInfo {
     /// server generating it.
     #[serde(default)]
     pub imported: bool,
+    /// On the next key, when an operator asked for a rotation before it
+    /// was safe: the second from which it signs (seconds since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rotation_scheduled_at: Option<u64>,
+}
+
+/// `POST /v1/keys/rotate`: how to rotate. An empty body means `now: false`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateKeys {
+    /// Rotate at once even if the next key is younger than the JWKS cache
+    /// lifetime (a lost or compromised key); otherwise such a rotation is
+    /// scheduled for the first safe moment.
+    #[serde(default)]
+    pub now: bool,
+}
+
+/// What `POST /v1/keys/rotate` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RotationOutcome {
+    /// The next key signs now.
+    Rotated,
+    /// The next key signs from `rotates_at`: it has not been published for
+    /// a whole JWKS cache lifetime yet.
+    Scheduled,
+}
+
+/// The answer of `POST /v1/keys/rotate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotation {
+    /// Rotated now or scheduled.
+    pub outcome: RotationOutcome,
+    /// When the rotation happened or will happen (seconds since the epoch).
+    pub rotates_at: u64,
+    /// The JWKS cache lifetime the schedule waits out, in seconds.
+    pub jwks_max_age: u64,
+    /// The keys after the call.
+    pub keys: Vec<KeyInfo>,
 }
 
 /// `POST /v1/keys/import`: a private key supplied by the operator.
@@ -265,6 +309,11 @@ pub enum AuditKind {
     KeyImported,
     /// A signing key left the JWKS; its private part is wiped.
     KeyRetired,
+    /// An operator asked for a rotation before the next key was safe to
+    /// sign; it happens at the first safe moment.
+    KeyRotationScheduled,
+    /// An operator took a signing key out of the JWKS at once.
+    KeyRevoked,
     /// A used refresh token was presented again; its family is revoked.
     RefreshTokenReuse,
     /// Many failed client authentications in a short time.
@@ -293,6 +342,8 @@ impl std::fmt::Display for AuditKind {
             Self::KeyRotated => "key_rotated",
             Self::KeyImported => "key_imported",
             Self::KeyRetired => "key_retired",
+            Self::KeyRotationScheduled => "key_rotation_scheduled",
+            Self::KeyRevoked => "key_revoked",
             Self::RefreshTokenReuse => "refresh_token_reuse",
             Self::AuthFailureBurst => "auth_failure_burst",
             Self::Other => "other",

@@ -9,6 +9,7 @@
 //! - [`ids`]: the shapes of client IDs, secrets and refresh tokens.
 //! - [`admin`]: the request and response bodies of the admin API that the
 //!   server serves on its Unix socket and `tessera-admin` calls.
+//! - [`utc`]: times as RFC 3339 UTC for every message a person reads.
 //! - [`verify`]: the offline verifier a resource server uses to check an
 //!   access token with the issuer's public keys alone.
 
@@ -19,5 +20,6 @@ pub mod claims;
 pub mod ids;
 pub mod introspection;
 pub mod jwk;
+pub mod utc;
 pub mod verify;
 pub mod wire;

@@ -217,11 +217,32 @@ pub enum KeysCommand {
         json: bool,
     },
 
-    /// Rotate now: the next key signs, a new next key is published, the
-    /// active key retires. Refused while the next key is younger than one
-    /// JWKS cache interval.
+    /// Rotate: the next key signs, a new next key is published, the active
+    /// key retires. While the next key is younger than one JWKS cache
+    /// lifetime the rotation is scheduled for its first safe moment, and the
+    /// command says when (UTC).
     Rotate {
-        /// Print the keys as a JSON array instead of a table.
+        /// Rotate at once even if resource servers may not have the next key
+        /// yet (a lost or compromised key); they refetch the JWKS on the new
+        /// kid.
+        #[arg(long)]
+        now: bool,
+
+        /// Print the outcome as a JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Take a key out of the JWKS at once: tokens it signed stop verifying.
+    /// Revoking the active key makes the next key sign from now and
+    /// publishes a new next key.
+    Revoke {
+        /// The key's kid, as `keys list` shows it. A kid is base64url and
+        /// may start with `-`, so it is never taken for an option.
+        #[arg(value_name = "KID", allow_hyphen_values = true)]
+        kid: String,
+
+        /// Print the keys as a JSON array instead of text.
         #[arg(long)]
         json: bool,
     },

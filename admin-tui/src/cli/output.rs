@@ -8,10 +8,12 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use serde::Serialize;
-use tessera_shared::admin::{ClientCredentials, ClientInfo, Deleted, FamiliesRevoked, KeyInfo};
+use tessera_shared::admin::{
+    ClientCredentials, ClientInfo, Deleted, FamiliesRevoked, KeyInfo, KeyRotation, KeyState, RotationOutcome,
+};
 
 /// `value` as pretty-printed JSON and a newline: one object or array that
 /// `jq` and friends read as is.
@@ -112,7 +114,66 @@ pub fn keys_table(keys: &[KeyInfo]) -> String {
             when(k.published_until.or(k.retired_at)),
         ]
     });
-    table(&["KID", "ALG", "STATE", "PUBLISHED", "SIGNING SINCE", "IN JWKS UNTIL"], rows)
+    let mut text = table(&["KID", "ALG", "STATE", "PUBLISHED", "SIGNING SINCE", "IN JWKS UNTIL"], rows);
+    for key in keys {
+        if let Some(at) = key.rotation_scheduled_at {
+            let _ = writeln!(text, "\nRotation scheduled: {} signs from {}.", clean(&key.kid), timestamp(at));
+        }
+    }
+    text
+}
+
+/// What `keys rotate` did, with the time in UTC, then the keys.
+pub fn key_rotation(rotation: &KeyRotation) -> String {
+    let kid_in = |state: KeyState| {
+        rotation.keys.iter().find(|k| k.state == state).map_or_else(|| "?".to_owned(), |k| clean(&k.kid).into_owned())
+    };
+    let when = timestamp(rotation.rotates_at);
+    let head = match rotation.outcome {
+        RotationOutcome::Rotated => format!(
+            "Rotated at {when}: {} signs new tokens; the previous key stays in the JWKS until its tokens have \
+             expired; {} is the next key.\n",
+            kid_in(KeyState::Active),
+            kid_in(KeyState::Next)
+        ),
+        RotationOutcome::Scheduled => format!(
+            "Rotation scheduled for {when}: the next key {} has not been in the JWKS for one cache lifetime \
+             ({} s) yet, so resource servers may not know it; it signs from then on. Nothing to do: the server \
+             rotates by itself (`keys rotate --now` rotates at once).\n",
+            kid_in(KeyState::Next),
+            rotation.jwks_max_age
+        ),
+    };
+    format!("{head}\n{}", keys_table(&rotation.keys))
+}
+
+/// What `keys revoke KID` did: the revoked key's former state says what
+/// changed besides it leaving the JWKS.
+pub fn key_revoked(kid: &str, before: &[KeyInfo], after: &[KeyInfo]) -> String {
+    let kid = clean(kid);
+    let was = before.iter().find(|k| k.kid == *kid).map(|k| k.state);
+    let kid_in = |state: KeyState| {
+        after.iter().find(|k| k.state == state).map_or_else(|| "?".to_owned(), |k| clean(&k.kid).into_owned())
+    };
+    let mut text = format!("Revoked {kid}: it is out of the JWKS now, and tokens it signed stop verifying.\n");
+    match was {
+        Some(KeyState::Active) => {
+            let _ = writeln!(
+                text,
+                "{} signs from now; {} is the new next key. Resource servers holding an older JWKS refetch it on \
+                 the unknown kid.",
+                kid_in(KeyState::Active),
+                kid_in(KeyState::Next)
+            );
+        }
+        Some(KeyState::Next) => {
+            let _ = writeln!(text, "{} is the new next key.", kid_in(KeyState::Next));
+        }
+        _ => {}
+    }
+    text.push('\n');
+    text.push_str(&keys_table(after));
+    text
 }
 
 /// The state of the current secret: whether and when it expires.
@@ -150,17 +211,10 @@ pub fn families_revoked(revoked: &FamiliesRevoked) -> String {
     format!("Revoked {} of client {}.\n", families(revoked.revoked_families), clean(&revoked.client_id))
 }
 
-/// Seconds since the epoch as RFC 3339 UTC, to the second.
+/// Seconds since the epoch as RFC 3339 UTC, to the second (the shared
+/// helper every message uses).
 pub fn timestamp(secs: u64) -> String {
-    // RFC 3339 ends with the year 9999; humantime fails beyond it, and
-    // `SystemTime` itself may not reach that far on every platform.
-    const FIRST_SECOND_OF_10000: u64 = 253_402_300_800;
-    if secs < FIRST_SECOND_OF_10000
-        && let Some(time) = UNIX_EPOCH.checked_add(Duration::from_secs(secs))
-    {
-        return humantime::format_rfc3339_seconds(time).to_string();
-    }
-    format!("{secs}s after the epoch")
+    tessera_shared::utc::rfc3339(secs)
 }
 
 /// `message` fit for the one line of an error report: line breaks and other

@@ -60,8 +60,14 @@ pub enum Request {
     Delete(String),
     /// Revoke all refresh-token families of a client.
     RevokeFamilies(String),
-    /// Rotate the signing keys.
-    RotateKeys,
+    /// Rotate the signing keys: at once with `now`, else at the first safe
+    /// moment (the server says when).
+    RotateKeys {
+        /// Rotate at once, even before every cached JWKS holds the next key.
+        now: bool,
+    },
+    /// Take a signing key out of the JWKS at once.
+    RevokeKey(String),
 }
 
 /// An admin call that failed, as the console shows it.

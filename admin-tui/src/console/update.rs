@@ -3,7 +3,7 @@
 //! with hand-made events.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tessera_shared::admin::{ClientStatus, CreateClient};
+use tessera_shared::admin::{ClientStatus, CreateClient, KeyState};
 
 use super::action::{Effect, Event, Failure, Reply, Request, Snapshot};
 use super::app::{
@@ -336,15 +336,63 @@ fn on_keys_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         KeyCode::Char('r') => {
             app.modal = Some(Modal::Confirm(Confirm {
                 question: "Rotate the signing keys?".into(),
-                consequence: "The next key starts signing and a new next key is created. \
-                              The old key stays published until its tokens expire."
+                consequence: "The next key starts signing and a new next key is published; the old key stays \
+                              in the JWKS until its tokens expire. Nothing breaks: if the next key has not been \
+                              in the JWKS for one cache lifetime yet, the rotation is scheduled for that moment \
+                              and the time is shown."
                     .into(),
-                request: Request::RotateKeys,
+                request: Request::RotateKeys { now: false },
             }));
         }
+        KeyCode::Char('R') => {
+            app.modal = Some(Modal::Confirm(Confirm {
+                question: "Rotate the signing keys NOW?".into(),
+                consequence: "For a lost or compromised key. The next key signs at once, even if resource \
+                              servers may not have it in their cached JWKS yet: those holding an older JWKS must \
+                              refetch it on the unknown kid, which Tessera's verifier does; a verifier that does \
+                              not refuses new tokens until its cache expires."
+                    .into(),
+                request: Request::RotateKeys { now: true },
+            }));
+        }
+        KeyCode::Char('x') => app.modal = revoke_key_confirmation(app),
         _ => {}
     }
     Vec::new()
+}
+
+/// The confirmation for revoking the selected key, saying what it breaks;
+/// or a message when there is nothing to revoke.
+fn revoke_key_confirmation(app: &mut App) -> Option<Modal> {
+    let Some(key) = app.keys.get(app.key_selected) else {
+        app.message = Some(Message { text: "No key selected.".into(), error: true });
+        return None;
+    };
+    let kid = key.kid.clone();
+    let consequence = match key.state {
+        KeyState::Retired => {
+            app.message = Some(Message { text: format!("{kid} is already retired: not in the JWKS."), error: true });
+            return None;
+        }
+        KeyState::Active => {
+            "It leaves the JWKS now and every token it signed stops verifying. The next key \
+                             signs from now and a new next key is published: resource servers holding an older \
+                             JWKS refetch it on the unknown kid, which Tessera's verifier does."
+        }
+        KeyState::Retiring => {
+            "It leaves the JWKS now and every unexpired token it signed stops verifying. \
+                               Nothing else changes."
+        }
+        KeyState::Next => {
+            "It leaves the JWKS now (it has signed nothing) and a new next key is published; a \
+                           scheduled rotation waits for the new key."
+        }
+    };
+    Some(Modal::Confirm(Confirm {
+        question: format!("Revoke the {} key {kid}?", key.state),
+        consequence: consequence.to_owned(),
+        request: Request::RevokeKey(kid),
+    }))
 }
 
 fn on_activity_key(app: &mut App, key: KeyEvent) {

@@ -2,7 +2,7 @@
 //! server. It receives [`Request`]s, runs each in its own task (so a slow
 //! call never holds up the next, nor the UI), and sends back a [`Reply`].
 
-use tessera_shared::admin::RotateSecret;
+use tessera_shared::admin::{KeyRotation, KeyState, RotateKeys, RotateSecret, RotationOutcome};
 use tokio::sync::mpsc;
 
 use super::action::{Failure, Reply, Request, Snapshot};
@@ -68,13 +68,35 @@ pub async fn handle(client: &AdminClient, request: Request) -> Reply {
                 .map(|r| format!("Revoked {} refresh-token families.", r.revoked_families))
                 .map_err(|e| Failure::from(e).prefixed("revoking refresh tokens failed")),
         ),
-        Request::RotateKeys => Reply::Done(
+        Request::RotateKeys { now } => Reply::Done(
             client
-                .rotate_keys()
+                .rotate_keys(RotateKeys { now })
                 .await
-                .map(|keys| format!("Keys rotated; {} keys on record.", keys.len()))
+                .map(|rotation| rotation_sentence(&rotation))
                 .map_err(|error| Failure::from(error).prefixed("key rotation failed")),
         ),
+        Request::RevokeKey(kid) => Reply::Done(
+            client
+                .revoke_key(&kid)
+                .await
+                .map(|keys| {
+                    let active = keys.iter().find(|k| k.state == KeyState::Active).map_or("?", |k| k.kid.as_str());
+                    format!("Revoked {kid}: it is out of the JWKS. {active} signs.")
+                })
+                .map_err(|error| Failure::from(error).prefixed("key revocation failed")),
+        ),
+    }
+}
+
+/// What a rotation did, in one sentence with the time in UTC.
+pub fn rotation_sentence(rotation: &KeyRotation) -> String {
+    let next = |state: KeyState| rotation.keys.iter().find(|k| k.state == state).map_or("?", |k| k.kid.as_str());
+    let when = crate::cli::output::timestamp(rotation.rotates_at);
+    match rotation.outcome {
+        RotationOutcome::Rotated => format!("Rotated at {when}: {} signs now.", next(KeyState::Active)),
+        RotationOutcome::Scheduled => {
+            format!("Rotation scheduled for {when}: {} signs from then on.", next(KeyState::Next))
+        }
     }
 }
 

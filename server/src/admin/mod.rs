@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tessera_shared::admin::{AdminError, CreateClient, ImportKey, RotateSecret, paths};
+use tessera_shared::admin::{AdminError, CreateClient, ImportKey, RotateKeys, RotateSecret, paths};
 
 use crate::http::response::{self, HttpResponse};
 use service::{AdminFailure, AdminService};
@@ -55,7 +55,16 @@ async fn dispatch(
         return Ok(ok(&service.stats()));
     }
     if path == paths::KEYS_ROTATE && method == Method::POST {
-        return Ok(ok(&service.rotate_keys().await?));
+        let request: RotateKeys = read_json_or_default(request).await?;
+        return Ok(ok(&service.rotate_keys(request).await?));
+    }
+    if let Some(kid) = path
+        .strip_prefix(paths::KEYS)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|rest| rest.strip_suffix("/revoke"))
+        && method == Method::POST
+    {
+        return Ok(ok(&service.revoke_key(kid).await?));
     }
     if path == paths::KEYS_IMPORT && method == Method::POST {
         let import: ImportKey = read_json(request).await?;
@@ -118,17 +127,31 @@ fn method_not_allowed() -> AdminFailure {
 }
 
 async fn read_json<T: DeserializeOwned>(request: Request<Incoming>) -> Result<T, AdminFailure> {
-    let body: Bytes = Limited::new(request.into_body(), MAX_ADMIN_BODY)
-        .collect()
-        .await
-        .map_err(|_| AdminFailure::BadRequest("the request body is unreadable or too large".into()))?
-        .to_bytes();
+    let body = read_body(request).await?;
     serde_json::from_slice(&body).map_err(|e| AdminFailure::BadRequest(format!("invalid request body: {e}")))
 }
 
-fn failure_response(failure: &AdminFailure) -> HttpResponse {
+/// As [`read_json`], with `T::default()` for an empty body (an older
+/// `tessera-admin` sends none).
+async fn read_json_or_default<T: DeserializeOwned + Default>(request: Request<Incoming>) -> Result<T, AdminFailure> {
+    let body = read_body(request).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&body).map_err(|e| AdminFailure::BadRequest(format!("invalid request body: {e}")))
+}
+
+async fn read_body(request: Request<Incoming>) -> Result<Bytes, AdminFailure> {
+    Ok(Limited::new(request.into_body(), MAX_ADMIN_BODY)
+        .collect()
+        .await
+        .map_err(|_| AdminFailure::BadRequest("the request body is unreadable or too large".into()))?
+        .to_bytes())
+}
+
+pub(crate) fn failure_response(failure: &AdminFailure) -> HttpResponse {
     let (status, code) = match failure {
-        AdminFailure::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        AdminFailure::NotFound(_) | AdminFailure::KeyNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         AdminFailure::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         AdminFailure::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         AdminFailure::Store(_) | AdminFailure::Crypto(_) | AdminFailure::Keys(_) => {

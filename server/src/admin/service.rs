@@ -5,19 +5,20 @@ use std::sync::Arc;
 
 use tessera_shared::admin::{
     AuditEvent, AuditKind, ClientCredentials, ClientInfo, ClientStatus, CreateClient, Deleted, FamiliesRevoked,
-    KeyInfo, Stats,
+    KeyInfo, KeyRotation, RotateKeys, RotationOutcome, Stats,
 };
 use tessera_shared::ids::is_client_id;
 use tessera_shared::jwk::JwkSet;
 
 use crate::activity::Activity;
-use crate::activity::burst::BurstPolicy;
 use crate::audit::{Audit, AuditEntry};
 use crate::clock::{Clock, UnixTime};
 use crate::crypto::CryptoError;
 use crate::crypto::random::Random;
 use crate::crypto::secret::SecretHasher;
 use crate::grant::scope::is_scope_token;
+use crate::keys::lifecycle::RevokeError;
+use crate::keys::manager::Rotation;
 use crate::keys::{KeyError, KeyManager};
 use crate::store::records::{ClientRecord, PreviousSecret};
 use crate::store::{Store, StoreError};
@@ -39,6 +40,9 @@ pub enum AdminFailure {
     /// No client with that ID.
     #[error("no client with ID {0}")]
     NotFound(String),
+    /// No signing key with that kid.
+    #[error("no signing key has the kid {0}")]
+    KeyNotFound(String),
     /// The request is invalid.
     #[error("{0}")]
     BadRequest(String),
@@ -61,6 +65,8 @@ impl From<KeyError> for AdminFailure {
     fn from(error: KeyError) -> Self {
         match error {
             KeyError::NotReady(not_ready) => Self::Conflict(not_ready.to_string()),
+            KeyError::Revoke(RevokeError::Unknown(kid)) => Self::KeyNotFound(printable(&kid)),
+            KeyError::Revoke(already @ RevokeError::AlreadyRetired(_)) => Self::Conflict(already.to_string()),
             KeyError::Changed => Self::Conflict(KeyError::Changed.to_string()),
             KeyError::Import(message) => Self::BadRequest(format!("cannot import the key: {message}")),
             other => Self::Keys(other.to_string()),
@@ -81,18 +87,16 @@ pub struct AdminService {
 }
 
 impl AdminService {
-    /// Assembles the service.
-    pub fn new(store: Arc<dyn Store>, keys: KeyManager, secrets: SecretHasher, clock: Arc<dyn Clock>) -> Self {
-        let activity = Activity::new(Audit::new(store.clone(), clock.clone()), clock.clone(), BurstPolicy::default());
+    /// Assembles the service; `activity` is the issuer's, so the counters
+    /// and the audit trail it serves are the ones the token endpoint feeds.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: KeyManager,
+        secrets: SecretHasher,
+        clock: Arc<dyn Clock>,
+        activity: Activity,
+    ) -> Self {
         Self { store, keys, secrets, random: Random::new(), clock, activity }
-    }
-
-    /// The same service reading and recording through `activity` (the
-    /// issuer's) instead of a handle of its own.
-    #[must_use]
-    pub fn with_activity(mut self, activity: Activity) -> Self {
-        self.activity = activity;
-        self
     }
 
     fn audit(&self) -> &Audit {
@@ -253,13 +257,39 @@ impl AdminService {
         self.keys.infos()
     }
 
-    /// Rotates the signing keys now.
+    /// Rotates the signing keys: at once if the next key has been published
+    /// for a JWKS cache lifetime or `now` is set, else at its first safe
+    /// moment (scheduled). Never refuses.
     ///
     /// # Errors
-    /// [`AdminFailure::Conflict`] while the next key has not been published
-    /// for a JWKS cache interval yet.
-    pub async fn rotate_keys(&self) -> Result<Vec<KeyInfo>, AdminFailure> {
-        Ok(self.keys.rotate("admin").await?)
+    /// [`AdminFailure::Keys`] or [`AdminFailure::Store`] if the change
+    /// cannot be made; [`AdminFailure::Conflict`] if another instance
+    /// changed the keys at the same moment.
+    pub async fn rotate_keys(&self, request: RotateKeys) -> Result<KeyRotation, AdminFailure> {
+        let (outcome, rotates_at) = if request.now {
+            (RotationOutcome::Rotated, self.keys.rotate_now("admin").await?)
+        } else {
+            match self.keys.rotate("admin").await? {
+                Rotation::Rotated { at } => (RotationOutcome::Rotated, at),
+                Rotation::Scheduled { at } => (RotationOutcome::Scheduled, at),
+            }
+        };
+        Ok(KeyRotation {
+            outcome,
+            rotates_at,
+            jwks_max_age: self.keys.settings().timing.jwks_max_age,
+            keys: self.keys.infos(),
+        })
+    }
+
+    /// Takes the key `kid` out of the JWKS at once (see [`KeyManager::revoke`]).
+    ///
+    /// # Errors
+    /// [`AdminFailure::KeyNotFound`] for an unknown kid,
+    /// [`AdminFailure::Conflict`] for a key already retired.
+    pub async fn revoke_key(&self, kid: &str) -> Result<Vec<KeyInfo>, AdminFailure> {
+        self.keys.revoke(kid).await?;
+        Ok(self.keys.infos())
     }
 
     /// Imports a PKCS#8 PEM private key as the next key.
@@ -316,9 +346,12 @@ impl AdminService {
 }
 
 fn not_found(client_id: &str) -> AdminFailure {
-    // The ID is echoed to the operator; keep it printable and short.
-    let shown: String = client_id.chars().filter(|c| !c.is_control()).take(64).collect();
-    AdminFailure::NotFound(shown)
+    AdminFailure::NotFound(printable(client_id))
+}
+
+/// An identifier from a request, echoed to the operator: printable and short.
+fn printable(id: &str) -> String {
+    id.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
 fn credentials(client: &ClientRecord, secret: String) -> ClientCredentials {

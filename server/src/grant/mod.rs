@@ -4,7 +4,7 @@
 //!   [`request::TokenRequest`], or the RFC 6749 error it deserves.
 //! - [`scope`]: scope syntax, subsets and narrowing.
 //! - [`refresh`]: what to do with a presented refresh token.
-//! - [`token_status`]: the requests of revocation (RFC 7009) and
+//! - [`revoke_introspect`]: the requests of revocation (RFC 7009) and
 //!   introspection (RFC 7662).
 //! - [`error`]: [`error::TokenError`], one variant a failure, each mapping
 //!   to exactly one RFC 6749 §5.2 error code.
@@ -12,5 +12,5 @@
 pub mod error;
 pub mod refresh;
 pub mod request;
+pub mod revoke_introspect;
 pub mod scope;
-pub mod token_status;

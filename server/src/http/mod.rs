@@ -2,7 +2,7 @@
 //!
 //! - [`server`]: the accept loop, connection bounds and graceful shutdown.
 //! - [`token`]: `POST /oauth2/token`.
-//! - [`token_status`]: `POST /oauth2/revoke` and `POST /oauth2/introspect`.
+//! - [`revoke_introspect`]: `POST /oauth2/revoke` and `POST /oauth2/introspect`.
 //! - [`well_known`]: JWKS, RFC 8414 metadata and health.
 //! - [`metrics_endpoint`]: `GET /metrics`.
 //! - [`params`], [`basic`]: strict decoders for parameters and Basic credentials.
@@ -12,9 +12,9 @@ pub mod basic;
 pub mod metrics_endpoint;
 pub mod params;
 pub mod response;
+pub mod revoke_introspect;
 pub mod server;
 pub mod token;
-pub mod token_status;
 pub mod well_known;
 
 use std::sync::Arc;
@@ -56,6 +56,8 @@ pub struct App {
     pub metrics: Metrics,
     /// Whether `GET /metrics` is served.
     pub serve_metrics: bool,
+    /// Whether every background task still runs, for the health check.
+    pub tasks: crate::supervise::TaskHealth,
 }
 
 /// What a handler tells the access log beyond method, path and status.
@@ -90,9 +92,11 @@ pub async fn route(app: Arc<App>, request: Request<Incoming>) -> Result<HttpResp
     let path = ROUTES.iter().copied().find(|route| *route == request.uri().path());
     let (response, note) = match (path, &method) {
         (Some("/oauth2/token"), _) => token::handle(&app, request).await,
-        (Some("/oauth2/revoke"), _) => token_status::handle(&app, token_status::Endpoint::Revoke, request).await,
+        (Some("/oauth2/revoke"), _) => {
+            revoke_introspect::handle(&app, revoke_introspect::Endpoint::Revoke, request).await
+        }
         (Some("/oauth2/introspect"), _) => {
-            token_status::handle(&app, token_status::Endpoint::Introspect, request).await
+            revoke_introspect::handle(&app, revoke_introspect::Endpoint::Introspect, request).await
         }
         (Some("/.well-known/jwks.json"), &Method::GET) => (well_known::jwks(&app, &request), RequestNote::default()),
         (Some("/.well-known/oauth-authorization-server"), &Method::GET) => {

@@ -173,13 +173,13 @@ impl Connection {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let activity = Arc::new(Activity::new());
+        let idle = Arc::new(ConnectionIdle::new());
         let service = {
-            let (app, activity, peer, head) = (self.app.clone(), activity.clone(), self.peer, self.head.clone());
+            let (app, idle, peer, head) = (self.app.clone(), idle.clone(), self.peer, self.head.clone());
             service_fn(move |mut request| {
                 head.seen();
                 request.extensions_mut().insert(PeerAddr(peer));
-                let busy = activity.begin();
+                let busy = idle.begin();
                 let app = app.clone();
                 async move {
                     let response = route(app, request).await;
@@ -193,10 +193,10 @@ impl Connection {
         let mut closing = false;
         loop {
             // While a request runs the connection is not idle: look again later.
-            let idle_deadline = if activity.in_flight.load(Ordering::Acquire) > 0 {
+            let idle_deadline = if idle.in_flight.load(Ordering::Acquire) > 0 {
                 Instant::now() + self.idle_timeout
             } else {
-                activity.last_done() + self.idle_timeout
+                idle.last_done() + self.idle_timeout
             };
             tokio::select! {
                 result = connection.as_mut() => {
@@ -215,7 +215,7 @@ impl Connection {
                     closing = true;
                 }
                 () = tokio::time::sleep_until(idle_deadline), if !closing => {
-                    if activity.is_idle_since(idle_deadline - self.idle_timeout) {
+                    if idle.is_idle_since(idle_deadline - self.idle_timeout) {
                         connection.as_mut().graceful_shutdown();
                         closing = true;
                     }
@@ -227,14 +227,14 @@ impl Connection {
 
 /// When a connection last finished a request, and whether one is running.
 #[derive(Debug)]
-struct Activity {
+struct ConnectionIdle {
     start: Instant,
     in_flight: AtomicUsize,
     /// Milliseconds after `start` at which the last request finished.
     last_done_ms: AtomicU64,
 }
 
-impl Activity {
+impl ConnectionIdle {
     fn new() -> Self {
         Self { start: Instant::now(), in_flight: AtomicUsize::new(0), last_done_ms: AtomicU64::new(0) }
     }
@@ -255,7 +255,7 @@ impl Activity {
 }
 
 /// A request in progress; dropping it marks the connection active now.
-struct Busy(Arc<Activity>);
+struct Busy(Arc<ConnectionIdle>);
 
 impl Drop for Busy {
     fn drop(&mut self) {

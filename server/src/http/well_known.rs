@@ -63,18 +63,32 @@ pub fn metadata(app: &App) -> HttpResponse {
     response::json_bytes(StatusCode::OK, app.metadata_json.clone())
 }
 
-/// `GET /healthz`: 200 when storage answers, 503 otherwise.
+/// `GET /healthz`: 200 when storage answers and every background task
+/// runs, 503 otherwise.
 pub async fn health(app: &App) -> HttpResponse {
-    match app.store.health().await {
-        Ok(()) => response::json(StatusCode::OK, &serde_json::json!({ "status": "ok", "storage": "ok" })),
+    let storage_ok = match app.store.health().await {
+        Ok(()) => true,
         Err(error) => {
             tracing::error!(%error, "health check: storage failing");
-            response::json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &serde_json::json!({ "status": "unavailable", "storage": "failing" }),
-            )
+            false
         }
-    }
+    };
+    let (status, body) = health_answer(storage_ok, &app.tasks.dead());
+    response::json(status, &body)
+}
+
+/// The health answer: 503 if storage fails or a background task died (the
+/// task names are logged when they die, not published here).
+fn health_answer(storage_ok: bool, dead_tasks: &[&str]) -> (StatusCode, serde_json::Value) {
+    let tasks_ok = dead_tasks.is_empty();
+    let status = if storage_ok && tasks_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let word = |ok: bool| if ok { "ok" } else { "failing" };
+    let body = serde_json::json!({
+        "status": if status == StatusCode::OK { "ok" } else { "unavailable" },
+        "storage": word(storage_ok),
+        "background_tasks": word(tasks_ok),
+    });
+    (status, body)
 }
 
 /// The metadata document for `issuer`.
@@ -117,6 +131,19 @@ mod tests {
         assert!(if_none_match(&headers("*"), &etag));
         assert!(!if_none_match(&headers("\"stale\""), &etag));
         assert!(!if_none_match(&http::HeaderMap::new(), &etag));
+    }
+
+    #[test]
+    fn health_fails_when_storage_fails_or_a_background_task_died() {
+        let (status, body) = health_answer(true, &[]);
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, serde_json::json!({"status": "ok", "storage": "ok", "background_tasks": "ok"}));
+        let (status, body) = health_answer(true, &["purge"]);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, serde_json::json!({"status": "unavailable", "storage": "ok", "background_tasks": "failing"}));
+        let (status, body) = health_answer(false, &[]);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["storage"], "failing");
     }
 
     #[test]

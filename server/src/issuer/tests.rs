@@ -8,7 +8,9 @@ use tessera_shared::verify::{Verifier, VerifyError};
 use tessera_shared::wire::{ErrorCode, TokenResponse};
 
 use super::*;
+use crate::activity::burst::BurstPolicy;
 use crate::admin::service::AdminService;
+use crate::audit::Audit;
 use crate::clock::testing::ManualClock;
 use crate::store::sled::SledStore;
 
@@ -28,16 +30,25 @@ async fn fixture_with(reuse_grace: u64) -> Fixture {
     let clock = Arc::new(ManualClock::at(START));
     let keys = crate::keys::testing::manager(store.clone(), clock.clone(), Algorithm::ES256).await;
     let secrets = SecretHasher::new(&[5; 32]);
+    let activity = Activity::new(Audit::new(store.clone(), clock.clone()), clock.clone(), BurstPolicy::default());
     let policy = IssuerPolicy {
-        issuer: ISSUER.into(),
+        issuer_url: ISSUER.into(),
         audience: "https://api.test".into(),
         access_token_ttl: 300,
         refresh_token_ttl: 3600,
         refresh_reuse_grace: reuse_grace,
     };
     Fixture {
-        issuer: Issuer::new(store.clone(), keys.handle(), secrets.clone(), clock.clone(), policy),
-        admin: AdminService::new(store.clone(), keys.clone(), secrets, clock.clone()),
+        issuer: Issuer::new(
+            store.clone(),
+            keys.handle(),
+            secrets.clone(),
+            clock.clone(),
+            policy,
+            activity.clone(),
+            Metrics::new(),
+        ),
+        admin: AdminService::new(store.clone(), keys.clone(), secrets, clock.clone(), activity),
         clock,
         keys,
         store,
@@ -432,8 +443,15 @@ async fn counters_and_security_events_reach_the_activity_handle() {
 
 // -- revocation and introspection (RFC 7009, RFC 7662) ----------------------
 
-fn status_request(credentials: &ClientCredentials, token: &str) -> crate::grant::token_status::TokenStatusRequest {
-    crate::grant::token_status::TokenStatusRequest { credentials: credentials.clone(), token: token.into(), hint: None }
+fn status_request(
+    credentials: &ClientCredentials,
+    token: &str,
+) -> crate::grant::revoke_introspect::RevokeIntrospectRequest {
+    crate::grant::revoke_introspect::RevokeIntrospectRequest {
+        credentials: credentials.clone(),
+        token: token.into(),
+        hint: None,
+    }
 }
 
 #[tokio::test]

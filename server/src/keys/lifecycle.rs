@@ -3,7 +3,11 @@
 //!
 //! Each state is its own type and each transition consumes it, so an
 //! illegal order (a retired key signing again, an active key skipping
-//! retirement) cannot be written. [`KeySet`] holds one installation's keys
+//! retirement) cannot be written. Two transitions skip the waiting, for
+//! emergencies only: [`KeySet::rotate_now`] (the next key signs before every
+//! cached JWKS holds it) and [`KeySet::revoke`] (a key leaves the JWKS at
+//! once and its tokens stop verifying). Resource servers whose cached JWKS
+//! lacks a new `kid` refetch it, as Tessera's verifier does. [`KeySet`] holds one installation's keys
 //! with exactly one active and one next key; [`plan`] decides, from the set
 //! and `now` alone, what is due.
 //!
@@ -17,6 +21,7 @@
 //!   the verifier's clock-skew leeway.
 
 use tessera_shared::admin::KeyState;
+use tessera_shared::utc::rfc3339;
 
 use crate::clock::UnixTime;
 use crate::store::records::KeyRecord;
@@ -64,7 +69,14 @@ impl NextKey {
         record.deactivated_at = None;
         record.published_until = None;
         record.retired_at = None;
+        record.rotation_requested_at = None;
         Self(record)
+    }
+
+    /// When an operator asked for a rotation that this key's age did not
+    /// allow yet; it then signs from [`NextKey::ready_at`].
+    pub fn rotation_requested_at(&self) -> Option<UnixTime> {
+        self.0.rotation_requested_at
     }
 
     /// The first second at which it may sign: it has then been in every
@@ -82,6 +94,7 @@ impl NextKey {
     fn activate(mut self, now: UnixTime) -> ActiveKey {
         self.0.state = KeyState::Active;
         self.0.activated_at = Some(now);
+        self.0.rotation_requested_at = None;
         ActiveKey(self.0)
     }
 
@@ -101,6 +114,13 @@ impl ActiveKey {
     /// When it started signing (creation for keys of old databases).
     pub fn active_since(&self) -> UnixTime {
         self.0.activated_at.unwrap_or(self.0.created_at)
+    }
+
+    /// Revoked: out of the JWKS at once, so its tokens stop verifying.
+    fn revoke(mut self, now: UnixTime) -> RetiredKey {
+        self.0.deactivated_at = Some(now);
+        self.0.published_until = Some(now);
+        RetiringKey(self.0).retire(now)
     }
 
     fn deactivate(mut self, now: UnixTime, timing: &Timing) -> RetiringKey {
@@ -150,8 +170,10 @@ pub struct Ready {
 /// Why a rotation cannot happen now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the next key has been published only since {published_at}; resource servers may cache the JWKS for \
-     {max_age} s, so it may sign from {ready_at} on: rotate again then"
+    "the next key has been published only since {}; resource servers may cache the JWKS for {max_age} s, \
+     so it may sign from {} on",
+    rfc3339(*.published_at),
+    rfc3339(*.ready_at)
 )]
 pub struct NotReady {
     /// When the next key was published.
@@ -160,6 +182,20 @@ pub struct NotReady {
     pub max_age: u64,
     /// The first second a rotation is allowed.
     pub ready_at: UnixTime,
+}
+
+/// Why a key cannot be revoked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RevokeError {
+    /// No key has that kid.
+    #[error("no signing key has the kid {0}")]
+    Unknown(String),
+    /// The key already left the JWKS.
+    #[error("the key {0} is already retired: it is not in the JWKS")]
+    AlreadyRetired(String),
+    /// Revoking the active or the next key needs a key to take its place.
+    #[error("revoking the key {0} needs a new next key")]
+    NoReplacement(String),
 }
 
 /// Every key of an installation, with exactly one active and one next key.
@@ -254,17 +290,85 @@ impl KeySet {
     /// Rotation at the time `ready` was checked for: the next key signs,
     /// `new_next` is published, the old active key retires.
     pub fn rotate(self, ready: Ready, new_next: NextKey, timing: &Timing) -> Self {
+        self.rotate_at(ready.now, new_next, timing)
+    }
+
+    /// Rotation at once, without the proof that every cached JWKS holds the
+    /// next key (a lost or compromised active key): the next key signs,
+    /// `new_next` is published, the old active key retires as usual. A
+    /// resource server whose cached JWKS predates the next key refetches it
+    /// on the unknown `kid`.
+    pub fn rotate_now(self, now: UnixTime, new_next: NextKey, timing: &Timing) -> Self {
+        self.rotate_at(now, new_next, timing)
+    }
+
+    fn rotate_at(self, now: UnixTime, new_next: NextKey, timing: &Timing) -> Self {
         let Self { active, next, mut retiring, retired } = self;
-        retiring.push(active.deactivate(ready.now, timing));
-        Self { active: next.activate(ready.now), next: new_next, retiring, retired }
+        retiring.push(active.deactivate(now, timing));
+        Self { active: next.activate(now), next: new_next, retiring, retired }
+    }
+
+    /// Records an operator's request to rotate as soon as it is safe: the
+    /// next key then signs from its [`NextKey::ready_at`] (see [`plan`]).
+    /// A second request keeps the first one's time.
+    pub fn schedule_rotation(mut self, now: UnixTime) -> Self {
+        self.next.0.rotation_requested_at.get_or_insert(now);
+        self
+    }
+
+    /// When the requested rotation happens: the next key's first safe second.
+    pub fn scheduled_rotation(&self, timing: &Timing) -> Option<UnixTime> {
+        self.next.rotation_requested_at().map(|_| self.next.ready_at(timing))
     }
 
     /// Replaces the next key (it never signed) with `new_next`, e.g. an
-    /// imported key or one of a newly configured algorithm.
-    pub fn replace_next(self, new_next: NextKey, now: UnixTime) -> Self {
+    /// imported key or one of a newly configured algorithm. A requested
+    /// rotation stays requested, for the new key's first safe moment.
+    pub fn replace_next(self, mut new_next: NextKey, now: UnixTime) -> Self {
         let Self { active, next, retiring, mut retired } = self;
+        new_next.0.rotation_requested_at = next.rotation_requested_at();
         retired.push(next.discard(now));
         Self { active, next: new_next, retiring, retired }
+    }
+
+    /// The state of the key `kid`, if there is one.
+    pub fn state_of(&self, kid: &str) -> Option<KeyState> {
+        self.records().find(|k| k.kid == kid).map(|k| k.state)
+    }
+
+    /// Takes `kid` out of the JWKS at once; its tokens stop verifying.
+    /// - the active key: the next key signs from `now` (whether or not every
+    ///   cached JWKS holds it) and `replacement` becomes the next key;
+    /// - the next key: `replacement` takes its place;
+    /// - a retiring key: it retires now.
+    ///
+    /// # Errors
+    /// [`RevokeError`] for an unknown or retired key, or a missing
+    /// replacement for the active or next key.
+    pub fn revoke(self, kid: &str, replacement: Option<NextKey>, now: UnixTime) -> Result<Self, RevokeError> {
+        let Self { active, next, mut retiring, mut retired } = self;
+        if active.record().kid == kid {
+            let Some(new_next) = replacement else { return Err(RevokeError::NoReplacement(kid.to_owned())) };
+            retired.push(active.revoke(now));
+            return Ok(Self { active: next.activate(now), next: new_next, retiring, retired });
+        }
+        if next.record().kid == kid {
+            let Some(mut new_next) = replacement else { return Err(RevokeError::NoReplacement(kid.to_owned())) };
+            new_next.0.rotation_requested_at = next.rotation_requested_at();
+            retired.push(next.discard(now));
+            return Ok(Self { active, next: new_next, retiring, retired });
+        }
+        if let Some(position) = retiring.iter().position(|k| k.record().kid == kid) {
+            let key = retiring.remove(position);
+            let mut record = key.0;
+            record.published_until = Some(now);
+            retired.push(RetiringKey(record).retire(now));
+            return Ok(Self { active, next, retiring, retired });
+        }
+        if retired.iter().any(|k| k.record().kid == kid) {
+            return Err(RevokeError::AlreadyRetired(kid.to_owned()));
+        }
+        Err(RevokeError::Unknown(kid.to_owned()))
     }
 
     /// Retires every retiring key whose publication period is over.
@@ -279,7 +383,8 @@ impl KeySet {
 /// What is due at a given time.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
-    /// The active key's period is over and the next key is ready.
+    /// The next key is ready, and the active key's period is over or an
+    /// operator asked for a rotation.
     pub rotate: bool,
     /// Retiring keys (by kid) whose publication period is over.
     pub retire: Vec<String>,
@@ -295,8 +400,9 @@ impl Plan {
 /// Decides what is due at `now`. Pure: the caller applies it.
 pub fn plan(set: &KeySet, now: UnixTime, timing: &Timing) -> Plan {
     let period_over = now >= set.active.active_since().saturating_add(timing.rotate_every);
+    let requested = set.next.rotation_requested_at().is_some();
     Plan {
-        rotate: period_over && set.check_ready(now, timing).is_ok(),
+        rotate: (period_over || requested) && set.check_ready(now, timing).is_ok(),
         retire: set.retiring.iter().filter(|k| now >= k.leaves_at()).map(|k| k.record().kid.clone()).collect(),
     }
 }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ring::rand::SystemRandom;
-use tessera_shared::admin::{AuditKind, KeyInfo};
+use tessera_shared::admin::{AuditKind, KeyInfo, KeyState};
 use tessera_shared::jwk::Algorithm;
+use tessera_shared::utc::rfc3339;
 use tokio_util::sync::CancellationToken;
 
 use super::lifecycle::{self, KeySet, NextKey, Timing};
@@ -31,6 +32,21 @@ const MAX_CHECK_INTERVAL: u64 = 60;
 const MAX_START_ATTEMPTS: u32 = 5;
 /// Pause before re-reading the shared keys after a failed read.
 pub const FOLLOW_RETRY: Duration = Duration::from_secs(1);
+
+/// What [`KeyManager::rotate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The next key signs from `at` (now).
+    Rotated {
+        /// When.
+        at: UnixTime,
+    },
+    /// The next key signs from `at`, its first safe second.
+    Scheduled {
+        /// When.
+        at: UnixTime,
+    },
+}
 
 /// What the manager needs from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,9 +73,11 @@ struct Inner {
     /// The set as stored; held while changing it so that a scheduled and
     /// an on-demand rotation cannot interleave.
     set: tokio::sync::Mutex<KeySet>,
-    /// Where rotations are recorded, once the audit trail exists (it is
-    /// built after the keys at start).
-    audit: std::sync::OnceLock<Audit>,
+    /// Where every key change is recorded, with the kid.
+    audit: Audit,
+    /// Wakes the maintenance loop when a rotation is scheduled, so that it
+    /// sleeps until exactly the scheduled second.
+    wake: tokio::sync::Notify,
 }
 
 impl KeyManager {
@@ -76,6 +94,7 @@ impl KeyManager {
         clock: Arc<dyn Clock>,
         settings: KeySettings,
         kek: Option<Kek>,
+        audit: Audit,
     ) -> Result<Self, KeyError> {
         // Several instances may start at once on a shared store: each
         // prepares its change from what it read, exactly one change is
@@ -86,7 +105,13 @@ impl KeyManager {
             let stored = store.keys().await?;
             let (set, ring) = prepare(&stored, clock.as_ref(), settings, kek.as_ref()).await?;
             let changed: Vec<KeyRecord> = set.records().filter(|r| !stored.contains(r)).cloned().collect();
-            if changed.is_empty() || store.replace_keys(&stored, &changed).await? {
+            if changed.is_empty() {
+                break (set, ring);
+            }
+            if store.replace_keys(&stored, &changed).await? {
+                for (kind, detail) in start_changes(&stored, &set) {
+                    audit.record(AuditEntry::global(kind, detail)).await;
+                }
                 break (set, ring);
             }
             if attempts >= MAX_START_ATTEMPTS {
@@ -102,22 +127,15 @@ impl KeyManager {
                 kek,
                 handle,
                 set: tokio::sync::Mutex::new(set),
-                audit: std::sync::OnceLock::new(),
+                audit,
+                wake: tokio::sync::Notify::new(),
             }),
         })
     }
 
-    /// Records `kind` in the audit trail, once there is one.
+    /// Records `kind` in the audit trail.
     async fn audit(&self, kind: AuditKind, detail: String) {
-        if let Some(audit) = self.inner.audit.get() {
-            audit.record(AuditEntry::global(kind, detail)).await;
-        }
-    }
-
-    /// Records every later rotation, import and retirement in `audit`. A
-    /// second call is ignored.
-    pub fn record_changes_in(&self, audit: Audit) {
-        let _ = self.inner.audit.set(audit);
+        self.inner.audit.record(AuditEntry::global(kind, detail)).await;
     }
 
     /// The handle the token and JWKS endpoints read.
@@ -135,18 +153,118 @@ impl KeyManager {
         self.inner.handle.current().infos().to_vec()
     }
 
-    /// Rotates now: the next key signs, a new next key (of the configured
-    /// algorithm) is published, the active key retires.
+    /// An operator's rotation, which never refuses: if the next key has
+    /// been published for more than one JWKS cache interval it signs now
+    /// (a new next key of the configured algorithm is published, the active
+    /// key retires); otherwise the rotation is stored as scheduled and
+    /// [`KeyManager::run`] performs it at the next key's first safe second.
     ///
     /// # Errors
-    /// [`KeyError::NotReady`] while the next key has been published for
-    /// one JWKS cache interval or less; storage or key errors otherwise.
-    pub async fn rotate(&self, reason: &'static str) -> Result<Vec<KeyInfo>, KeyError> {
+    /// Storage or key-generation errors.
+    pub async fn rotate(&self, reason: &'static str) -> Result<Rotation, KeyError> {
         let mut set = self.inner.set.lock().await;
         self.sync_locked(&mut set).await?;
-        set.check_ready(self.inner.clock.now(), &self.inner.settings.timing)?;
-        self.rotate_locked(&mut set, reason).await?;
-        Ok(self.infos())
+        let now = self.inner.clock.now();
+        let timing = self.inner.settings.timing;
+        if set.check_ready(now, &timing).is_ok() {
+            let at = self.rotate_locked(&mut set, reason).await?;
+            return Ok(Rotation::Rotated { at });
+        }
+        let at = set.next().ready_at(&timing);
+        if set.next().rotation_requested_at().is_none() {
+            let updated = set.clone().schedule_rotation(now);
+            self.commit(&mut set, updated).await?;
+            let next = set.next().record().kid.clone();
+            let when = rfc3339(at);
+            tracing::info!(event = "key_rotation_scheduled", next = %next, at = %when, "signing-key rotation scheduled");
+            let detail = format!(
+                "{reason}: rotation scheduled for {when}, when {next} will have been published for one JWKS \
+                 cache lifetime ({} s)",
+                timing.jwks_max_age
+            );
+            self.audit(AuditKind::KeyRotationScheduled, detail).await;
+        }
+        self.inner.wake.notify_one();
+        Ok(Rotation::Scheduled { at })
+    }
+
+    /// Rotates at once, even if resource servers may not have the next key
+    /// in their cached JWKS yet (a lost or compromised active key): they
+    /// refetch the JWKS on its unknown `kid`. The old active key stays
+    /// published until its tokens have expired, as in any rotation. Returns
+    /// the second from which the new active key signs.
+    ///
+    /// # Errors
+    /// Storage or key-generation errors.
+    pub async fn rotate_now(&self, reason: &'static str) -> Result<UnixTime, KeyError> {
+        let mut set = self.inner.set.lock().await;
+        self.sync_locked(&mut set).await?;
+        let fresh = self.fresh_next().await?;
+        let now = self.inner.clock.now();
+        let old_active = set.active().record().kid.clone();
+        let updated = set.clone().rotate_now(now, NextKey::new(fresh), &self.inner.settings.timing);
+        let (new_active, new_next) = (updated.active().record().kid.clone(), updated.next().record().kid.clone());
+        self.commit(&mut set, updated).await?;
+        tracing::warn!(
+            event = "key_rotated",
+            reason,
+            retiring = %old_active,
+            active = %new_active,
+            next = %new_next,
+            "signing keys rotated at once, before every cached JWKS may hold the new active key"
+        );
+        let detail = format!(
+            "{reason}, at once: {old_active} now retiring, {new_active} signs, {new_next} is next; resource \
+             servers with an older JWKS refetch it on the new kid"
+        );
+        self.audit(AuditKind::KeyRotated, detail).await;
+        Ok(now)
+    }
+
+    /// Takes `kid` out of the JWKS at once; tokens it signed stop
+    /// verifying. Revoking the active key makes the next key sign from now
+    /// and publishes a new next key; revoking the next key replaces it.
+    ///
+    /// # Errors
+    /// [`KeyError::Revoke`] for an unknown or already retired key; storage
+    /// or key-generation errors.
+    pub async fn revoke(&self, kid: &str) -> Result<(), KeyError> {
+        let mut set = self.inner.set.lock().await;
+        self.sync_locked(&mut set).await?;
+        let state = set.state_of(kid);
+        let replacement = match state {
+            Some(KeyState::Active | KeyState::Next) => Some(NextKey::new(self.fresh_next().await?)),
+            _ => None,
+        };
+        let now = self.inner.clock.now();
+        let updated = set.clone().revoke(kid, replacement, now)?;
+        let (active, next) = (updated.active().record().kid.clone(), updated.next().record().kid.clone());
+        self.commit(&mut set, updated).await?;
+        let was = state.map_or_else(String::new, |s| s.to_string());
+        tracing::warn!(event = "key_revoked", kid, was = %was, active = %active, next = %next, "a signing key was revoked");
+        let detail = match state {
+            Some(KeyState::Active) => format!(
+                "{kid} (active) revoked: out of the JWKS, its tokens stop verifying; {active} signs from now, \
+                 {next} is next"
+            ),
+            Some(KeyState::Next) => format!("{kid} (next) revoked: out of the JWKS; {next} is next"),
+            _ => format!("{kid} ({was}) revoked: out of the JWKS, its tokens stop verifying"),
+        };
+        self.audit(AuditKind::KeyRevoked, detail).await;
+        Ok(())
+    }
+
+    /// When a scheduled rotation happens, if one is.
+    pub fn scheduled_rotation(&self) -> Option<UnixTime> {
+        self.inner.handle.current().infos().iter().find_map(|k| k.rotation_scheduled_at)
+    }
+
+    /// A new next key of the configured algorithm, created now.
+    async fn fresh_next(&self) -> Result<KeyRecord, KeyError> {
+        let fresh = generate(self.inner.settings.alg, self.inner.clock.now(), self.inner.kek.as_ref()).await?;
+        // Read the clock after generating: the new key is published from
+        // the moment it is stored, not from when generation began.
+        Ok(KeyRecord { created_at: self.inner.clock.now(), ..fresh })
     }
 
     /// Imports an operator's PKCS#8 PEM private key as the next key; it
@@ -210,23 +328,38 @@ impl KeyManager {
             }
         }
         if plan.rotate {
-            self.rotate_locked(&mut set, "schedule").await?;
+            let reason = if set.next().rotation_requested_at().is_some() {
+                "rotation scheduled by an operator"
+            } else {
+                "schedule"
+            };
+            self.rotate_locked(&mut set, reason).await?;
         }
         Ok(())
     }
 
-    /// Runs [`KeyManager::tick`] regularly until `shutdown` is cancelled.
+    /// Runs [`KeyManager::tick`] now, then regularly and at the second a
+    /// scheduled rotation is due, until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) {
         let timing = self.inner.settings.timing;
-        // Often enough that a retirement or a due rotation is at most a
-        // fraction of a cache interval late.
+        // Often enough that a retirement or a due periodic rotation is at
+        // most a fraction of a cache interval late.
         let every = (timing.jwks_max_age / 2).clamp(1, MAX_CHECK_INTERVAL);
-        crate::periodic::every(Duration::from_secs(every), &shutdown, || async {
+        loop {
             if let Err(error) = self.tick().await {
                 tracing::error!(%error, "signing-key maintenance failed; will retry");
             }
-        })
-        .await;
+            let wait = match self.scheduled_rotation() {
+                // A failed rotation retries at the regular pace, not in a spin.
+                Some(at) => at.saturating_sub(self.inner.clock.now()).clamp(1, every),
+                None => every,
+            };
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(wait)) => {}
+                () = self.inner.wake.notified() => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
     }
 
     /// Re-reads the stored keys whenever `changes` says they may have
@@ -274,20 +407,18 @@ impl KeyManager {
             return Ok(false);
         }
         let updated = KeySet::from_records(stored).map_err(KeyError::Inconsistent)?;
-        let ring = KeyRing::build(&updated, self.inner.kek.as_ref())?;
+        let ring = KeyRing::build(&updated, self.inner.kek.as_ref(), &self.inner.settings.timing)?;
         *set = updated;
         self.inner.handle.replace(ring);
         tracing::info!(event = "keys_reloaded", "serving signing keys changed by another instance");
         Ok(true)
     }
 
-    async fn rotate_locked(&self, set: &mut KeySet, reason: &'static str) -> Result<(), KeyError> {
+    /// Rotates; returns the second from which the new active key signs.
+    async fn rotate_locked(&self, set: &mut KeySet, reason: &'static str) -> Result<UnixTime, KeyError> {
         let alg = self.inner.settings.alg;
-        let fresh = generate(alg, self.inner.clock.now(), self.inner.kek.as_ref()).await?;
-        // Read the clock after generating: the new key is published from
-        // the moment it is stored, not from when generation began.
-        let now = self.inner.clock.now();
-        let fresh = KeyRecord { created_at: now, ..fresh };
+        let fresh = self.fresh_next().await?;
+        let now = fresh.created_at;
         let old_active = set.active().record().kid.clone();
         let timing = &self.inner.settings.timing;
         let ready = set.check_ready(now, timing)?;
@@ -306,7 +437,7 @@ impl KeyManager {
         );
         let detail = format!("{reason}: {old_active} now retiring, {new_active} signs, {new_next} ({alg}) is next");
         self.audit(AuditKind::KeyRotated, detail).await;
-        Ok(())
+        Ok(now)
     }
 
     /// Stores `updated`, then serves it. The store takes it only if it
@@ -314,7 +445,7 @@ impl KeyManager {
     /// the keys meanwhile, its change is served instead and
     /// [`KeyError::Changed`] returned.
     async fn commit(&self, set: &mut KeySet, updated: KeySet) -> Result<(), KeyError> {
-        let ring = KeyRing::build(&updated, self.inner.kek.as_ref())?;
+        let ring = KeyRing::build(&updated, self.inner.kek.as_ref(), &self.inner.settings.timing)?;
         let changed: Vec<KeyRecord> =
             updated.records().filter(|r| !set.records().any(|old| old == *r)).cloned().collect();
         let expected: Vec<KeyRecord> = set.records().cloned().collect();
@@ -326,6 +457,31 @@ impl KeyManager {
         self.inner.handle.replace(ring);
         Ok(())
     }
+}
+
+/// What starting changed in the stored keys, for the audit trail: a next
+/// key replaced by one of a newly configured algorithm, retiring keys
+/// whose time was up while the server was stopped. (The first keys of a
+/// new installation change nothing that was there, and are not recorded.)
+fn start_changes(stored: &[KeyRecord], set: &KeySet) -> Vec<(AuditKind, String)> {
+    let next = set.next().record();
+    let mut changes = Vec::new();
+    for old in stored {
+        let Some(now) = set.records().find(|r| r.kid == old.kid) else { continue };
+        match (old.state, now.state) {
+            (KeyState::Next, KeyState::Retired) => changes.push((
+                AuditKind::KeyRetired,
+                format!(
+                    "{} ({}, next, never signed) replaced by {} ({}): signing.alg changed",
+                    old.kid, old.alg, next.kid, next.alg
+                ),
+            )),
+            (KeyState::Retiring, KeyState::Retired) => changes
+                .push((AuditKind::KeyRetired, format!("{} left the JWKS at start; its private key is wiped", old.kid))),
+            _ => {}
+        }
+    }
+    changes
 }
 
 /// The key set to start with, from the stored records: the first keys of
@@ -366,7 +522,7 @@ async fn prepare(
     if let Some(kek) = kek {
         set = seal_plain(set, kek)?;
     }
-    let ring = KeyRing::build(&set, kek)?;
+    let ring = KeyRing::build(&set, kek, &settings.timing)?;
     Ok((set, ring))
 }
 
@@ -399,6 +555,7 @@ fn key_record(alg: Algorithm, pkcs8: Vec<u8>, now: UnixTime, kek: Option<&Kek>) 
         deactivated_at: None,
         published_until: None,
         retired_at: None,
+        rotation_requested_at: None,
     })
 }
 

@@ -45,5 +45,15 @@ async fn a_corrupt_private_key_is_refused() {
     }
     store.put_keys(&records).await.unwrap();
     let settings = manager::KeySettings { alg: Algorithm::ES256, timing: testing::TIMING };
-    assert!(KeyManager::start(store, Arc::new(ManualClock::at(100)), settings, None).await.is_err());
+    assert!(
+        KeyManager::start(
+            store.clone(),
+            Arc::new(ManualClock::at(100)),
+            settings,
+            None,
+            crate::audit::Audit::new(store, Arc::new(ManualClock::at(100)))
+        )
+        .await
+        .is_err()
+    );
 }

@@ -301,6 +301,7 @@ pub fn sample_key(seed: u8) -> super::records::KeyRecord {
         deactivated_at: None,
         published_until: None,
         retired_at: None,
+        rotation_requested_at: None,
     }
 }
 

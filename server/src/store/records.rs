@@ -229,6 +229,10 @@ pub struct KeyRecord {
     /// When it left the JWKS and lost its private part.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired_at: Option<UnixTime>,
+    /// On the next key: when an operator asked for a rotation that was too
+    /// early to perform; it rotates in at its first safe moment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_requested_at: Option<UnixTime>,
 }
 
 #[cfg(test)]

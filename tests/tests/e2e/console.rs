@@ -6,12 +6,13 @@
 //! its ID and secret off the screen, get a token with them, revoke the
 //! client from the console and see the next token request refused; then
 //! leave with `q` and check the process ended (the console restored the
-//! terminal and exited rather than hanging).
+//! terminal and exited rather than hanging). Another performs a scheduled
+//! key rotation and a key revocation from the Keys screen.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tessera_shared::admin::ClientCredentials;
+use tessera_shared::admin::{ClientCredentials, KeyInfo, KeyState};
 
 use crate::util::{Server, TokenCall, binary, expect_error, expect_token, pause};
 
@@ -31,7 +32,10 @@ impl Tmux {
     }
 
     fn start(command: &str, width: u16, height: u16) -> Self {
-        let socket = format!("tessera-e2e-{}-{}", std::process::id(), crate::util::now_unix());
+        // Unique per session: the tests of this file run in parallel in one process.
+        static SESSIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("tessera-e2e-{}-{}-{n}", std::process::id(), crate::util::now_unix());
         let tmux = Self { socket };
         let status = tmux
             .cmd()
@@ -162,6 +166,89 @@ async fn create_use_and_revoke_a_client_from_the_console() {
     tmux.wait_for("the audit trail", |s| s.contains("client_created") && s.contains("client_revoked"));
 
     // Leave: the process ends, and with it the session.
+    tmux.send("q", true);
+    let deadline = Instant::now() + SCREEN_TIMEOUT;
+    while tmux.session_alive() {
+        assert!(Instant::now() < deadline, "the console did not exit after q");
+        pause(Duration::from_millis(100));
+    }
+}
+
+/// The Keys screen in a real terminal: `r` on a fresh server schedules the
+/// rotation (the next key is younger than the JWKS cache lifetime) and says
+/// when in UTC, the server performs it by itself, and `x` on the retiring
+/// key takes it out of the JWKS after a confirmation that says what breaks.
+/// The screen's words in order, without the dialog borders, so a sentence
+/// wrapped over several rows reads as one.
+fn flatten(screen: &str) -> String {
+    screen.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::test]
+async fn a_scheduled_rotation_and_a_revocation_from_the_console() {
+    if !Tmux::available() {
+        crate::util::skip_or_fail(
+            crate::util::Requirement::Tmux,
+            "a_scheduled_rotation_and_a_revocation_from_the_console",
+            "tmux is not installed",
+        );
+        return;
+    }
+    let server = Server::start(&["--jwks-max-age", "10", "--signing-rotate-every", "3600"]);
+    let keys = || server.admin_json::<Vec<KeyInfo>>(&["keys", "list", "--json"]);
+    let kid_in = |keys: &[KeyInfo], state: KeyState| keys.iter().find(|k| k.state == state).unwrap().kid.clone();
+    let before = keys();
+    let (old_active, next) = (kid_in(&before, KeyState::Active), kid_in(&before, KeyState::Next));
+    let command = format!(
+        "env -u TESSERA_DATA_DIR NO_COLOR=1 '{}' --data-dir '{}'",
+        binary("tessera-admin").display(),
+        server.data_dir().display()
+    );
+    let tmux = Tmux::start(&command, 120, 32);
+    tmux.wait_for("the console, online", |s| s.contains("● online"));
+    tmux.send("2", true);
+    tmux.wait_for("the Keys screen", |s| s.contains("Signing keys (2)") && s.contains(&next));
+
+    // r: a confirmation, then the rotation is scheduled, said in UTC.
+    tmux.send("r", true);
+    tmux.wait_for("the rotation confirmation", |s| s.contains("Rotate the signing keys?") && s.contains("scheduled"));
+    tmux.send("y", true);
+    let screen = tmux.wait_for("the scheduled rotation", |s| s.contains("Rotation scheduled for"));
+    let flat = flatten(&screen);
+    // The next key's first safe second: published, plus the 10 s cache lifetime, plus one.
+    let at = before.iter().find(|k| k.kid == next).unwrap().created_at + 10 + 1;
+    let when = tessera_shared::utc::rfc3339(at);
+    assert!(flat.contains(&format!("Rotation scheduled for {when}: {next} signs from then on.")), "{flat}");
+    assert!(!flat.contains(&at.to_string()), "no raw Unix seconds: {flat}");
+
+    // The server rotates by itself; the screen follows.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while kid_in(&keys(), KeyState::Active) != next {
+        assert!(Instant::now() < deadline, "the scheduled rotation did not happen within 20 s");
+        pause(Duration::from_millis(200));
+    }
+    tmux.wait_for("the retiring key on the Keys screen", |s| s.contains("Signing keys (3)") && s.contains("retiring"));
+
+    // x on the retiring key (active, next, retiring: the third row).
+    tmux.send("Down", false);
+    tmux.send("Down", false);
+    tmux.send("x", true);
+    let question = format!("Revoke the retiring key {old_active}?");
+    tmux.wait_for("the revocation confirmation", |s| {
+        let flat = flatten(s);
+        flat.contains(&question) && flat.contains("stops verifying")
+    });
+    tmux.send("y", true);
+    tmux.wait_for("the revocation", |s| s.contains(&format!("Revoked {old_active}")));
+    let served = crate::util::jwks(&server).await;
+    assert!(served.find(&old_active).is_none(), "out of the JWKS");
+    assert!(served.find(&next).is_some());
+
+    // Both are in the audit trail on the Activity screen.
+    tmux.send("3", true);
+    tmux.wait_for("the key events in the audit trail", |s| {
+        s.contains("key_rotation_scheduled") && s.contains("key_rotated") && s.contains("key_revoked")
+    });
     tmux.send("q", true);
     let deadline = Instant::now() + SCREEN_TIMEOUT;
     while tmux.session_alive() {

@@ -170,7 +170,9 @@ async fn healthz_is_ok() {
     let server = Server::start(&[]);
     let resp = get(&server, "/healthz").await;
     assert_eq!(resp.status, 200, "{}", resp.summary());
-    assert!(resp.json().is_some(), "a JSON body: {}", resp.text());
+    let body = resp.json().unwrap_or_else(|| panic!("a JSON body: {}", resp.text()));
+    assert_eq!(body["status"], "ok", "{body}");
+    assert_eq!(body["background_tasks"], "ok", "every background task runs: {body}");
 }
 
 /// `--access-token-ttl 120`: expires_in and exp - iat are 120, for both grants.

@@ -1,5 +1,6 @@
 //! The signing-key life cycle through the real binaries: RS256 and EdDSA
-//! servers, `keys rotate` (refused while the next key is too fresh),
+//! servers, `keys rotate` (scheduled while the next key is too fresh),
+//! `keys rotate --now`, `keys revoke`,
 //! scheduled rotation and retirement, `keys import`, `export-jwks` with and
 //! without a running server, private keys encrypted at rest, and client
 //! secrets that expire.
@@ -12,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use tessera_shared::admin::{ClientCredentials, ClientInfo, KeyInfo, KeyState};
+use tessera_shared::admin::{ClientCredentials, ClientInfo, KeyInfo, KeyRotation, KeyState, RotationOutcome};
 use tessera_shared::jwk::JwkSet;
+use tessera_shared::utc::rfc3339;
 use tessera_shared::verify::Verifier;
 
 use crate::util::{
@@ -79,12 +81,16 @@ async fn rs256_and_eddsa_servers_pass_the_seed_flows() {
     }
 }
 
-/// `keys rotate`: refused while the next key is younger than one cache
-/// interval; then the next key signs, and tokens of the old key still
-/// verify against the JWKS served after the rotation.
+/// `keys rotate` on a fresh server never refuses: the next key is younger
+/// than the JWKS cache lifetime, so the rotation is scheduled, the command
+/// exits 0 and says when in UTC (no raw Unix seconds), `keys list` shows
+/// it, and the server rotates by itself at that second. Tokens of the old
+/// key still verify against the JWKS served after the rotation.
 #[tokio::test]
-async fn keys_rotate_on_demand_keeps_old_tokens_verifiable() {
-    let server = Server::start(&["--jwks-max-age", "4", "--signing-rotate-every", "3600"]);
+async fn keys_rotate_on_a_fresh_server_is_scheduled_and_happens_by_itself() {
+    // A cache lifetime long enough that the set-up below ends before the
+    // scheduled second even on a loaded machine.
+    let server = Server::start(&["--jwks-max-age", "10", "--signing-rotate-every", "3600"]);
     let client = server.create_client("rotate", &[]);
     let before = keys(&server);
     let old_active = in_state(&before, KeyState::Active)[0].kid.clone();
@@ -92,23 +98,34 @@ async fn keys_rotate_on_demand_keeps_old_tokens_verifiable() {
     let old_token = expect_token(&cc(&client).send(&server).await, "before rotation").access_token;
     assert_eq!(kid_of(&old_token), old_active);
 
-    // Keep asking until the next key has been published long enough; the
-    // refusals in between must be clean one-line answers.
+    let out = server.admin(&["keys", "rotate"]);
+    assert!(out.status.success(), "keys rotate refused: {}", out.stderr);
+    println!("$ tessera-admin keys rotate\n{}", out.stdout);
+    let rotation: KeyRotation = server.admin_json(&["keys", "rotate", "--json"]);
+    assert_eq!(rotation.outcome, RotationOutcome::Scheduled, "{rotation:?}");
+    let when = rfc3339(rotation.rotates_at);
+    assert!(out.stdout.starts_with(&format!("Rotation scheduled for {when}: the next key {next}")), "{}", out.stdout);
+    assert!(!out.stdout.contains(&rotation.rotates_at.to_string()), "no raw Unix seconds: {}", out.stdout);
+    let listed = server.admin_ok(&["keys", "list"]);
+    println!("$ tessera-admin keys list\n{listed}");
+    assert!(listed.contains(&format!("Rotation scheduled: {next} signs from {when}.")), "{listed}");
+
+    // The server performs it at the announced second, not before.
     let deadline = Instant::now() + Duration::from_secs(20);
     let rotated = loop {
-        let out = server.admin(&["keys", "rotate", "--json"]);
-        if out.status.success() {
-            break serde_json::from_str::<Vec<KeyInfo>>(out.stdout.trim()).expect("keys as JSON");
+        let now = keys(&server);
+        if in_state(&now, KeyState::Active)[0].kid == next {
+            break now;
         }
-        assert_eq!(out.stderr_lines().len(), 1, "one line: {}", out.stderr);
-        assert!(out.stderr.contains("rotate again"), "{}", out.stderr);
-        assert!(Instant::now() < deadline, "no rotation allowed within 20 s: {}", out.stderr);
-        pause(Duration::from_millis(500));
+        assert!(Instant::now() < deadline, "the scheduled rotation did not happen within 20 s: {now:?}");
+        pause(Duration::from_millis(200));
     };
-    assert_eq!(in_state(&rotated, KeyState::Active)[0].kid, next, "the published next key signs");
+    let active = in_state(&rotated, KeyState::Active)[0];
+    assert!(active.activated_at >= Some(rotation.rotates_at), "not early: {active:?} vs {}", rotation.rotates_at);
     let retiring = in_state(&rotated, KeyState::Retiring);
     assert_eq!(retiring[0].kid, old_active);
     assert!(retiring[0].published_until.is_some());
+    assert!(rotated.iter().all(|k| k.rotation_scheduled_at.is_none()), "the schedule is done: {rotated:?}");
 
     let new_token = expect_token(&cc(&client).send(&server).await, "after rotation").access_token;
     assert_eq!(kid_of(&new_token), next);
@@ -117,13 +134,131 @@ async fn keys_rotate_on_demand_keeps_old_tokens_verifiable() {
     verifier.verify(&old_token).expect("the old key's token still verifies");
     verifier.verify(&new_token).expect("the new key's token verifies");
     assert_eq!(served.keys.len(), 3, "active, next and retiring");
+    assert!(server.stderr_now().contains("key_rotation_scheduled"), "the schedule is logged as an event");
+    let kinds = audit_kinds(&server);
+    assert_eq!(kinds.iter().filter(|k| *k == "key_rotation_scheduled").count(), 1, "scheduled once: {kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "key_rotated").count(), 1, "rotated once: {kinds:?}");
+}
 
-    // At once again: the new next key was published a moment ago.
-    let out = server.admin(&["keys", "rotate"]);
+/// `keys rotate --now`: the pre-published next key signs at once (the kid
+/// of a new token), a new next key is published, and the old key stays in
+/// the JWKS so its tokens keep verifying.
+#[tokio::test]
+async fn keys_rotate_now_makes_the_pre_published_next_key_sign() {
+    let server = Server::start(&[]);
+    let client = server.create_client("rotate now", &[]);
+    let before = keys(&server);
+    let old_active = in_state(&before, KeyState::Active)[0].kid.clone();
+    let next = in_state(&before, KeyState::Next)[0].kid.clone();
+    let old_token = expect_token(&cc(&client).send(&server).await, "before").access_token;
+    assert!(jwks(&server).await.find(&next).is_some(), "the next key was published before it signs");
+
+    let out = server.admin(&["keys", "rotate", "--now"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    println!("$ tessera-admin keys rotate --now\n{}", out.stdout);
+    assert!(
+        out.stdout.starts_with("Rotated at ") && out.stdout.contains(&format!(": {next} signs new tokens")),
+        "{}",
+        out.stdout
+    );
+
+    let new_token = expect_token(&cc(&client).send(&server).await, "after").access_token;
+    assert_eq!(kid_of(&new_token), next, "the pre-published next key signs");
+    let after = keys(&server);
+    let new_next = in_state(&after, KeyState::Next)[0].kid.clone();
+    assert_ne!(new_next, next);
+    let served = jwks(&server).await;
+    let kids: Vec<&str> = served.keys.iter().filter_map(|k| k.kid.as_deref()).collect();
+    for kid in [&old_active, &next, &new_next] {
+        assert!(kids.contains(&kid.as_str()), "{kid} in the JWKS: {kids:?}");
+    }
+    let verifier = Verifier::new(served, server.base.clone(), server.base.clone());
+    verifier.verify(&old_token).expect("the old key stays published until its tokens expire");
+    verifier.verify(&new_token).expect("the new token verifies");
+    let detail = audit_details(&server, "key_rotated");
+    assert_eq!(detail.len(), 1, "{detail:?}");
+    assert!(
+        detail[0].contains("at once") && detail[0].contains(&next) && detail[0].contains(&old_active),
+        "{detail:?}"
+    );
+}
+
+/// `keys revoke KID`: a retiring key leaves the JWKS at once and its tokens
+/// stop verifying; revoking the active key makes the next key sign from
+/// that moment and publishes a new next key. Both are audited with the kid;
+/// an unknown, retired or malformed kid is refused with one line.
+#[tokio::test]
+async fn keys_revoke_on_a_retiring_key_and_on_the_active_key() {
+    let server = Server::start(&[]);
+    let client = server.create_client("revoke", &[]);
+    let first = keys(&server);
+    let a0 = in_state(&first, KeyState::Active)[0].kid.clone();
+    let t0 = expect_token(&cc(&client).send(&server).await, "signed by the first key").access_token;
+    server.admin_ok(&["keys", "rotate", "--now"]);
+    let second = keys(&server);
+    let a1 = in_state(&second, KeyState::Active)[0].kid.clone();
+    let n1 = in_state(&second, KeyState::Next)[0].kid.clone();
+    let t1 = expect_token(&cc(&client).send(&server).await, "signed by the second key").access_token;
+    assert_eq!((kid_of(&t0), kid_of(&t1)), (a0.clone(), a1.clone()));
+    let verifies = |jwks: &JwkSet, token: &str| {
+        Verifier::new(jwks.clone(), server.base.clone(), server.base.clone()).verify(token).is_ok()
+    };
+
+    // The retiring key.
+    let out = server.admin(&["keys", "revoke", &a0]);
+    assert!(out.status.success(), "{}", out.stderr);
+    println!("$ tessera-admin keys revoke {a0}\n{}", out.stdout);
+    assert!(out.stdout.starts_with(&format!("Revoked {a0}: it is out of the JWKS now")), "{}", out.stdout);
+    let served = jwks(&server).await;
+    assert!(served.find(&a0).is_none(), "gone from the JWKS at once");
+    assert!(!verifies(&served, &t0), "its tokens stop verifying");
+    assert!(verifies(&served, &t1));
+    let revoked = keys(&server).into_iter().find(|k| k.kid == a0).unwrap();
+    assert_eq!(revoked.state, KeyState::Retired);
+
+    // The active key.
+    let out = server.admin(&["keys", "revoke", &a1]);
+    assert!(out.status.success(), "{}", out.stderr);
+    println!("$ tessera-admin keys revoke {a1}\n{}", out.stdout);
+    let after = keys(&server);
+    let n2 = in_state(&after, KeyState::Next)[0].kid.clone();
+    assert!(out.stdout.contains(&format!("{n1} signs from now; {n2} is the new next key")), "{}", out.stdout);
+    assert_eq!(in_state(&after, KeyState::Active)[0].kid, n1, "the next key signs");
+    let t2 = expect_token(&cc(&client).send(&server).await, "after revoking the active key").access_token;
+    assert_eq!(kid_of(&t2), n1, "new tokens carry the former next key's kid");
+    let served = jwks(&server).await;
+    let kids: Vec<&str> = served.keys.iter().filter_map(|k| k.kid.as_deref()).collect();
+    assert_eq!(kids.len(), 2, "the new active and the new next key: {kids:?}");
+    assert!(kids.contains(&n1.as_str()) && kids.contains(&n2.as_str()), "{kids:?}");
+    assert!(!verifies(&served, &t1), "tokens of the revoked active key stop verifying");
+    assert!(verifies(&served, &t2));
+
+    // Refusals.
+    let out = server.admin(&["keys", "revoke", &a0]);
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
-    assert!(out.stderr.contains("rotate again"), "{}", out.stderr);
-    assert!(server.stderr_now().contains("key_rotated"), "the rotation is logged as an event");
-    assert_eq!(audit_kinds(&server).iter().filter(|k| *k == "key_rotated").count(), 1, "and in the audit trail once");
+    assert_eq!(out.stderr_lines().len(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("already retired"), "{}", out.stderr);
+    let out = server.admin(&["keys", "revoke", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("no signing key has the kid"), "{}", out.stderr);
+    let out = server.admin(&["keys", "revoke", "../clients"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("not a signing-key kid"), "{}", out.stderr);
+
+    let details = audit_details(&server, "key_revoked");
+    assert_eq!(details.len(), 2, "{details:?}");
+    assert!(details[0].contains(&a0) && details[0].contains("retiring"), "{details:?}");
+    assert!(details[1].contains(&a1) && details[1].contains("(active)") && details[1].contains(&n1), "{details:?}");
+}
+
+/// The details of the audit events of `kind`, oldest first.
+fn audit_details(server: &Server, kind: &str) -> Vec<String> {
+    let out = server.admin_ok(&["audit", "--json"]);
+    out.lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("one JSON event a line"))
+        .filter(|event| event["kind"] == kind)
+        .map(|event| event["detail"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 /// The kinds in the audit trail, oldest first.

@@ -21,7 +21,7 @@
 //!   schedule, import, `export-jwks`, keys encrypted at rest, secret expiry.
 //! - [`jwt`]: the access token, the JWKS, the metadata document and offline
 //!   verification.
-//! - [`token_status`]: revocation (RFC 7009) and introspection (RFC 7662).
+//! - [`revoke_introspect`]: revocation (RFC 7009) and introspection (RFC 7662).
 //! - [`resource_servers`]: interoperability with an independent JOSE
 //!   implementation, the JWKS's ETag, the example resource server and
 //!   `tessera-admin verify`.
@@ -75,7 +75,7 @@ mod postgres_tls;
 mod ratelimit;
 mod refresh;
 mod resource_servers;
+mod revoke_introspect;
 mod seed_examples;
 mod tls;
 mod token_errors;
-mod token_status;

@@ -142,7 +142,17 @@ fn audit_and_reactivate_parse() {
 #[test]
 fn keys_rotate_and_import_parse() {
     let args = parse(&["keys", "rotate"]).unwrap();
-    assert!(matches!(args.command, Some(Command::Keys(KeysCommand::Rotate { json: false }))));
+    assert!(matches!(args.command, Some(Command::Keys(KeysCommand::Rotate { now: false, json: false }))));
+    let args = parse(&["keys", "rotate", "--now"]).unwrap();
+    assert!(matches!(args.command, Some(Command::Keys(KeysCommand::Rotate { now: true, json: false }))));
+    // A base64url kid may start with '-': it is still the kid, not an option.
+    let args = parse(&["keys", "revoke", "-O7YSRkiWbVbembzI_IWn4Q5KJsCS3-ima3tAQ3ijA"]).unwrap();
+    assert!(matches!(
+        args.command,
+        Some(Command::Keys(KeysCommand::Revoke { ref kid, json: false })) if kid == "-O7YSRkiWbVbembzI_IWn4Q5KJsCS3-ima3tAQ3ijA"
+    ));
+    let args = parse(&["keys", "revoke", "abc", "--json"]).unwrap();
+    assert!(matches!(args.command, Some(Command::Keys(KeysCommand::Revoke { json: true, .. }))));
     let args = parse(&["keys", "import", "--pem", "k.pem", "--json"]).unwrap();
     assert!(
         matches!(args.command, Some(Command::Keys(KeysCommand::Import { ref pem, json: true })) if pem.as_os_str() == "k.pem")

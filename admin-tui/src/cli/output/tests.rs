@@ -142,6 +142,7 @@ fn keys_table_lists_state_and_lifecycle_dates() {
         published_until: None,
         retired_at: None,
         imported: false,
+        rotation_scheduled_at: None,
     };
     let keys = [
         KeyInfo { activated_at: Some(60), ..key("kid-active", "ES256", KeyState::Active) },
@@ -187,4 +188,54 @@ fn confirmations_count_families() {
     let mut client = info();
     client.status = ClientStatus::Revoked;
     assert!(revoked(&client).starts_with(&format!("Client {ID} is revoked: ")));
+}
+
+fn key_in(kid: &str, state: KeyState) -> KeyInfo {
+    KeyInfo {
+        kid: kid.into(),
+        alg: "ES256".into(),
+        state,
+        created_at: 1_796_319_593,
+        activated_at: None,
+        deactivated_at: None,
+        published_until: None,
+        retired_at: None,
+        imported: false,
+        rotation_scheduled_at: None,
+    }
+}
+
+/// `keys rotate` says when, in UTC, never in raw Unix seconds; `keys list`
+/// shows the schedule.
+#[test]
+fn a_scheduled_rotation_is_told_in_utc() {
+    let at = 1_796_319_894;
+    let next = KeyInfo { rotation_scheduled_at: Some(at), ..key_in("kid-next", KeyState::Next) };
+    let rotation = KeyRotation {
+        outcome: RotationOutcome::Scheduled,
+        rotates_at: at,
+        jwks_max_age: 300,
+        keys: vec![key_in("kid-active", KeyState::Active), next],
+    };
+    let text = key_rotation(&rotation);
+    assert!(text.starts_with("Rotation scheduled for 2026-12-03T17:44:54Z: the next key kid-next"), "{text}");
+    assert!(text.contains("(300 s)") && text.contains("--now"), "{text}");
+    assert!(text.contains("Rotation scheduled: kid-next signs from 2026-12-03T17:44:54Z."), "{text}");
+    assert!(!text.contains(&at.to_string()) && !text.contains("1796319593"), "no raw Unix seconds: {text}");
+
+    let rotated = KeyRotation { outcome: RotationOutcome::Rotated, rotates_at: at, ..rotation };
+    assert!(key_rotation(&rotated).starts_with("Rotated at 2026-12-03T17:44:54Z: kid-active signs new tokens"));
+}
+
+#[test]
+fn a_revocation_says_what_changed() {
+    let before = [key_in("a", KeyState::Active), key_in("n", KeyState::Next), key_in("old", KeyState::Retiring)];
+    let after = [key_in("n", KeyState::Active), key_in("n2", KeyState::Next), key_in("a", KeyState::Retired)];
+    let text = key_revoked("a", &before, &after);
+    assert!(text.starts_with("Revoked a: it is out of the JWKS now, and tokens it signed stop verifying.\nn signs from now; n2 is the new next key."), "{text}");
+    let text = key_revoked("old", &before, &before);
+    assert!(
+        text.starts_with("Revoked old: it is out of the JWKS now, and tokens it signed stop verifying.\n\n"),
+        "{text}"
+    );
 }

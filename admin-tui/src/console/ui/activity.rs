@@ -36,8 +36,29 @@ fn render_spark(app: &App, frame: &mut Frame, area: Rect, label: &str, series: &
     frame.render_widget(spark, area);
 }
 
+/// The widest event kind (`key_rotation_scheduled`).
+const EVENT_WIDTH: u16 = 22;
+/// A client ID's length.
+const CLIENT_ID_WIDTH: u16 = 46;
+/// The detail keeps at least this much beside a client column.
+const DETAIL_MIN: u16 = 30;
+/// Narrowest trail with the client column: time, event, ID, the detail's
+/// minimum, the spaces between them and the borders (119 columns).
+const TRAIL_WITH_CLIENT: u16 = 16 + EVENT_WIDTH + CLIENT_ID_WIDTH + DETAIL_MIN + 3 + 2;
+
 fn render_trail(app: &App, frame: &mut Frame, area: Rect) {
-    let header = Row::new(["TIME", "EVENT", "CLIENT", "DETAIL"]).style(theme::style(app, Role::Header));
+    // A client ID is shown whole (46 columns) or, on a narrow terminal,
+    // not at all; the detail takes what is left.
+    let with_client = area.width >= TRAIL_WITH_CLIENT;
+    let mut headers = vec!["TIME", "EVENT"];
+    let mut widths = vec![Constraint::Length(16), Constraint::Length(EVENT_WIDTH)];
+    if with_client {
+        headers.push("CLIENT");
+        widths.push(Constraint::Length(CLIENT_ID_WIDTH));
+    }
+    headers.push("DETAIL");
+    widths.push(Constraint::Min(10));
+    let header = Row::new(headers).style(theme::style(app, Role::Header));
     let rows = app.audit.iter().rev().skip(app.audit_scroll).map(|event| {
         let client = event.client_id.as_deref().map_or_else(|| "-".to_owned(), clean);
         let when = if event.at >= app.now.saturating_sub(86_400) || app.now == 0 {
@@ -45,10 +66,14 @@ fn render_trail(app: &App, frame: &mut Frame, area: Rect) {
         } else {
             short_time(event.at)
         };
-        let row = Row::new([when, event.kind.to_string(), client, clean(&event.detail)]);
+        let mut cells = vec![when, event.kind.to_string()];
+        if with_client {
+            cells.push(client);
+        }
+        cells.push(clean(&event.detail));
+        let row = Row::new(cells);
         if event.kind.is_security() { row.style(theme::style(app, Role::Alert)) } else { row }
     });
-    let widths = [Constraint::Length(16), Constraint::Length(19), Constraint::Length(22), Constraint::Min(10)];
     let title = if app.audit_scroll > 0 {
         format!(" Audit trail · {} newer above (g: back to newest) ", app.audit_scroll)
     } else {

@@ -4,7 +4,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Block, Borders, Cell, HighlightSpacing, Paragraph, Row, Table, TableState};
 use tessera_shared::admin::{ClientInfo, ClientStatus};
 
 use super::theme::{self, Role};
@@ -53,15 +53,15 @@ impl Col {
         }
     }
 
-    fn width(self) -> Constraint {
+    /// The width of every column but the name, which takes what is left.
+    fn fixed_width(self) -> u16 {
         match self {
-            Self::Name => Constraint::Min(12),
-            Self::Id => Constraint::Length(46),
-            Self::Status => Constraint::Length(8),
-            Self::Scopes => Constraint::Length(14),
-            Self::Refresh => Constraint::Length(7),
-            Self::Created | Self::LastUsed => Constraint::Length(16),
-            Self::Families => Constraint::Length(8),
+            // A client ID is 46 characters: the column shows it whole.
+            Self::Id => 46,
+            Self::Name | Self::Status | Self::Families => 8,
+            Self::Scopes => 14,
+            Self::Refresh => 7,
+            Self::Created | Self::LastUsed => 16,
         }
     }
 
@@ -91,19 +91,71 @@ impl Col {
     }
 }
 
-/// The columns that fit: all on a wide terminal; on a narrow one the
-/// times and scopes move to the detail pane only.
-fn columns(width: u16) -> Vec<Col> {
-    use Col::*;
-    if width >= 170 {
-        vec![Name, Id, Status, Scopes, Refresh, Created, LastUsed, Families]
-    } else if width >= 120 {
-        vec![Name, Id, Status, Scopes, Refresh, LastUsed, Families]
-    } else if width >= 96 {
-        vec![Name, Id, Status, Refresh, Families]
-    } else {
-        vec![Name, Id, Status]
+/// The narrowest the name column gets while the ID is shown.
+const NAME_MIN: u16 = 10;
+/// The name keeps at least this much before an optional column is added.
+const NAME_COMFORT: u16 = 24;
+/// Columns beyond name, ID and status, most useful first; each is shown
+/// only if the name keeps [`NAME_COMFORT`] columns beside it.
+const OPTIONAL: [Col; 5] = [Col::Families, Col::Refresh, Col::LastUsed, Col::Scopes, Col::Created];
+/// The order columns are shown in.
+const ORDER: [Col; 8] =
+    [Col::Name, Col::Id, Col::Status, Col::Scopes, Col::Refresh, Col::Created, Col::LastUsed, Col::Families];
+/// Borders (2) and the selection marker `▶ ` (2), always reserved.
+const TABLE_CHROME: u16 = 4;
+
+/// The columns and their exact widths for a table `width` columns wide
+/// (borders included): every fixed column at its full width, so a client
+/// ID is shown whole or, below about 70 columns, not at all; the name takes
+/// what is left.
+fn layout(width: u16) -> Vec<(Col, u16)> {
+    let avail = width.saturating_sub(TABLE_CHROME);
+    // Fixed columns plus one space before each.
+    let cost = |cols: &[Col]| cols.iter().map(|c| c.fixed_width() + 1).sum::<u16>();
+    let mut chosen = vec![Col::Status];
+    if avail >= NAME_MIN + cost(&[Col::Id, Col::Status]) {
+        chosen.push(Col::Id);
     }
+    for col in OPTIONAL {
+        let mut with = chosen.clone();
+        with.push(col);
+        if avail >= NAME_COMFORT + cost(&with) {
+            chosen = with;
+        }
+    }
+    let name = avail.saturating_sub(cost(&chosen));
+    ORDER
+        .iter()
+        .filter_map(|col| match col {
+            Col::Name => Some((Col::Name, name)),
+            col if chosen.contains(col) => Some((*col, col.fixed_width())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `text` in at most `width` terminal columns: whole if it fits, else cut
+/// with an ellipsis.
+fn fit(text: &str, width: u16) -> String {
+    let width = usize::from(width);
+    let char_width = |c: char| Span::raw(c.to_string()).width();
+    if Span::raw(text).width() <= width {
+        return text.to_owned();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = char_width(c);
+        if used + w + 1 > width {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    if width > 0 {
+        out.push('…');
+    }
+    out
 }
 
 /// A secret that expires within this many seconds is highlighted, so the
@@ -133,15 +185,15 @@ fn scopes(client: &ClientInfo) -> String {
 }
 
 fn render_table(app: &App, visible: &[&ClientInfo], frame: &mut Frame, area: Rect) {
-    let cols = columns(area.width);
+    let cols = layout(area.width);
     let arrow = if app.sort_desc { "▼" } else { "▲" };
-    let header = Row::new(cols.iter().map(|c| {
+    let header = Row::new(cols.iter().map(|(c, width)| {
         let mark = if c.sorted_by() == Some(app.sort) { arrow } else { "" };
-        Cell::from(format!("{}{mark}", c.header()))
+        Cell::from(fit(&format!("{}{mark}", c.header()), *width))
     }))
     .style(theme::style(app, Role::Header));
     let rows = visible.iter().map(|client| {
-        let row = Row::new(cols.iter().map(|c| Cell::from(c.cell(client))));
+        let row = Row::new(cols.iter().map(|(c, width)| Cell::from(fit(&c.cell(client), *width))));
         if client.status == ClientStatus::Revoked {
             row.style(theme::style(app, Role::Error))
         } else if secret_expires_soon(client, app.now) {
@@ -156,8 +208,9 @@ fn render_table(app: &App, visible: &[&ClientInfo], frame: &mut Frame, area: Rec
     } else {
         format!(" Clients ({}) · sorted by {} ", app.clients.len(), app.sort.label())
     };
-    let table = Table::new(rows, cols.iter().map(|c| c.width()))
+    let table = Table::new(rows, cols.iter().map(|(_, width)| Constraint::Length(*width)))
         .header(header)
+        .highlight_spacing(HighlightSpacing::Always)
         .block(Block::default().borders(Borders::ALL).title(title))
         .row_highlight_style(theme::style(app, Role::Selected))
         .highlight_symbol("▶ ");

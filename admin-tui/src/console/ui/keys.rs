@@ -11,7 +11,7 @@ use crate::console::app::App;
 
 /// Draws the screen into `area`.
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
-    let [table_area, help_area] = Layout::vertical([Constraint::Min(3), Constraint::Length(4)]).areas(area);
+    let [table_area, help_area] = Layout::vertical([Constraint::Min(3), Constraint::Length(5)]).areas(area);
     let header = Row::new(["KID", "ALG", "STATE", "CREATED", "IN JWKS"]).style(theme::style(app, Role::Header));
     let rows = app.keys.iter().map(|key| {
         let published = match (key.state, key.published_until) {
@@ -43,7 +43,13 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let selected = (!app.keys.is_empty()).then_some(app.key_selected);
     frame.render_stateful_widget(table, table_area, &mut TableState::default().with_selected(selected));
     let help = "Rotating (r) makes the next key active and publishes a new next key; the previous \
-                active key stays in the JWKS until every token it signed has expired.";
+                active key stays in the JWKS until every token it signed has expired. A next key younger \
+                than the JWKS cache lifetime signs at its first safe moment (scheduled). R rotates at once; \
+                x takes the selected key out of the JWKS at once.";
+    let help = match app.keys.iter().find_map(|k| k.rotation_scheduled_at.map(|at| (k, at))) {
+        Some((key, at)) => format!("Rotation scheduled: {} signs from {} UTC. {help}", key.kid, short_time(at)),
+        None => help.to_owned(),
+    };
     frame.render_widget(
         Paragraph::new(help).style(theme::style(app, Role::Dim)).wrap(Wrap { trim: true }).block(Block::default()),
         help_area,

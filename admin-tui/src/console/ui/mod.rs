@@ -16,7 +16,7 @@ pub mod theme;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 
 use super::app::{App, Connection, Modal, Screen};
 use crate::cli::output;
@@ -25,11 +25,12 @@ use theme::Role;
 /// Draws the whole console.
 pub fn render(app: &App, frame: &mut Frame) {
     let offline = matches!(app.connection, Connection::Offline { .. });
+    let message_rows = app.message.as_ref().map_or(1, |msg| message_rows(&clean(&msg.text), frame.area().width));
     let [header, banner, body, message, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(u16::from(offline)),
         Constraint::Min(3),
-        Constraint::Length(1),
+        Constraint::Length(message_rows),
         Constraint::Length(1),
     ])
     .areas(frame.area());
@@ -44,7 +45,8 @@ pub fn render(app: &App, frame: &mut Frame) {
     }
     if let Some(msg) = &app.message {
         let role = if msg.error { Role::Error } else { Role::Dim };
-        frame.render_widget(Paragraph::new(Span::styled(clean(&msg.text), theme::style(app, role))), message);
+        let text = Paragraph::new(Span::styled(clean(&msg.text), theme::style(app, role))).wrap(Wrap { trim: true });
+        frame.render_widget(text, message);
     }
     render_footer(app, frame, footer);
     if let Some(modal) = &app.modal {
@@ -81,6 +83,28 @@ fn render_banner(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(Span::styled(text, theme::style(app, Role::Banner))), area);
 }
 
+/// Most rows the outcome line may take: a long message wraps rather than
+/// being cut at the screen edge.
+const MAX_MESSAGE_ROWS: u16 = 3;
+
+/// Rows `text` needs at `width` columns when wrapped at words, at most
+/// [`MAX_MESSAGE_ROWS`].
+fn message_rows(text: &str, width: u16) -> u16 {
+    let width = usize::from(width.max(1));
+    let (mut rows, mut used) = (1usize, 0usize);
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let len = word.chars().count();
+        let need = if used == 0 { len } else { used + 1 + len };
+        if need <= width {
+            used = need;
+        } else {
+            rows += 1 + len.saturating_sub(1) / width;
+            used = (len - 1) % width + 1;
+        }
+    }
+    u16::try_from(rows).unwrap_or(MAX_MESSAGE_ROWS).min(MAX_MESSAGE_ROWS)
+}
+
 fn render_footer(app: &App, frame: &mut Frame, area: Rect) {
     let keys: &[(&str, &str)] = match &app.modal {
         Some(Modal::Create(_)) => &[("Tab", "next field"), ("Space", "toggle"), ("Enter", "create"), ("Esc", "cancel")],
@@ -103,14 +127,30 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect) {
                 ("s", "sort"),
                 ("Tab", "screen"),
             ],
-            Screen::Keys => &[("r", "rotate keys"), ("↑↓", "select"), ("Tab", "screen"), ("?", "help"), ("q", "quit")],
-            Screen::Activity => &[("↑↓", "scroll"), ("g", "newest"), ("Tab", "screen"), ("?", "help"), ("q", "quit")],
+            Screen::Keys => &[
+                ("?", "help"),
+                ("q", "quit"),
+                ("r", "rotate"),
+                ("R", "rotate now"),
+                ("x", "revoke key"),
+                ("↑↓", "select"),
+                ("Tab", "screen"),
+            ],
+            Screen::Activity => &[("?", "help"), ("q", "quit"), ("↑↓", "scroll"), ("g", "newest"), ("Tab", "screen")],
         },
     };
     let mut spans = Vec::new();
+    let mut used = 0;
     for (key, what) in keys {
-        spans.push(Span::styled(format!(" {key} "), theme::style(app, Role::Key)));
-        spans.push(Span::raw(format!(" {what} ")));
+        let (key, what) = (format!(" {key} "), format!(" {what} "));
+        let width = key.chars().count() + what.chars().count();
+        // A hint is shown whole or not at all; the most important come first.
+        if used + width > usize::from(area.width) {
+            break;
+        }
+        used += width;
+        spans.push(Span::styled(key, theme::style(app, Role::Key)));
+        spans.push(Span::raw(what));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }

@@ -127,12 +127,13 @@ fn question(app: &App, confirm: &Confirm, frame: &mut Frame, area: Rect) {
 }
 
 fn help(app: &App, frame: &mut Frame, area: Rect) {
-    let rows: [(&str, &str); 16] = [
+    let rows: [(&str, &str); 18] = [
         ("1 2 3, Tab", "Clients, Keys, Activity"),
         ("↑↓ j k, PgUp PgDn", "move / scroll"),
         ("n", "new client (name, scopes, refresh tokens)"),
         ("r", "rotate: client secret (Clients), signing keys (Keys)"),
-        ("x", "revoke the client (asks first)"),
+        ("R", "Keys: rotate at once (a lost or compromised key; asks first)"),
+        ("x", "revoke the client, or on Keys the selected key (asks first)"),
         ("a", "re-activate a revoked client (asks first)"),
         ("d", "delete the client (asks first)"),
         ("f", "revoke all its refresh tokens (asks first)"),
@@ -143,6 +144,7 @@ fn help(app: &App, frame: &mut Frame, area: Rect) {
         ("?", "this help"),
         ("q, Esc, Ctrl-C", "leave"),
         ("", ""),
+        ("", "Every time shown is UTC."),
         ("", "Data refreshes every second; offline, it keeps retrying."),
     ];
     let lines = rows

@@ -3,7 +3,7 @@
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::{Color, Modifier};
-use tessera_shared::admin::{AuditEvent, AuditKind, ClientStatus, KeyInfo, KeyState, Stats};
+use tessera_shared::admin::{AuditEvent, AuditKind, ClientInfo, ClientStatus, KeyInfo, KeyState, Stats};
 
 use super::*;
 use crate::console::action::{Event, Reply, Request};
@@ -36,6 +36,7 @@ fn key(kid: &str, state: KeyState) -> KeyInfo {
         published_until: None,
         retired_at: None,
         imported: false,
+        rotation_scheduled_at: None,
     }
 }
 
@@ -128,7 +129,32 @@ fn keys_screen() {
     assert!(all.contains("kid-active") && all.contains("active"));
     assert!(all.contains("kid-next") && all.contains("next"));
     assert!(all.contains("IN JWKS"));
-    assert!(lines[23].contains("r  rotate keys"));
+    assert!(lines[23].contains("r  rotate") && lines[23].contains("R  rotate now"), "{}", lines[23]);
+    assert!(lines[23].contains("x  revoke key"), "{}", lines[23]);
+}
+
+/// The next key of a scheduled rotation says from when it signs, in UTC.
+#[test]
+fn keys_screen_shows_a_scheduled_rotation() {
+    let mut app = sample();
+    app.screen = Screen::Keys;
+    app.keys[1].rotation_scheduled_at = Some(1_796_319_894);
+    let (lines, _) = draw(&app, 80, 24);
+    let all = text(&lines);
+    assert!(all.contains("Rotation scheduled: kid-next signs from 2026-12-03 17:44 UTC."), "{all}");
+}
+
+/// A long outcome message wraps instead of being cut at the screen edge.
+#[test]
+fn a_long_message_wraps_whole() {
+    let mut app = sample();
+    app.screen = Screen::Keys;
+    let text = "Rotation scheduled for 2026-12-03T17:44:54Z: kid-next-0123456789abcdefghijklmnopqrstuvwxyz0123 signs \
+                from then on.";
+    app.message = Some(Message { text: text.into(), error: false });
+    let (lines, _) = draw(&app, 80, 24);
+    let joined: String = lines[19..23].iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+    assert!(joined.contains(text), "{joined}");
 }
 
 #[test]
@@ -296,4 +322,138 @@ fn control_characters_from_the_server_are_not_drawn() {
     let all = text(&draw(&app, 100, 30).0);
     assert!(!all.contains('\u{1b}'));
     assert!(all.contains("evil\\u{1b}[2Jname"), "{all}");
+}
+
+/// Clients with real-shaped IDs and names long enough to be cut.
+fn wide_sample() -> App {
+    let mut clients: Vec<ClientInfo> =
+        (0..3u8).map(|n| client(n, &format!("tui-visible-client-{n}-with-a-name-long-enough-to-cut"))).collect();
+    clients[1].client_id = "oa2-client-id_KzmaNDq31jGvJDn_je6C9eOOSMULfEqH".into();
+    let mut app = loaded(clients);
+    app.keys = vec![key("kid-active", KeyState::Active)];
+    app
+}
+
+/// Every `oa2-client-id_` on screen is followed by a whole ID of a client:
+/// an ID is whole or absent, never cut.
+fn assert_ids_whole(app: &App, lines: &[String], width: u16) {
+    let ids: Vec<&str> = app.clients.iter().map(|c| c.client_id.as_str()).collect();
+    for line in lines {
+        let mut rest = line.as_str();
+        while let Some(at) = rest.find(tessera_shared::ids::CLIENT_ID_PREFIX) {
+            let shown = &rest[at..];
+            assert!(ids.iter().any(|id| shown.starts_with(id)), "a cut client ID at width {width}: {line}");
+            rest = &rest[at + 1..];
+        }
+    }
+}
+
+/// The table line of client `n`: the table lists them in name order, and
+/// the detail pane's line starts with the label `name`.
+fn row_of(lines: &[String], n: u8) -> &String {
+    lines.iter().filter(|l| l.contains("tui-visible") && !l.contains("name ")).nth(usize::from(n)).unwrap()
+}
+
+/// At each width the issue names: every ID in the table is whole, the name
+/// takes the room left with an ellipsis when cut, and the footer holds
+/// whole hints only.
+#[test]
+fn clients_table_at_80_100_120_140_160_200_columns() {
+    let app = wide_sample();
+    let hints = [
+        "?  help",
+        "q  quit",
+        "n  new",
+        "r  rotate",
+        "x  revoke",
+        "a  re-activate",
+        "d  delete",
+        "f  revoke tokens",
+        "/  filter",
+        "s  sort",
+        "Tab  screen",
+    ];
+    let mut name_widths = Vec::new();
+    for width in [80u16, 100, 120, 140, 160, 200] {
+        let (lines, _) = draw(&app, width, 30);
+        assert_ids_whole(&app, &lines, width);
+        for (n, client) in app.clients.iter().enumerate() {
+            let row = row_of(&lines, u8::try_from(n).unwrap());
+            assert!(row.contains(&client.client_id), "the whole ID of client {n} at width {width}: {row}");
+        }
+        let row = row_of(&lines, 0);
+        let name = &app.clients[0].name;
+        let start = row.find("tui-visible").unwrap();
+        let end = row.find(tessera_shared::ids::CLIENT_ID_PREFIX).unwrap();
+        let shown = row[start..end].trim_end();
+        if shown.ends_with('…') {
+            assert!(name.starts_with(shown.trim_end_matches('…')), "a prefix of the name: {shown}");
+        } else {
+            assert_eq!(shown, name, "at width {width}");
+        }
+        assert!(shown.chars().count() >= 12, "the name has room at width {width}: {shown:?}");
+        name_widths.push(shown.chars().count());
+        // The footer: only whole hints, the first ones first.
+        let footer = lines.last().unwrap();
+        let mut shown_hints = 0;
+        for hint in hints {
+            if footer.contains(hint) {
+                shown_hints += 1;
+            }
+        }
+        let mut rest = footer.trim_end().to_owned();
+        for hint in hints.iter().take(shown_hints) {
+            assert!(rest.contains(hint), "hint {hint:?} missing before later ones at width {width}: {footer}");
+            rest = rest.replacen(hint, "", 1);
+        }
+        assert!(rest.trim().is_empty(), "only whole hints in the footer at width {width}: {footer:?} left {rest:?}");
+        assert!(shown_hints >= 5, "at width {width}: {footer}");
+    }
+    assert!(name_widths[2] > 12, "at 120 columns the name is not cut to 12: {name_widths:?}");
+    assert_eq!(name_widths.last().copied(), Some(app.clients[0].name.chars().count()), "whole when wide");
+}
+
+/// Property-style: at every width from 80 to 250, every client ID on the
+/// screen is whole, and every table row shows its client's whole ID.
+#[test]
+fn client_ids_are_whole_at_every_width_from_80_to_250() {
+    let app = wide_sample();
+    for width in 80u16..=250 {
+        let (lines, _) = draw(&app, width, 24);
+        assert_ids_whole(&app, &lines, width);
+        for (n, client) in app.clients.iter().enumerate() {
+            assert!(row_of(&lines, u8::try_from(n).unwrap()).contains(&client.client_id), "width {width}");
+        }
+    }
+}
+
+/// The Activity screen, too: at every width from 80 to 250 an audit
+/// event's client ID is whole or absent, and the longest event kind is whole.
+#[test]
+fn audit_trail_client_ids_are_whole_or_absent_at_every_width() {
+    let mut app = wide_sample();
+    app.screen = Screen::Activity;
+    app.audit = app
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(n, c)| AuditEvent {
+            seq: u64::try_from(n).unwrap(),
+            at: 1_800_000_000,
+            kind: AuditKind::KeyRotationScheduled,
+            client_id: Some(c.client_id.clone()),
+            detail: "a detail".into(),
+        })
+        .collect();
+    let mut shown_at = Vec::new();
+    for width in 80u16..=250 {
+        let (lines, _) = draw(&app, width, 24);
+        assert_ids_whole(&app, &lines, width);
+        assert!(text(&lines).contains("key_rotation_scheduled"), "width {width}");
+        if text(&lines).contains(&app.clients[0].client_id) {
+            shown_at.push(width);
+        }
+    }
+    assert_eq!(shown_at.first(), Some(&119), "the client column shows from 119 columns: {shown_at:?}");
+    assert_eq!(shown_at.len(), 250 - 119 + 1, "and at every wider width");
 }

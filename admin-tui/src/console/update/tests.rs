@@ -1,7 +1,9 @@
 //! The state machine driven by hand-made events.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tessera_shared::admin::{AuditEvent, AuditKind, ClientCredentials, ClientInfo, ClientStatus, Stats};
+use tessera_shared::admin::{
+    AuditEvent, AuditKind, ClientCredentials, ClientInfo, ClientStatus, KeyInfo, KeyState, Stats,
+};
 
 use super::*;
 use crate::console::app::SortColumn;
@@ -247,13 +249,67 @@ fn key_rotation_asks_and_a_missing_route_is_reported() {
     update(&mut app, key(KeyCode::Char('2')));
     assert_eq!(app.screen, Screen::Keys);
     update(&mut app, key(KeyCode::Char('r')));
-    assert_eq!(update(&mut app, key(KeyCode::Char('y'))), [Effect::Send(Request::RotateKeys)]);
+    let asks = |app: &App, words: &[&str]| match &app.modal {
+        Some(Modal::Confirm(c)) => words.iter().all(|w| c.consequence.contains(w) || c.question.contains(w)),
+        _ => false,
+    };
+    assert!(asks(&app, &["scheduled", "Nothing breaks"]), "the confirmation says a young key is waited for");
+    assert_eq!(update(&mut app, key(KeyCode::Char('y'))), [Effect::Send(Request::RotateKeys { now: false })]);
     let refused = Failure { unreachable: false, message: "key rotation failed: no such admin route (HTTP 400)".into() };
     update(&mut app, Event::Reply(Reply::Done(Err(refused))));
     let message = app.message.clone().unwrap();
     assert!(message.error);
     assert!(message.text.contains("HTTP 400"));
     assert_eq!(app.connection, Connection::Online, "a refusal is not an outage");
+}
+
+/// `R` rotates at once and `x` revokes the selected key, each after a
+/// confirmation that says what it breaks; a retired key is not offered.
+#[test]
+fn rotate_now_and_revoke_ask_first_and_say_what_breaks() {
+    let mut app = loaded(vec![]);
+    let info = |kid: &str, state| KeyInfo {
+        kid: kid.into(),
+        alg: "ES256".into(),
+        state,
+        created_at: 1,
+        activated_at: None,
+        deactivated_at: None,
+        published_until: None,
+        retired_at: None,
+        imported: false,
+        rotation_scheduled_at: None,
+    };
+    app.keys = vec![info("kid-a", KeyState::Active), info("kid-n", KeyState::Next), info("kid-r", KeyState::Retired)];
+    update(&mut app, key(KeyCode::Char('2')));
+    let confirm = |app: &App| match &app.modal {
+        Some(Modal::Confirm(c)) => format!("{} {}", c.question, c.consequence),
+        other => panic!("no confirmation: {other:?}"),
+    };
+
+    update(&mut app, key(KeyCode::Char('R')));
+    let text = confirm(&app);
+    assert!(
+        text.contains("NOW") && text.contains("refetch it on the unknown kid") && text.contains("Tessera's verifier")
+    );
+    assert_eq!(update(&mut app, key(KeyCode::Char('y'))), [Effect::Send(Request::RotateKeys { now: true })]);
+
+    update(&mut app, key(KeyCode::Char('x')));
+    let text = confirm(&app);
+    assert!(text.contains("active key kid-a") && text.contains("stops verifying") && text.contains("unknown kid"));
+    assert_eq!(update(&mut app, key(KeyCode::Char('n'))), []);
+    assert!(app.modal.is_none(), "n cancels");
+
+    update(&mut app, key(KeyCode::Down));
+    update(&mut app, key(KeyCode::Down));
+    update(&mut app, key(KeyCode::Char('x')));
+    assert!(app.modal.is_none(), "a retired key cannot be revoked");
+    assert!(app.message.as_ref().unwrap().text.contains("already retired"));
+
+    update(&mut app, key(KeyCode::Up));
+    update(&mut app, key(KeyCode::Char('x')));
+    assert!(confirm(&app).contains("next key kid-n"));
+    assert_eq!(update(&mut app, key(KeyCode::Char('y'))), [Effect::Send(Request::RevokeKey("kid-n".into()))]);
 }
 
 #[test]

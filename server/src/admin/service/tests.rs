@@ -1,10 +1,11 @@
 use std::sync::Arc;
 
-use tessera_shared::admin::{ClientStatus, CreateClient};
+use tessera_shared::admin::{ClientStatus, CreateClient, RotateKeys, RotationOutcome};
 use tessera_shared::ids::is_client_id;
 use tessera_shared::jwk::Algorithm;
 
 use super::*;
+use crate::activity::burst::BurstPolicy;
 use crate::clock::testing::ManualClock;
 use crate::store::sled::SledStore;
 
@@ -14,7 +15,8 @@ async fn service() -> (AdminService, Arc<ManualClock>) {
     let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
     let clock = Arc::new(ManualClock::at(START));
     let keys = crate::keys::testing::manager(store.clone(), clock.clone(), Algorithm::ES256).await;
-    (AdminService::new(store, keys, SecretHasher::new(&[1; 32]), clock.clone()), clock)
+    let activity = Activity::new(Audit::new(store.clone(), clock.clone()), clock.clone(), BurstPolicy::default());
+    (AdminService::new(store, keys, SecretHasher::new(&[1; 32]), clock.clone(), activity), clock)
 }
 
 fn create(name: &str, scopes: &[&str]) -> CreateClient {
@@ -145,4 +147,39 @@ async fn every_admin_action_is_in_the_audit_trail() {
     let after = admin.audit_events(Some(events[3].seq), 100).await.unwrap();
     assert_eq!(after.len(), 2);
     assert_eq!(admin.audit_events(None, 2).await.unwrap(), events[4..].to_vec());
+}
+
+/// `POST /v1/keys/rotate` never refuses: scheduled on a fresh server, at
+/// once with `now`; revoking an unknown kid is `not_found` (404), a
+/// retired one `conflict` (409), each answered as one admin error.
+#[tokio::test]
+async fn key_rotation_and_revocation_outcomes_and_errors() {
+    let (admin, clock) = service().await;
+    let fresh = admin.rotate_keys(RotateKeys { now: false }).await.unwrap();
+    assert_eq!(fresh.outcome, RotationOutcome::Scheduled);
+    assert_eq!(fresh.rotates_at, START + fresh.jwks_max_age + 1);
+    let next = fresh.keys.iter().find(|k| k.state == tessera_shared::admin::KeyState::Next).unwrap();
+    assert_eq!(next.rotation_scheduled_at, Some(fresh.rotates_at));
+    let old_active = fresh.keys[0].kid.clone();
+
+    clock.advance(1);
+    let now = admin.rotate_keys(RotateKeys { now: true }).await.unwrap();
+    assert_eq!((now.outcome, now.rotates_at), (RotationOutcome::Rotated, START + 1));
+    assert!(now.keys.iter().all(|k| k.rotation_scheduled_at.is_none()), "the schedule went with the rotation");
+
+    admin.revoke_key(&old_active).await.unwrap();
+    let retired = admin.revoke_key(&old_active).await.unwrap_err();
+    assert!(matches!(retired, AdminFailure::Conflict(_)), "{retired:?}");
+    let unknown = admin.revoke_key("no-such-kid").await.unwrap_err();
+    assert!(matches!(unknown, AdminFailure::KeyNotFound(_)), "{unknown:?}");
+    assert_eq!(unknown.to_string(), "no signing key has the kid no-such-kid");
+
+    for (failure, status, code) in [(retired, 409, "conflict"), (unknown, 404, "not_found")] {
+        let response = crate::admin::failure_response(&failure);
+        assert_eq!(response.status().as_u16(), status);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+        let error: tessera_shared::admin::AdminError = serde_json::from_slice(&body).unwrap();
+        assert_eq!((error.error.as_str(), error.message), (code, failure.to_string()));
+    }
 }

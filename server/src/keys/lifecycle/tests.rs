@@ -23,6 +23,7 @@ fn record(n: u8, created_at: u64) -> KeyRecord {
         deactivated_at: None,
         published_until: None,
         retired_at: None,
+        rotation_requested_at: None,
     }
 }
 
@@ -36,7 +37,9 @@ fn a_rotation_waits_until_the_next_key_outlived_one_cache_interval() {
     let ready = T0 + TIMING.jwks_max_age + 1;
     let refused = set.check_ready(ready - 1, &TIMING).unwrap_err();
     assert_eq!(refused.ready_at, ready);
-    assert!(refused.to_string().contains("rotate again then"), "{refused}");
+    let message = refused.to_string();
+    assert!(message.contains(&tessera_shared::utc::rfc3339(ready)), "a UTC time: {message}");
+    assert!(!message.contains(&ready.to_string()), "no raw Unix seconds: {message}");
     let proof = set.check_ready(ready, &TIMING).unwrap();
     let set = set.rotate(proof, NextKey::new(record(3, ready)), &TIMING);
     assert_eq!(set.active().record().kid, record(2, T0).kid);
@@ -105,4 +108,73 @@ fn stored_records_must_hold_one_active_and_one_next_key() {
     let mut two_active = records.clone();
     two_active.push(KeyRecord { state: KeyState::Active, ..record(9, T0) });
     assert_eq!(KeySet::from_records(two_active), Err("more than one active key"));
+}
+
+#[test]
+fn a_scheduled_rotation_happens_at_the_next_keys_first_safe_second_and_survives_a_replacement() {
+    let set = first();
+    assert_eq!(set.scheduled_rotation(&TIMING), None);
+    let set = set.schedule_rotation(T0 + 10).schedule_rotation(T0 + 20);
+    let ready = T0 + TIMING.jwks_max_age + 1;
+    assert_eq!(set.scheduled_rotation(&TIMING), Some(ready));
+    assert_eq!(set.next().rotation_requested_at(), Some(T0 + 10), "the first request's time is kept");
+    assert!(!plan(&set, ready - 1, &TIMING).rotate, "not before the next key is in every cached JWKS");
+    assert!(plan(&set, ready, &TIMING).rotate, "long before the period is over");
+    // An import replaces the next key: the request waits for the new one.
+    let replaced = set.clone().replace_next(NextKey::new(record(4, T0 + 50)), T0 + 50);
+    assert_eq!(replaced.scheduled_rotation(&TIMING), Some(T0 + 50 + TIMING.jwks_max_age + 1));
+    assert!(!plan(&replaced, ready, &TIMING).rotate);
+    // Performed, the request is gone with the next key's state.
+    let proof = set.check_ready(ready, &TIMING).unwrap();
+    let rotated = set.rotate(proof, NextKey::new(record(3, ready)), &TIMING);
+    assert_eq!(rotated.scheduled_rotation(&TIMING), None);
+    assert_eq!(rotated.active().record().rotation_requested_at, None);
+}
+
+#[test]
+fn rotate_now_makes_the_next_key_sign_at_once_and_keeps_the_old_one_published() {
+    let set = first();
+    let set = set.rotate_now(T0 + 5, NextKey::new(record(3, T0 + 5)), &TIMING);
+    assert_eq!(set.active().record().kid, record(2, T0).kid);
+    assert_eq!(set.active().record().activated_at, Some(T0 + 5));
+    assert_eq!(set.next().record().kid, record(3, T0).kid);
+    assert_eq!(set.retiring()[0].record().kid, record(1, T0).kid);
+    assert_eq!(set.published().count(), 3);
+}
+
+#[test]
+fn revoking_takes_a_key_out_of_the_jwks_at_once() {
+    let at = T0 + 3600;
+    let set = first();
+    let proof = set.check_ready(at, &TIMING).unwrap();
+    let set = set.rotate(proof, NextKey::new(record(3, at)), &TIMING);
+    let (old, active, next) = (record(1, T0).kid, record(2, T0).kid, record(3, T0).kid);
+
+    // A retiring key: retired now, nothing else changes.
+    let without_retiring = set.clone().revoke(&old, None, at + 1).unwrap();
+    assert_eq!(without_retiring.state_of(&old), Some(KeyState::Retired));
+    assert_eq!(without_retiring.retired()[0].record().retired_at, Some(at + 1));
+    assert!(without_retiring.retired()[0].record().private_pkcs8.is_empty());
+    assert_eq!(without_retiring.published().count(), 2);
+    assert_eq!(without_retiring.active().record().kid, active);
+
+    // The active key: the next key signs now, the replacement is next.
+    assert_eq!(set.clone().revoke(&active, None, at + 1), Err(RevokeError::NoReplacement(active.clone())));
+    let without_active = set.clone().revoke(&active, Some(NextKey::new(record(4, at + 1))), at + 1).unwrap();
+    assert_eq!(without_active.active().record().kid, next);
+    assert_eq!(without_active.active().record().activated_at, Some(at + 1));
+    assert_eq!(without_active.next().record().kid, record(4, T0).kid);
+    assert_eq!(without_active.state_of(&active), Some(KeyState::Retired));
+    let published: Vec<&str> = without_active.published().map(|k| k.kid.as_str()).collect();
+    assert!(!published.contains(&active.as_str()), "{published:?}");
+    assert_eq!(published.len(), 3, "new active, new next, the old retiring key");
+
+    // The next key: replaced, out of the JWKS.
+    let without_next = set.clone().revoke(&next, Some(NextKey::new(record(5, at + 1))), at + 1).unwrap();
+    assert_eq!(without_next.state_of(&next), Some(KeyState::Retired));
+    assert_eq!(without_next.next().record().kid, record(5, T0).kid);
+
+    // Retired and unknown keys are refused.
+    assert_eq!(without_retiring.revoke(&old, None, at + 2), Err(RevokeError::AlreadyRetired(old.clone())));
+    assert_eq!(set.revoke("nope", None, at + 2), Err(RevokeError::Unknown("nope".into())));
 }

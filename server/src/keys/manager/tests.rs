@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ring::rand::SystemRandom;
-use tessera_shared::admin::{CreateClient, KeyState};
+use tessera_shared::admin::{AuditKind, CreateClient, KeyState};
 use tessera_shared::jwk::{Algorithm, JwkSet};
 use tessera_shared::verify::Verifier;
 
@@ -40,6 +40,14 @@ struct Issued {
     token: String,
 }
 
+fn audit(store: &Arc<dyn Store>, clock: &Arc<ManualClock>) -> Audit {
+    Audit::new(store.clone(), clock.clone())
+}
+
+fn activity(store: &Arc<dyn Store>, clock: &Arc<ManualClock>) -> crate::activity::Activity {
+    crate::activity::Activity::new(audit(store, clock), clock.clone(), crate::activity::burst::BurstPolicy::default())
+}
+
 fn kid_of(token: &str) -> String {
     use base64::Engine as _;
     let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
@@ -58,7 +66,7 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
     let start = 1_800_000_000;
     let clock = Arc::new(ManualClock::at(start));
     let policy = IssuerPolicy {
-        issuer: ISSUER.into(),
+        issuer_url: ISSUER.into(),
         audience: ISSUER.into(),
         access_token_ttl: TIMING.access_token_ttl,
         refresh_token_ttl: 3600,
@@ -67,12 +75,22 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
     let secrets = SecretHasher::new(&[5; 32]);
     let mut served = Vec::new();
     let mut issued = Vec::new();
-    let (mut rotations, mut refused, mut client) = (0, 0, None);
+    let (mut rotations, mut scheduled, mut client) = (0, 0, None);
     for (phase, alg) in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256].into_iter().enumerate() {
         // A (re)start with a new signing.alg: the algorithm switch.
-        let manager = KeyManager::start(store.clone(), clock.clone(), settings(alg), None).await.unwrap();
-        let issuer = Issuer::new(store.clone(), manager.handle(), secrets.clone(), clock.clone(), policy.clone());
-        let admin = AdminService::new(store.clone(), manager.clone(), secrets.clone(), clock.clone());
+        let manager =
+            KeyManager::start(store.clone(), clock.clone(), settings(alg), None, audit(&store, &clock)).await.unwrap();
+        let issuer = Issuer::new(
+            store.clone(),
+            manager.handle(),
+            secrets.clone(),
+            clock.clone(),
+            policy.clone(),
+            activity(&store, &clock),
+            crate::metrics::Metrics::new(),
+        );
+        let admin =
+            AdminService::new(store.clone(), manager.clone(), secrets.clone(), clock.clone(), activity(&store, &clock));
         if client.is_none() {
             let created = admin
                 .create_client(CreateClient {
@@ -92,19 +110,20 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
             manager.tick().await.unwrap();
             // Operators rotating by hand now and then, too early or not.
             if step % 97 == 50 {
-                match manager.rotate("test").await {
-                    Ok(_) => {
+                match manager.rotate("test").await.unwrap() {
+                    Rotation::Rotated { at } => {
+                        assert_eq!(at, now);
                         rotations += 1;
-                        // At once again: the new next key is too fresh to sign.
-                        let again = manager.rotate("test").await;
-                        assert!(matches!(again, Err(KeyError::NotReady(_))), "{again:?}");
-                        refused += 1;
+                        // At once again: the new next key is too fresh to
+                        // sign, so the rotation is scheduled for later.
+                        let again = manager.rotate("test").await.unwrap();
+                        assert!(matches!(again, Rotation::Scheduled { at } if at > now), "{again:?}");
+                        scheduled += 1;
                     }
-                    Err(KeyError::NotReady(not_ready)) => {
-                        assert!(now < not_ready.ready_at);
-                        refused += 1;
+                    Rotation::Scheduled { at } => {
+                        assert!(now < at);
+                        scheduled += 1;
                     }
-                    Err(other) => panic!("rotation failed: {other}"),
                 }
             }
             served.push(Served { at: now, jwks: manager.handle().current().jwks().clone() });
@@ -126,7 +145,10 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
 
     let kids: std::collections::BTreeSet<&str> = issued.iter().map(|t| t.kid.as_str()).collect();
     assert!(kids.len() >= 9, "the timeline went through many keys: {}", kids.len());
-    assert!(refused > 0 && rotations > 0, "on-demand rotations were both refused and done ({refused}, {rotations})");
+    assert!(
+        scheduled > 0 && rotations > 0,
+        "on-demand rotations were both scheduled and done ({scheduled}, {rotations})"
+    );
     let mut checked = 0;
     for token in &issued {
         let window = served
@@ -167,19 +189,103 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
 async fn an_algorithm_switch_publishes_a_new_next_key_that_signs_from_the_next_rotation() {
     let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
     let clock = Arc::new(ManualClock::at(10_000));
-    let es = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None).await.unwrap();
+    let es = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None, audit(&store, &clock))
+        .await
+        .unwrap();
     let es_active = es.handle().current().signer().kid().to_owned();
     clock.advance(1000);
-    let ed = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::EdDSA), None).await.unwrap();
+    let ed = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::EdDSA), None, audit(&store, &clock))
+        .await
+        .unwrap();
     let infos = ed.infos();
     let state = |s: KeyState| infos.iter().filter(move |k| k.state == s);
     assert_eq!(state(KeyState::Active).next().unwrap().kid, es_active, "the active key keeps signing");
     assert_eq!(state(KeyState::Next).next().unwrap().alg, "EdDSA");
     assert_eq!(state(KeyState::Retired).count(), 1, "the ES256 next key, which never signed, left at once");
-    assert!(matches!(ed.rotate("test").await, Err(KeyError::NotReady(_))), "the EdDSA key was just published");
+    let trail = kinds_and_details(&audit(&store, &clock).page(None, 10).await.unwrap());
+    assert_eq!(trail.len(), 1, "the switch, not the first keys: {trail:?}");
+    let replaced = &state(KeyState::Retired).next().unwrap().kid;
+    let new_next = &state(KeyState::Next).next().unwrap().kid;
+    assert_eq!(trail[0].0, AuditKind::KeyRetired);
+    assert!(trail[0].1.contains(replaced.as_str()) && trail[0].1.contains(new_next.as_str()), "{trail:?}");
+    assert!(trail[0].1.contains("signing.alg changed"), "{trail:?}");
+    let ready = clock.now() + TIMING.jwks_max_age + 1;
+    let scheduled = ed.rotate("test").await.unwrap();
+    assert_eq!(scheduled, Rotation::Scheduled { at: ready }, "the EdDSA key was just published");
+    assert_eq!(ed.scheduled_rotation(), Some(ready));
+    clock.advance(TIMING.jwks_max_age);
+    ed.tick().await.unwrap();
+    assert_eq!(ed.handle().current().signer().kid(), es_active, "not a second early");
+    clock.advance(1);
+    ed.tick().await.unwrap();
+    assert_eq!(ed.handle().current().signer().public_jwk().alg.as_deref(), Some("EdDSA"), "the schedule ran");
+    assert_eq!(ed.scheduled_rotation(), None);
+}
+
+fn kinds_and_details(events: &[tessera_shared::admin::AuditEvent]) -> Vec<(AuditKind, String)> {
+    events.iter().map(|e| (e.kind, e.detail.clone())).collect()
+}
+
+/// A scheduled rotation survives a restart (it is stored with the keys),
+/// `rotate_now` and `revoke` change the keys at once, and every change is
+/// in the audit trail with its kid.
+#[tokio::test]
+async fn scheduled_rotations_persist_and_immediate_changes_are_audited_with_the_kid() {
+    let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
+    let clock = Arc::new(ManualClock::at(50_000));
+    let trail = audit(&store, &clock);
+    let manager =
+        KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None, trail.clone()).await.unwrap();
+    let first = manager.infos();
+    let (active, next) = (first[0].kid.clone(), first[1].kid.clone());
+    let ready = 50_000 + TIMING.jwks_max_age + 1;
+    assert_eq!(manager.rotate("admin").await.unwrap(), Rotation::Scheduled { at: ready });
+    assert_eq!(manager.rotate("admin").await.unwrap(), Rotation::Scheduled { at: ready }, "asking twice is fine");
+    let listed = manager.infos();
+    assert_eq!(listed.iter().find(|k| k.kid == next).unwrap().rotation_scheduled_at, Some(ready));
+
+    // A restart keeps the schedule; the new manager performs it.
+    let restarted =
+        KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None, trail.clone()).await.unwrap();
+    assert_eq!(restarted.scheduled_rotation(), Some(ready));
     clock.advance(TIMING.jwks_max_age + 1);
-    ed.rotate("test").await.unwrap();
-    assert_eq!(ed.handle().current().signer().public_jwk().alg.as_deref(), Some("EdDSA"));
+    restarted.tick().await.unwrap();
+    assert_eq!(restarted.handle().current().signer().kid(), next);
+
+    // At once: the next key signs though it was published this second.
+    let fresh_next = restarted.infos().into_iter().find(|k| k.state == KeyState::Next).unwrap().kid;
+    restarted.rotate_now("admin").await.unwrap();
+    assert_eq!(restarted.handle().current().signer().kid(), fresh_next);
+    let jwks = restarted.handle().current().jwks().clone();
+    assert!(jwks.find(&next).is_some() && jwks.find(&active).is_some(), "retiring keys stay published");
+
+    // Revoke a retiring key, then the active one.
+    restarted.revoke(&active).await.unwrap();
+    assert!(restarted.handle().current().jwks().find(&active).is_none());
+    let before = restarted.infos().into_iter().find(|k| k.state == KeyState::Next).unwrap().kid;
+    restarted.revoke(&fresh_next).await.unwrap();
+    let ring = restarted.handle().current();
+    assert!(ring.jwks().find(&fresh_next).is_none(), "the revoked active key left the JWKS");
+    assert_eq!(ring.signer().kid(), before, "the next key signs from now");
+    assert_eq!(ring.jwks().keys.len(), 3, "new active, a new next key, and the retiring {next}");
+    assert!(matches!(restarted.revoke(&active).await, Err(KeyError::Revoke(_))), "already retired");
+    assert!(matches!(restarted.revoke("unknown").await, Err(KeyError::Revoke(_))));
+    drop(ring);
+
+    let events = kinds_and_details(&trail.page(None, 100).await.unwrap());
+    let of = |kind: AuditKind| events.iter().filter(move |(k, _)| *k == kind).map(|(_, d)| d.as_str());
+    let scheduled: Vec<&str> = of(AuditKind::KeyRotationScheduled).collect();
+    assert_eq!(scheduled.len(), 1, "one schedule for two requests: {events:?}");
+    assert!(scheduled[0].contains(&next) && scheduled[0].contains(&tessera_shared::utc::rfc3339(ready)));
+    assert!(!scheduled[0].contains(&ready.to_string()), "no raw Unix seconds: {}", scheduled[0]);
+    let rotated: Vec<&str> = of(AuditKind::KeyRotated).collect();
+    assert_eq!(rotated.len(), 2, "{events:?}");
+    assert!(rotated[0].contains("scheduled by an operator") && rotated[0].contains(&next));
+    assert!(rotated[1].contains("at once") && rotated[1].contains(&fresh_next));
+    let revoked: Vec<&str> = of(AuditKind::KeyRevoked).collect();
+    assert_eq!(revoked.len(), 2, "{events:?}");
+    assert!(revoked[0].contains(&active) && revoked[0].contains("retiring"));
+    assert!(revoked[1].contains(&fresh_next) && revoked[1].contains("(active)") && revoked[1].contains(&before));
 }
 
 fn pem_with(label: &str, der: &[u8]) -> String {
@@ -213,7 +319,10 @@ fn pem_documents_are_read_leniently_but_completely() {
 async fn imported_keys_of_each_algorithm_become_the_next_key_and_survive_restarts() {
     let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
     let clock = Arc::new(ManualClock::at(10_000));
-    let manager = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None).await.unwrap();
+    let manager =
+        KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None, audit(&store, &clock))
+            .await
+            .unwrap();
     let rng = SystemRandom::new();
     for alg in [Algorithm::RS256, Algorithm::EdDSA, Algorithm::ES256] {
         let pkcs8 = generate_pkcs8(alg, &rng).unwrap();
@@ -227,7 +336,10 @@ async fn imported_keys_of_each_algorithm_become_the_next_key_and_survive_restart
     // A restart with another configured algorithm keeps an imported next key.
     let next_kid = manager.infos().into_iter().find(|k| k.state == KeyState::Next).unwrap().kid;
     drop(manager);
-    let restarted = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::EdDSA), None).await.unwrap();
+    let restarted =
+        KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::EdDSA), None, audit(&store, &clock))
+            .await
+            .unwrap();
     clock.advance(TIMING.jwks_max_age + 1);
     restarted.rotate("test").await.unwrap();
     assert_eq!(restarted.handle().current().signer().kid(), next_kid, "the imported key signs");
@@ -243,10 +355,16 @@ async fn sealed_keys_need_the_right_kek_and_plain_keys_are_sealed_when_one_is_gi
     let clock = Arc::new(ManualClock::at(10_000));
     let kek = || Some(Kek::from_bytes(&[7; 32]).unwrap());
     // Plain first, then a KEK is given: every key gets sealed.
-    let plain = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None).await.unwrap();
+    let plain =
+        KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None, audit(&store, &clock))
+            .await
+            .unwrap();
     let kid = plain.handle().current().signer().kid().to_owned();
     drop(plain);
-    let sealed = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), kek()).await.unwrap();
+    let sealed =
+        KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), kek(), audit(&store, &clock))
+            .await
+            .unwrap();
     assert_eq!(sealed.handle().current().signer().kid(), kid);
     for record in store.keys().await.unwrap() {
         assert!(record.private_pkcs8.is_empty() && record.sealed_pkcs8.is_some(), "{} sealed", record.kid);
@@ -257,13 +375,20 @@ async fn sealed_keys_need_the_right_kek_and_plain_keys_are_sealed_when_one_is_gi
     assert!(store.keys().await.unwrap().iter().all(|k| k.private_pkcs8.is_empty()));
     drop(sealed);
 
-    let again = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), kek()).await.unwrap();
+    let again =
+        KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), kek(), audit(&store, &clock))
+            .await
+            .unwrap();
     assert_ne!(again.handle().current().signer().kid(), kid, "the rotated key signs after restart");
     drop(again);
     let wrong = Some(Kek::from_bytes(&[8; 32]).unwrap());
-    let err = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), wrong).await.unwrap_err();
+    let err = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), wrong, audit(&store, &clock))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("does not decrypt"), "{err}");
-    let err = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None).await.unwrap_err();
+    let err = KeyManager::start(store.clone(), clock.clone(), settings(Algorithm::ES256), None, audit(&store, &clock))
+        .await
+        .unwrap_err();
     assert!(matches!(err, KeyError::MissingKek), "{err}");
     assert!(err.to_string().contains("TESSERA_KEY_ENCRYPTION_KEY"), "{err}");
 }

@@ -1,5 +1,5 @@
 //! Copying a sled database, tree by tree and entry by entry, into a fresh
-//! one: the heart of `tessera-server compact` (see [`crate::compact`]).
+//! one: the heart of `tessera-server compact` (see [`crate::compact_command`]).
 //!
 //! sled 0.34 reuses the space of deleted records but never gives it back to
 //! the file system, so a database that once held a million refresh tokens

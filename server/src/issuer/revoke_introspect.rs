@@ -15,8 +15,8 @@ use super::Issuer;
 use crate::clock::UnixTime;
 use crate::crypto::secret::refresh_token_digest;
 use crate::grant::error::TokenError;
+use crate::grant::revoke_introspect::{RevokeIntrospectRequest, TokenHint};
 use crate::grant::scope;
-use crate::grant::token_status::{TokenHint, TokenStatusRequest};
 use crate::store::records::{ClientRecord, RefreshState};
 
 /// The kinds to try, the hinted one first.
@@ -36,7 +36,7 @@ impl Issuer {
     /// # Errors
     /// [`TokenError::InvalidClient`] if the caller does not authenticate;
     /// storage failures.
-    pub async fn revoke(&self, request: TokenStatusRequest) -> Result<(), TokenError> {
+    pub async fn revoke(&self, request: RevokeIntrospectRequest) -> Result<(), TokenError> {
         let now = self.clock.now();
         let client = self.authenticate(&request.credentials, now).await?;
         for kind in order(request.hint) {
@@ -57,7 +57,7 @@ impl Issuer {
     /// # Errors
     /// [`TokenError::InvalidClient`] if the caller does not authenticate;
     /// storage failures.
-    pub async fn introspect(&self, request: TokenStatusRequest) -> Result<IntrospectionResponse, TokenError> {
+    pub async fn introspect(&self, request: RevokeIntrospectRequest) -> Result<IntrospectionResponse, TokenError> {
         let now = self.clock.now();
         self.authenticate(&request.credentials, now).await?;
         for kind in order(request.hint) {
@@ -78,7 +78,8 @@ impl Issuer {
         // Built per call from the key ring in force, so retiring keys still
         // count and a rotated ring is seen at once. Leeway 0: the server's
         // clock is the one that issued the token.
-        let verifier = Verifier::new(self.keys.current().jwks().clone(), &self.policy.issuer, &self.policy.audience);
+        let verifier =
+            Verifier::new(self.keys.current().jwks().clone(), &self.policy.issuer_url, &self.policy.audience);
         verifier.with_leeway(0).verify_at(token, now).ok()
     }
 
@@ -178,7 +179,7 @@ impl Issuer {
             sub: Some(record.client_id),
             exp: Some(record.expires_at),
             iat: Some(record.issued_at),
-            iss: Some(self.policy.issuer.clone()),
+            iss: Some(self.policy.issuer_url.clone()),
             aud: None,
             token_type: Some(TOKEN_TYPE_REFRESH.to_owned()),
             jti: None,

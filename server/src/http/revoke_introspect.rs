@@ -12,7 +12,7 @@ use super::response::{self, HttpResponse};
 use super::token::{Rejection, limit, no_credentials, peer_of, read_params, record_authentication};
 use super::{App, RequestNote};
 use crate::grant::error::TokenError;
-use crate::grant::token_status::TokenStatusRequest;
+use crate::grant::revoke_introspect::RevokeIntrospectRequest;
 
 /// Which endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub async fn handle(app: &App, endpoint: Endpoint, request: Request<Incoming>) -
     let peer = peer_of(&request);
     let parsed = match read_params(app, request).await {
         Ok((params, authorization)) => {
-            TokenStatusRequest::parse(&params, authorization, app.parse_policy).map_err(Rejection::Token)
+            RevokeIntrospectRequest::parse(&params, authorization, app.parse_policy).map_err(Rejection::Token)
         }
         Err(rejection) => Err(rejection),
     };

@@ -18,7 +18,7 @@ pub enum TokenHint {
 
 /// A revocation or introspection request, checked for shape.
 #[derive(Clone, PartialEq, Eq)]
-pub struct TokenStatusRequest {
+pub struct RevokeIntrospectRequest {
     /// The caller's credentials.
     pub credentials: ClientCredentials,
     /// The token to revoke or introspect.
@@ -28,10 +28,10 @@ pub struct TokenStatusRequest {
     pub hint: Option<TokenHint>,
 }
 
-impl std::fmt::Debug for TokenStatusRequest {
+impl std::fmt::Debug for RevokeIntrospectRequest {
     // The token must not reach a log through a stray `{:?}`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenStatusRequest")
+        f.debug_struct("RevokeIntrospectRequest")
             .field("credentials", &self.credentials)
             .field("hint", &self.hint)
             .finish_non_exhaustive()
@@ -41,7 +41,7 @@ impl std::fmt::Debug for TokenStatusRequest {
 /// Parameter names that may appear in an error description.
 const KNOWN: [&str; 4] = ["token", "token_type_hint", "client_id", "client_secret"];
 
-impl TokenStatusRequest {
+impl RevokeIntrospectRequest {
     /// Checks and types the parameters.
     ///
     /// # Errors
@@ -96,11 +96,11 @@ mod tests {
     #[test]
     fn reads_token_hint_and_credentials() {
         let request =
-            TokenStatusRequest::parse(&[p("token", "t"), p("token_type_hint", "refresh_token")], basic(), POLICY)
+            RevokeIntrospectRequest::parse(&[p("token", "t"), p("token_type_hint", "refresh_token")], basic(), POLICY)
                 .unwrap();
         assert_eq!(request.token, "t");
         assert_eq!(request.hint, Some(TokenHint::RefreshToken));
-        let request = TokenStatusRequest::parse(
+        let request = RevokeIntrospectRequest::parse(
             &[p("token", "t"), p("client_id", "id"), p("client_secret", "s"), p("token_type_hint", "id_token")],
             AuthorizationHeader::Absent,
             POLICY,
@@ -112,15 +112,16 @@ mod tests {
 
     #[test]
     fn a_missing_or_repeated_token_is_invalid_request() {
-        let missing = TokenStatusRequest::parse(&[], basic(), POLICY).unwrap_err();
+        let missing = RevokeIntrospectRequest::parse(&[], basic(), POLICY).unwrap_err();
         assert!(matches!(missing, TokenError::InvalidRequest("token is missing")));
-        let repeated = TokenStatusRequest::parse(&[p("token", "a"), p("token", "b")], basic(), POLICY).unwrap_err();
+        let repeated =
+            RevokeIntrospectRequest::parse(&[p("token", "a"), p("token", "b")], basic(), POLICY).unwrap_err();
         assert!(matches!(repeated, TokenError::InvalidRequest("token is repeated")));
     }
 
     #[test]
     fn no_credentials_is_invalid_client_before_anything_else() {
-        let error = TokenStatusRequest::parse(&[], AuthorizationHeader::Absent, POLICY).unwrap_err();
+        let error = RevokeIntrospectRequest::parse(&[], AuthorizationHeader::Absent, POLICY).unwrap_err();
         assert!(matches!(error, TokenError::InvalidClient));
     }
 }
