@@ -12,11 +12,12 @@ use ring::rand::SystemRandom;
 use tessera_server::crypto::random::Random;
 use tessera_server::crypto::secret::{SecretHasher, refresh_token_digest};
 use tessera_server::crypto::signing::{JwtSigner, generate_pkcs8};
+use tessera_server::grant::refresh::Presentation;
 use tessera_server::grant::request::{AuthorizationHeader, ParsePolicy, Source, TokenRequest};
 use tessera_server::http::{basic, params};
+use tessera_server::store::Store;
 use tessera_server::store::records::{FamilyRecord, NewRefreshToken};
 use tessera_server::store::sled::SledStore;
-use tessera_server::store::{RefreshTransition, Store};
 use tessera_shared::claims::AccessTokenClaims;
 use tessera_shared::jwk::Algorithm;
 
@@ -83,13 +84,13 @@ fn rotation(c: &mut Criterion) {
     };
     runtime.block_on(store.create_family(&family, &first)).unwrap();
     let mut current = first.digest;
-    let rotate = |_: &_, _: &_| RefreshTransition::Rotate;
+    let request = Presentation { client_id: &family.client_id, now: 1, reuse_grace: 0, requested_scope: None };
     // One durable rotation after another: includes a flush each, the cost
     // a lone client sees; concurrent clients share flushes.
     c.bench_function("refresh rotation in sled (durable, one writer)", |b| {
         b.iter(|| {
             let next = NewRefreshToken { digest: refresh_token_digest(&random.refresh_token().unwrap()), ..first };
-            runtime.block_on(store.use_refresh_token(&current, &next, &rotate)).unwrap();
+            runtime.block_on(store.use_refresh_token(&current, &next, &request)).unwrap();
             current = next.digest;
         });
     });

@@ -17,12 +17,12 @@ use crate::clock::{Clock, UnixTime};
 use crate::crypto::random::Random;
 use crate::crypto::secret::{SecretHasher, refresh_token_digest};
 use crate::grant::error::TokenError;
-use crate::grant::refresh::{self, Presentation, Verdict};
+use crate::grant::refresh::{Presentation, Verdict};
 use crate::grant::request::{ClientCredentials, Grant, TokenRequest};
 use crate::grant::scope;
 use crate::keys::KeyHandle;
 use crate::metrics::Metrics;
-use crate::store::records::{self, ClientRecord, FamilyRecord, NewRefreshToken, RefreshRecord};
+use crate::store::records::{self, ClientRecord, FamilyRecord, NewRefreshToken};
 use crate::store::{RefreshUse, Store};
 
 /// Last-used times are recorded at most this often per client (and server
@@ -268,22 +268,11 @@ impl Issuer {
             reuse_grace: self.policy.refresh_reuse_grace,
             requested_scope: requested,
         };
-        // The store may run the judge more than once (a transaction retry);
-        // the verdict kept is the one of the run that was applied.
-        let verdict = Mutex::new(None);
-        let judge = |token: &RefreshRecord, family: &FamilyRecord| {
-            let decided = refresh::judge(token, family, &presentation);
-            if let Ok(mut slot) = verdict.lock() {
-                *slot = Some(decided);
-            }
-            decided.transition()
-        };
-        let outcome = self.store.use_refresh_token(&refresh_token_digest(presented), &new, &judge).await?;
-        let RefreshUse::Applied { family, .. } = outcome else {
+        let outcome = self.store.use_refresh_token(&refresh_token_digest(presented), &new, &presentation).await?;
+        let RefreshUse::Decided { verdict, family } = outcome else {
             return Err(TokenError::InvalidGrant("the refresh token is not valid"));
         };
-        let decided = verdict.lock().ok().and_then(|mut slot| slot.take()).unwrap_or(Verdict::RevokeFamily);
-        if decided == Verdict::RevokeFamily {
+        if verdict == Verdict::RevokeFamily {
             self.metrics.refresh_token_reused();
             tracing::warn!(
                 event = "refresh_token_reuse",
@@ -297,7 +286,7 @@ impl Issuer {
             );
             self.activity.audit().record(entry).await;
         }
-        if let Some(error) = decided.error() {
+        if let Some(error) = verdict.error() {
             return Err(error);
         }
         let granted = requested.map_or_else(|| family.scope.clone(), <[String]>::to_vec);

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use tessera_shared::admin::ClientStatus;
 
-use super::records::{ClientRecord, FamilyRecord, NewRefreshToken, RefreshState};
-use super::{RefreshTransition, RefreshUse, Store, StoreError};
-use crate::grant::refresh::{Presentation, judge};
+use super::records::{ClientRecord, Digest32, FamilyRecord, NewRefreshToken, RefreshState};
+use super::{RefreshUse, Store, StoreError};
+use crate::grant::refresh::{Presentation, Refusal, Verdict};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -43,8 +43,28 @@ fn family(id: u8, client_id: &str, first: &NewRefreshToken) -> FamilyRecord {
     }
 }
 
-fn rotate_always(_: &super::records::RefreshRecord, _: &FamilyRecord) -> RefreshTransition {
-    RefreshTransition::Rotate
+/// A refresh request by client `a` at `now`, without reuse grace.
+fn by_a(now: u64) -> Presentation<'static> {
+    Presentation { client_id: "a", now, reuse_grace: 0, requested_scope: None }
+}
+
+/// Presents `presented` with the real rules; the verdict and the family
+/// after it, or `None` for an unknown token.
+async fn present(
+    store: &dyn Store,
+    presented: &Digest32,
+    successor: &NewRefreshToken,
+    request: &Presentation<'_>,
+) -> Option<(Verdict, FamilyRecord)> {
+    match store.use_refresh_token(presented, successor, request).await.unwrap() {
+        RefreshUse::Decided { verdict, family } => Some((verdict, family)),
+        RefreshUse::Unknown => None,
+    }
+}
+
+/// The verdict on presenting `presented` as client `a` at `successor.issued_at`.
+async fn verdict(store: &dyn Store, presented: &Digest32, successor: &NewRefreshToken) -> Verdict {
+    present(store, presented, successor, &by_a(successor.issued_at)).await.expect("the token is known").0
 }
 
 /// The installation value is stored once and then kept, unless replaced.
@@ -91,45 +111,101 @@ pub async fn rotation_moves_the_family_forward(store: Arc<dyn Store>) {
     let first = token(1, NOW, 100);
     store.create_family(&family(1, "a", &first), &first).await.unwrap();
     let second = token(2, NOW + 10, 100);
-    let outcome = store.use_refresh_token(&first.digest, &second, &rotate_always).await.unwrap();
-    let RefreshUse::Applied { transition, token: before, family } = outcome else { panic!("the token exists") };
-    assert_eq!(transition, RefreshTransition::Rotate);
-    assert_eq!(before.state, RefreshState::Active);
-    assert_eq!(family.current, second.digest);
-    assert_eq!(family.expires_at, second.expires_at);
+    let (verdict, after) = present(&*store, &first.digest, &second, &by_a(NOW + 10)).await.unwrap();
+    assert_eq!(verdict, Verdict::Rotate);
+    assert_eq!((after.current, after.expires_at), (second.digest, second.expires_at));
+    let (used, _) = store.refresh_token(&first.digest).await.unwrap().unwrap();
+    assert_eq!(used.state, RefreshState::Rotated { at: NOW + 10, successor: second.digest });
 
-    // The presented token is now rotated, pointing at its successor.
+    // A refusal changes nothing: the successor still rotates.
     let third = token(3, NOW + 20, 100);
-    let refuse = |t: &super::records::RefreshRecord, _: &FamilyRecord| {
-        assert_eq!(t.state, RefreshState::Rotated { at: NOW + 10, successor: second.digest });
-        RefreshTransition::Refuse
-    };
-    let outcome = store.use_refresh_token(&first.digest, &third, &refuse).await.unwrap();
-    assert!(matches!(outcome, RefreshUse::Applied { transition: RefreshTransition::Refuse, .. }));
-    // Refusing changed nothing: the successor still rotates.
-    let outcome = store.use_refresh_token(&second.digest, &third, &rotate_always).await.unwrap();
-    assert!(matches!(outcome, RefreshUse::Applied { transition: RefreshTransition::Rotate, .. }));
+    let other = Presentation { client_id: "b", ..by_a(NOW + 20) };
+    let (verdict, _) = present(&*store, &second.digest, &third, &other).await.unwrap();
+    assert_eq!(verdict, Verdict::Refuse(Refusal::OtherClient));
+    assert_eq!(store.refresh_token(&third.digest).await.unwrap(), None, "no successor was stored");
+    assert_eq!(self::verdict(&*store, &second.digest, &third).await, Verdict::Rotate);
 }
 
 /// An unknown digest is reported as such.
 pub async fn unknown_tokens_are_unknown(store: Arc<dyn Store>) {
-    let outcome = store.use_refresh_token(&[42; 32], &token(2, NOW, 100), &rotate_always).await.unwrap();
-    assert_eq!(outcome, RefreshUse::Unknown);
+    assert_eq!(present(&*store, &[42; 32], &token(2, NOW, 100), &by_a(NOW)).await, None);
 }
 
-/// A family revocation is applied and seen by the next use.
+/// Reuse revokes the family, and the revocation sticks.
 pub async fn revoking_a_family_sticks(store: Arc<dyn Store>) {
     let first = token(1, NOW, 100);
     store.create_family(&family(1, "a", &first), &first).await.unwrap();
-    let revoke = |_: &super::records::RefreshRecord, _: &FamilyRecord| RefreshTransition::RevokeFamily;
-    let outcome = store.use_refresh_token(&first.digest, &token(2, NOW + 1, 100), &revoke).await.unwrap();
-    let RefreshUse::Applied { family, .. } = outcome else { panic!("the token exists") };
-    assert_eq!(family.revoked_at, Some(NOW + 1));
-    assert_eq!(store.count_live_families("a", NOW + 1).await.unwrap(), 0);
+    let second = token(2, NOW + 1, 100);
+    assert_eq!(verdict(&*store, &first.digest, &second).await, Verdict::Rotate);
+    let (verdict, after) = present(&*store, &first.digest, &token(3, NOW + 2, 100), &by_a(NOW + 2)).await.unwrap();
+    assert_eq!(verdict, Verdict::RevokeFamily);
+    assert_eq!(after.revoked_at, Some(NOW + 2));
+    assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 0);
+    assert_eq!(
+        self::verdict(&*store, &second.digest, &token(4, NOW + 3, 100)).await,
+        Verdict::Refuse(Refusal::FamilyRevoked),
+        "the current token died with its family"
+    );
 }
 
-/// Of many concurrent uses of one token, exactly one rotates it; with the
-/// real rules, the others are reuse and revoke the family.
+/// Every generation older than the current one is reuse, however far back.
+pub async fn every_older_generation_is_reuse(store: Arc<dyn Store>) {
+    for back in 1..=4u8 {
+        // A family of its own per case, rotated `back` times past token `first`.
+        let id = back * 10;
+        let first = token(id, NOW, 1000);
+        store.create_family(&family(id, "a", &first), &first).await.unwrap();
+        let mut current = first;
+        for step in 1..=back {
+            let next = token(id + step, NOW + u64::from(step), 1000);
+            assert_eq!(verdict(&*store, &current.digest, &next).await, Verdict::Rotate);
+            current = next;
+        }
+        let (verdict, after) =
+            present(&*store, &first.digest, &token(id + 9, NOW + 20, 1000), &by_a(NOW + 20)).await.unwrap();
+        assert_eq!(verdict, Verdict::RevokeFamily, "{back} generations back");
+        assert_eq!(after.revoked_at, Some(NOW + 20));
+        assert_eq!(
+            self::verdict(&*store, &current.digest, &token(id + 8, NOW + 21, 1000)).await,
+            Verdict::Refuse(Refusal::FamilyRevoked),
+            "{back} generations back: the current token died with its family"
+        );
+    }
+    assert_eq!(store.count_live_families("a", NOW + 30).await.unwrap(), 0);
+}
+
+/// Within the reuse grace a retry of the predecessor rotates again while
+/// its successor is unused; that successor is then superseded, and
+/// presenting it (or the predecessor after the grace) is reuse.
+pub async fn grace_retry_supersedes_the_unused_successor(store: Arc<dyn Store>) {
+    let graced = |now| Presentation { reuse_grace: 10, ..by_a(now) };
+    let first = token(1, NOW, 1000);
+    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    let lost = token(2, NOW + 1, 1000);
+    assert_eq!(present(&*store, &first.digest, &lost, &graced(NOW + 1)).await.unwrap().0, Verdict::Rotate);
+    let retried = token(3, NOW + 5, 1000);
+    let (verdict, after) = present(&*store, &first.digest, &retried, &graced(NOW + 5)).await.unwrap();
+    assert_eq!(verdict, Verdict::Rotate, "a retry within the grace");
+    assert_eq!(after.current, retried.digest);
+    let (used, _) = store.refresh_token(&first.digest).await.unwrap().unwrap();
+    assert_eq!(used.state, RefreshState::Rotated { at: NOW + 1, successor: retried.digest }, "the first time kept");
+    // The superseded successor is reuse.
+    let (verdict, after) = present(&*store, &lost.digest, &token(4, NOW + 6, 1000), &graced(NOW + 6)).await.unwrap();
+    assert_eq!(verdict, Verdict::RevokeFamily);
+    assert_eq!(after.revoked_at, Some(NOW + 6));
+
+    // Another family: the predecessor after the grace is reuse.
+    let first = token(11, NOW, 1000);
+    store.create_family(&family(11, "a", &first), &first).await.unwrap();
+    let next = token(12, NOW + 1, 1000);
+    assert_eq!(present(&*store, &first.digest, &next, &graced(NOW + 1)).await.unwrap().0, Verdict::Rotate);
+    let late = token(13, NOW + 11, 1000);
+    assert_eq!(present(&*store, &first.digest, &late, &graced(NOW + 11)).await.unwrap().0, Verdict::RevokeFamily);
+    assert_eq!(store.count_live_families("a", NOW + 11).await.unwrap(), 0);
+}
+
+/// Of 32 concurrent uses of one token, exactly one rotates it; with the
+/// real rules the others are reuse and revoke the family.
 pub async fn concurrent_rotation_has_one_winner(store: Arc<dyn Store>) {
     let first = token(1, NOW, 1000);
     store.create_family(&family(1, "a", &first), &first).await.unwrap();
@@ -138,20 +214,15 @@ pub async fn concurrent_rotation_has_one_winner(store: Arc<dyn Store>) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let successor = token(100 + n, NOW + 1, 1000);
-            let rules = |t: &super::records::RefreshRecord, f: &FamilyRecord| {
-                judge(t, f, &Presentation { client_id: "a", now: NOW + 1, reuse_grace: 0, requested_scope: None })
-                    .transition()
-            };
-            match store.use_refresh_token(&first.digest, &successor, &rules).await.unwrap() {
-                RefreshUse::Applied { transition, .. } => transition,
-                RefreshUse::Unknown => panic!("the token exists"),
-            }
+            verdict(&*store, &first.digest, &successor).await
         }));
     }
     let mut rotations = 0;
     for task in tasks {
-        if task.await.unwrap() == RefreshTransition::Rotate {
-            rotations += 1;
+        match task.await.unwrap() {
+            Verdict::Rotate => rotations += 1,
+            Verdict::RevokeFamily | Verdict::Refuse(Refusal::FamilyRevoked) => {}
+            other => panic!("unexpected verdict {other:?}"),
         }
     }
     assert_eq!(rotations, 1);
@@ -188,7 +259,7 @@ pub async fn purge_removes_only_what_expired(store: Arc<dyn Store>) {
     let first = token(1, NOW, 100);
     store.create_family(&family(1, "a", &first), &first).await.unwrap();
     let second = token(2, NOW + 50, 150);
-    store.use_refresh_token(&first.digest, &second, &rotate_always).await.unwrap();
+    assert_eq!(verdict(&*store, &first.digest, &second).await, Verdict::Rotate);
     // Family 2: lives until NOW + 1000.
     let live = token(3, NOW, 1000);
     store.create_family(&family(2, "a", &live), &live).await.unwrap();
@@ -200,10 +271,7 @@ pub async fn purge_removes_only_what_expired(store: Arc<dyn Store>) {
     let report = store.purge_expired(NOW + 200, 10).await.unwrap();
     assert_eq!((report.tokens, report.families), (0, 0));
     assert_eq!(store.count_live_families("a", NOW + 200).await.unwrap(), 1);
-    assert_eq!(
-        store.use_refresh_token(&second.digest, &token(4, NOW + 200, 10), &rotate_always).await.unwrap(),
-        RefreshUse::Unknown
-    );
+    assert_eq!(present(&*store, &second.digest, &token(4, NOW + 200, 10), &by_a(NOW + 200)).await, None);
 }
 
 /// A next key with public part `seed`, for the key tests.
@@ -357,8 +425,7 @@ pub async fn refresh_tokens_are_looked_up_by_digest(store: Arc<dyn Store>) {
     assert_eq!(fam, family(1, "a", &first));
     assert_eq!(store.refresh_token(&[42; 32]).await.unwrap(), None);
     // Reading changed nothing: the token still rotates.
-    let outcome = store.use_refresh_token(&first.digest, &token(2, NOW + 1, 100), &rotate_always).await.unwrap();
-    assert!(matches!(outcome, RefreshUse::Applied { transition: RefreshTransition::Rotate, .. }));
+    assert_eq!(verdict(&*store, &first.digest, &token(2, NOW + 1, 100)).await, Verdict::Rotate);
     let (record, fam) = store.refresh_token(&first.digest).await.unwrap().unwrap();
     assert!(matches!(record.state, RefreshState::Rotated { .. }));
     assert_eq!(fam.current, [2; 32]);
@@ -370,7 +437,7 @@ pub async fn revoking_by_token_revokes_the_family(store: Arc<dyn Store>) {
     store.create_family(&family(1, "a", &first), &first).await.unwrap();
     let other = token(9, NOW, 100);
     store.create_family(&family(9, "a", &other), &other).await.unwrap();
-    store.use_refresh_token(&first.digest, &token(2, NOW + 1, 100), &rotate_always).await.unwrap();
+    assert_eq!(verdict(&*store, &first.digest, &token(2, NOW + 1, 100)).await, Verdict::Rotate);
     // The rotated token names the family as well as the current one.
     assert!(store.revoke_family_of_token(&first.digest, NOW + 2).await.unwrap());
     assert!(!store.revoke_family_of_token(&[2; 32], NOW + 2).await.unwrap(), "already revoked");
@@ -388,6 +455,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             installation_value_is_set_once, client_lifecycle, last_used_is_recorded,
             rotation_moves_the_family_forward, unknown_tokens_are_unknown, revoking_a_family_sticks,
+            every_older_generation_is_reuse, grace_retry_supersedes_the_unused_successor,
             client_families_are_revoked_together, deleting_a_client_revokes_its_families,
             purge_removes_only_what_expired, keys_round_trip, keys_change_by_compare_and_swap,
             audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering,

@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use tessera_shared::admin::AuditEvent;
 
 use crate::clock::UnixTime;
+use crate::grant::refresh::{Presentation, Verdict};
 use records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
 
 /// A storage failure. Never caused by request input; maps to `server_error`.
@@ -40,20 +41,6 @@ pub enum StoreError {
     AlreadyExists(String),
 }
 
-/// What the grant logic decided about a presented refresh token, applied by
-/// [`Store::use_refresh_token`] inside its atomic section.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshTransition {
-    /// Make the successor the family's current token; the presented token
-    /// (and a superseded current token, within the reuse grace) become
-    /// rotated.
-    Rotate,
-    /// Revoke the whole family (theft suspected).
-    RevokeFamily,
-    /// Change nothing.
-    Refuse,
-}
-
 /// The result of [`Store::use_refresh_token`].
 // Returned once per call and consumed at once; boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]
@@ -61,13 +48,11 @@ pub enum RefreshTransition {
 pub enum RefreshUse {
     /// No token has this digest (never issued, or purged).
     Unknown,
-    /// The decision was applied; `family` is the family as it now stands.
-    Applied {
-        /// What was decided.
-        transition: RefreshTransition,
-        /// The token as it was before.
-        token: RefreshRecord,
-        /// The family after the change.
+    /// [`crate::grant::refresh::decide`] ran and what it decided was written.
+    Decided {
+        /// What the client is told.
+        verdict: Verdict,
+        /// The family as it now stands.
         family: FamilyRecord,
     },
 }
@@ -82,11 +67,6 @@ pub struct PurgeReport {
     /// Access-token deny-list entries removed.
     pub denied: u64,
 }
-
-/// The decision function handed to [`Store::use_refresh_token`]: given the
-/// stored token and its family, what to do. It must be pure; the store may
-/// call it more than once when a transaction retries.
-pub type RefreshJudge<'a> = dyn Fn(&RefreshRecord, &FamilyRecord) -> RefreshTransition + Send + Sync + 'a;
 
 /// A change to a client, applied atomically by [`Store::update_client`].
 pub type ClientChange<'a> = dyn Fn(&mut ClientRecord) + Send + Sync + 'a;
@@ -162,11 +142,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// [`StoreError`] on backend failure.
     async fn create_family(&self, family: &FamilyRecord, first: &NewRefreshToken) -> Result<(), StoreError>;
 
-    /// Looks up the token with digest `presented` and its family, asks
-    /// `judge` what to do, and applies that atomically: of many concurrent
-    /// calls for one token, exactly one can rotate it. On
-    /// [`RefreshTransition::Rotate`], `successor` becomes the family's
-    /// current token.
+    /// Looks up the token with digest `presented` and its family, applies
+    /// the rotation rules ([`crate::grant::refresh::decide`]) to them and writes what they
+    /// decide, in one atomic step: of many concurrent calls for one token,
+    /// exactly one can rotate it. On rotation `successor` becomes the
+    /// family's current token.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure or a corrupt record.
@@ -174,7 +154,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         presented: &Digest32,
         successor: &NewRefreshToken,
-        judge: &RefreshJudge<'_>,
+        request: &Presentation<'_>,
     ) -> Result<RefreshUse, StoreError>;
 
     /// Revokes every live family of the client; returns how many.

@@ -10,7 +10,7 @@
 //! - every change is committed before the method returns (PostgreSQL's
 //!   default `synchronous_commit` makes a commit durable);
 //! - a refresh rotation locks the family row, then the token rows
-//!   (`SELECT ... FOR UPDATE`), asks the judge and writes in the same
+//!   (`SELECT ... FOR UPDATE`), applies the rotation rules and writes in the same
 //!   transaction: of concurrent uses of one token, exactly one finds it
 //!   active; the others wait for the lock, then see it rotated, and their
 //!   reuse verdict revokes the family in their own transaction;
@@ -37,8 +37,9 @@ use tokio_postgres::error::SqlState;
 
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
 use super::records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
-use super::{ClientChange, PurgeReport, RefreshJudge, RefreshTransition, RefreshUse, Store, StoreError};
+use super::{ClientChange, PurgeReport, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
+use crate::grant::refresh::{self, Presentation, Writes};
 
 /// Connections per instance.
 const POOL_SIZE: usize = 16;
@@ -217,7 +218,7 @@ impl PgStore {
         &self,
         presented: &Digest32,
         successor: &NewRefreshToken,
-        judge: &RefreshJudge<'_>,
+        request: &Presentation<'_>,
     ) -> Result<RefreshUse, Fail> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -235,7 +236,7 @@ impl PgStore {
             // The family was purged before this token was: the token is gone too.
             return Ok(RefreshUse::Unknown);
         };
-        let mut family: FamilyRecord = decode_compact(row.get::<_, &[u8]>(0))?;
+        let family: FamilyRecord = decode_compact(row.get::<_, &[u8]>(0))?;
         let Some(row) = tx
             .query_opt("SELECT record FROM refresh_tokens WHERE digest = $1 FOR UPDATE", &[&presented.as_slice()])
             .await?
@@ -243,36 +244,22 @@ impl PgStore {
             return Ok(RefreshUse::Unknown);
         };
         let token: RefreshRecord = decode_compact(row.get::<_, &[u8]>(0))?;
-        let transition = judge(&token, &family);
-        match transition {
-            RefreshTransition::Refuse => return Ok(RefreshUse::Applied { transition, token, family }),
-            RefreshTransition::RevokeFamily => {
-                family.revoked_at = Some(successor.issued_at);
-                write_family(&tx, &family).await?;
+        let decision = refresh::decide(presented, &token, &family, successor, request);
+        match &decision.writes {
+            // Nothing was written: the transaction rolls back when dropped.
+            Writes::Nothing => {
+                return Ok(RefreshUse::Decided { verdict: decision.verdict, family });
             }
-            RefreshTransition::Rotate => {
-                update_token(&tx, presented, &token.used(successor)).await?;
-                // Within the reuse grace the family's current token may be the
-                // presented token's unused successor: it is superseded.
-                if family.current != *presented
-                    && let Some(row) = tx
-                        .query_opt(
-                            "SELECT record FROM refresh_tokens WHERE digest = $1 FOR UPDATE",
-                            &[&family.current.as_slice()],
-                        )
-                        .await?
-                {
-                    let current: RefreshRecord = decode_compact(row.get::<_, &[u8]>(0))?;
-                    update_token(&tx, &family.current, &current.superseded(successor.issued_at)).await?;
-                }
-                let new_token = successor.active_record(&family);
-                insert_token(&tx, &successor.digest, &new_token).await?;
-                family.advance_to(successor);
-                write_family(&tx, &family).await?;
+            Writes::Family(family) => write_family(&tx, family).await?,
+            Writes::Rotate { presented: used, successor_digest, successor: record, family } => {
+                update_token(&tx, presented, used).await?;
+                insert_token(&tx, successor_digest, record).await?;
+                write_family(&tx, family).await?;
             }
         }
         tx.commit().await?;
-        Ok(RefreshUse::Applied { transition, token, family })
+        let family = decision.family_after(&family).clone();
+        Ok(RefreshUse::Decided { verdict: decision.verdict, family })
     }
 
     /// Revokes every live family of the client inside `tx`; returns how many.
@@ -656,9 +643,9 @@ impl Store for PgStore {
         &self,
         presented: &Digest32,
         successor: &NewRefreshToken,
-        judge: &RefreshJudge<'_>,
+        request: &Presentation<'_>,
     ) -> Result<RefreshUse, StoreError> {
-        retrying(|| self.try_use_refresh_token(presented, successor, judge)).await
+        retrying(|| self.try_use_refresh_token(presented, successor, request)).await
     }
 
     async fn revoke_client_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError> {

@@ -33,8 +33,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
 use super::flusher::GroupFlusher;
 use super::records::{ClientRecord, Digest32, FamilyId, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
-use super::{ClientChange, PurgeReport, RefreshJudge, RefreshTransition, RefreshUse, Store, StoreError};
+use super::{ClientChange, PurgeReport, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
+use crate::grant::refresh::{self, Presentation, Writes};
 use journal::{Journal, JournaledTrees, SegmentLimits, Ticket, TreeId, View};
 use tessera_shared::admin::AuditEvent;
 
@@ -369,48 +370,28 @@ impl Store for SledStore {
         &self,
         presented: &Digest32,
         successor: &NewRefreshToken,
-        judge: &RefreshJudge<'_>,
+        request: &Presentation<'_>,
     ) -> Result<RefreshUse, StoreError> {
         let (outcome, ticket) = self.journal.commit(|view| {
             let Some(token) = get_token(view, presented)? else { return Ok(RefreshUse::Unknown) };
-            let Some(mut family) = get_family(view, &token.family_id)? else {
+            let Some(family) = get_family(view, &token.family_id)? else {
                 // The family was purged before this token was: treat the
                 // token as gone too.
                 return Ok(RefreshUse::Unknown);
             };
-            let transition = judge(&token, &family);
-            match transition {
-                RefreshTransition::Refuse => {}
-                RefreshTransition::RevokeFamily => {
-                    family.revoked_at = Some(successor.issued_at);
-                    view.insert(TreeId::Families, &family.family_id, encode_compact(&family)?);
-                }
-                RefreshTransition::Rotate => {
-                    view.insert(TreeId::RefreshTokens, presented, encode_compact(&token.used(successor))?);
-                    // Within the reuse grace the family's current token may
-                    // be the presented token's unused successor: it is
-                    // superseded.
-                    if family.current != *presented
-                        && let Some(current) = get_token(view, &family.current)?
-                    {
-                        let superseded = encode_compact(&current.superseded(successor.issued_at))?;
-                        view.insert(TreeId::RefreshTokens, &family.current, superseded);
-                    }
-                    view.insert(
-                        TreeId::RefreshTokens,
-                        &successor.digest,
-                        encode_compact(&successor.active_record(&family))?,
-                    );
-                    view.insert(
-                        TreeId::RefreshExpiry,
-                        &expiry_key(successor.expires_at, &successor.digest),
-                        Vec::new(),
-                    );
-                    family.advance_to(successor);
-                    view.insert(TreeId::Families, &family.family_id, encode_compact(&family)?);
+            let decision = refresh::decide(presented, &token, &family, successor, request);
+            match &decision.writes {
+                Writes::Nothing => {}
+                Writes::Family(family) => view.insert(TreeId::Families, &family.family_id, encode_compact(family)?),
+                Writes::Rotate { presented: used, successor_digest, successor: record, family } => {
+                    view.insert(TreeId::RefreshTokens, presented, encode_compact(used)?);
+                    view.insert(TreeId::RefreshTokens, successor_digest, encode_compact(record)?);
+                    view.insert(TreeId::RefreshExpiry, &expiry_key(record.expires_at, successor_digest), Vec::new());
+                    view.insert(TreeId::Families, &family.family_id, encode_compact(family)?);
                 }
             }
-            Ok(RefreshUse::Applied { transition, token, family })
+            let family = decision.family_after(&family).clone();
+            Ok(RefreshUse::Decided { verdict: decision.verdict, family })
         })?;
         // Even a refusal waits: it may rest on a rotation that is not on
         // disk yet, and must not be answered from state a crash would undo.
