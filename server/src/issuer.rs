@@ -23,7 +23,7 @@ use crate::grant::scope;
 use crate::keys::KeyHandle;
 use crate::metrics::Metrics;
 use crate::store::records::{self, ClientRecord, FamilyRecord, NewRefreshToken};
-use crate::store::{RefreshUse, Store};
+use crate::store::{FamilyStart, RefreshUse, Store};
 
 /// Last-used times are recorded at most this often per client (and server
 /// process), to keep a write off the hot path.
@@ -42,6 +42,9 @@ pub struct IssuerPolicy {
     pub refresh_token_ttl: u64,
     /// Reuse grace of a rotated refresh token, in seconds.
     pub refresh_reuse_grace: u64,
+    /// Refresh-token families a client may hold; starting one more retires
+    /// its oldest (`--max-families-per-client`).
+    pub max_families_per_client: usize,
 }
 
 /// Issues tokens. Cheap to clone.
@@ -244,8 +247,22 @@ impl Issuer {
             current: first.digest,
             expires_at: first.expires_at,
         };
-        self.store.create_family(&family, &first).await?;
-        Ok(token)
+        match self.store.create_family(&family, &first, self.policy.max_families_per_client).await? {
+            FamilyStart::Started { retired } => {
+                if retired > 0 {
+                    tracing::info!(
+                        event = "refresh_families_retired",
+                        client_id = %client.client_id,
+                        retired,
+                        "the client is at its refresh-token family cap; its oldest family was retired"
+                    );
+                }
+                Ok(token)
+            }
+            // Revoked or deleted while this request was under way: it
+            // fails as it would have a moment later.
+            FamilyStart::ClientNotActive => Err(TokenError::InvalidClient),
+        }
     }
 
     async fn refresh(

@@ -179,6 +179,7 @@ pub async fn run(
         access_token_ttl: config.access_token_ttl,
         refresh_token_ttl: config.refresh_token_ttl,
         refresh_reuse_grace: config.refresh_reuse_grace,
+        max_families_per_client: config.max_families_per_client,
     };
     let audit = audit::Audit::new(store.clone(), clock.clone());
     key_manager.record_changes_in(audit.clone());

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use tessera_shared::admin::ClientStatus;
 
 use super::records::{ClientRecord, Digest32, FamilyRecord, NewRefreshToken, RefreshState};
-use super::{RefreshUse, Store, StoreError};
+use super::{FamilyStart, RefreshUse, Store, StoreError};
 use crate::grant::refresh::{Presentation, Refusal, Verdict};
 
 const NOW: u64 = 1_700_000_000;
 
-fn client(id: &str) -> ClientRecord {
+/// An active client with this ID.
+pub fn client(id: &str) -> ClientRecord {
     ClientRecord {
         client_id: id.into(),
         name: "test".into(),
@@ -41,6 +42,15 @@ fn family(id: u8, client_id: &str, first: &NewRefreshToken) -> FamilyRecord {
         current: first.digest,
         expires_at: first.expires_at,
     }
+}
+
+/// Starts `family` with its first token, storing its client first if needed.
+async fn start(store: &dyn Store, family: &FamilyRecord, first: &NewRefreshToken) {
+    match store.insert_client(&client(&family.client_id)).await {
+        Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
+        Err(e) => panic!("cannot store the client: {e}"),
+    }
+    assert_eq!(store.create_family(family, first, 1000).await.unwrap(), FamilyStart::Started { retired: 0 });
 }
 
 /// A refresh request by client `a` at `now`, without reuse grace.
@@ -109,7 +119,7 @@ pub async fn last_used_is_recorded(store: Arc<dyn Store>) {
 /// A rotation makes the successor current and the presented token rotated.
 pub async fn rotation_moves_the_family_forward(store: Arc<dyn Store>) {
     let first = token(1, NOW, 100);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    start(&*store, &family(1, "a", &first), &first).await;
     let second = token(2, NOW + 10, 100);
     let (verdict, after) = present(&*store, &first.digest, &second, &by_a(NOW + 10)).await.unwrap();
     assert_eq!(verdict, Verdict::Rotate);
@@ -134,7 +144,7 @@ pub async fn unknown_tokens_are_unknown(store: Arc<dyn Store>) {
 /// Reuse revokes the family, and the revocation sticks.
 pub async fn revoking_a_family_sticks(store: Arc<dyn Store>) {
     let first = token(1, NOW, 100);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    start(&*store, &family(1, "a", &first), &first).await;
     let second = token(2, NOW + 1, 100);
     assert_eq!(verdict(&*store, &first.digest, &second).await, Verdict::Rotate);
     let (verdict, after) = present(&*store, &first.digest, &token(3, NOW + 2, 100), &by_a(NOW + 2)).await.unwrap();
@@ -154,7 +164,7 @@ pub async fn every_older_generation_is_reuse(store: Arc<dyn Store>) {
         // A family of its own per case, rotated `back` times past token `first`.
         let id = back * 10;
         let first = token(id, NOW, 1000);
-        store.create_family(&family(id, "a", &first), &first).await.unwrap();
+        start(&*store, &family(id, "a", &first), &first).await;
         let mut current = first;
         for step in 1..=back {
             let next = token(id + step, NOW + u64::from(step), 1000);
@@ -180,7 +190,7 @@ pub async fn every_older_generation_is_reuse(store: Arc<dyn Store>) {
 pub async fn grace_retry_supersedes_the_unused_successor(store: Arc<dyn Store>) {
     let graced = |now| Presentation { reuse_grace: 10, ..by_a(now) };
     let first = token(1, NOW, 1000);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    start(&*store, &family(1, "a", &first), &first).await;
     let lost = token(2, NOW + 1, 1000);
     assert_eq!(present(&*store, &first.digest, &lost, &graced(NOW + 1)).await.unwrap().0, Verdict::Rotate);
     let retried = token(3, NOW + 5, 1000);
@@ -196,7 +206,7 @@ pub async fn grace_retry_supersedes_the_unused_successor(store: Arc<dyn Store>) 
 
     // Another family: the predecessor after the grace is reuse.
     let first = token(11, NOW, 1000);
-    store.create_family(&family(11, "a", &first), &first).await.unwrap();
+    start(&*store, &family(11, "a", &first), &first).await;
     let next = token(12, NOW + 1, 1000);
     assert_eq!(present(&*store, &first.digest, &next, &graced(NOW + 1)).await.unwrap().0, Verdict::Rotate);
     let late = token(13, NOW + 11, 1000);
@@ -208,7 +218,7 @@ pub async fn grace_retry_supersedes_the_unused_successor(store: Arc<dyn Store>) 
 /// real rules the others are reuse and revoke the family.
 pub async fn concurrent_rotation_has_one_winner(store: Arc<dyn Store>) {
     let first = token(1, NOW, 1000);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    start(&*store, &family(1, "a", &first), &first).await;
     let mut tasks = Vec::new();
     for n in 0..32u8 {
         let store = store.clone();
@@ -229,14 +239,123 @@ pub async fn concurrent_rotation_has_one_winner(store: Arc<dyn Store>) {
     assert_eq!(store.count_live_families("a", NOW + 1).await.unwrap(), 0, "reuse revoked the family");
 }
 
+/// A family starts only for a stored, active client; otherwise nothing
+/// is stored.
+pub async fn families_start_only_for_active_clients(store: Arc<dyn Store>) {
+    let first = token(1, NOW, 100);
+    let started = store.create_family(&family(1, "a", &first), &first, 1000).await.unwrap();
+    assert_eq!(started, FamilyStart::ClientNotActive, "no such client");
+    store.insert_client(&ClientRecord { status: ClientStatus::Revoked, ..client("a") }).await.unwrap();
+    let started = store.create_family(&family(1, "a", &first), &first, 1000).await.unwrap();
+    assert_eq!(started, FamilyStart::ClientNotActive, "a revoked client");
+    assert_eq!(store.refresh_token(&first.digest).await.unwrap(), None, "nothing was stored");
+    assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 0);
+}
+
+/// At the cap, starting a family removes the client's oldest one: a live
+/// one is retired (its tokens stop working), a dead one just goes.
+pub async fn the_family_cap_retires_the_oldest(store: Arc<dyn Store>) {
+    for n in 1..=3u8 {
+        start(&*store, &family(n, "a", &token(n, NOW, 100)), &token(n, NOW, 100)).await;
+    }
+    let other = token(9, NOW, 100);
+    start(&*store, &family(9, "b", &other), &other).await;
+    let fourth = token(4, NOW, 100);
+    let started = store.create_family(&family(4, "a", &fourth), &fourth, 3).await.unwrap();
+    assert_eq!(started, FamilyStart::Started { retired: 1 });
+    assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 3);
+    assert_eq!(present(&*store, &[1; 32], &token(20, NOW + 1, 100), &by_a(NOW + 1)).await, None, "retired");
+    assert_eq!(verdict(&*store, &[2; 32], &token(21, NOW + 1, 100)).await, Verdict::Rotate, "the next oldest lives");
+
+    // The oldest is now family 2; revoked, it goes without retiring a live one.
+    assert!(store.revoke_family_of_token(&[21; 32], NOW + 2).await.unwrap());
+    let fifth = token(5, NOW + 2, 100);
+    let started = store.create_family(&family(5, "a", &fifth), &fifth, 3).await.unwrap();
+    assert_eq!(started, FamilyStart::Started { retired: 0 });
+    assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 3);
+    for live in [3u8, 4, 5] {
+        assert_eq!(
+            verdict(&*store, &[live; 32], &token(30 + live, NOW + 3, 100)).await,
+            Verdict::Rotate,
+            "family {live}"
+        );
+    }
+    assert_eq!(store.count_live_families("b", NOW + 3).await.unwrap(), 1, "another client's families are not counted");
+}
+
+/// Revoking a client while 16 tasks start families for it, then
+/// re-activating it: no family started before the revocation works, and
+/// each start either failed or was revoked.
+pub async fn no_family_survives_a_racing_client_revocation(store: Arc<dyn Store>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    store.insert_client(&client("a")).await.unwrap();
+    let started_count = Arc::new(AtomicUsize::new(0));
+    let enough = Arc::new(tokio::sync::Notify::new());
+    let mut tasks = Vec::new();
+    for task in 0..16u8 {
+        let (store, started_count, enough) = (store.clone(), started_count.clone(), enough.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut started = Vec::new();
+            // Bounded: each task stops at its first refusal, or after 500 starts.
+            for i in 0..500u16 {
+                let mut digest = [0u8; 32];
+                digest[0] = task;
+                digest[1..3].copy_from_slice(&i.to_be_bytes());
+                digest[3] = 0xee;
+                let first = NewRefreshToken { digest, issued_at: NOW, expires_at: NOW + 1000 };
+                let mut family = family(0, "a", &first);
+                family.family_id[..3].copy_from_slice(&digest[..3]);
+                match store.create_family(&family, &first, 100_000).await.unwrap() {
+                    FamilyStart::Started { .. } => {
+                        started.push(digest);
+                        if started_count.fetch_add(1, Ordering::SeqCst) + 1 == 16 {
+                            enough.notify_one();
+                        }
+                    }
+                    FamilyStart::ClientNotActive => return (started, Some(digest)),
+                }
+            }
+            (started, None)
+        }));
+    }
+    enough.notified().await;
+    let revoke = |c: &mut ClientRecord| c.status = ClientStatus::Revoked;
+    store.update_client("a", &revoke).await.unwrap().unwrap();
+    store.revoke_client_families("a", NOW + 1).await.unwrap();
+    let mut all_started = Vec::new();
+    let mut refused = Vec::new();
+    for task in tasks {
+        let (started, refusal) = task.await.unwrap();
+        all_started.extend(started);
+        refused.push(refusal.expect("every task met the revocation within its bound"));
+    }
+    let reactivate = |c: &mut ClientRecord| c.status = ClientStatus::Active;
+    store.update_client("a", &reactivate).await.unwrap().unwrap();
+    assert!(all_started.len() >= 16);
+    assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 0, "no family lives on");
+    for (n, digest) in all_started.iter().enumerate() {
+        let successor = NewRefreshToken { digest: [0xab; 32], issued_at: NOW + 2, expires_at: NOW + 100 };
+        let (verdict, _) =
+            present(&*store, digest, &successor, &by_a(NOW + 2)).await.expect("a started family is known");
+        assert_eq!(verdict, Verdict::Refuse(Refusal::FamilyRevoked), "family #{n} of {}", all_started.len());
+    }
+    for digest in refused {
+        assert_eq!(store.refresh_token(&digest).await.unwrap(), None, "a refused start stored nothing");
+    }
+    // The re-activated client starts families that work.
+    let fresh = token(0xfe, NOW + 3, 100);
+    start(&*store, &family(0xfe, "a", &fresh), &fresh).await;
+    assert_eq!(verdict(&*store, &fresh.digest, &token(0xfd, NOW + 4, 100)).await, Verdict::Rotate);
+}
+
 /// Revoking a client's families counts only live ones.
 pub async fn client_families_are_revoked_together(store: Arc<dyn Store>) {
     for n in 1..=3u8 {
         let first = token(n, NOW, 100);
-        store.create_family(&family(n, "a", &first), &first).await.unwrap();
+        start(&*store, &family(n, "a", &first), &first).await;
     }
     let other = token(9, NOW, 100);
-    store.create_family(&family(9, "b", &other), &other).await.unwrap();
+    start(&*store, &family(9, "b", &other), &other).await;
     assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 3);
     assert_eq!(store.revoke_client_families("a", NOW).await.unwrap(), 3);
     assert_eq!(store.revoke_client_families("a", NOW).await.unwrap(), 0);
@@ -247,7 +366,7 @@ pub async fn client_families_are_revoked_together(store: Arc<dyn Store>) {
 pub async fn deleting_a_client_revokes_its_families(store: Arc<dyn Store>) {
     store.insert_client(&client("a")).await.unwrap();
     let first = token(1, NOW, 100);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    start(&*store, &family(1, "a", &first), &first).await;
     assert_eq!(store.delete_client("a", NOW).await.unwrap(), Some(1));
     assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 0);
 }
@@ -257,12 +376,12 @@ pub async fn deleting_a_client_revokes_its_families(store: Arc<dyn Store>) {
 pub async fn purge_removes_only_what_expired(store: Arc<dyn Store>) {
     // Family 1: rotated once; both tokens expire by NOW + 200.
     let first = token(1, NOW, 100);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    start(&*store, &family(1, "a", &first), &first).await;
     let second = token(2, NOW + 50, 150);
     assert_eq!(verdict(&*store, &first.digest, &second).await, Verdict::Rotate);
     // Family 2: lives until NOW + 1000.
     let live = token(3, NOW, 1000);
-    store.create_family(&family(2, "a", &live), &live).await.unwrap();
+    start(&*store, &family(2, "a", &live), &live).await;
 
     let report = store.purge_expired(NOW + 100, 10).await.unwrap();
     assert_eq!((report.tokens, report.families), (1, 0), "only the first token expired");
@@ -418,7 +537,7 @@ pub async fn deny_list_lifecycle(store: Arc<dyn Store>) {
 /// A refresh token and its family can be read by digest without changing them.
 pub async fn refresh_tokens_are_looked_up_by_digest(store: Arc<dyn Store>) {
     let first = token(1, NOW, 100);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    start(&*store, &family(1, "a", &first), &first).await;
     let (record, fam) = store.refresh_token(&first.digest).await.unwrap().unwrap();
     assert_eq!(record.state, RefreshState::Active);
     assert_eq!(record.client_id, "a");
@@ -434,9 +553,9 @@ pub async fn refresh_tokens_are_looked_up_by_digest(store: Arc<dyn Store>) {
 /// Revoking by any token of a family revokes the whole family, once.
 pub async fn revoking_by_token_revokes_the_family(store: Arc<dyn Store>) {
     let first = token(1, NOW, 100);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    start(&*store, &family(1, "a", &first), &first).await;
     let other = token(9, NOW, 100);
-    store.create_family(&family(9, "a", &other), &other).await.unwrap();
+    start(&*store, &family(9, "a", &other), &other).await;
     assert_eq!(verdict(&*store, &first.digest, &token(2, NOW + 1, 100)).await, Verdict::Rotate);
     // The rotated token names the family as well as the current one.
     assert!(store.revoke_family_of_token(&first.digest, NOW + 2).await.unwrap());
@@ -456,6 +575,7 @@ macro_rules! conformance_tests {
             installation_value_is_set_once, client_lifecycle, last_used_is_recorded,
             rotation_moves_the_family_forward, unknown_tokens_are_unknown, revoking_a_family_sticks,
             every_older_generation_is_reuse, grace_retry_supersedes_the_unused_successor,
+            families_start_only_for_active_clients, the_family_cap_retires_the_oldest,
             client_families_are_revoked_together, deleting_a_client_revokes_its_families,
             purge_removes_only_what_expired, keys_round_trip, keys_change_by_compare_and_swap,
             audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering,
@@ -464,6 +584,11 @@ macro_rules! conformance_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_rotation_has_one_winner() {
             $crate::store::conformance::concurrent_rotation_has_one_winner($make).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn no_family_survives_a_racing_client_revocation() {
+            $crate::store::conformance::no_family_survives_a_racing_client_revocation($make).await;
         }
     };
     (@each $make:expr; $($name:ident),*) => {

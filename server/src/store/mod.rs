@@ -57,6 +57,20 @@ pub enum RefreshUse {
     },
 }
 
+/// The result of [`Store::create_family`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyStart {
+    /// The family exists now; `retired` live families of the client were
+    /// removed to stay within the cap.
+    Started {
+        /// Live families retired for it.
+        retired: u64,
+    },
+    /// The client is gone or revoked (by a change that raced with this
+    /// grant): nothing was stored.
+    ClientNotActive,
+}
+
 /// How much the purge removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeReport {
@@ -136,11 +150,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// [`StoreError`] on backend failure.
     async fn client_last_used(&self, client_id: &str) -> Result<Option<UnixTime>, StoreError>;
 
-    /// Starts a family with its first token.
+    /// Starts a family with its first token, if its client is stored and
+    /// active at the moment of the write: a family whose creation races
+    /// with the client's revocation is either refused here or found by
+    /// the revocation's scan (see [`Store::revoke_client_families`]).
+    ///
+    /// A client keeps at most `max_families` families: if it has that many
+    /// already, its oldest ones (by family ID, which sorts by creation
+    /// time) are removed first, dead or live. On PostgreSQL, grants that
+    /// start families of one client at the same moment may each see room
+    /// for one more; the next start trims back to the cap.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    async fn create_family(&self, family: &FamilyRecord, first: &NewRefreshToken) -> Result<(), StoreError>;
+    async fn create_family(
+        &self,
+        family: &FamilyRecord,
+        first: &NewRefreshToken,
+        max_families: usize,
+    ) -> Result<FamilyStart, StoreError>;
 
     /// Looks up the token with digest `presented` and its family, applies
     /// the rotation rules ([`crate::grant::refresh::decide`]) to them and writes what they
@@ -157,7 +185,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         request: &Presentation<'_>,
     ) -> Result<RefreshUse, StoreError>;
 
-    /// Revokes every live family of the client; returns how many.
+    /// Revokes every live family of the client; returns how many. Every
+    /// family whose creation was committed before this call started is
+    /// covered, including one whose commit is still on its way to disk; with
+    /// the client revoked first, no family started before can survive.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.

@@ -31,13 +31,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
-use tessera_shared::admin::AuditEvent;
+use tessera_shared::admin::{AuditEvent, ClientStatus};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
 use super::records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
-use super::{ClientChange, PurgeReport, RefreshUse, Store, StoreError};
+use super::{ClientChange, FamilyStart, PurgeReport, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
 use crate::grant::refresh::{self, Presentation, Writes};
 
@@ -57,6 +57,18 @@ const AUDIT_PURGE_LOCK: i32 = 3;
 
 /// How an advisory lock is taken: per schema and class (see the module docs).
 pub(super) const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)";
+
+/// Taken by every change to a client (exclusive) and every family start
+/// (shared), keyed by the schema and the client ID: a revocation waits for
+/// the starts under way, and starts that come later wait for it and then
+/// read the revoked client. A lock rather than `FOR SHARE` on the client
+/// row, because PostgreSQL queues heavyweight locks fairly: a stream of
+/// grants cannot starve the revocation. (The one-bigint key space is apart
+/// from the two-integer one of [`LOCK_SQL`].)
+const CLIENT_LOCK_SQL: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ' client ' || $1::text, 0))";
+const CLIENT_SHARED_LOCK_SQL: &str =
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended(current_schema() || ' client ' || $1::text, 0))";
 
 /// Whether a `--storage` value names PostgreSQL.
 pub fn is_postgres_url(url: &str) -> bool {
@@ -290,6 +302,7 @@ impl PgStore {
     async fn try_delete_client(&self, client_id: &str, now: UnixTime) -> Result<Option<u64>, Fail> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        tx.execute(CLIENT_LOCK_SQL, &[&client_id]).await?;
         if tx.execute("DELETE FROM clients WHERE client_id = $1", &[&client_id]).await? == 0 {
             return Ok(None);
         }
@@ -302,6 +315,7 @@ impl PgStore {
     async fn try_revoke_client_families(&self, client_id: &str, now: UnixTime) -> Result<u64, Fail> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        tx.execute(CLIENT_LOCK_SQL, &[&client_id]).await?;
         let revoked = Self::revoke_families_in(&tx, client_id, now).await?;
         tx.commit().await?;
         Ok(revoked)
@@ -314,6 +328,7 @@ impl PgStore {
     ) -> Result<Option<ClientRecord>, Fail> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        tx.execute(CLIENT_LOCK_SQL, &[&client_id]).await?;
         let Some(row) =
             tx.query_opt("SELECT record FROM clients WHERE client_id = $1 FOR UPDATE", &[&client_id]).await?
         else {
@@ -448,6 +463,37 @@ impl PgStore {
         tx.commit().await?;
         Ok(removed)
     }
+}
+
+/// Removes the oldest families of `client_id` until one more fits under
+/// `max_families`; returns how many of those were live at `now`. Their
+/// tokens stay until the purge, which removes them (a token without its
+/// family is unknown).
+async fn make_room(
+    tx: &deadpool_postgres::Transaction<'_>,
+    client_id: &str,
+    max_families: usize,
+    now: UnixTime,
+) -> Result<u64, Fail> {
+    let count: i64 = tx.query_one("SELECT count(*) FROM families WHERE client_id = $1", &[&client_id]).await?.get(0);
+    let max = i64::try_from(max_families.max(1)).unwrap_or(i64::MAX);
+    let excess = count.saturating_add(1).saturating_sub(max);
+    if excess <= 0 {
+        return Ok(0);
+    }
+    // Family IDs lead with their creation time: the first are the oldest.
+    let row = tx
+        .query_one(
+            "WITH gone AS (
+                 DELETE FROM families WHERE family_id IN (
+                     SELECT family_id FROM families WHERE client_id = $1 ORDER BY family_id LIMIT $2
+                 ) RETURNING revoked_at, expires_at
+             )
+             SELECT count(*) FROM gone WHERE revoked_at IS NULL AND expires_at > $3",
+            &[&client_id, &excess, &to_db(now)?],
+        )
+        .await?;
+    Ok(from_db(row.get(0))?)
 }
 
 async fn write_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyRecord) -> Result<(), Fail> {
@@ -626,15 +672,33 @@ impl Store for PgStore {
         row.map(|row| from_db(row.get(0))).transpose()
     }
 
-    async fn create_family(&self, family: &FamilyRecord, first: &NewRefreshToken) -> Result<(), StoreError> {
+    async fn create_family(
+        &self,
+        family: &FamilyRecord,
+        first: &NewRefreshToken,
+        max_families: usize,
+    ) -> Result<FamilyStart, StoreError> {
         let token = first.active_record(family);
         retrying(|| async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
+            // A revocation waits for this transaction, or this one waits
+            // for it and reads the revoked client (see CLIENT_LOCK_SQL).
+            tx.execute(CLIENT_SHARED_LOCK_SQL, &[&family.client_id]).await?;
+            let Some(row) =
+                tx.query_opt("SELECT record FROM clients WHERE client_id = $1", &[&family.client_id]).await?
+            else {
+                return Ok(FamilyStart::ClientNotActive);
+            };
+            let owner: ClientRecord = decode_json(row.get::<_, &[u8]>(0))?;
+            if owner.status != ClientStatus::Active {
+                return Ok(FamilyStart::ClientNotActive);
+            }
+            let retired = make_room(&tx, &family.client_id, max_families, family.created_at).await?;
             insert_family(&tx, family).await?;
             insert_token(&tx, &first.digest, &token).await?;
             tx.commit().await?;
-            Ok(())
+            Ok(FamilyStart::Started { retired })
         })
         .await
     }

@@ -33,11 +33,11 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
 use super::flusher::GroupFlusher;
 use super::records::{ClientRecord, Digest32, FamilyId, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
-use super::{ClientChange, PurgeReport, RefreshUse, Store, StoreError};
+use super::{ClientChange, FamilyStart, PurgeReport, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
 use crate::grant::refresh::{self, Presentation, Writes};
 use journal::{Journal, JournaledTrees, SegmentLimits, Ticket, TreeId, View};
-use tessera_shared::admin::AuditEvent;
+use tessera_shared::admin::{AuditEvent, ClientStatus};
 
 /// sled's page cache, in bytes. Its default (1 GiB) would let a busy server
 /// hold most of a large database in memory; the hot records (clients, the
@@ -198,6 +198,23 @@ impl SledStore {
             .map_err(|e: TransactionError<StoreError>| from_tx(e))
     }
 
+    /// The client with this ID, from the cache when it can.
+    fn lookup_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        match self.client_cache.lookup(client_id) {
+            Lookup::Hit(cached) => return Ok(Some(cached)),
+            // Every client is in memory: an unknown ID is answered as fast.
+            Lookup::Absent => return Ok(None),
+            Lookup::Unknown => {}
+        }
+        let seen = self.client_cache.version();
+        let found: Option<ClientRecord> =
+            self.clients.get(client_id).map_err(backend)?.map(|raw| decode_json(&raw)).transpose()?;
+        if let Some(client) = &found {
+            self.client_cache.fill(client, seen);
+        }
+        Ok(found)
+    }
+
     /// Waits until every write to the trees outside the journal is on disk.
     async fn durable(&self) -> Result<(), StoreError> {
         self.flusher.flush().await
@@ -231,7 +248,13 @@ impl SledStore {
 
     /// Revokes every live family of `client_id`; returns how many, and the
     /// ticket to wait for before saying so.
-    fn revoke_families_of(&self, client_id: &str, now: UnixTime) -> Result<(u64, Ticket), StoreError> {
+    async fn revoke_families_of(&self, client_id: &str, now: UnixTime) -> Result<(u64, Ticket), StoreError> {
+        // The scan below reads sled, which has a commit only once it is
+        // synced and applied: wait for every commit made so far (an empty
+        // commit takes its turn after any still deciding), so a family
+        // whose creation saw the client active is found too.
+        let ((), barrier) = self.journal.commit(|_| Ok(()))?;
+        self.journal.wait(barrier).await?;
         let mut revoked = 0;
         for family_id in self.family_ids_of(client_id)? {
             if self.revoke_family(&family_id, now)?.0 {
@@ -240,6 +263,28 @@ impl SledStore {
         }
         Ok((revoked, self.journal.ticket_now()?))
     }
+}
+
+/// Removes the oldest families of `client_id` until one more fits under
+/// `max_families`; returns how many of those were live at `now`. Their
+/// tokens stay until the purge finds them without a family.
+fn make_room(view: &mut View<'_>, client_id: &str, max_families: usize, now: UnixTime) -> Result<u64, StoreError> {
+    let keys = view.keys_with_prefix(TreeId::ClientFamilies, client_id.as_bytes())?;
+    let excess = (keys.len() + 1).saturating_sub(max_families.max(1));
+    let mut retired = 0;
+    // Family IDs lead with their creation time: the first keys are the oldest.
+    for key in keys.into_iter().take(excess) {
+        let family_id: FamilyId = key
+            .get(client_id.len()..)
+            .and_then(|rest| rest.try_into().ok())
+            .ok_or_else(|| StoreError::Corrupt("client_families key has the wrong length".into()))?;
+        if get_family(view, &family_id)?.is_some_and(|f| f.is_live(now)) {
+            retired += 1;
+        }
+        view.remove(TreeId::Families, &family_id);
+        view.remove(TreeId::ClientFamilies, &key);
+    }
+    Ok(retired)
 }
 
 fn get_token(view: &View<'_>, digest: &Digest32) -> Result<Option<RefreshRecord>, StoreError> {
@@ -285,19 +330,7 @@ impl Store for SledStore {
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
-        match self.client_cache.lookup(client_id) {
-            Lookup::Hit(cached) => return Ok(Some(cached)),
-            // Every client is in memory: an unknown ID is answered as fast.
-            Lookup::Absent => return Ok(None),
-            Lookup::Unknown => {}
-        }
-        let seen = self.client_cache.version();
-        let found: Option<ClientRecord> =
-            self.clients.get(client_id).map_err(backend)?.map(|raw| decode_json(&raw)).transpose()?;
-        if let Some(client) = &found {
-            self.client_cache.fill(client, seen);
-        }
-        Ok(found)
+        self.lookup_client(client_id)
     }
 
     async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
@@ -335,7 +368,7 @@ impl Store for SledStore {
             return Ok(None);
         }
         self.client_last_used.remove(client_id).map_err(backend)?;
-        let (revoked, ticket) = self.revoke_families_of(client_id, now)?;
+        let (revoked, ticket) = self.revoke_families_of(client_id, now).await?;
         self.journal.wait(ticket).await?;
         self.durable().await?;
         Ok(Some(revoked))
@@ -352,18 +385,31 @@ impl Store for SledStore {
         Ok(Some(u64::from_be_bytes(bytes)))
     }
 
-    async fn create_family(&self, family: &FamilyRecord, first: &NewRefreshToken) -> Result<(), StoreError> {
-        let token = first.active_record(family);
-        let token_bytes = encode_compact(&token)?;
+    async fn create_family(
+        &self,
+        family: &FamilyRecord,
+        first: &NewRefreshToken,
+        max_families: usize,
+    ) -> Result<FamilyStart, StoreError> {
+        let token_bytes = encode_compact(&first.active_record(family))?;
         let family_bytes = encode_compact(family)?;
-        let ((), ticket) = self.journal.commit(|view| {
+        let (started, ticket) = self.journal.commit(|view| {
+            // Read inside the commit: a revocation that changed the client
+            // before this point is seen here; one after it waits for this
+            // commit before it scans the client's families.
+            let active = self.lookup_client(&family.client_id)?.is_some_and(|c| c.status == ClientStatus::Active);
+            if !active {
+                return Ok(FamilyStart::ClientNotActive);
+            }
+            let retired = make_room(view, &family.client_id, max_families, family.created_at)?;
             view.insert(TreeId::Families, &family.family_id, family_bytes);
             view.insert(TreeId::RefreshTokens, &first.digest, token_bytes);
             view.insert(TreeId::RefreshExpiry, &expiry_key(first.expires_at, &first.digest), Vec::new());
             view.insert(TreeId::ClientFamilies, &client_family_key(&family.client_id, &family.family_id), Vec::new());
-            Ok(())
+            Ok(FamilyStart::Started { retired })
         })?;
-        self.journal.wait(ticket).await
+        self.journal.wait(ticket).await?;
+        Ok(started)
     }
 
     async fn use_refresh_token(
@@ -400,7 +446,7 @@ impl Store for SledStore {
     }
 
     async fn revoke_client_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError> {
-        let (revoked, ticket) = self.revoke_families_of(client_id, now)?;
+        let (revoked, ticket) = self.revoke_families_of(client_id, now).await?;
         self.journal.wait(ticket).await?;
         Ok(revoked)
     }
