@@ -30,15 +30,58 @@ use records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefreshToken, 
 /// A storage failure. Never caused by request input; maps to `server_error`.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The backend failed (I/O, corruption reported by the engine).
-    #[error("storage backend failed: {0}")]
-    Backend(String),
+    /// The backend failed (I/O, corruption reported by the engine). The
+    /// message carries the source's too, for logs that print only it.
+    #[error("storage backend failed: {context}: {source}")]
+    Backend {
+        /// What the store was doing.
+        context: String,
+        /// What failed underneath.
+        #[source]
+        source: BackendSource,
+    },
     /// A stored record does not decode.
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
     /// An insert found the key taken.
     #[error("record already exists: {0}")]
     AlreadyExists(String),
+}
+
+impl StoreError {
+    /// A backend failure while doing `context`, caused by `source`.
+    pub fn backend(context: impl Into<String>, source: impl Into<BackendSource>) -> Self {
+        Self::Backend { context: context.into(), source: source.into() }
+    }
+
+    /// A failure of the store's own machinery, with no lower-level error
+    /// (a poisoned lock, a stopped thread, a refused schema).
+    pub fn internal(context: impl Into<String>, what: impl Into<String>) -> Self {
+        Self::Backend { context: context.into(), source: BackendSource::Internal(what.into()) }
+    }
+}
+
+/// The error underneath a [`StoreError::Backend`], kept as its source.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendSource {
+    /// sled failed.
+    #[error(transparent)]
+    Sled(#[from] ::sled::Error),
+    /// A file or thread operation failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// PostgreSQL or the connection to it failed.
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No connection could be had from the pool.
+    #[error(transparent)]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// A record could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] postcard::Error),
+    /// The store's own machinery: no lower-level error exists.
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// The result of [`Store::use_refresh_token`].
@@ -311,4 +354,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`StoreError`] on backend failure.
     async fn revoke_family_of_token(&self, digest: &Digest32, now: UnixTime) -> Result<bool, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BackendSource, StoreError};
+
+    #[test]
+    fn a_backend_error_keeps_its_source() {
+        let error = StoreError::backend("append", std::io::Error::other("disk full"));
+        assert_eq!(error.to_string(), "storage backend failed: append: disk full");
+        let source = std::error::Error::source(&error).expect("the cause is kept");
+        let Some(BackendSource::Io(io)) = source.downcast_ref::<BackendSource>() else { panic!("{source:?}") };
+        assert_eq!(io.to_string(), "disk full");
+    }
+
+    #[test]
+    fn a_sled_failure_is_kept_as_sled_error() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        // A plain file where sled wants a directory.
+        let Err(error) = crate::store::sled::SledStore::open(file.path()) else {
+            panic!("opened a file as a database")
+        };
+        let source = std::error::Error::source(&error).expect("the cause is kept");
+        assert!(
+            matches!(source.downcast_ref::<BackendSource>(), Some(BackendSource::Sled(_) | BackendSource::Io(_))),
+            "{source:?}"
+        );
+    }
 }

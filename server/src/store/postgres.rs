@@ -101,7 +101,7 @@ pub(super) enum Fail {
 impl Fail {
     pub(super) fn into_store(self) -> StoreError {
         match self {
-            Self::Retry => StoreError::Backend("transaction kept conflicting with others".into()),
+            Self::Retry => StoreError::internal("postgres", "transaction kept conflicting with others"),
             Self::Store(e) => e,
         }
     }
@@ -113,7 +113,7 @@ impl From<tokio_postgres::Error> for Fail {
             Some(code) if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE => {
                 Self::Retry
             }
-            _ => Self::Store(StoreError::Backend(describe(&e))),
+            _ => Self::Store(StoreError::backend(describe(&e), e)),
         }
     }
 }
@@ -128,7 +128,7 @@ impl From<PoolError> for Fail {
     fn from(e: PoolError) -> Self {
         match e {
             PoolError::Backend(e) => Self::from(e),
-            other => Self::Store(StoreError::Backend(format!("connection pool: {other}"))),
+            other => Self::Store(StoreError::backend("connection pool", other)),
         }
     }
 }
@@ -197,13 +197,13 @@ impl PgStore {
     /// As for [`PgStore::connect`].
     pub async fn connect_in(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Backend(format!("the PostgreSQL URL does not parse: {e}")))?;
+            .map_err(|e| StoreError::backend("the PostgreSQL URL does not parse", e))?;
         if config.get_application_name().is_none() {
             config.application_name("tessera-server");
         }
         if let Some(schema) = schema {
             if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(StoreError::Backend(format!("invalid schema name {schema:?}")));
+                return Err(StoreError::internal("postgres", format!("invalid schema name {schema:?}")));
             }
             config.options(format!("-c search_path={schema}"));
         }
@@ -215,7 +215,7 @@ impl PgStore {
             .wait_timeout(Some(POOL_TIMEOUT))
             .create_timeout(Some(POOL_TIMEOUT))
             .build()
-            .map_err(|e| StoreError::Backend(format!("connection pool: {e}")))?;
+            .map_err(|e| StoreError::internal("connection pool", e.to_string()))?;
         let store = Self { pool };
         let mut client = store.client().await.map_err(Fail::into_store)?;
         schema::migrate(&mut client).await?;

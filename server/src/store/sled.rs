@@ -33,7 +33,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
 use super::flusher::GroupFlusher;
 use super::records::{ClientRecord, Digest32, FamilyId, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
-use super::{ClientChange, FamilyStart, PurgeReport, RefreshUse, Store, StoreError};
+use super::{BackendSource, ClientChange, FamilyStart, PurgeReport, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
 use crate::grant::refresh::{self, Presentation, Writes};
 use journal::{Journal, JournaledTrees, SegmentLimits, Ticket, TreeId, View};
@@ -83,8 +83,8 @@ pub struct SledStore {
     _temporary_dir: Option<Arc<tempfile::TempDir>>,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: impl Into<BackendSource>) -> StoreError {
+    StoreError::backend("sled", e)
 }
 
 fn from_tx(e: TransactionError<StoreError>) -> StoreError {
@@ -113,23 +113,16 @@ fn client_family_key(client_id: &str, family_id: &FamilyId) -> Vec<u8> {
 }
 
 impl SledStore {
-    /// Opens (or creates) the database in `dir`.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] if sled cannot open it.
-    /// Its journal lives beside it, in `<dir>.journal/`; whatever a crash
-    /// left there is replayed first.
+    /// Opens (or creates) the database in `dir`. Its journal lives beside
+    /// it, in `<dir>.journal/`; whatever a crash left there is replayed
+    /// first.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if sled cannot open it or the journal cannot
     /// be replayed; [`StoreError::Corrupt`] if the journal is damaged.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Self::open_with(dir, SegmentLimits::default())
-    }
-
-    fn open_with(dir: &Path, limits: SegmentLimits) -> Result<Self, StoreError> {
         let db = open_db(dir)?;
-        Self::from_db(db, &journal_dir(dir), limits)
+        Self::from_db(db, &journal_dir(dir))
     }
 
     /// A throw-away database for tests, in a temporary directory.
@@ -142,7 +135,7 @@ impl SledStore {
         Ok(Self { _temporary_dir: Some(Arc::new(dir)), ..store })
     }
 
-    fn from_db(db: sled::Db, journal_dir: &Path, limits: SegmentLimits) -> Result<Self, StoreError> {
+    fn from_db(db: sled::Db, journal_dir: &Path) -> Result<Self, StoreError> {
         let tree = |name: &str| db.open_tree(name).map_err(backend);
         let clients = tree("clients")?;
         let journaled = JournaledTrees {
@@ -151,7 +144,7 @@ impl SledStore {
             refresh_expiry: tree("refresh_expiry")?,
             client_families: tree("client_families")?,
         };
-        let journal = Arc::new(Journal::open(journal_dir, &db, journaled.clone(), limits)?);
+        let journal = Arc::new(Journal::open(journal_dir, &db, journaled.clone(), SegmentLimits::default())?);
         let JournaledTrees { families, refresh_tokens, refresh_expiry, client_families } = journaled;
         Ok(Self {
             meta: tree("meta")?,
@@ -516,7 +509,7 @@ impl Store for SledStore {
             // Only this process writes the tree (the data dir is locked), and
             // every writer of the key set comes through here or `put_keys`
             // at start, so compare-then-write under the lock is atomic.
-            let _guard = self.keys_swap.lock().map_err(|_| backend("key lock poisoned"))?;
+            let _guard = self.keys_swap.lock().map_err(|_| StoreError::internal("sled", "key lock poisoned"))?;
             let mut stored: Vec<KeyRecord> =
                 self.keys.iter().values().map(|raw| decode_json(&raw.map_err(backend)?)).collect::<Result<_, _>>()?;
             stored.sort_by(|a, b| a.kid.cmp(&b.kid));
@@ -546,7 +539,7 @@ impl Store for SledStore {
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<AuditEvent, StoreError> {
         let stored = {
-            let _guard = self.audit_append.lock().map_err(|_| backend("audit lock poisoned"))?;
+            let _guard = self.audit_append.lock().map_err(|_| StoreError::internal("sled", "audit lock poisoned"))?;
             let last = match self.audit.last().map_err(backend)? {
                 Some((key, _)) => audit_seq(&key)?,
                 None => 0,

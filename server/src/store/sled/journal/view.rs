@@ -81,7 +81,7 @@ impl<'a> View<'a> {
         if let Some(pending) = lock(self.overlay)?.get(tree, key) {
             return Ok(pending);
         }
-        let stored = self.trees.tree(tree).get(key).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let stored = self.trees.tree(tree).get(key).map_err(|e| StoreError::backend("journal view: read", e))?;
         Ok(stored.map(|v| v.to_vec()))
     }
 
@@ -93,7 +93,7 @@ impl<'a> View<'a> {
     pub fn keys_with_prefix(&self, tree: TreeId, prefix: &[u8]) -> Result<BTreeSet<Vec<u8>>, StoreError> {
         let mut keys = BTreeSet::new();
         for key in self.trees.tree(tree).scan_prefix(prefix).keys() {
-            keys.insert(key.map_err(|e| StoreError::Backend(e.to_string()))?.to_vec());
+            keys.insert(key.map_err(|e| StoreError::backend("journal view: prefix scan", e))?.to_vec());
         }
         lock(self.overlay)?.apply_to_keys(tree, prefix, &mut keys);
         for own in self.changes.iter().filter(|c| c.tree == tree && c.key.starts_with(prefix)) {
