@@ -393,6 +393,39 @@ pub async fn purge_removes_only_what_expired(store: Arc<dyn Store>) {
     assert_eq!(present(&*store, &second.digest, &token(4, NOW + 200, 10), &by_a(NOW + 200)).await, None);
 }
 
+/// A revoked family goes at the next purge, with its current token (by
+/// reuse, by a token's revocation, or with all of its client's); its
+/// rotated tokens go at their own expiry; a live family stays.
+pub async fn dead_families_are_purged(store: Arc<dyn Store>) {
+    let (t1, t2) = (token(1, NOW, 100), token(2, NOW + 1, 1000));
+    start(&*store, &family(1, "a", &t1), &t1).await;
+    assert_eq!(verdict(&*store, &t1.digest, &t2).await, Verdict::Rotate);
+    assert_eq!(verdict(&*store, &t1.digest, &token(9, NOW + 2, 1000)).await, Verdict::RevokeFamily);
+    let t3 = token(3, NOW, 1000);
+    start(&*store, &family(3, "a", &t3), &t3).await;
+    assert!(store.revoke_family_of_token(&t3.digest, NOW + 2).await.unwrap());
+    let t4 = token(4, NOW, 1000);
+    start(&*store, &family(4, "b", &t4), &t4).await;
+    assert_eq!(store.revoke_client_families("b", NOW + 2).await.unwrap(), 1);
+    let t5 = token(5, NOW, 1000);
+    start(&*store, &family(5, "a", &t5), &t5).await;
+
+    let report = store.purge_expired(NOW + 2, 100).await.unwrap();
+    assert_eq!((report.tokens, report.families), (3, 3), "the three dead families and their current tokens");
+    for gone in [t1.digest, t2.digest, t3.digest, t4.digest] {
+        assert_eq!(store.refresh_token(&gone).await.unwrap(), None);
+    }
+    assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 1);
+    assert_eq!(verdict(&*store, &t5.digest, &token(6, NOW + 3, 1000)).await, Verdict::Rotate, "the live one stays");
+    // The rotated token of the first family goes at its own expiry; the
+    // index entries of the tokens already gone find nothing.
+    let report = store.purge_expired(NOW + 1001, 100).await.unwrap();
+    assert_eq!((report.tokens, report.families), (2, 0), "the rotated t1 and t5, whose family moved on to t6");
+    let report = store.purge_expired(NOW + 1001, 100).await.unwrap();
+    assert_eq!((report.tokens, report.families), (0, 0));
+    assert_eq!(verdict(&*store, &[6; 32], &token(7, NOW + 1001, 1000)).await, Verdict::Rotate);
+}
+
 /// A next key with public part `seed`, for the key tests.
 pub fn sample_key(seed: u8) -> super::records::KeyRecord {
     use super::records::KeyRecord;
@@ -575,7 +608,7 @@ macro_rules! conformance_tests {
             installation_value_is_set_once, client_lifecycle, last_used_is_recorded,
             rotation_moves_the_family_forward, unknown_tokens_are_unknown, revoking_a_family_sticks,
             every_older_generation_is_reuse, grace_retry_supersedes_the_unused_successor,
-            families_start_only_for_active_clients, the_family_cap_retires_the_oldest,
+            families_start_only_for_active_clients, the_family_cap_retires_the_oldest, dead_families_are_purged,
             client_families_are_revoked_together, deleting_a_client_revokes_its_families,
             purge_removes_only_what_expired, keys_round_trip, keys_change_by_compare_and_swap,
             audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering,

@@ -244,7 +244,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn count_live_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError>;
 
     /// Removes up to `batch` refresh tokens that expired before `now`, and
-    /// the families whose current token they were.
+    /// the families whose current token they were. A family revoked at some
+    /// time counts its current token as expired from then on, so dead
+    /// families go at the next purge.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.

@@ -262,7 +262,7 @@ impl PgStore {
             Writes::Nothing => {
                 return Ok(RefreshUse::Decided { verdict: decision.verdict, family });
             }
-            Writes::Family(family) => write_family(&tx, family).await?,
+            Writes::Family(family) => write_revoked_family(&tx, family, request.now).await?,
             Writes::Rotate { presented: used, successor_digest, successor: record, family } => {
                 update_token(&tx, presented, used).await?;
                 insert_token(&tx, successor_digest, record).await?;
@@ -292,7 +292,7 @@ impl PgStore {
             let mut family: FamilyRecord = decode_compact(row.get::<_, &[u8]>(0))?;
             if family.is_live(now) {
                 family.revoked_at = Some(now);
-                write_family(tx, &family).await?;
+                write_revoked_family(tx, &family, now).await?;
                 revoked += 1;
             }
         }
@@ -361,7 +361,7 @@ impl PgStore {
             return Ok(false);
         }
         family.revoked_at = Some(now);
-        write_family(&tx, &family).await?;
+        write_revoked_family(&tx, &family, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -507,6 +507,23 @@ async fn write_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyRe
             &to_db(family.expires_at)?,
             &encode_compact(family)?,
         ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes a family just revoked at `now`, and makes its current token due
+/// for the purge at once: the purge removes a family with its current
+/// token, so a dead family goes at the next purge instead of at its expiry.
+async fn write_revoked_family(
+    tx: &deadpool_postgres::Transaction<'_>,
+    family: &FamilyRecord,
+    now: UnixTime,
+) -> Result<(), Fail> {
+    write_family(tx, family).await?;
+    tx.execute(
+        "UPDATE refresh_tokens SET expires_at = LEAST(expires_at, $2) WHERE digest = $1",
+        &[&family.current.as_slice(), &to_db(now)?],
     )
     .await?;
     Ok(())

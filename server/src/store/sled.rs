@@ -235,6 +235,7 @@ impl SledStore {
             }
             family.revoked_at = Some(now);
             view.insert(TreeId::Families, family_id, encode_compact(&family)?);
+            mark_dead(view, &family, now);
             Ok(true)
         })
     }
@@ -278,6 +279,14 @@ fn make_room(view: &mut View<'_>, client_id: &str, max_families: usize, now: Uni
         view.remove(TreeId::ClientFamilies, &key);
     }
     Ok(retired)
+}
+
+/// Makes a family revoked at `now` due for the purge: an index entry for
+/// its current token at `now`. The purge removes a family with its current
+/// token, so a dead family goes at the next purge instead of at its expiry;
+/// the token's own entry, found later without a token, just goes too.
+fn mark_dead(view: &mut View<'_>, family: &FamilyRecord, now: UnixTime) {
+    view.insert(TreeId::RefreshExpiry, &expiry_key(now, &family.current), Vec::new());
 }
 
 fn get_token(view: &View<'_>, digest: &Digest32) -> Result<Option<RefreshRecord>, StoreError> {
@@ -421,7 +430,10 @@ impl Store for SledStore {
             let decision = refresh::decide(presented, &token, &family, successor, request);
             match &decision.writes {
                 Writes::Nothing => {}
-                Writes::Family(family) => view.insert(TreeId::Families, &family.family_id, encode_compact(family)?),
+                Writes::Family(family) => {
+                    view.insert(TreeId::Families, &family.family_id, encode_compact(family)?);
+                    mark_dead(view, family, request.now);
+                }
                 Writes::Rotate { presented: used, successor_digest, successor: record, family } => {
                     view.insert(TreeId::RefreshTokens, presented, encode_compact(used)?);
                     view.insert(TreeId::RefreshTokens, successor_digest, encode_compact(record)?);
