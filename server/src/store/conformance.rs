@@ -214,6 +214,73 @@ pub async fn grace_retry_supersedes_the_unused_successor(store: Arc<dyn Store>) 
     assert_eq!(store.count_live_families("a", NOW + 11).await.unwrap(), 0);
 }
 
+/// The reuse grace of the grace cases, in seconds.
+const GRACE: u64 = 60;
+
+/// Presents `digest` as client `a` at `successor.issued_at` with a reuse
+/// grace of [`GRACE`] seconds; the verdict and the family after it.
+async fn present_graced(store: &dyn Store, digest: &Digest32, successor: &NewRefreshToken) -> (Verdict, FamilyRecord) {
+    let request = Presentation { reuse_grace: GRACE, ..by_a(successor.issued_at) };
+    present(store, digest, successor, &request).await.expect("the token exists")
+}
+
+/// A retry within the grace, while the successor is unused, rotates again:
+/// the unused successor is superseded (presenting it later is reuse), and
+/// the retried token keeps its first rotation time.
+pub async fn a_retry_within_the_grace_supersedes_the_unused_successor(store: Arc<dyn Store>) {
+    let first = token(1, NOW, 1000);
+    start(&*store, &family(1, "a", &first), &first).await;
+    let lost = token(2, NOW + 10, 1000);
+    assert_eq!(present_graced(&*store, &first.digest, &lost).await.0, Verdict::Rotate);
+
+    let retried = token(3, NOW + 20, 1000);
+    let (verdict, family) = present_graced(&*store, &first.digest, &retried).await;
+    assert_eq!(verdict, Verdict::Rotate);
+    assert_eq!(family.current, retried.digest);
+    assert_eq!(family.revoked_at, None);
+    // Superseded: never used, and no longer its family's current token.
+    let (superseded, _) = store.refresh_token(&lost.digest).await.unwrap().unwrap();
+    assert_eq!(superseded.state, RefreshState::Active);
+    let (presented, _) = store.refresh_token(&first.digest).await.unwrap().unwrap();
+    assert_eq!(presented.state, RefreshState::Rotated { at: NOW + 10, successor: retried.digest });
+
+    // The superseded successor was never handed out for sure: presenting it
+    // is reuse, and the whole family dies.
+    let (verdict, _) = present_graced(&*store, &lost.digest, &token(4, NOW + 30, 1000)).await;
+    assert_eq!(verdict, Verdict::RevokeFamily);
+    let (_, family) = store.refresh_token(&retried.digest).await.unwrap().unwrap();
+    assert_eq!(family.revoked_at, Some(NOW + 30));
+}
+
+/// The grace runs from the first rotation: retrying again and again does
+/// not stretch it, and past it the retry is reuse.
+pub async fn a_retry_after_the_grace_is_reuse(store: Arc<dyn Store>) {
+    let first = token(1, NOW, 1000);
+    start(&*store, &family(1, "a", &first), &first).await;
+    present_graced(&*store, &first.digest, &token(2, NOW + 10, 1000)).await;
+    let last_second = NOW + 10 + GRACE - 1;
+    let within = present_graced(&*store, &first.digest, &token(3, last_second, 1000)).await;
+    assert_eq!(within.0, Verdict::Rotate);
+    let after = present_graced(&*store, &first.digest, &token(4, last_second + 1, 1000)).await;
+    assert_eq!(after.0, Verdict::RevokeFamily);
+    assert_eq!(store.count_live_families("a", NOW + 10 + GRACE).await.unwrap(), 0);
+    // The unused successor of the last retry dies with its family.
+    let dead = present_graced(&*store, &[3; 32], &token(5, NOW + 100, 1000)).await;
+    assert_eq!(dead.0, Verdict::Refuse(Refusal::FamilyRevoked));
+}
+
+/// Within the grace but after the successor was used, a retry is reuse.
+pub async fn a_retry_after_the_successor_was_used_is_reuse(store: Arc<dyn Store>) {
+    let first = token(1, NOW, 1000);
+    start(&*store, &family(1, "a", &first), &first).await;
+    present_graced(&*store, &first.digest, &token(2, NOW + 10, 1000)).await;
+    let used = present_graced(&*store, &[2; 32], &token(3, NOW + 11, 1000)).await;
+    assert_eq!(used.0, Verdict::Rotate);
+    let retry = present_graced(&*store, &first.digest, &token(4, NOW + 12, 1000)).await;
+    assert_eq!(retry.0, Verdict::RevokeFamily);
+    assert_eq!(store.count_live_families("a", NOW + 12).await.unwrap(), 0);
+}
+
 /// Of 32 concurrent uses of one token, exactly one rotates it; with the
 /// real rules the others are reuse and revoke the family.
 pub async fn concurrent_rotation_has_one_winner(store: Arc<dyn Store>) {
@@ -612,7 +679,9 @@ macro_rules! conformance_tests {
             client_families_are_revoked_together, deleting_a_client_revokes_its_families,
             purge_removes_only_what_expired, keys_round_trip, keys_change_by_compare_and_swap,
             audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering,
-            deny_list_lifecycle, refresh_tokens_are_looked_up_by_digest, revoking_by_token_revokes_the_family);
+            deny_list_lifecycle, refresh_tokens_are_looked_up_by_digest, revoking_by_token_revokes_the_family,
+            a_retry_within_the_grace_supersedes_the_unused_successor, a_retry_after_the_grace_is_reuse,
+            a_retry_after_the_successor_was_used_is_reuse);
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_rotation_has_one_winner() {
@@ -632,4 +701,27 @@ macro_rules! conformance_tests {
             }
         )*
     };
+}
+
+/// Every `pub async fn` of this suite must be instantiated by the macro
+/// above; a test added here but not listed there would never run.
+#[cfg(test)]
+mod completeness {
+    #[test]
+    fn the_macro_lists_every_test_of_the_suite() {
+        let source = include_str!("conformance.rs");
+        let (suite, instantiation) = source.split_once("macro_rules! conformance_tests").unwrap();
+        let defined: std::collections::BTreeSet<&str> = suite
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub async fn "))
+            .filter_map(|rest| rest.split('(').next())
+            .collect();
+        let listed: std::collections::BTreeSet<&str> = instantiation
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .filter(|word| defined.contains(word))
+            .collect();
+        assert!(defined.len() >= 20, "the suite was not found: {defined:?}");
+        let missing: Vec<_> = defined.difference(&listed).collect();
+        assert!(missing.is_empty(), "conformance tests never instantiated by conformance_tests!: {missing:?}");
+    }
 }

@@ -177,16 +177,17 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     let body = b"grant_type=client_credentials";
     let head = format!(
         "POST /oauth2/token HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
         first.addr,
         crate::util::basic(&client.client_id, &client.client_secret),
         body.len()
     );
     let mut conn = std::net::TcpStream::connect(first.addr).expect("connect");
-    conn.set_read_timeout(Some(crate::util::HTTP_TIMEOUT)).expect("timeout");
     conn.write_all(head.as_bytes()).expect("the head");
+    // Once the server asks for the body, the request is in flight.
+    crate::util::await_continue(&mut conn).expect("the server reads the body");
+    conn.set_read_timeout(Some(crate::util::HTTP_TIMEOUT)).expect("timeout");
     conn.write_all(&body[..10]).expect("part of the body");
-    crate::util::pause(Duration::from_millis(200));
 
     first.signal("TERM");
     let deadline = Instant::now() + Duration::from_secs(10);

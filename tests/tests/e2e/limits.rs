@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use tessera_shared::admin::ClientCredentials;
 
 use crate::util::{
-    Resp, Server, TokenCall, basic, expect_error, expect_refresh_token, pause, raw_exchange, raw_request, read_response,
+    Resp, Server, TokenCall, await_continue, basic, expect_error, expect_refresh_token, raw_exchange, raw_request,
+    read_response,
 };
 
 const CC: &str = "/oauth2/token?grant_type=client_credentials";
@@ -177,13 +178,16 @@ async fn connections_beyond_the_cap_wait_for_a_slot() {
         let mut conn = TcpStream::connect(server.addr).expect("connect");
         conn.write_all(
             b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-              Content-Length: 100\r\n\r\ngrant_type=",
+              Content-Length: 100\r\nExpect: 100-continue\r\n\r\n",
         )
-        .expect("a whole head and part of a body hold the slot");
+        .expect("a whole head");
+        // The server says "100 Continue" once it reads the body, so after
+        // it has taken the whole head: from then on the slot is held by a
+        // request, not a half-sent head it could shed.
+        await_continue(&mut conn).expect("the server reads the body");
+        conn.write_all(b"grant_type=").expect("part of the body");
         held.push(conn);
     }
-    // Give the server time to accept both and read their heads.
-    pause(Duration::from_millis(300));
     let mut third = TcpStream::connect(server.addr).expect("the kernel still accepts");
     third.write_all(&valid(&server, &client)).expect("write");
     // A token request is answered in milliseconds; silence for 3 s (well
@@ -262,8 +266,9 @@ async fn half_sent_heads_are_shed_for_whole_requests_near_the_cap() {
     let client = server.create_client("shed", &[]);
     let mut first = half_sent_heads(&server, "127.0.0.9", 8).await;
     let _second = half_sent_heads(&server, "127.0.0.10", 8).await;
-    // Give the server time to accept all sixteen.
-    pause(Duration::from_millis(300));
+    // No wait needed: all sixteen connects completed before this one, and
+    // the kernel's accept queue is first in, first out, so the server
+    // accepts (and registers) every half-sent head before the whole request.
     let resp = TokenCall::new()
         .basic_creds(&client)
         .q("grant_type", "client_credentials")

@@ -107,6 +107,8 @@ pub struct Journal {
     /// For the last checkpoint, when the journal closes.
     db: sled::Db,
     dir: PathBuf,
+    /// Deletes a checkpointed segment.
+    remove: RemoveSegment,
 }
 
 #[derive(Debug)]
@@ -158,6 +160,17 @@ impl Journal {
     /// [`StoreError::Corrupt`] if a segment other than the newest is
     /// damaged; [`StoreError::Backend`] on IO or sled failure.
     pub fn open(dir: &Path, db: &sled::Db, trees: JournaledTrees, limits: SegmentLimits) -> Result<Self, StoreError> {
+        Self::open_removing_with(dir, db, trees, limits, RemoveSegment::from_disk())
+    }
+
+    /// [`Journal::open`], deleting checkpointed segments with `remove`.
+    fn open_removing_with(
+        dir: &Path,
+        db: &sled::Db,
+        trees: JournaledTrees,
+        limits: SegmentLimits,
+        remove: RemoveSegment,
+    ) -> Result<Self, StoreError> {
         create_private_dir(dir)?;
         let next_number = replay(dir, db, &trees)?;
         let segment = SegmentFile::create(dir, next_number, limits)?;
@@ -174,9 +187,13 @@ impl Journal {
         // also if the writer thread cannot be started.
         let checkpoint_db = db.clone();
         let checkpoint_dir = dir.to_path_buf();
+        let checkpoint_shared = Arc::clone(&shared);
+        let checkpoint_remove = remove.clone();
         let checkpointer = thread::Builder::new()
             .name("tessera-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpoint_db, &checkpoint_dir, &sealed_rx))
+            .spawn(move || {
+                checkpoint_loop(&checkpoint_db, &checkpoint_dir, &sealed_rx, &checkpoint_shared, &checkpoint_remove);
+            })
             .map_err(|e| backend("cannot start the checkpoint thread", e))?;
         let writer_shared = Arc::clone(&shared);
         let writer = thread::Builder::new()
@@ -196,6 +213,7 @@ impl Journal {
             checkpointer: Some(checkpointer),
             db: db.clone(),
             dir: dir.to_path_buf(),
+            remove,
         })
     }
 
@@ -304,8 +322,8 @@ impl Drop for Journal {
                 .map_err(|e| backend("sled flush at close", e))
                 .and_then(|_| list_segments(&self.dir))
                 .and_then(|segments| {
-                    let paths: Vec<PathBuf> = segments.into_iter().map(|(_, path)| path).collect();
-                    delete_in_order(&self.dir, &paths)
+                    let mut paths: Vec<PathBuf> = segments.into_iter().map(|(_, path)| path).collect();
+                    delete_in_order(&self.dir, &mut paths, &self.remove)
                 });
             if let Err(e) = checkpointed {
                 tracing::warn!(error = %e, "the journal was not checkpointed at close; it is replayed at the next start");
@@ -371,9 +389,45 @@ fn write_loop(shared: &Shared, mut segment: SegmentFile, sealed: &mpsc::Sender<P
     }
 }
 
+/// Deletes one checkpointed segment: `fs::remove_file`, or in tests a
+/// deletion that fails.
+#[derive(Clone)]
+struct RemoveSegment(Arc<RemoveFile>);
+
+type RemoveFile = dyn Fn(&Path) -> std::io::Result<()> + Send + Sync;
+
+impl RemoveSegment {
+    fn from_disk() -> Self {
+        Self(Arc::new(|path: &Path| fs::remove_file(path)))
+    }
+
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        (self.0)(path)
+    }
+}
+
+impl std::fmt::Debug for RemoveSegment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RemoveSegment")
+    }
+}
+
 /// The checkpoint thread: for each sealed segment, flushes sled (which
 /// then holds every change of that segment) and deletes it, oldest first.
-fn checkpoint_loop(db: &sled::Db, dir: &Path, sealed: &mpsc::Receiver<PathBuf>) {
+///
+/// A segment that cannot be deleted stays queued with every later one, and
+/// the journal stops taking writes: deleting a later segment while an
+/// earlier one stays would let the next start replay the earlier one over
+/// newer values (a rollback), and a disk that refuses a delete is not one
+/// to keep acknowledging writes on. The segments left behind are replayed,
+/// in order, at the next start, which is always sound.
+fn checkpoint_loop(
+    db: &sled::Db,
+    dir: &Path,
+    sealed: &mpsc::Receiver<PathBuf>,
+    shared: &Shared,
+    remove: &RemoveSegment,
+) {
     let mut waiting: Vec<PathBuf> = Vec::new();
     while let Ok(path) = sealed.recv() {
         waiting.push(path);
@@ -383,20 +437,28 @@ fn checkpoint_loop(db: &sled::Db, dir: &Path, sealed: &mpsc::Receiver<PathBuf>) 
             tracing::error!(error = %e, "checkpoint: sled flush failed; keeping the journal segments");
             continue;
         }
-        if let Err(e) = delete_in_order(dir, &waiting) {
-            tracing::error!(error = %e, "checkpoint: cannot delete a checkpointed journal segment");
+        if let Err(e) = delete_in_order(dir, &mut waiting, remove) {
+            fail(shared, &format!("checkpoint: {e}; the segment and every later one are kept for the next start"));
         }
-        waiting.clear();
     }
 }
 
 /// Deletes segments oldest first, syncing the directory after each, so a
 /// crash never keeps an older segment while a newer one is gone (replaying
 /// the older alone would bring back values the newer overwrote).
-fn delete_in_order(dir: &Path, segments: &[PathBuf]) -> Result<(), StoreError> {
-    for path in segments {
-        fs::remove_file(path).map_err(|e| backend("cannot delete a segment", e))?;
+///
+/// Each deleted segment leaves `segments`; on an error the one that failed
+/// and every later one stay in it, in order.
+fn delete_in_order(dir: &Path, segments: &mut Vec<PathBuf>, remove: &RemoveSegment) -> Result<(), StoreError> {
+    while let Some(path) = segments.first() {
+        match remove.remove(path) {
+            // Gone already: an earlier attempt deleted it but failed to sync.
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(backend(&format!("cannot delete segment {}", path.display()), e)),
+        }
         sync_dir(dir)?;
+        segments.remove(0);
     }
     Ok(())
 }
@@ -430,8 +492,8 @@ fn replay(dir: &Path, db: &sled::Db, trees: &JournaledTrees) -> Result<u64, Stor
     }
     if !segments.is_empty() {
         db.flush().map_err(|e| backend("sled flush after replay", e))?;
-        let paths: Vec<PathBuf> = segments.iter().map(|(_, path)| path.clone()).collect();
-        delete_in_order(dir, &paths)?;
+        let mut paths: Vec<PathBuf> = segments.iter().map(|(_, path)| path.clone()).collect();
+        delete_in_order(dir, &mut paths, &RemoveSegment::from_disk())?;
         tracing::info!(records = replayed, segments = segments.len(), "replayed the refresh-token journal");
     }
     Ok(segments.last().map_or(1, |(number, _)| number + 1))

@@ -204,3 +204,28 @@ fn parse_response_at_eof(buf: &[u8]) -> Option<Resp> {
         }
     }
 }
+
+/// Reads the interim "100 Continue" response to a request sent with
+/// `Expect: 100-continue`. The server sends it when it starts reading the
+/// body, so once it arrives the server has taken the whole request head:
+/// an event to wait for instead of a guessed pause.
+///
+/// # Errors
+/// A description if the connection ends, times out, or answers otherwise.
+pub fn await_continue(conn: &mut TcpStream) -> Result<(), String> {
+    conn.set_read_timeout(Some(HTTP_TIMEOUT)).map_err(|e| e.to_string())?;
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\r\n\r\n") {
+        if seen.len() > 256 {
+            return Err(format!("no interim response: {:?}", String::from_utf8_lossy(&seen)));
+        }
+        conn.read_exact(&mut byte).map_err(|e| format!("{e} after {:?}", String::from_utf8_lossy(&seen)))?;
+        seen.push(byte[0]);
+    }
+    if seen.starts_with(b"HTTP/1.1 100 ") {
+        Ok(())
+    } else {
+        Err(format!("a final answer instead of 100 Continue: {:?}", String::from_utf8_lossy(&seen)))
+    }
+}

@@ -263,3 +263,87 @@ async fn a_clean_close_leaves_nothing_to_replay() {
     assert!(list_segments(&f.journal_dir).unwrap().is_empty());
     assert_eq!(get(&f.trees.families, b"f1").as_deref(), Some(&b"one"[..]));
 }
+
+/// A remover that fails for segment 1 only: the first time once the test
+/// lets it go on (so later segments can be sealed meanwhile), at once after.
+fn failing_for_the_first_segment(journal_dir: &Path, go_on: std::sync::mpsc::Receiver<()>) -> super::RemoveSegment {
+    let first = segment_path(journal_dir, 1);
+    let go_on = std::sync::Mutex::new(go_on);
+    super::RemoveSegment(std::sync::Arc::new(move |path: &Path| {
+        if path == first {
+            if let Ok(go_on) = go_on.lock() {
+                let _ = go_on.recv();
+            }
+            return Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        }
+        fs::remove_file(path)
+    }))
+}
+
+/// Deleting in order stops at the first failure and keeps that segment and
+/// every later one, on disk and queued.
+#[test]
+fn a_failed_deletion_keeps_that_segment_and_every_later_one() {
+    let f = fixture();
+    for number in 1..=3 {
+        write_segment(&f.journal_dir, number, &[vec![put(TreeId::Families, b"f1", b"v")]]);
+    }
+    let (go_on, wait) = std::sync::mpsc::channel();
+    drop(go_on);
+    let remove = failing_for_the_first_segment(&f.journal_dir, wait);
+    let mut queued: Vec<_> = (1..=3).map(|n| segment_path(&f.journal_dir, n)).collect();
+
+    assert!(super::delete_in_order(&f.journal_dir, &mut queued, &remove).is_err());
+    assert_eq!(queued, (1..=3).map(|n| segment_path(&f.journal_dir, n)).collect::<Vec<_>>());
+    let on_disk: Vec<u64> = list_segments(&f.journal_dir).unwrap().iter().map(|(n, _)| *n).collect();
+    assert_eq!(on_disk, [1, 2, 3], "nothing after the failed segment was deleted");
+
+    super::delete_in_order(&f.journal_dir, &mut queued, &super::RemoveSegment::from_disk()).unwrap();
+    assert!(queued.is_empty());
+    assert!(list_segments(&f.journal_dir).unwrap().is_empty());
+}
+
+/// Issue 13, item 6: the checkpointer once forgot a segment it failed to
+/// delete and went on deleting later ones, so the next start replayed the
+/// old segment over newer values. Now the failed segment and every later
+/// one stay, the journal stops taking writes, and a restart ends with the
+/// last acknowledged value.
+#[tokio::test]
+async fn a_failed_segment_deletion_never_rolls_state_back_at_the_next_start() {
+    let f = fixture();
+    // Every append fills a segment, so each commit below has its own.
+    let limits = SegmentLimits { max_bytes: 1, max_age: Duration::from_secs(3600) };
+    let (go_on, wait) = std::sync::mpsc::channel();
+    let remove = failing_for_the_first_segment(&f.journal_dir, wait);
+    let journal = Journal::open_removing_with(&f.journal_dir, &f.db, f.trees.clone(), limits, remove).unwrap();
+
+    // Segment 1 holds "one"; its deletion is held until "two" (segment 2)
+    // is acknowledged and sealed too.
+    journal.wait(commit_family(&journal, b"f1", b"one")).await.unwrap();
+    journal.wait(commit_family(&journal, b"f1", b"two")).await.unwrap();
+    go_on.send(()).unwrap();
+    drop(go_on);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while journal.check().is_ok() {
+        assert!(Instant::now() < deadline, "a failed deletion never stopped the journal");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = journal.commit(|view| {
+        view.insert(TreeId::Families, b"f1", b"three".to_vec());
+        Ok(())
+    });
+    assert!(
+        matches!(refused, Err(ref e @ StoreError::Backend { .. }) if e.to_string().contains("cannot delete segment")),
+        "{refused:?}"
+    );
+    drop(journal);
+    let on_disk: Vec<u64> = list_segments(&f.journal_dir).unwrap().iter().map(|(n, _)| *n).collect();
+    assert!(on_disk.starts_with(&[1, 2]), "segment 2 was deleted before segment 1: {on_disk:?}");
+
+    // The next start replays segment 1 and then 2: the acknowledged "two" stays.
+    let reopened = open(&f, SegmentLimits::default());
+    assert_eq!(get(&f.trees.families, b"f1").as_deref(), Some(&b"two"[..]));
+    assert!(list_segments(&f.journal_dir).unwrap().len() <= 1, "the replayed segments are gone");
+    drop(reopened);
+}
