@@ -59,6 +59,10 @@ struct Args {
     /// A 3 s probe of the refresh-token issue rate sizes the tokens' lifetime.
     #[arg(long)]
     storage_only: bool,
+    /// Only the rotation storage measurement: 50 families rotated 2,000
+    /// times each, reporting the data dir's and the server's growth.
+    #[arg(long)]
+    rotation_storage_only: bool,
     /// Also measure the token scenarios on a server whose storage is this
     /// PostgreSQL URL (see README "Performance").
     #[arg(long, value_name = "URL")]
@@ -128,6 +132,9 @@ fn run(args: &Args) -> Result<(), String> {
     let admin_bin = sibling_binary("tessera-admin")?;
     if args.storage_only {
         return storage_only(args, &server_bin, &admin_bin);
+    }
+    if args.rotation_storage_only {
+        return rotation_storage(args, &server_bin, &admin_bin);
     }
 
     println!(
@@ -410,6 +417,63 @@ fn storage_only(args: &Args, server_bin: &std::path::Path, admin_bin: &std::path
     };
     println!("storage: refresh tokens issue at about {} per second (3 s probe)", thousands(rate));
     storage(args, &runtime, server_bin, admin_bin, rate)
+}
+
+/// Families of the rotation storage measurement, one per connection.
+const ROTATION_FAMILIES: usize = 50;
+/// Rotations of each family.
+const ROTATIONS_PER_FAMILY: u64 = 2_000;
+
+/// `--rotation-storage-only`: what rotations cost in storage and memory
+/// when the families stay few. Each of 50 connections starts one family
+/// and rotates it 2,000 times; the data dir and the server's resident
+/// memory are measured before and after, and once more after a clean stop
+/// (journal checkpointed, sled flushed).
+fn rotation_storage(args: &Args, server_bin: &std::path::Path, admin_bin: &std::path::Path) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let mut server = ServerProcess::start(server_bin, args.server_core, &["--signing-alg".into(), args.alg.clone()])?;
+    let authorization = server.create_client(admin_bin, true)?;
+    let (size_before, rss_before) = (server.data_size(), server.rss_kib().unwrap_or(0));
+    let rotations = ROTATION_FAMILIES as u64 * ROTATIONS_PER_FAMILY;
+    let scenario = Scenario::Refresh { authorization };
+    let bounds = Bounds { connections: ROTATION_FAMILIES, duration: Duration::from_secs(900), max_ok: Some(rotations) };
+    let started = Instant::now();
+    let done = runtime.block_on(load::run(server.addr, &scenario, bounds))?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let (size_after, rss_after) = (server.data_size(), server.rss_kib().unwrap_or(0));
+    let journal_after = server.journal_size();
+    server.terminate(&runtime, Duration::from_secs(60))?;
+    let size_stopped = server.data_size();
+    let grown = size_after.saturating_sub(size_before);
+    let settled = size_stopped.saturating_sub(size_before);
+    println!(
+        "rotation storage: {} families x {} rotations: {} rotations in {elapsed:.0} s ({} unexpected answers)",
+        ROTATION_FAMILIES,
+        ROTATIONS_PER_FAMILY,
+        thousands(done.ok as f64),
+        done.unexpected
+    );
+    println!(
+        "rotation storage: data dir {:.1} MiB before, {:.1} MiB after (+{:.1} MiB, {:.0} bytes/rotation; journal {:.1} MiB)",
+        mib(size_before),
+        mib(size_after),
+        mib(grown),
+        grown as f64 / done.ok.max(1) as f64,
+        mib(journal_after)
+    );
+    println!(
+        "rotation storage: after a clean stop {:.1} MiB (+{:.1} MiB, {:.0} bytes/rotation)",
+        mib(size_stopped),
+        mib(settled),
+        settled as f64 / done.ok.max(1) as f64
+    );
+    println!(
+        "rotation storage: server RSS {:.1} MiB before, {:.1} MiB after (+{:.1} MiB)",
+        rss_before as f64 / 1024.0,
+        rss_after as f64 / 1024.0,
+        rss_after.saturating_sub(rss_before) as f64 / 1024.0
+    );
+    Ok(())
 }
 
 fn mib(bytes: u64) -> f64 {

@@ -77,6 +77,19 @@ impl ServerProcess {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
+    /// Resident memory now (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Bytes the refresh-token journal (`db.journal/` in the data dir)
+    /// takes on disk: records synced but not yet checkpointed.
+    pub fn journal_size(&self) -> u64 {
+        dir_size(&self.data_dir.path().join("db.journal"))
+    }
+
     /// Bytes the data dir takes on disk.
     pub fn data_size(&self) -> u64 {
         dir_size(self.data_dir.path())

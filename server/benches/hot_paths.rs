@@ -12,11 +12,13 @@ use ring::rand::SystemRandom;
 use tessera_server::crypto::random::Random;
 use tessera_server::crypto::secret::{SecretHasher, refresh_token_digest};
 use tessera_server::crypto::signing::{JwtSigner, generate_pkcs8};
+use tessera_server::grant::refresh::Presentation;
 use tessera_server::grant::request::{AuthorizationHeader, ParsePolicy, Source, TokenRequest};
 use tessera_server::http::{basic, params};
-use tessera_server::store::records::{FamilyRecord, NewRefreshToken};
+use tessera_server::store::Store;
+use tessera_server::store::records::{ClientRecord, FamilyRecord, NewRefreshToken};
 use tessera_server::store::sled::SledStore;
-use tessera_server::store::{RefreshTransition, Store};
+use tessera_shared::admin::ClientStatus;
 use tessera_shared::claims::AccessTokenClaims;
 use tessera_shared::jwk::Algorithm;
 
@@ -81,15 +83,28 @@ fn rotation(c: &mut Criterion) {
         current: first.digest,
         expires_at: first.expires_at,
     };
-    runtime.block_on(store.create_family(&family, &first)).unwrap();
+    let client = ClientRecord {
+        client_id: family.client_id.clone(),
+        name: "bench".into(),
+        secret_digest: [0; 32],
+        secret_set_at: 1,
+        previous_secret: None,
+        scopes: vec![],
+        refresh_tokens: true,
+        status: ClientStatus::Active,
+        created_at: 1,
+        secret_expires_at: None,
+    };
+    runtime.block_on(store.insert_client(&client)).unwrap();
+    runtime.block_on(store.create_family(&family, &first, 1000)).unwrap();
     let mut current = first.digest;
-    let rotate = |_: &_, _: &_| RefreshTransition::Rotate;
+    let request = Presentation { client_id: &family.client_id, now: 1, reuse_grace: 0, requested_scope: None };
     // One durable rotation after another: includes a flush each, the cost
     // a lone client sees; concurrent clients share flushes.
     c.bench_function("refresh rotation in sled (durable, one writer)", |b| {
         b.iter(|| {
             let next = NewRefreshToken { digest: refresh_token_digest(&random.refresh_token().unwrap()), ..first };
-            runtime.block_on(store.use_refresh_token(&current, &next, &rotate)).unwrap();
+            runtime.block_on(store.use_refresh_token(&current, &next, &request)).unwrap();
             current = next.digest;
         });
     });

@@ -19,6 +19,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_ROTATE_EVERY: u64 = 30 * 24 * 3600;
 /// Default `max-age` of the JWKS response.
 pub const DEFAULT_JWKS_MAX_AGE: u64 = 300;
+
+/// How many refresh-token families one client may hold by default: enough
+/// for any integration that keeps its tokens, and a bound on the storage of
+/// one that starts a family per request.
+pub const DEFAULT_MAX_FAMILIES_PER_CLIENT: usize = 1000;
 /// The environment variable that may hold the key-encryption key (base64).
 /// No flag carries it: a flag would show in `ps`.
 pub const KEK_ENV: &str = "TESSERA_KEY_ENCRYPTION_KEY";
@@ -55,6 +60,10 @@ pub struct Cli {
     /// response retried) before it counts as theft [default: 0].
     #[arg(long, env = "TESSERA_REFRESH_REUSE_GRACE", value_name = "SECONDS")]
     pub refresh_reuse_grace: Option<u64>,
+    /// Refresh-token families one client may hold; starting one more
+    /// retires its oldest [default: 1000].
+    #[arg(long, env = "TESSERA_MAX_FAMILIES_PER_CLIENT", value_name = "N")]
+    pub max_families_per_client: Option<usize>,
     /// Accept client_id/client_secret in the query string, as the Blynk page
     /// does [default: true].
     #[arg(long, env = "TESSERA_ALLOW_QUERY_CREDENTIALS", value_name = "BOOL")]
@@ -207,6 +216,7 @@ struct FileConfig {
     access_token_ttl: Option<u64>,
     refresh_token_ttl: Option<u64>,
     refresh_reuse_grace: Option<u64>,
+    max_families_per_client: Option<usize>,
     allow_query_credentials: Option<bool>,
     purge_interval: Option<u64>,
     log_format: Option<LogFormat>,
@@ -361,6 +371,8 @@ pub struct Config {
     pub refresh_token_ttl: u64,
     /// Reuse grace of a rotated refresh token in seconds.
     pub refresh_reuse_grace: u64,
+    /// Refresh-token families one client may hold.
+    pub max_families_per_client: usize,
     /// Whether query-string client credentials are accepted.
     pub allow_query_credentials: bool,
     /// Signature algorithm of new keys.
@@ -534,6 +546,10 @@ impl Config {
             access_token_ttl: cli.access_token_ttl.or(file.access_token_ttl).unwrap_or(300),
             refresh_token_ttl: cli.refresh_token_ttl.or(file.refresh_token_ttl).unwrap_or(30 * 24 * 3600),
             refresh_reuse_grace: cli.refresh_reuse_grace.or(file.refresh_reuse_grace).unwrap_or(0),
+            max_families_per_client: cli
+                .max_families_per_client
+                .or(file.max_families_per_client)
+                .unwrap_or(DEFAULT_MAX_FAMILIES_PER_CLIENT),
             allow_query_credentials: cli.allow_query_credentials.or(file.allow_query_credentials).unwrap_or(true),
             signing_alg: cli.signing_alg.or(file_alg).unwrap_or(Algorithm::ES256),
             signing_rotate_every: cli
@@ -638,6 +654,9 @@ impl Config {
         }
         if self.refresh_reuse_grace > 300 {
             return invalid("refresh_reuse_grace must be at most 300 seconds");
+        }
+        if self.max_families_per_client == 0 {
+            return invalid("max_families_per_client must be at least 1");
         }
         if self.purge_interval.is_zero() {
             return invalid("purge_interval must be at least 1 second");

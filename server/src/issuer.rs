@@ -16,13 +16,13 @@ use crate::clock::{Clock, UnixTime};
 use crate::crypto::random::Random;
 use crate::crypto::secret::{SecretHasher, refresh_token_digest};
 use crate::grant::error::TokenError;
-use crate::grant::refresh::{self, Presentation, Verdict};
+use crate::grant::refresh::{Presentation, Verdict};
 use crate::grant::request::{ClientCredentials, Grant, TokenRequest};
 use crate::grant::scope;
 use crate::keys::KeyHandle;
 use crate::metrics::Metrics;
-use crate::store::records::{self, ClientRecord, FamilyRecord, NewRefreshToken, RefreshRecord};
-use crate::store::{RefreshUse, Store};
+use crate::store::records::{self, ClientRecord, FamilyRecord, NewRefreshToken};
+use crate::store::{FamilyStart, RefreshUse, Store};
 
 /// Last-used times are recorded at most this often per client (and server
 /// process), to keep a write off the hot path.
@@ -41,6 +41,9 @@ pub struct IssuerPolicy {
     pub refresh_token_ttl: u64,
     /// Reuse grace of a rotated refresh token, in seconds.
     pub refresh_reuse_grace: u64,
+    /// Refresh-token families a client may hold; starting one more retires
+    /// its oldest (`--max-families-per-client`).
+    pub max_families_per_client: usize,
 }
 
 /// Issues tokens. Cheap to clone.
@@ -224,8 +227,22 @@ impl Issuer {
             current: first.digest,
             expires_at: first.expires_at,
         };
-        self.store.create_family(&family, &first).await?;
-        Ok(token)
+        match self.store.create_family(&family, &first, self.policy.max_families_per_client).await? {
+            FamilyStart::Started { retired } => {
+                if retired > 0 {
+                    tracing::info!(
+                        event = "refresh_families_retired",
+                        client_id = %client.client_id,
+                        retired,
+                        "the client is at its refresh-token family cap; its oldest family was retired"
+                    );
+                }
+                Ok(token)
+            }
+            // Revoked or deleted while this request was under way: it
+            // fails as it would have a moment later.
+            FamilyStart::ClientNotActive => Err(TokenError::InvalidClient),
+        }
     }
 
     async fn refresh(
@@ -248,22 +265,11 @@ impl Issuer {
             reuse_grace: self.policy.refresh_reuse_grace,
             requested_scope: requested,
         };
-        // The store may run the judge more than once (a transaction retry);
-        // the verdict kept is the one of the run that was applied.
-        let verdict = Mutex::new(None);
-        let judge = |token: &RefreshRecord, family: &FamilyRecord| {
-            let decided = refresh::judge(token, family, &presentation);
-            if let Ok(mut slot) = verdict.lock() {
-                *slot = Some(decided);
-            }
-            decided.transition()
-        };
-        let outcome = self.store.use_refresh_token(&refresh_token_digest(presented), &new, &judge).await?;
-        let RefreshUse::Applied { family, .. } = outcome else {
+        let outcome = self.store.use_refresh_token(&refresh_token_digest(presented), &new, &presentation).await?;
+        let RefreshUse::Decided { verdict, family } = outcome else {
             return Err(TokenError::InvalidGrant("the refresh token is not valid"));
         };
-        let decided = verdict.lock().ok().and_then(|mut slot| slot.take()).unwrap_or(Verdict::RevokeFamily);
-        if decided == Verdict::RevokeFamily {
+        if verdict == Verdict::RevokeFamily {
             self.metrics.refresh_token_reused();
             tracing::warn!(
                 event = "refresh_token_reuse",
@@ -277,7 +283,7 @@ impl Issuer {
             );
             self.activity.audit().record(entry).await;
         }
-        if let Some(error) = decided.error() {
+        if let Some(error) = verdict.error() {
             return Err(error);
         }
         let granted = requested.map_or_else(|| family.scope.clone(), <[String]>::to_vec);

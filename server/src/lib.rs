@@ -183,6 +183,7 @@ pub async fn run(
         access_token_ttl: config.access_token_ttl,
         refresh_token_ttl: config.refresh_token_ttl,
         refresh_reuse_grace: config.refresh_reuse_grace,
+        max_families_per_client: config.max_families_per_client,
     };
     let mut tasks = supervise::Supervisor::new(shutdown.clone());
     let app = Arc::new(http::App {

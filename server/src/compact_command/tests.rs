@@ -35,14 +35,14 @@ async fn database(db: &Path, name: &str, expired: u32) {
     let store = SledStore::open(db).unwrap();
     store.insert_client(&client(name)).await.unwrap();
     let live = NewRefreshToken { digest: [1; 32], issued_at: NOW, expires_at: NOW + 10_000 };
-    store.create_family(&family(1, &live), &live).await.unwrap();
+    store.create_family(&family(1, &live), &live, 100_000).await.unwrap();
     for n in 0..expired {
         let mut digest = [2; 32];
         digest[..4].copy_from_slice(&n.to_be_bytes());
         let token = NewRefreshToken { digest, issued_at: NOW, expires_at: NOW + 10 };
         let mut family = family(2, &token);
         family.family_id[..4].copy_from_slice(&n.to_be_bytes());
-        store.create_family(&family, &token).await.unwrap();
+        store.create_family(&family, &token, 100_000).await.unwrap();
     }
     store.flush().await.unwrap();
     while store.purge_expired(NOW + 100, 10_000).await.unwrap().tokens > 0 {}

@@ -18,6 +18,7 @@ fn defaults_need_nothing() {
     assert_eq!(config.access_token_ttl, 300);
     assert_eq!(config.refresh_token_ttl, 2_592_000);
     assert_eq!(config.refresh_reuse_grace, 0);
+    assert_eq!(config.max_families_per_client, 1000);
     assert!(config.allow_query_credentials);
     assert_eq!(config.signing_alg, Algorithm::ES256);
     assert_eq!(config.limits, Limits::default());
@@ -48,6 +49,28 @@ fn file_values_apply_when_no_flag_is_given() {
 }
 
 #[test]
+fn the_family_cap_comes_from_the_flag_or_the_file() {
+    let config = Config::merge(
+        cli(&[]),
+        file(
+            "max_families_per_client = 5
+",
+        ),
+    )
+    .expect("valid");
+    assert_eq!(config.max_families_per_client, 5);
+    let config = Config::merge(
+        cli(&["--max-families-per-client", "7"]),
+        file(
+            "max_families_per_client = 5
+",
+        ),
+    )
+    .expect("valid");
+    assert_eq!(config.max_families_per_client, 7);
+}
+
+#[test]
 fn unknown_file_keys_are_refused() {
     assert!(toml::from_str::<FileConfig>("acess_token_ttl = 5").is_err());
     assert!(toml::from_str::<FileConfig>("[signing]\nalgo = \"ES256\"").is_err());
@@ -58,6 +81,7 @@ fn out_of_range_values_are_refused_with_one_line() {
     for args in [
         &["--access-token-ttl", "0"][..],
         &["--refresh-token-ttl", "0"],
+        &["--max-families-per-client", "0"],
         &["--max-header-bytes", "100"],
         &["--issuer", "ftp://example"],
         &["--issuer", "https://example/?q=1"],

@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn storage_failures_are_500_and_say_nothing_inside() {
-        let error = TokenError::Storage(crate::store::StoreError::Backend("disk /secret/path full".into()));
+        let error = TokenError::Storage(crate::store::StoreError::internal("write", "disk /secret/path full"));
         let response = token_error(&error);
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!error.to_string().contains("/secret/path"));

@@ -26,6 +26,10 @@ struct Fixture {
 }
 
 async fn fixture_with(reuse_grace: u64) -> Fixture {
+    fixture_capped(reuse_grace, 1000).await
+}
+
+async fn fixture_capped(reuse_grace: u64, max_families_per_client: usize) -> Fixture {
     let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
     let clock = Arc::new(ManualClock::at(START));
     let keys = crate::keys::testing::manager(store.clone(), clock.clone(), Algorithm::ES256).await;
@@ -37,6 +41,7 @@ async fn fixture_with(reuse_grace: u64) -> Fixture {
         access_token_ttl: 300,
         refresh_token_ttl: 3600,
         refresh_reuse_grace: reuse_grace,
+        max_families_per_client,
     };
     Fixture {
         issuer: Issuer::new(
@@ -235,6 +240,23 @@ async fn a_retry_within_the_reuse_grace_gets_a_new_successor() {
     // The superseded successor now counts as used: presenting it is reuse.
     assert_eq!(code(f.refresh(&client, &lost, None).await), ErrorCode::InvalidGrant);
     assert_eq!(code(f.refresh(&client, &retried, None).await), ErrorCode::InvalidGrant);
+}
+
+#[tokio::test]
+async fn a_grant_beyond_the_family_cap_retires_the_oldest_family() {
+    let f = fixture_capped(0, 2).await;
+    let client = f.client(&[], true).await;
+    let oldest = f.grant(&client, None).await.unwrap().refresh_token.unwrap();
+    // Family IDs order by the second they were started in.
+    f.clock.advance(1);
+    let middle = f.grant(&client, None).await.unwrap().refresh_token.unwrap();
+    f.clock.advance(1);
+    let newest = f.grant(&client, None).await.unwrap().refresh_token.unwrap();
+    let error = f.refresh(&client, &oldest, None).await.unwrap_err();
+    assert_eq!(error.code(), ErrorCode::InvalidGrant, "the oldest family was retired");
+    assert!(f.refresh(&client, &middle, None).await.is_ok());
+    assert!(f.refresh(&client, &newest, None).await.is_ok());
+    assert_eq!(f.store.count_live_families(&client.client_id, START + 2).await.unwrap(), 2);
 }
 
 #[tokio::test]

@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use tessera_shared::admin::ClientStatus;
 
-use super::records::{ClientRecord, FamilyRecord, NewRefreshToken, RefreshState};
-use super::{RefreshTransition, RefreshUse, Store, StoreError};
-use crate::grant::refresh::{Presentation, judge};
+use super::records::{ClientRecord, Digest32, FamilyRecord, NewRefreshToken, RefreshState};
+use super::{FamilyStart, RefreshUse, Store, StoreError};
+use crate::grant::refresh::{Presentation, Refusal, Verdict};
 
 const NOW: u64 = 1_700_000_000;
 
-fn client(id: &str) -> ClientRecord {
+/// An active client with this ID.
+pub fn client(id: &str) -> ClientRecord {
     ClientRecord {
         client_id: id.into(),
         name: "test".into(),
@@ -43,8 +44,37 @@ fn family(id: u8, client_id: &str, first: &NewRefreshToken) -> FamilyRecord {
     }
 }
 
-fn rotate_always(_: &super::records::RefreshRecord, _: &FamilyRecord) -> RefreshTransition {
-    RefreshTransition::Rotate
+/// Starts `family` with its first token, storing its client first if needed.
+async fn start(store: &dyn Store, family: &FamilyRecord, first: &NewRefreshToken) {
+    match store.insert_client(&client(&family.client_id)).await {
+        Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
+        Err(e) => panic!("cannot store the client: {e}"),
+    }
+    assert_eq!(store.create_family(family, first, 1000).await.unwrap(), FamilyStart::Started { retired: 0 });
+}
+
+/// A refresh request by client `a` at `now`, without reuse grace.
+fn by_a(now: u64) -> Presentation<'static> {
+    Presentation { client_id: "a", now, reuse_grace: 0, requested_scope: None }
+}
+
+/// Presents `presented` with the real rules; the verdict and the family
+/// after it, or `None` for an unknown token.
+async fn present(
+    store: &dyn Store,
+    presented: &Digest32,
+    successor: &NewRefreshToken,
+    request: &Presentation<'_>,
+) -> Option<(Verdict, FamilyRecord)> {
+    match store.use_refresh_token(presented, successor, request).await.unwrap() {
+        RefreshUse::Decided { verdict, family } => Some((verdict, family)),
+        RefreshUse::Unknown => None,
+    }
+}
+
+/// The verdict on presenting `presented` as client `a` at `successor.issued_at`.
+async fn verdict(store: &dyn Store, presented: &Digest32, successor: &NewRefreshToken) -> Verdict {
+    present(store, presented, successor, &by_a(successor.issued_at)).await.expect("the token is known").0
 }
 
 /// The installation value is stored once and then kept, unless replaced.
@@ -89,62 +119,109 @@ pub async fn last_used_is_recorded(store: Arc<dyn Store>) {
 /// A rotation makes the successor current and the presented token rotated.
 pub async fn rotation_moves_the_family_forward(store: Arc<dyn Store>) {
     let first = token(1, NOW, 100);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    start(&*store, &family(1, "a", &first), &first).await;
     let second = token(2, NOW + 10, 100);
-    let outcome = store.use_refresh_token(&first.digest, &second, &rotate_always).await.unwrap();
-    let RefreshUse::Applied { transition, token: before, family } = outcome else { panic!("the token exists") };
-    assert_eq!(transition, RefreshTransition::Rotate);
-    assert_eq!(before.state, RefreshState::Active);
-    assert_eq!(family.current, second.digest);
-    assert_eq!(family.expires_at, second.expires_at);
+    let (verdict, after) = present(&*store, &first.digest, &second, &by_a(NOW + 10)).await.unwrap();
+    assert_eq!(verdict, Verdict::Rotate);
+    assert_eq!((after.current, after.expires_at), (second.digest, second.expires_at));
+    let (used, _) = store.refresh_token(&first.digest).await.unwrap().unwrap();
+    assert_eq!(used.state, RefreshState::Rotated { at: NOW + 10, successor: second.digest });
 
-    // The presented token is now rotated, pointing at its successor.
+    // A refusal changes nothing: the successor still rotates.
     let third = token(3, NOW + 20, 100);
-    let refuse = |t: &super::records::RefreshRecord, _: &FamilyRecord| {
-        assert_eq!(t.state, RefreshState::Rotated { at: NOW + 10, successor: second.digest });
-        RefreshTransition::Refuse
-    };
-    let outcome = store.use_refresh_token(&first.digest, &third, &refuse).await.unwrap();
-    assert!(matches!(outcome, RefreshUse::Applied { transition: RefreshTransition::Refuse, .. }));
-    // Refusing changed nothing: the successor still rotates.
-    let outcome = store.use_refresh_token(&second.digest, &third, &rotate_always).await.unwrap();
-    assert!(matches!(outcome, RefreshUse::Applied { transition: RefreshTransition::Rotate, .. }));
+    let other = Presentation { client_id: "b", ..by_a(NOW + 20) };
+    let (verdict, _) = present(&*store, &second.digest, &third, &other).await.unwrap();
+    assert_eq!(verdict, Verdict::Refuse(Refusal::OtherClient));
+    assert_eq!(store.refresh_token(&third.digest).await.unwrap(), None, "no successor was stored");
+    assert_eq!(self::verdict(&*store, &second.digest, &third).await, Verdict::Rotate);
 }
 
 /// An unknown digest is reported as such.
 pub async fn unknown_tokens_are_unknown(store: Arc<dyn Store>) {
-    let outcome = store.use_refresh_token(&[42; 32], &token(2, NOW, 100), &rotate_always).await.unwrap();
-    assert_eq!(outcome, RefreshUse::Unknown);
+    assert_eq!(present(&*store, &[42; 32], &token(2, NOW, 100), &by_a(NOW)).await, None);
 }
 
-/// A family revocation is applied and seen by the next use.
+/// Reuse revokes the family, and the revocation sticks.
 pub async fn revoking_a_family_sticks(store: Arc<dyn Store>) {
     let first = token(1, NOW, 100);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
-    let revoke = |_: &super::records::RefreshRecord, _: &FamilyRecord| RefreshTransition::RevokeFamily;
-    let outcome = store.use_refresh_token(&first.digest, &token(2, NOW + 1, 100), &revoke).await.unwrap();
-    let RefreshUse::Applied { family, .. } = outcome else { panic!("the token exists") };
-    assert_eq!(family.revoked_at, Some(NOW + 1));
-    assert_eq!(store.count_live_families("a", NOW + 1).await.unwrap(), 0);
+    start(&*store, &family(1, "a", &first), &first).await;
+    let second = token(2, NOW + 1, 100);
+    assert_eq!(verdict(&*store, &first.digest, &second).await, Verdict::Rotate);
+    let (verdict, after) = present(&*store, &first.digest, &token(3, NOW + 2, 100), &by_a(NOW + 2)).await.unwrap();
+    assert_eq!(verdict, Verdict::RevokeFamily);
+    assert_eq!(after.revoked_at, Some(NOW + 2));
+    assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 0);
+    assert_eq!(
+        self::verdict(&*store, &second.digest, &token(4, NOW + 3, 100)).await,
+        Verdict::Refuse(Refusal::FamilyRevoked),
+        "the current token died with its family"
+    );
 }
 
-/// Presents `digest` under the real rotation rules at `now`, with a reuse
-/// grace of [`GRACE`] seconds; returns what was applied.
-async fn present(store: &dyn Store, digest: &[u8; 32], successor: &NewRefreshToken, now: u64) -> RefreshUse {
-    let rules = |t: &super::records::RefreshRecord, f: &FamilyRecord| {
-        judge(t, f, &Presentation { client_id: "a", now, reuse_grace: GRACE, requested_scope: None }).transition()
-    };
-    store.use_refresh_token(digest, successor, &rules).await.unwrap()
+/// Every generation older than the current one is reuse, however far back.
+pub async fn every_older_generation_is_reuse(store: Arc<dyn Store>) {
+    for back in 1..=4u8 {
+        // A family of its own per case, rotated `back` times past token `first`.
+        let id = back * 10;
+        let first = token(id, NOW, 1000);
+        start(&*store, &family(id, "a", &first), &first).await;
+        let mut current = first;
+        for step in 1..=back {
+            let next = token(id + step, NOW + u64::from(step), 1000);
+            assert_eq!(verdict(&*store, &current.digest, &next).await, Verdict::Rotate);
+            current = next;
+        }
+        let (verdict, after) =
+            present(&*store, &first.digest, &token(id + 9, NOW + 20, 1000), &by_a(NOW + 20)).await.unwrap();
+        assert_eq!(verdict, Verdict::RevokeFamily, "{back} generations back");
+        assert_eq!(after.revoked_at, Some(NOW + 20));
+        assert_eq!(
+            self::verdict(&*store, &current.digest, &token(id + 8, NOW + 21, 1000)).await,
+            Verdict::Refuse(Refusal::FamilyRevoked),
+            "{back} generations back: the current token died with its family"
+        );
+    }
+    assert_eq!(store.count_live_families("a", NOW + 30).await.unwrap(), 0);
+}
+
+/// Within the reuse grace a retry of the predecessor rotates again while
+/// its successor is unused; that successor is then superseded, and
+/// presenting it (or the predecessor after the grace) is reuse.
+pub async fn grace_retry_supersedes_the_unused_successor(store: Arc<dyn Store>) {
+    let graced = |now| Presentation { reuse_grace: 10, ..by_a(now) };
+    let first = token(1, NOW, 1000);
+    start(&*store, &family(1, "a", &first), &first).await;
+    let lost = token(2, NOW + 1, 1000);
+    assert_eq!(present(&*store, &first.digest, &lost, &graced(NOW + 1)).await.unwrap().0, Verdict::Rotate);
+    let retried = token(3, NOW + 5, 1000);
+    let (verdict, after) = present(&*store, &first.digest, &retried, &graced(NOW + 5)).await.unwrap();
+    assert_eq!(verdict, Verdict::Rotate, "a retry within the grace");
+    assert_eq!(after.current, retried.digest);
+    let (used, _) = store.refresh_token(&first.digest).await.unwrap().unwrap();
+    assert_eq!(used.state, RefreshState::Rotated { at: NOW + 1, successor: retried.digest }, "the first time kept");
+    // The superseded successor is reuse.
+    let (verdict, after) = present(&*store, &lost.digest, &token(4, NOW + 6, 1000), &graced(NOW + 6)).await.unwrap();
+    assert_eq!(verdict, Verdict::RevokeFamily);
+    assert_eq!(after.revoked_at, Some(NOW + 6));
+
+    // Another family: the predecessor after the grace is reuse.
+    let first = token(11, NOW, 1000);
+    start(&*store, &family(11, "a", &first), &first).await;
+    let next = token(12, NOW + 1, 1000);
+    assert_eq!(present(&*store, &first.digest, &next, &graced(NOW + 1)).await.unwrap().0, Verdict::Rotate);
+    let late = token(13, NOW + 11, 1000);
+    assert_eq!(present(&*store, &first.digest, &late, &graced(NOW + 11)).await.unwrap().0, Verdict::RevokeFamily);
+    assert_eq!(store.count_live_families("a", NOW + 11).await.unwrap(), 0);
 }
 
 /// The reuse grace of the grace cases, in seconds.
 const GRACE: u64 = 60;
 
-fn applied(outcome: &RefreshUse) -> RefreshTransition {
-    match outcome {
-        RefreshUse::Applied { transition, .. } => *transition,
-        RefreshUse::Unknown => panic!("the token exists"),
-    }
+/// Presents `digest` as client `a` at `successor.issued_at` with a reuse
+/// grace of [`GRACE`] seconds; the verdict and the family after it.
+async fn present_graced(store: &dyn Store, digest: &Digest32, successor: &NewRefreshToken) -> (Verdict, FamilyRecord) {
+    let request = Presentation { reuse_grace: GRACE, ..by_a(successor.issued_at) };
+    present(store, digest, successor, &request).await.expect("the token exists")
 }
 
 /// A retry within the grace, while the successor is unused, rotates again:
@@ -152,25 +229,25 @@ fn applied(outcome: &RefreshUse) -> RefreshTransition {
 /// the retried token keeps its first rotation time.
 pub async fn a_retry_within_the_grace_supersedes_the_unused_successor(store: Arc<dyn Store>) {
     let first = token(1, NOW, 1000);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    start(&*store, &family(1, "a", &first), &first).await;
     let lost = token(2, NOW + 10, 1000);
-    assert_eq!(applied(&present(store.as_ref(), &first.digest, &lost, NOW + 10).await), RefreshTransition::Rotate);
+    assert_eq!(present_graced(&*store, &first.digest, &lost).await.0, Verdict::Rotate);
 
     let retried = token(3, NOW + 20, 1000);
-    let outcome = present(store.as_ref(), &first.digest, &retried, NOW + 20).await;
-    let RefreshUse::Applied { transition, family, .. } = outcome else { panic!("the token exists") };
-    assert_eq!(transition, RefreshTransition::Rotate);
+    let (verdict, family) = present_graced(&*store, &first.digest, &retried).await;
+    assert_eq!(verdict, Verdict::Rotate);
     assert_eq!(family.current, retried.digest);
     assert_eq!(family.revoked_at, None);
+    // Superseded: never used, and no longer its family's current token.
     let (superseded, _) = store.refresh_token(&lost.digest).await.unwrap().unwrap();
-    assert_eq!(superseded.state, RefreshState::Superseded { at: NOW + 20 });
+    assert_eq!(superseded.state, RefreshState::Active);
     let (presented, _) = store.refresh_token(&first.digest).await.unwrap().unwrap();
     assert_eq!(presented.state, RefreshState::Rotated { at: NOW + 10, successor: retried.digest });
 
     // The superseded successor was never handed out for sure: presenting it
     // is reuse, and the whole family dies.
-    let outcome = present(store.as_ref(), &lost.digest, &token(4, NOW + 30, 1000), NOW + 30).await;
-    assert_eq!(applied(&outcome), RefreshTransition::RevokeFamily);
+    let (verdict, _) = present_graced(&*store, &lost.digest, &token(4, NOW + 30, 1000)).await;
+    assert_eq!(verdict, Verdict::RevokeFamily);
     let (_, family) = store.refresh_token(&retried.digest).await.unwrap().unwrap();
     assert_eq!(family.revoked_at, Some(NOW + 30));
 }
@@ -179,69 +256,173 @@ pub async fn a_retry_within_the_grace_supersedes_the_unused_successor(store: Arc
 /// not stretch it, and past it the retry is reuse.
 pub async fn a_retry_after_the_grace_is_reuse(store: Arc<dyn Store>) {
     let first = token(1, NOW, 1000);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
-    present(store.as_ref(), &first.digest, &token(2, NOW + 10, 1000), NOW + 10).await;
+    start(&*store, &family(1, "a", &first), &first).await;
+    present_graced(&*store, &first.digest, &token(2, NOW + 10, 1000)).await;
     let last_second = NOW + 10 + GRACE - 1;
-    let within = present(store.as_ref(), &first.digest, &token(3, last_second, 1000), last_second).await;
-    assert_eq!(applied(&within), RefreshTransition::Rotate);
-    let after = present(store.as_ref(), &first.digest, &token(4, last_second + 1, 1000), last_second + 1).await;
-    assert_eq!(applied(&after), RefreshTransition::RevokeFamily);
+    let within = present_graced(&*store, &first.digest, &token(3, last_second, 1000)).await;
+    assert_eq!(within.0, Verdict::Rotate);
+    let after = present_graced(&*store, &first.digest, &token(4, last_second + 1, 1000)).await;
+    assert_eq!(after.0, Verdict::RevokeFamily);
     assert_eq!(store.count_live_families("a", NOW + 10 + GRACE).await.unwrap(), 0);
     // The unused successor of the last retry dies with its family.
-    let dead = present(store.as_ref(), &[3; 32], &token(5, NOW + 100, 1000), NOW + 100).await;
-    assert_eq!(applied(&dead), RefreshTransition::Refuse);
+    let dead = present_graced(&*store, &[3; 32], &token(5, NOW + 100, 1000)).await;
+    assert_eq!(dead.0, Verdict::Refuse(Refusal::FamilyRevoked));
 }
 
 /// Within the grace but after the successor was used, a retry is reuse.
 pub async fn a_retry_after_the_successor_was_used_is_reuse(store: Arc<dyn Store>) {
     let first = token(1, NOW, 1000);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
-    present(store.as_ref(), &first.digest, &token(2, NOW + 10, 1000), NOW + 10).await;
-    let used = present(store.as_ref(), &[2; 32], &token(3, NOW + 11, 1000), NOW + 11).await;
-    assert_eq!(applied(&used), RefreshTransition::Rotate);
-    let retry = present(store.as_ref(), &first.digest, &token(4, NOW + 12, 1000), NOW + 12).await;
-    assert_eq!(applied(&retry), RefreshTransition::RevokeFamily);
+    start(&*store, &family(1, "a", &first), &first).await;
+    present_graced(&*store, &first.digest, &token(2, NOW + 10, 1000)).await;
+    let used = present_graced(&*store, &[2; 32], &token(3, NOW + 11, 1000)).await;
+    assert_eq!(used.0, Verdict::Rotate);
+    let retry = present_graced(&*store, &first.digest, &token(4, NOW + 12, 1000)).await;
+    assert_eq!(retry.0, Verdict::RevokeFamily);
     assert_eq!(store.count_live_families("a", NOW + 12).await.unwrap(), 0);
 }
 
-/// Of many concurrent uses of one token, exactly one rotates it; with the
-/// real rules, the others are reuse and revoke the family.
+/// Of 32 concurrent uses of one token, exactly one rotates it; with the
+/// real rules the others are reuse and revoke the family.
 pub async fn concurrent_rotation_has_one_winner(store: Arc<dyn Store>) {
     let first = token(1, NOW, 1000);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    start(&*store, &family(1, "a", &first), &first).await;
     let mut tasks = Vec::new();
     for n in 0..32u8 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let successor = token(100 + n, NOW + 1, 1000);
-            let rules = |t: &super::records::RefreshRecord, f: &FamilyRecord| {
-                judge(t, f, &Presentation { client_id: "a", now: NOW + 1, reuse_grace: 0, requested_scope: None })
-                    .transition()
-            };
-            match store.use_refresh_token(&first.digest, &successor, &rules).await.unwrap() {
-                RefreshUse::Applied { transition, .. } => transition,
-                RefreshUse::Unknown => panic!("the token exists"),
-            }
+            verdict(&*store, &first.digest, &successor).await
         }));
     }
     let mut rotations = 0;
     for task in tasks {
-        if task.await.unwrap() == RefreshTransition::Rotate {
-            rotations += 1;
+        match task.await.unwrap() {
+            Verdict::Rotate => rotations += 1,
+            Verdict::RevokeFamily | Verdict::Refuse(Refusal::FamilyRevoked) => {}
+            other => panic!("unexpected verdict {other:?}"),
         }
     }
     assert_eq!(rotations, 1);
     assert_eq!(store.count_live_families("a", NOW + 1).await.unwrap(), 0, "reuse revoked the family");
 }
 
+/// A family starts only for a stored, active client; otherwise nothing
+/// is stored.
+pub async fn families_start_only_for_active_clients(store: Arc<dyn Store>) {
+    let first = token(1, NOW, 100);
+    let started = store.create_family(&family(1, "a", &first), &first, 1000).await.unwrap();
+    assert_eq!(started, FamilyStart::ClientNotActive, "no such client");
+    store.insert_client(&ClientRecord { status: ClientStatus::Revoked, ..client("a") }).await.unwrap();
+    let started = store.create_family(&family(1, "a", &first), &first, 1000).await.unwrap();
+    assert_eq!(started, FamilyStart::ClientNotActive, "a revoked client");
+    assert_eq!(store.refresh_token(&first.digest).await.unwrap(), None, "nothing was stored");
+    assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 0);
+}
+
+/// At the cap, starting a family removes the client's oldest one: a live
+/// one is retired (its tokens stop working), a dead one just goes.
+pub async fn the_family_cap_retires_the_oldest(store: Arc<dyn Store>) {
+    for n in 1..=3u8 {
+        start(&*store, &family(n, "a", &token(n, NOW, 100)), &token(n, NOW, 100)).await;
+    }
+    let other = token(9, NOW, 100);
+    start(&*store, &family(9, "b", &other), &other).await;
+    let fourth = token(4, NOW, 100);
+    let started = store.create_family(&family(4, "a", &fourth), &fourth, 3).await.unwrap();
+    assert_eq!(started, FamilyStart::Started { retired: 1 });
+    assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 3);
+    assert_eq!(present(&*store, &[1; 32], &token(20, NOW + 1, 100), &by_a(NOW + 1)).await, None, "retired");
+    assert_eq!(verdict(&*store, &[2; 32], &token(21, NOW + 1, 100)).await, Verdict::Rotate, "the next oldest lives");
+
+    // The oldest is now family 2; revoked, it goes without retiring a live one.
+    assert!(store.revoke_family_of_token(&[21; 32], NOW + 2).await.unwrap());
+    let fifth = token(5, NOW + 2, 100);
+    let started = store.create_family(&family(5, "a", &fifth), &fifth, 3).await.unwrap();
+    assert_eq!(started, FamilyStart::Started { retired: 0 });
+    assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 3);
+    for live in [3u8, 4, 5] {
+        assert_eq!(
+            verdict(&*store, &[live; 32], &token(30 + live, NOW + 3, 100)).await,
+            Verdict::Rotate,
+            "family {live}"
+        );
+    }
+    assert_eq!(store.count_live_families("b", NOW + 3).await.unwrap(), 1, "another client's families are not counted");
+}
+
+/// Revoking a client while 16 tasks start families for it, then
+/// re-activating it: no family started before the revocation works, and
+/// each start either failed or was revoked.
+pub async fn no_family_survives_a_racing_client_revocation(store: Arc<dyn Store>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    store.insert_client(&client("a")).await.unwrap();
+    let started_count = Arc::new(AtomicUsize::new(0));
+    let enough = Arc::new(tokio::sync::Notify::new());
+    let mut tasks = Vec::new();
+    for task in 0..16u8 {
+        let (store, started_count, enough) = (store.clone(), started_count.clone(), enough.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut started = Vec::new();
+            // Bounded: each task stops at its first refusal, or after 500 starts.
+            for i in 0..500u16 {
+                let mut digest = [0u8; 32];
+                digest[0] = task;
+                digest[1..3].copy_from_slice(&i.to_be_bytes());
+                digest[3] = 0xee;
+                let first = NewRefreshToken { digest, issued_at: NOW, expires_at: NOW + 1000 };
+                let mut family = family(0, "a", &first);
+                family.family_id[..3].copy_from_slice(&digest[..3]);
+                match store.create_family(&family, &first, 100_000).await.unwrap() {
+                    FamilyStart::Started { .. } => {
+                        started.push(digest);
+                        if started_count.fetch_add(1, Ordering::SeqCst) + 1 == 16 {
+                            enough.notify_one();
+                        }
+                    }
+                    FamilyStart::ClientNotActive => return (started, Some(digest)),
+                }
+            }
+            (started, None)
+        }));
+    }
+    enough.notified().await;
+    let revoke = |c: &mut ClientRecord| c.status = ClientStatus::Revoked;
+    store.update_client("a", &revoke).await.unwrap().unwrap();
+    store.revoke_client_families("a", NOW + 1).await.unwrap();
+    let mut all_started = Vec::new();
+    let mut refused = Vec::new();
+    for task in tasks {
+        let (started, refusal) = task.await.unwrap();
+        all_started.extend(started);
+        refused.push(refusal.expect("every task met the revocation within its bound"));
+    }
+    let reactivate = |c: &mut ClientRecord| c.status = ClientStatus::Active;
+    store.update_client("a", &reactivate).await.unwrap().unwrap();
+    assert!(all_started.len() >= 16);
+    assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 0, "no family lives on");
+    for (n, digest) in all_started.iter().enumerate() {
+        let successor = NewRefreshToken { digest: [0xab; 32], issued_at: NOW + 2, expires_at: NOW + 100 };
+        let (verdict, _) =
+            present(&*store, digest, &successor, &by_a(NOW + 2)).await.expect("a started family is known");
+        assert_eq!(verdict, Verdict::Refuse(Refusal::FamilyRevoked), "family #{n} of {}", all_started.len());
+    }
+    for digest in refused {
+        assert_eq!(store.refresh_token(&digest).await.unwrap(), None, "a refused start stored nothing");
+    }
+    // The re-activated client starts families that work.
+    let fresh = token(0xfe, NOW + 3, 100);
+    start(&*store, &family(0xfe, "a", &fresh), &fresh).await;
+    assert_eq!(verdict(&*store, &fresh.digest, &token(0xfd, NOW + 4, 100)).await, Verdict::Rotate);
+}
+
 /// Revoking a client's families counts only live ones.
 pub async fn client_families_are_revoked_together(store: Arc<dyn Store>) {
     for n in 1..=3u8 {
         let first = token(n, NOW, 100);
-        store.create_family(&family(n, "a", &first), &first).await.unwrap();
+        start(&*store, &family(n, "a", &first), &first).await;
     }
     let other = token(9, NOW, 100);
-    store.create_family(&family(9, "b", &other), &other).await.unwrap();
+    start(&*store, &family(9, "b", &other), &other).await;
     assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 3);
     assert_eq!(store.revoke_client_families("a", NOW).await.unwrap(), 3);
     assert_eq!(store.revoke_client_families("a", NOW).await.unwrap(), 0);
@@ -252,7 +433,7 @@ pub async fn client_families_are_revoked_together(store: Arc<dyn Store>) {
 pub async fn deleting_a_client_revokes_its_families(store: Arc<dyn Store>) {
     store.insert_client(&client("a")).await.unwrap();
     let first = token(1, NOW, 100);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    start(&*store, &family(1, "a", &first), &first).await;
     assert_eq!(store.delete_client("a", NOW).await.unwrap(), Some(1));
     assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 0);
 }
@@ -262,12 +443,12 @@ pub async fn deleting_a_client_revokes_its_families(store: Arc<dyn Store>) {
 pub async fn purge_removes_only_what_expired(store: Arc<dyn Store>) {
     // Family 1: rotated once; both tokens expire by NOW + 200.
     let first = token(1, NOW, 100);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    start(&*store, &family(1, "a", &first), &first).await;
     let second = token(2, NOW + 50, 150);
-    store.use_refresh_token(&first.digest, &second, &rotate_always).await.unwrap();
+    assert_eq!(verdict(&*store, &first.digest, &second).await, Verdict::Rotate);
     // Family 2: lives until NOW + 1000.
     let live = token(3, NOW, 1000);
-    store.create_family(&family(2, "a", &live), &live).await.unwrap();
+    start(&*store, &family(2, "a", &live), &live).await;
 
     let report = store.purge_expired(NOW + 100, 10).await.unwrap();
     assert_eq!((report.tokens, report.families), (1, 0), "only the first token expired");
@@ -276,10 +457,40 @@ pub async fn purge_removes_only_what_expired(store: Arc<dyn Store>) {
     let report = store.purge_expired(NOW + 200, 10).await.unwrap();
     assert_eq!((report.tokens, report.families), (0, 0));
     assert_eq!(store.count_live_families("a", NOW + 200).await.unwrap(), 1);
-    assert_eq!(
-        store.use_refresh_token(&second.digest, &token(4, NOW + 200, 10), &rotate_always).await.unwrap(),
-        RefreshUse::Unknown
-    );
+    assert_eq!(present(&*store, &second.digest, &token(4, NOW + 200, 10), &by_a(NOW + 200)).await, None);
+}
+
+/// A revoked family goes at the next purge, with its current token (by
+/// reuse, by a token's revocation, or with all of its client's); its
+/// rotated tokens go at their own expiry; a live family stays.
+pub async fn dead_families_are_purged(store: Arc<dyn Store>) {
+    let (t1, t2) = (token(1, NOW, 100), token(2, NOW + 1, 1000));
+    start(&*store, &family(1, "a", &t1), &t1).await;
+    assert_eq!(verdict(&*store, &t1.digest, &t2).await, Verdict::Rotate);
+    assert_eq!(verdict(&*store, &t1.digest, &token(9, NOW + 2, 1000)).await, Verdict::RevokeFamily);
+    let t3 = token(3, NOW, 1000);
+    start(&*store, &family(3, "a", &t3), &t3).await;
+    assert!(store.revoke_family_of_token(&t3.digest, NOW + 2).await.unwrap());
+    let t4 = token(4, NOW, 1000);
+    start(&*store, &family(4, "b", &t4), &t4).await;
+    assert_eq!(store.revoke_client_families("b", NOW + 2).await.unwrap(), 1);
+    let t5 = token(5, NOW, 1000);
+    start(&*store, &family(5, "a", &t5), &t5).await;
+
+    let report = store.purge_expired(NOW + 2, 100).await.unwrap();
+    assert_eq!((report.tokens, report.families), (3, 3), "the three dead families and their current tokens");
+    for gone in [t1.digest, t2.digest, t3.digest, t4.digest] {
+        assert_eq!(store.refresh_token(&gone).await.unwrap(), None);
+    }
+    assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 1);
+    assert_eq!(verdict(&*store, &t5.digest, &token(6, NOW + 3, 1000)).await, Verdict::Rotate, "the live one stays");
+    // The rotated token of the first family goes at its own expiry; the
+    // index entries of the tokens already gone find nothing.
+    let report = store.purge_expired(NOW + 1001, 100).await.unwrap();
+    assert_eq!((report.tokens, report.families), (2, 0), "the rotated t1 and t5, whose family moved on to t6");
+    let report = store.purge_expired(NOW + 1001, 100).await.unwrap();
+    assert_eq!((report.tokens, report.families), (0, 0));
+    assert_eq!(verdict(&*store, &[6; 32], &token(7, NOW + 1001, 1000)).await, Verdict::Rotate);
 }
 
 /// A next key with public part `seed`, for the key tests.
@@ -427,15 +638,14 @@ pub async fn deny_list_lifecycle(store: Arc<dyn Store>) {
 /// A refresh token and its family can be read by digest without changing them.
 pub async fn refresh_tokens_are_looked_up_by_digest(store: Arc<dyn Store>) {
     let first = token(1, NOW, 100);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    start(&*store, &family(1, "a", &first), &first).await;
     let (record, fam) = store.refresh_token(&first.digest).await.unwrap().unwrap();
     assert_eq!(record.state, RefreshState::Active);
     assert_eq!(record.client_id, "a");
     assert_eq!(fam, family(1, "a", &first));
     assert_eq!(store.refresh_token(&[42; 32]).await.unwrap(), None);
     // Reading changed nothing: the token still rotates.
-    let outcome = store.use_refresh_token(&first.digest, &token(2, NOW + 1, 100), &rotate_always).await.unwrap();
-    assert!(matches!(outcome, RefreshUse::Applied { transition: RefreshTransition::Rotate, .. }));
+    assert_eq!(verdict(&*store, &first.digest, &token(2, NOW + 1, 100)).await, Verdict::Rotate);
     let (record, fam) = store.refresh_token(&first.digest).await.unwrap().unwrap();
     assert!(matches!(record.state, RefreshState::Rotated { .. }));
     assert_eq!(fam.current, [2; 32]);
@@ -444,10 +654,10 @@ pub async fn refresh_tokens_are_looked_up_by_digest(store: Arc<dyn Store>) {
 /// Revoking by any token of a family revokes the whole family, once.
 pub async fn revoking_by_token_revokes_the_family(store: Arc<dyn Store>) {
     let first = token(1, NOW, 100);
-    store.create_family(&family(1, "a", &first), &first).await.unwrap();
+    start(&*store, &family(1, "a", &first), &first).await;
     let other = token(9, NOW, 100);
-    store.create_family(&family(9, "a", &other), &other).await.unwrap();
-    store.use_refresh_token(&first.digest, &token(2, NOW + 1, 100), &rotate_always).await.unwrap();
+    start(&*store, &family(9, "a", &other), &other).await;
+    assert_eq!(verdict(&*store, &first.digest, &token(2, NOW + 1, 100)).await, Verdict::Rotate);
     // The rotated token names the family as well as the current one.
     assert!(store.revoke_family_of_token(&first.digest, NOW + 2).await.unwrap());
     assert!(!store.revoke_family_of_token(&[2; 32], NOW + 2).await.unwrap(), "already revoked");
@@ -465,6 +675,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             installation_value_is_set_once, client_lifecycle, last_used_is_recorded,
             rotation_moves_the_family_forward, unknown_tokens_are_unknown, revoking_a_family_sticks,
+            every_older_generation_is_reuse, grace_retry_supersedes_the_unused_successor,
+            families_start_only_for_active_clients, the_family_cap_retires_the_oldest, dead_families_are_purged,
             client_families_are_revoked_together, deleting_a_client_revokes_its_families,
             purge_removes_only_what_expired, keys_round_trip, keys_change_by_compare_and_swap,
             audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering,
@@ -475,6 +687,11 @@ macro_rules! conformance_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_rotation_has_one_winner() {
             $crate::store::conformance::concurrent_rotation_has_one_winner($make).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn no_family_survives_a_racing_client_revocation() {
+            $crate::store::conformance::no_family_survives_a_racing_client_revocation($make).await;
         }
     };
     (@each $make:expr; $($name:ident),*) => {

@@ -52,7 +52,7 @@ impl GroupFlusher {
         let thread = thread::Builder::new()
             .name("tessera-flush".into())
             .spawn(move || run(&db, &waiters))
-            .map_err(|e| StoreError::Backend(format!("cannot start the flusher thread: {e}")))?;
+            .map_err(|e| StoreError::backend("cannot start the flusher thread", e))?;
         Ok(Self { inner: Arc::new(Inner { queue: Mutex::new(Some(queue)), thread: Mutex::new(Some(thread)) }) })
     }
 
@@ -62,12 +62,12 @@ impl GroupFlusher {
     /// [`StoreError::Backend`] if the flush fails or the thread is gone.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (waiter, done) = oneshot::channel();
-        let stopped = || StoreError::Backend("the flusher thread has stopped".into());
+        let stopped = || StoreError::internal("flusher", "the flusher thread has stopped");
         // The lock is held only to clone the sender; a std mutex is enough.
         let queue = self.inner.queue.lock().ok().and_then(|q| q.clone()).ok_or_else(stopped)?;
         queue.send(waiter).map_err(|_| stopped())?;
         match done.await {
-            Ok(result) => result.map_err(StoreError::Backend),
+            Ok(result) => result.map_err(|e| StoreError::internal("sled flush", e)),
             Err(_) => Err(stopped()),
         }
     }

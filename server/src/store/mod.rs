@@ -24,14 +24,22 @@ use async_trait::async_trait;
 use tessera_shared::admin::AuditEvent;
 
 use crate::clock::UnixTime;
+use crate::grant::refresh::{Presentation, Verdict};
 use records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
 
 /// A storage failure. Never caused by request input; maps to `server_error`.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The backend failed (I/O, corruption reported by the engine).
-    #[error("storage backend failed: {0}")]
-    Backend(String),
+    /// The backend failed (I/O, corruption reported by the engine). The
+    /// message carries the source's too, for logs that print only it.
+    #[error("storage backend failed: {context}: {source}")]
+    Backend {
+        /// What the store was doing.
+        context: String,
+        /// What failed underneath.
+        #[source]
+        source: BackendSource,
+    },
     /// A stored record does not decode.
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
@@ -40,18 +48,40 @@ pub enum StoreError {
     AlreadyExists(String),
 }
 
-/// What the grant logic decided about a presented refresh token, applied by
-/// [`Store::use_refresh_token`] inside its atomic section.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshTransition {
-    /// Make the successor the family's current token; the presented token
-    /// (and a superseded current token, within the reuse grace) become
-    /// rotated.
-    Rotate,
-    /// Revoke the whole family (theft suspected).
-    RevokeFamily,
-    /// Change nothing.
-    Refuse,
+impl StoreError {
+    /// A backend failure while doing `context`, caused by `source`.
+    pub fn backend(context: impl Into<String>, source: impl Into<BackendSource>) -> Self {
+        Self::Backend { context: context.into(), source: source.into() }
+    }
+
+    /// A failure of the store's own machinery, with no lower-level error
+    /// (a poisoned lock, a stopped thread, a refused schema).
+    pub fn internal(context: impl Into<String>, what: impl Into<String>) -> Self {
+        Self::Backend { context: context.into(), source: BackendSource::Internal(what.into()) }
+    }
+}
+
+/// The error underneath a [`StoreError::Backend`], kept as its source.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendSource {
+    /// sled failed.
+    #[error(transparent)]
+    Sled(#[from] ::sled::Error),
+    /// A file or thread operation failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// PostgreSQL or the connection to it failed.
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No connection could be had from the pool.
+    #[error(transparent)]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// A record could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] postcard::Error),
+    /// The store's own machinery: no lower-level error exists.
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// The result of [`Store::use_refresh_token`].
@@ -61,15 +91,27 @@ pub enum RefreshTransition {
 pub enum RefreshUse {
     /// No token has this digest (never issued, or purged).
     Unknown,
-    /// The decision was applied; `family` is the family as it now stands.
-    Applied {
-        /// What was decided.
-        transition: RefreshTransition,
-        /// The token as it was before.
-        token: RefreshRecord,
-        /// The family after the change.
+    /// [`crate::grant::refresh::decide`] ran and what it decided was written.
+    Decided {
+        /// What the client is told.
+        verdict: Verdict,
+        /// The family as it now stands.
         family: FamilyRecord,
     },
+}
+
+/// The result of [`Store::create_family`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyStart {
+    /// The family exists now; `retired` live families of the client were
+    /// removed to stay within the cap.
+    Started {
+        /// Live families retired for it.
+        retired: u64,
+    },
+    /// The client is gone or revoked (by a change that raced with this
+    /// grant): nothing was stored.
+    ClientNotActive,
 }
 
 /// How much the purge removed.
@@ -82,11 +124,6 @@ pub struct PurgeReport {
     /// Access-token deny-list entries removed.
     pub denied: u64,
 }
-
-/// The decision function handed to [`Store::use_refresh_token`]: given the
-/// stored token and its family, what to do. It must be pure; the store may
-/// call it more than once when a transaction retries.
-pub type RefreshJudge<'a> = dyn Fn(&RefreshRecord, &FamilyRecord) -> RefreshTransition + Send + Sync + 'a;
 
 /// A change to a client, applied atomically by [`Store::update_client`].
 pub type ClientChange<'a> = dyn Fn(&mut ClientRecord) + Send + Sync + 'a;
@@ -156,17 +193,31 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// [`StoreError`] on backend failure.
     async fn client_last_used(&self, client_id: &str) -> Result<Option<UnixTime>, StoreError>;
 
-    /// Starts a family with its first token.
+    /// Starts a family with its first token, if its client is stored and
+    /// active at the moment of the write: a family whose creation races
+    /// with the client's revocation is either refused here or found by
+    /// the revocation's scan (see [`Store::revoke_client_families`]).
+    ///
+    /// A client keeps at most `max_families` families: if it has that many
+    /// already, its oldest ones (by family ID, which sorts by creation
+    /// time) are removed first, dead or live. On PostgreSQL, grants that
+    /// start families of one client at the same moment may each see room
+    /// for one more; the next start trims back to the cap.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    async fn create_family(&self, family: &FamilyRecord, first: &NewRefreshToken) -> Result<(), StoreError>;
+    async fn create_family(
+        &self,
+        family: &FamilyRecord,
+        first: &NewRefreshToken,
+        max_families: usize,
+    ) -> Result<FamilyStart, StoreError>;
 
-    /// Looks up the token with digest `presented` and its family, asks
-    /// `judge` what to do, and applies that atomically: of many concurrent
-    /// calls for one token, exactly one can rotate it. On
-    /// [`RefreshTransition::Rotate`], `successor` becomes the family's
-    /// current token.
+    /// Looks up the token with digest `presented` and its family, applies
+    /// the rotation rules ([`crate::grant::refresh::decide`]) to them and writes what they
+    /// decide, in one atomic step: of many concurrent calls for one token,
+    /// exactly one can rotate it. On rotation `successor` becomes the
+    /// family's current token.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure or a corrupt record.
@@ -174,10 +225,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         presented: &Digest32,
         successor: &NewRefreshToken,
-        judge: &RefreshJudge<'_>,
+        request: &Presentation<'_>,
     ) -> Result<RefreshUse, StoreError>;
 
-    /// Revokes every live family of the client; returns how many.
+    /// Revokes every live family of the client; returns how many. Every
+    /// family whose creation was committed before this call started is
+    /// covered, including one whose commit is still on its way to disk; with
+    /// the client revoked first, no family started before can survive.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
@@ -190,7 +244,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn count_live_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError>;
 
     /// Removes up to `batch` refresh tokens that expired before `now`, and
-    /// the families whose current token they were.
+    /// the families whose current token they were. A family revoked at some
+    /// time counts its current token as expired from then on, so dead
+    /// families go at the next purge.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
@@ -308,4 +364,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`StoreError`] on backend failure.
     async fn revoke_family_of_token(&self, digest: &Digest32, now: UnixTime) -> Result<bool, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BackendSource, StoreError};
+
+    #[test]
+    fn a_backend_error_keeps_its_source() {
+        let error = StoreError::backend("append", std::io::Error::other("disk full"));
+        assert_eq!(error.to_string(), "storage backend failed: append: disk full");
+        let source = std::error::Error::source(&error).expect("the cause is kept");
+        let Some(BackendSource::Io(io)) = source.downcast_ref::<BackendSource>() else { panic!("{source:?}") };
+        assert_eq!(io.to_string(), "disk full");
+    }
+
+    #[test]
+    fn a_sled_failure_is_kept_as_sled_error() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        // A plain file where sled wants a directory.
+        let Err(error) = crate::store::sled::SledStore::open(file.path()) else {
+            panic!("opened a file as a database")
+        };
+        let source = std::error::Error::source(&error).expect("the cause is kept");
+        assert!(
+            matches!(source.downcast_ref::<BackendSource>(), Some(BackendSource::Sled(_) | BackendSource::Io(_))),
+            "{source:?}"
+        );
+    }
 }

@@ -10,7 +10,7 @@
 //! - every change is committed before the method returns (PostgreSQL's
 //!   default `synchronous_commit` makes a commit durable);
 //! - a refresh rotation locks the family row, then the token rows
-//!   (`SELECT ... FOR UPDATE`), asks the judge and writes in the same
+//!   (`SELECT ... FOR UPDATE`), applies the rotation rules and writes in the same
 //!   transaction: of concurrent uses of one token, exactly one finds it
 //!   active; the others wait for the lock, then see it rotated, and their
 //!   reuse verdict revokes the family in their own transaction;
@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
-use tessera_shared::admin::AuditEvent;
+use tessera_shared::admin::{AuditEvent, ClientStatus};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
@@ -48,8 +48,9 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
 use super::records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
-use super::{ClientChange, PurgeReport, RefreshJudge, RefreshTransition, RefreshUse, Store, StoreError};
+use super::{ClientChange, FamilyStart, PurgeReport, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
+use crate::grant::refresh::{self, Presentation, Writes};
 use client_cache::{ClientCache, Lookup};
 use connect::ConnectSettings;
 
@@ -71,6 +72,18 @@ const AUDIT_PURGE_LOCK: i32 = 3;
 
 /// How an advisory lock is taken: per schema and class (see the module docs).
 pub(super) const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)";
+
+/// Taken by every change to a client (exclusive) and every family start
+/// (shared), keyed by the schema and the client ID: a revocation waits for
+/// the starts under way, and starts that come later wait for it and then
+/// read the revoked client. A lock rather than `FOR SHARE` on the client
+/// row, because PostgreSQL queues heavyweight locks fairly: a stream of
+/// grants cannot starve the revocation. (The one-bigint key space is apart
+/// from the two-integer one of [`LOCK_SQL`].)
+const CLIENT_LOCK_SQL: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ' client ' || $1::text, 0))";
+const CLIENT_SHARED_LOCK_SQL: &str =
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended(current_schema() || ' client ' || $1::text, 0))";
 
 /// Whether a `--storage` value names PostgreSQL.
 pub fn is_postgres_url(url: &str) -> bool {
@@ -131,7 +144,7 @@ pub(super) enum Fail {
 impl Fail {
     pub(super) fn into_store(self) -> StoreError {
         match self {
-            Self::Retry => StoreError::Backend("transaction kept conflicting with others".into()),
+            Self::Retry => StoreError::internal("postgres", "transaction kept conflicting with others"),
             Self::Store(e) => e,
         }
     }
@@ -143,7 +156,7 @@ impl From<tokio_postgres::Error> for Fail {
             Some(code) if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE => {
                 Self::Retry
             }
-            _ => Self::Store(StoreError::Backend(describe(&e))),
+            _ => Self::Store(StoreError::backend(describe(&e), e)),
         }
     }
 }
@@ -158,7 +171,7 @@ impl From<PoolError> for Fail {
     fn from(e: PoolError) -> Self {
         match e {
             PoolError::Backend(e) => Self::from(e),
-            other => Self::Store(StoreError::Backend(format!("connection pool: {other}"))),
+            other => Self::Store(StoreError::backend("connection pool", other)),
         }
     }
 }
@@ -244,7 +257,7 @@ impl PgStore {
         }
         if let Some(schema) = schema {
             if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(StoreError::Backend(format!("invalid schema name {schema:?}")));
+                return Err(StoreError::internal("postgres", format!("invalid schema name {schema:?}")));
             }
             config.options(format!("-c search_path={schema}"));
         }
@@ -260,7 +273,7 @@ impl PgStore {
             .wait_timeout(Some(POOL_TIMEOUT))
             .create_timeout(Some(POOL_TIMEOUT))
             .build()
-            .map_err(|e| StoreError::Backend(format!("connection pool: {e}")))?;
+            .map_err(|e| StoreError::internal("connection pool", e.to_string()))?;
         let mut client = connect::first_connection(&pool, &settings).await?;
         schema::migrate(&mut client).await?;
         connect::warn_if_plaintext(&client, &settings).await?;
@@ -296,7 +309,7 @@ impl PgStore {
         &self,
         presented: &Digest32,
         successor: &NewRefreshToken,
-        judge: &RefreshJudge<'_>,
+        request: &Presentation<'_>,
     ) -> Result<RefreshUse, Fail> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -314,7 +327,7 @@ impl PgStore {
             // The family was purged before this token was: the token is gone too.
             return Ok(RefreshUse::Unknown);
         };
-        let mut family: FamilyRecord = decode_compact(row.get::<_, &[u8]>(0))?;
+        let family: FamilyRecord = decode_compact(row.get::<_, &[u8]>(0))?;
         let Some(row) = tx
             .query_opt("SELECT record FROM refresh_tokens WHERE digest = $1 FOR UPDATE", &[&presented.as_slice()])
             .await?
@@ -322,36 +335,22 @@ impl PgStore {
             return Ok(RefreshUse::Unknown);
         };
         let token: RefreshRecord = decode_compact(row.get::<_, &[u8]>(0))?;
-        let transition = judge(&token, &family);
-        match transition {
-            RefreshTransition::Refuse => return Ok(RefreshUse::Applied { transition, token, family }),
-            RefreshTransition::RevokeFamily => {
-                family.revoked_at = Some(successor.issued_at);
-                write_family(&tx, &family).await?;
+        let decision = refresh::decide(presented, &token, &family, successor, request);
+        match &decision.writes {
+            // Nothing was written: the transaction rolls back when dropped.
+            Writes::Nothing => {
+                return Ok(RefreshUse::Decided { verdict: decision.verdict, family });
             }
-            RefreshTransition::Rotate => {
-                update_token(&tx, presented, &token.used(successor)).await?;
-                // Within the reuse grace the family's current token may be the
-                // presented token's unused successor: it is superseded.
-                if family.current != *presented
-                    && let Some(row) = tx
-                        .query_opt(
-                            "SELECT record FROM refresh_tokens WHERE digest = $1 FOR UPDATE",
-                            &[&family.current.as_slice()],
-                        )
-                        .await?
-                {
-                    let current: RefreshRecord = decode_compact(row.get::<_, &[u8]>(0))?;
-                    update_token(&tx, &family.current, &current.superseded(successor.issued_at)).await?;
-                }
-                let new_token = successor.active_record(&family);
-                insert_token(&tx, &successor.digest, &new_token).await?;
-                family.advance_to(successor);
-                write_family(&tx, &family).await?;
+            Writes::Family(family) => write_revoked_family(&tx, family, request.now).await?,
+            Writes::Rotate { presented: used, successor_digest, successor: record, family } => {
+                update_token(&tx, presented, used).await?;
+                insert_token(&tx, successor_digest, record).await?;
+                write_family(&tx, family).await?;
             }
         }
         tx.commit().await?;
-        Ok(RefreshUse::Applied { transition, token, family })
+        let family = decision.family_after(&family).clone();
+        Ok(RefreshUse::Decided { verdict: decision.verdict, family })
     }
 
     /// Revokes every live family of the client inside `tx`; returns how many.
@@ -372,7 +371,7 @@ impl PgStore {
             let mut family: FamilyRecord = decode_compact(row.get::<_, &[u8]>(0))?;
             if family.is_live(now) {
                 family.revoked_at = Some(now);
-                write_family(tx, &family).await?;
+                write_revoked_family(tx, &family, now).await?;
                 revoked += 1;
             }
         }
@@ -382,6 +381,7 @@ impl PgStore {
     async fn try_delete_client(&self, client_id: &str, now: UnixTime) -> Result<Option<u64>, Fail> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        tx.execute(CLIENT_LOCK_SQL, &[&client_id]).await?;
         if tx.execute("DELETE FROM clients WHERE client_id = $1", &[&client_id]).await? == 0 {
             return Ok(None);
         }
@@ -394,6 +394,7 @@ impl PgStore {
     async fn try_revoke_client_families(&self, client_id: &str, now: UnixTime) -> Result<u64, Fail> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        tx.execute(CLIENT_LOCK_SQL, &[&client_id]).await?;
         let revoked = Self::revoke_families_in(&tx, client_id, now).await?;
         tx.commit().await?;
         Ok(revoked)
@@ -406,6 +407,7 @@ impl PgStore {
     ) -> Result<Option<ClientRecord>, Fail> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        tx.execute(CLIENT_LOCK_SQL, &[&client_id]).await?;
         let Some(row) =
             tx.query_opt("SELECT record FROM clients WHERE client_id = $1 FOR UPDATE", &[&client_id]).await?
         else {
@@ -438,7 +440,7 @@ impl PgStore {
             return Ok(false);
         }
         family.revoked_at = Some(now);
-        write_family(&tx, &family).await?;
+        write_revoked_family(&tx, &family, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -542,6 +544,37 @@ impl PgStore {
     }
 }
 
+/// Removes the oldest families of `client_id` until one more fits under
+/// `max_families`; returns how many of those were live at `now`. Their
+/// tokens stay until the purge, which removes them (a token without its
+/// family is unknown).
+async fn make_room(
+    tx: &deadpool_postgres::Transaction<'_>,
+    client_id: &str,
+    max_families: usize,
+    now: UnixTime,
+) -> Result<u64, Fail> {
+    let count: i64 = tx.query_one("SELECT count(*) FROM families WHERE client_id = $1", &[&client_id]).await?.get(0);
+    let max = i64::try_from(max_families.max(1)).unwrap_or(i64::MAX);
+    let excess = count.saturating_add(1).saturating_sub(max);
+    if excess <= 0 {
+        return Ok(0);
+    }
+    // Family IDs lead with their creation time: the first are the oldest.
+    let row = tx
+        .query_one(
+            "WITH gone AS (
+                 DELETE FROM families WHERE family_id IN (
+                     SELECT family_id FROM families WHERE client_id = $1 ORDER BY family_id LIMIT $2
+                 ) RETURNING revoked_at, expires_at
+             )
+             SELECT count(*) FROM gone WHERE revoked_at IS NULL AND expires_at > $3",
+            &[&client_id, &excess, &to_db(now)?],
+        )
+        .await?;
+    Ok(from_db(row.get(0))?)
+}
+
 async fn write_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyRecord) -> Result<(), Fail> {
     let revoked_at = family.revoked_at.map(to_db).transpose()?;
     tx.execute(
@@ -553,6 +586,23 @@ async fn write_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyRe
             &to_db(family.expires_at)?,
             &encode_compact(family)?,
         ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes a family just revoked at `now`, and makes its current token due
+/// for the purge at once: the purge removes a family with its current
+/// token, so a dead family goes at the next purge instead of at its expiry.
+async fn write_revoked_family(
+    tx: &deadpool_postgres::Transaction<'_>,
+    family: &FamilyRecord,
+    now: UnixTime,
+) -> Result<(), Fail> {
+    write_family(tx, family).await?;
+    tx.execute(
+        "UPDATE refresh_tokens SET expires_at = LEAST(expires_at, $2) WHERE digest = $1",
+        &[&family.current.as_slice(), &to_db(now)?],
     )
     .await?;
     Ok(())
@@ -732,15 +782,33 @@ impl Store for PgStore {
         row.map(|row| from_db(row.get(0))).transpose()
     }
 
-    async fn create_family(&self, family: &FamilyRecord, first: &NewRefreshToken) -> Result<(), StoreError> {
+    async fn create_family(
+        &self,
+        family: &FamilyRecord,
+        first: &NewRefreshToken,
+        max_families: usize,
+    ) -> Result<FamilyStart, StoreError> {
         let token = first.active_record(family);
         retrying(|| async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
+            // A revocation waits for this transaction, or this one waits
+            // for it and reads the revoked client (see CLIENT_LOCK_SQL).
+            tx.execute(CLIENT_SHARED_LOCK_SQL, &[&family.client_id]).await?;
+            let Some(row) =
+                tx.query_opt("SELECT record FROM clients WHERE client_id = $1", &[&family.client_id]).await?
+            else {
+                return Ok(FamilyStart::ClientNotActive);
+            };
+            let owner: ClientRecord = decode_json(row.get::<_, &[u8]>(0))?;
+            if owner.status != ClientStatus::Active {
+                return Ok(FamilyStart::ClientNotActive);
+            }
+            let retired = make_room(&tx, &family.client_id, max_families, family.created_at).await?;
             insert_family(&tx, family).await?;
             insert_token(&tx, &first.digest, &token).await?;
             tx.commit().await?;
-            Ok(())
+            Ok(FamilyStart::Started { retired })
         })
         .await
     }
@@ -749,9 +817,9 @@ impl Store for PgStore {
         &self,
         presented: &Digest32,
         successor: &NewRefreshToken,
-        judge: &RefreshJudge<'_>,
+        request: &Presentation<'_>,
     ) -> Result<RefreshUse, StoreError> {
-        retrying(|| self.try_use_refresh_token(presented, successor, judge)).await
+        retrying(|| self.try_use_refresh_token(presented, successor, request)).await
     }
 
     async fn revoke_client_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError> {
@@ -814,7 +882,9 @@ impl Store for PgStore {
         if let Some((at, answer)) = last.as_ref()
             && at.elapsed() < HEALTH_FOR
         {
-            return answer.clone().map_err(StoreError::Backend);
+            return answer
+                .clone()
+                .map_err(|reason| StoreError::internal("health check (answer of the last second)", reason));
         }
         // Read-only: a cheap query that also tells a primary, which takes
         // writes, from a standby, which does not.
@@ -822,18 +892,19 @@ impl Store for PgStore {
             let client = self.client().await?;
             let row = client.query_one("SELECT pg_is_in_recovery()", &[]).await?;
             if row.get::<_, bool>(0) {
-                return Err(Fail::Store(StoreError::Backend(
-                    "the database is a read-only standby (in recovery)".into(),
+                return Err(Fail::Store(StoreError::internal(
+                    "health check",
+                    "the database is a read-only standby (in recovery)",
                 )));
             }
             Ok(())
         })
-        .await
-        .map_err(|e| match e {
-            StoreError::Backend(m) | StoreError::Corrupt(m) | StoreError::AlreadyExists(m) => m,
-        });
-        *last = Some((Instant::now(), answer.clone()));
-        answer.map_err(StoreError::Backend)
+        .await;
+        // Kept as text: the answer is handed out again for a second, and
+        // the error's source cannot be cloned.
+        let kept = answer.as_ref().copied().map_err(ToString::to_string);
+        *last = Some((Instant::now(), kept));
+        answer
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

@@ -89,7 +89,10 @@ pub enum RefreshState {
     },
     /// Never used, but replaced at `at` when a retry within the reuse grace
     /// presented its predecessor again. Presenting it later means two
-    /// parties held the family, so it counts as reuse.
+    /// parties held the family, so it counts as reuse. Only earlier
+    /// versions wrote this state: a token that is active but no longer its
+    /// family's current one is superseded just the same
+    /// ([`crate::grant::refresh::decide`]), which saves a write per retry.
     Superseded {
         /// When.
         at: UnixTime,
@@ -148,34 +151,6 @@ pub struct NewRefreshToken {
     pub issued_at: UnixTime,
     /// Expiry.
     pub expires_at: UnixTime,
-}
-
-impl RefreshRecord {
-    /// This token after it was presented and rotated to `successor`. A retry
-    /// within the reuse grace presents an already rotated token: it keeps
-    /// its first rotation time, so the grace cannot be stretched.
-    pub fn used(&self, successor: &NewRefreshToken) -> Self {
-        let at = match self.state {
-            RefreshState::Rotated { at, .. } | RefreshState::Superseded { at } => at,
-            RefreshState::Active => successor.issued_at,
-        };
-        Self { state: RefreshState::Rotated { at, successor: successor.digest }, ..self.clone() }
-    }
-
-    /// This token, never used, replaced at `at` because a retry within the
-    /// grace presented its predecessor again.
-    pub fn superseded(self, at: UnixTime) -> Self {
-        Self { state: RefreshState::Superseded { at }, ..self }
-    }
-}
-
-impl FamilyRecord {
-    /// Makes `successor` the family's current token; the family now lives
-    /// as long as it does.
-    pub fn advance_to(&mut self, successor: &NewRefreshToken) {
-        self.current = successor.digest;
-        self.expires_at = successor.expires_at;
-    }
 }
 
 impl NewRefreshToken {
@@ -239,12 +214,6 @@ pub struct KeyRecord {
 mod tests {
     use super::*;
 
-    fn token(state: RefreshState) -> RefreshRecord {
-        RefreshRecord { family_id: [1; 16], client_id: "c".into(), issued_at: 10, expires_at: 100, state }
-    }
-
-    const SUCCESSOR: NewRefreshToken = NewRefreshToken { digest: [9; 32], issued_at: 50, expires_at: 150 };
-
     #[test]
     fn family_ids_sort_by_creation_time_and_keep_their_random_part() {
         let earlier = family_id(1_800_000_000, [0xff; 12]);
@@ -252,30 +221,5 @@ mod tests {
         assert!(earlier < later, "a later second sorts after, whatever the random bytes");
         assert_eq!(&earlier[4..], &[0xff; 12]);
         assert_eq!(family_id(u64::MAX, [7; 12])[..4], [0xff; 4], "saturates instead of wrapping");
-    }
-
-    #[test]
-    fn a_used_token_records_its_first_rotation_time() {
-        let used = token(RefreshState::Active).used(&SUCCESSOR);
-        assert_eq!(used.state, RefreshState::Rotated { at: 50, successor: [9; 32] });
-        // A retry within the grace: the successor changes, the time does not.
-        let retried = token(RefreshState::Rotated { at: 40, successor: [8; 32] }).used(&SUCCESSOR);
-        assert_eq!(retried.state, RefreshState::Rotated { at: 40, successor: [9; 32] });
-    }
-
-    #[test]
-    fn advancing_a_family_moves_its_current_token_and_expiry() {
-        let mut family = FamilyRecord {
-            family_id: [1; 16],
-            client_id: "c".into(),
-            scope: vec![],
-            created_at: 10,
-            revoked_at: None,
-            current: [2; 32],
-            expires_at: 100,
-        };
-        family.advance_to(&SUCCESSOR);
-        assert_eq!((family.current, family.expires_at), ([9; 32], 150));
-        assert_eq!(token(RefreshState::Active).superseded(60).state, RefreshState::Superseded { at: 60 });
     }
 }

@@ -33,10 +33,11 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
 use super::flusher::GroupFlusher;
 use super::records::{ClientRecord, Digest32, FamilyId, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
-use super::{ClientChange, PurgeReport, RefreshJudge, RefreshTransition, RefreshUse, Store, StoreError};
+use super::{BackendSource, ClientChange, FamilyStart, PurgeReport, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
+use crate::grant::refresh::{self, Presentation, Writes};
 use journal::{Journal, JournaledTrees, SegmentLimits, Ticket, TreeId, View};
-use tessera_shared::admin::AuditEvent;
+use tessera_shared::admin::{AuditEvent, ClientStatus};
 
 /// sled's page cache, in bytes. Its default (1 GiB) would let a busy server
 /// hold most of a large database in memory; the hot records (clients, the
@@ -82,8 +83,8 @@ pub struct SledStore {
     _temporary_dir: Option<Arc<tempfile::TempDir>>,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: impl Into<BackendSource>) -> StoreError {
+    StoreError::backend("sled", e)
 }
 
 fn from_tx(e: TransactionError<StoreError>) -> StoreError {
@@ -112,23 +113,16 @@ fn client_family_key(client_id: &str, family_id: &FamilyId) -> Vec<u8> {
 }
 
 impl SledStore {
-    /// Opens (or creates) the database in `dir`.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] if sled cannot open it.
-    /// Its journal lives beside it, in `<dir>.journal/`; whatever a crash
-    /// left there is replayed first.
+    /// Opens (or creates) the database in `dir`. Its journal lives beside
+    /// it, in `<dir>.journal/`; whatever a crash left there is replayed
+    /// first.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if sled cannot open it or the journal cannot
     /// be replayed; [`StoreError::Corrupt`] if the journal is damaged.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Self::open_with(dir, SegmentLimits::default())
-    }
-
-    fn open_with(dir: &Path, limits: SegmentLimits) -> Result<Self, StoreError> {
         let db = open_db(dir)?;
-        Self::from_db(db, &journal_dir(dir), limits)
+        Self::from_db(db, &journal_dir(dir))
     }
 
     /// A throw-away database for tests, in a temporary directory.
@@ -141,7 +135,7 @@ impl SledStore {
         Ok(Self { _temporary_dir: Some(Arc::new(dir)), ..store })
     }
 
-    fn from_db(db: sled::Db, journal_dir: &Path, limits: SegmentLimits) -> Result<Self, StoreError> {
+    fn from_db(db: sled::Db, journal_dir: &Path) -> Result<Self, StoreError> {
         let tree = |name: &str| db.open_tree(name).map_err(backend);
         let clients = tree("clients")?;
         let journaled = JournaledTrees {
@@ -150,7 +144,7 @@ impl SledStore {
             refresh_expiry: tree("refresh_expiry")?,
             client_families: tree("client_families")?,
         };
-        let journal = Arc::new(Journal::open(journal_dir, &db, journaled.clone(), limits)?);
+        let journal = Arc::new(Journal::open(journal_dir, &db, journaled.clone(), SegmentLimits::default())?);
         let JournaledTrees { families, refresh_tokens, refresh_expiry, client_families } = journaled;
         Ok(Self {
             meta: tree("meta")?,
@@ -197,6 +191,23 @@ impl SledStore {
             .map_err(|e: TransactionError<StoreError>| from_tx(e))
     }
 
+    /// The client with this ID, from the cache when it can.
+    fn lookup_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        match self.client_cache.lookup(client_id) {
+            Lookup::Hit(cached) => return Ok(Some(cached)),
+            // Every client is in memory: an unknown ID is answered as fast.
+            Lookup::Absent => return Ok(None),
+            Lookup::Unknown => {}
+        }
+        let seen = self.client_cache.version();
+        let found: Option<ClientRecord> =
+            self.clients.get(client_id).map_err(backend)?.map(|raw| decode_json(&raw)).transpose()?;
+        if let Some(client) = &found {
+            self.client_cache.fill(client, seen);
+        }
+        Ok(found)
+    }
+
     /// Waits until every write to the trees outside the journal is on disk.
     async fn durable(&self) -> Result<(), StoreError> {
         self.flusher.flush().await
@@ -224,13 +235,20 @@ impl SledStore {
             }
             family.revoked_at = Some(now);
             view.insert(TreeId::Families, family_id, encode_compact(&family)?);
+            mark_dead(view, &family, now);
             Ok(true)
         })
     }
 
     /// Revokes every live family of `client_id`; returns how many, and the
     /// ticket to wait for before saying so.
-    fn revoke_families_of(&self, client_id: &str, now: UnixTime) -> Result<(u64, Ticket), StoreError> {
+    async fn revoke_families_of(&self, client_id: &str, now: UnixTime) -> Result<(u64, Ticket), StoreError> {
+        // The scan below reads sled, which has a commit only once it is
+        // synced and applied: wait for every commit made so far (an empty
+        // commit takes its turn after any still deciding), so a family
+        // whose creation saw the client active is found too.
+        let ((), barrier) = self.journal.commit(|_| Ok(()))?;
+        self.journal.wait(barrier).await?;
         let mut revoked = 0;
         for family_id in self.family_ids_of(client_id)? {
             if self.revoke_family(&family_id, now)?.0 {
@@ -239,6 +257,36 @@ impl SledStore {
         }
         Ok((revoked, self.journal.ticket_now()?))
     }
+}
+
+/// Removes the oldest families of `client_id` until one more fits under
+/// `max_families`; returns how many of those were live at `now`. Their
+/// tokens stay until the purge finds them without a family.
+fn make_room(view: &mut View<'_>, client_id: &str, max_families: usize, now: UnixTime) -> Result<u64, StoreError> {
+    let keys = view.keys_with_prefix(TreeId::ClientFamilies, client_id.as_bytes())?;
+    let excess = (keys.len() + 1).saturating_sub(max_families.max(1));
+    let mut retired = 0;
+    // Family IDs lead with their creation time: the first keys are the oldest.
+    for key in keys.into_iter().take(excess) {
+        let family_id: FamilyId = key
+            .get(client_id.len()..)
+            .and_then(|rest| rest.try_into().ok())
+            .ok_or_else(|| StoreError::Corrupt("client_families key has the wrong length".into()))?;
+        if get_family(view, &family_id)?.is_some_and(|f| f.is_live(now)) {
+            retired += 1;
+        }
+        view.remove(TreeId::Families, &family_id);
+        view.remove(TreeId::ClientFamilies, &key);
+    }
+    Ok(retired)
+}
+
+/// Makes a family revoked at `now` due for the purge: an index entry for
+/// its current token at `now`. The purge removes a family with its current
+/// token, so a dead family goes at the next purge instead of at its expiry;
+/// the token's own entry, found later without a token, just goes too.
+fn mark_dead(view: &mut View<'_>, family: &FamilyRecord, now: UnixTime) {
+    view.insert(TreeId::RefreshExpiry, &expiry_key(now, &family.current), Vec::new());
 }
 
 fn get_token(view: &View<'_>, digest: &Digest32) -> Result<Option<RefreshRecord>, StoreError> {
@@ -284,19 +332,7 @@ impl Store for SledStore {
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
-        match self.client_cache.lookup(client_id) {
-            Lookup::Hit(cached) => return Ok(Some(cached)),
-            // Every client is in memory: an unknown ID is answered as fast.
-            Lookup::Absent => return Ok(None),
-            Lookup::Unknown => {}
-        }
-        let seen = self.client_cache.version();
-        let found: Option<ClientRecord> =
-            self.clients.get(client_id).map_err(backend)?.map(|raw| decode_json(&raw)).transpose()?;
-        if let Some(client) = &found {
-            self.client_cache.fill(client, seen);
-        }
-        Ok(found)
+        self.lookup_client(client_id)
     }
 
     async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
@@ -334,7 +370,7 @@ impl Store for SledStore {
             return Ok(None);
         }
         self.client_last_used.remove(client_id).map_err(backend)?;
-        let (revoked, ticket) = self.revoke_families_of(client_id, now)?;
+        let (revoked, ticket) = self.revoke_families_of(client_id, now).await?;
         self.journal.wait(ticket).await?;
         self.durable().await?;
         Ok(Some(revoked))
@@ -351,66 +387,62 @@ impl Store for SledStore {
         Ok(Some(u64::from_be_bytes(bytes)))
     }
 
-    async fn create_family(&self, family: &FamilyRecord, first: &NewRefreshToken) -> Result<(), StoreError> {
-        let token = first.active_record(family);
-        let token_bytes = encode_compact(&token)?;
+    async fn create_family(
+        &self,
+        family: &FamilyRecord,
+        first: &NewRefreshToken,
+        max_families: usize,
+    ) -> Result<FamilyStart, StoreError> {
+        let token_bytes = encode_compact(&first.active_record(family))?;
         let family_bytes = encode_compact(family)?;
-        let ((), ticket) = self.journal.commit(|view| {
+        let (started, ticket) = self.journal.commit(|view| {
+            // Read inside the commit: a revocation that changed the client
+            // before this point is seen here; one after it waits for this
+            // commit before it scans the client's families.
+            let active = self.lookup_client(&family.client_id)?.is_some_and(|c| c.status == ClientStatus::Active);
+            if !active {
+                return Ok(FamilyStart::ClientNotActive);
+            }
+            let retired = make_room(view, &family.client_id, max_families, family.created_at)?;
             view.insert(TreeId::Families, &family.family_id, family_bytes);
             view.insert(TreeId::RefreshTokens, &first.digest, token_bytes);
             view.insert(TreeId::RefreshExpiry, &expiry_key(first.expires_at, &first.digest), Vec::new());
             view.insert(TreeId::ClientFamilies, &client_family_key(&family.client_id, &family.family_id), Vec::new());
-            Ok(())
+            Ok(FamilyStart::Started { retired })
         })?;
-        self.journal.wait(ticket).await
+        self.journal.wait(ticket).await?;
+        Ok(started)
     }
 
     async fn use_refresh_token(
         &self,
         presented: &Digest32,
         successor: &NewRefreshToken,
-        judge: &RefreshJudge<'_>,
+        request: &Presentation<'_>,
     ) -> Result<RefreshUse, StoreError> {
         let (outcome, ticket) = self.journal.commit(|view| {
             let Some(token) = get_token(view, presented)? else { return Ok(RefreshUse::Unknown) };
-            let Some(mut family) = get_family(view, &token.family_id)? else {
+            let Some(family) = get_family(view, &token.family_id)? else {
                 // The family was purged before this token was: treat the
                 // token as gone too.
                 return Ok(RefreshUse::Unknown);
             };
-            let transition = judge(&token, &family);
-            match transition {
-                RefreshTransition::Refuse => {}
-                RefreshTransition::RevokeFamily => {
-                    family.revoked_at = Some(successor.issued_at);
-                    view.insert(TreeId::Families, &family.family_id, encode_compact(&family)?);
+            let decision = refresh::decide(presented, &token, &family, successor, request);
+            match &decision.writes {
+                Writes::Nothing => {}
+                Writes::Family(family) => {
+                    view.insert(TreeId::Families, &family.family_id, encode_compact(family)?);
+                    mark_dead(view, family, request.now);
                 }
-                RefreshTransition::Rotate => {
-                    view.insert(TreeId::RefreshTokens, presented, encode_compact(&token.used(successor))?);
-                    // Within the reuse grace the family's current token may
-                    // be the presented token's unused successor: it is
-                    // superseded.
-                    if family.current != *presented
-                        && let Some(current) = get_token(view, &family.current)?
-                    {
-                        let superseded = encode_compact(&current.superseded(successor.issued_at))?;
-                        view.insert(TreeId::RefreshTokens, &family.current, superseded);
-                    }
-                    view.insert(
-                        TreeId::RefreshTokens,
-                        &successor.digest,
-                        encode_compact(&successor.active_record(&family))?,
-                    );
-                    view.insert(
-                        TreeId::RefreshExpiry,
-                        &expiry_key(successor.expires_at, &successor.digest),
-                        Vec::new(),
-                    );
-                    family.advance_to(successor);
-                    view.insert(TreeId::Families, &family.family_id, encode_compact(&family)?);
+                Writes::Rotate { presented: used, successor_digest, successor: record, family } => {
+                    view.insert(TreeId::RefreshTokens, presented, encode_compact(used)?);
+                    view.insert(TreeId::RefreshTokens, successor_digest, encode_compact(record)?);
+                    view.insert(TreeId::RefreshExpiry, &expiry_key(record.expires_at, successor_digest), Vec::new());
+                    view.insert(TreeId::Families, &family.family_id, encode_compact(family)?);
                 }
             }
-            Ok(RefreshUse::Applied { transition, token, family })
+            let family = decision.family_after(&family).clone();
+            Ok(RefreshUse::Decided { verdict: decision.verdict, family })
         })?;
         // Even a refusal waits: it may rest on a rotation that is not on
         // disk yet, and must not be answered from state a crash would undo.
@@ -419,7 +451,7 @@ impl Store for SledStore {
     }
 
     async fn revoke_client_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError> {
-        let (revoked, ticket) = self.revoke_families_of(client_id, now)?;
+        let (revoked, ticket) = self.revoke_families_of(client_id, now).await?;
         self.journal.wait(ticket).await?;
         Ok(revoked)
     }
@@ -489,7 +521,7 @@ impl Store for SledStore {
             // Only this process writes the tree (the data dir is locked), and
             // every writer of the key set comes through here or `put_keys`
             // at start, so compare-then-write under the lock is atomic.
-            let _guard = self.keys_swap.lock().map_err(|_| backend("key lock poisoned"))?;
+            let _guard = self.keys_swap.lock().map_err(|_| StoreError::internal("sled", "key lock poisoned"))?;
             let mut stored: Vec<KeyRecord> =
                 self.keys.iter().values().map(|raw| decode_json(&raw.map_err(backend)?)).collect::<Result<_, _>>()?;
             stored.sort_by(|a, b| a.kid.cmp(&b.kid));
@@ -519,7 +551,7 @@ impl Store for SledStore {
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<AuditEvent, StoreError> {
         let stored = {
-            let _guard = self.audit_append.lock().map_err(|_| backend("audit lock poisoned"))?;
+            let _guard = self.audit_append.lock().map_err(|_| StoreError::internal("sled", "audit lock poisoned"))?;
             let last = match self.audit.last().map_err(backend)? {
                 Some((key, _)) => audit_seq(&key)?,
                 None => 0,

@@ -128,6 +128,32 @@ async fn expired_refresh_token_is_invalid_grant() {
     expect_error(&resp, 400, "invalid_grant", "a refresh token past its TTL");
 }
 
+/// `--max-families-per-client 2`: a third grant retires one of the
+/// client's families (the oldest by the second it started in; these three
+/// may share one), so two of the three refresh tokens work and one is
+/// `invalid_grant`.
+#[tokio::test]
+async fn a_grant_beyond_the_family_cap_retires_a_family() {
+    let server = Server::start(&["--max-families-per-client", "2"]);
+    let client = server.create_client("capped", &[]);
+    let mut started = Vec::new();
+    for _ in 0..3 {
+        started.push(family(&server, &client).await);
+    }
+    let mut working = 0;
+    for (n, rt) in started.iter().enumerate() {
+        let resp = refresh(&client, rt).send(&server).await;
+        if resp.status == 200 {
+            working += 1;
+        } else {
+            expect_error(&resp, 400, "invalid_grant", &format!("family {n}, retired by the cap"));
+        }
+    }
+    assert_eq!(working, 2, "the cap keeps two families");
+    let info: tessera_shared::admin::ClientInfo = server.admin_json(&["clients", "show", &client.client_id, "--json"]);
+    assert_eq!(info.active_refresh_families, 2);
+}
+
 /// `tessera-admin tokens revoke-family --client ID` kills every live family
 /// of the client; new grants work again.
 #[tokio::test]

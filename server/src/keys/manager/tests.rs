@@ -71,6 +71,7 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
         access_token_ttl: TIMING.access_token_ttl,
         refresh_token_ttl: 3600,
         refresh_reuse_grace: 0,
+        max_families_per_client: 1000,
     };
     let secrets = SecretHasher::new(&[5; 32]);
     let mut served = Vec::new();

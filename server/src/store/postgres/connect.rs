@@ -60,9 +60,10 @@ impl SslMode {
             "verify-full" => Self::VerifyFull,
             // libpq's `allow` tries plaintext first: a downgrade by design.
             other => {
-                return Err(StoreError::Backend(format!(
-                    "sslmode={other} is not supported; use disable, prefer, require, verify-ca or verify-full"
-                )));
+                return Err(StoreError::internal(
+                    "the PostgreSQL URL",
+                    format!("sslmode={other} is not supported; use disable, prefer, require, verify-ca or verify-full"),
+                ));
             }
         })
     }
@@ -113,13 +114,13 @@ impl ConnectSettings {
     pub fn from_url(url: &str) -> Result<Self, StoreError> {
         let (rest, ssl) = take_ssl_params(url)?;
         let mut config = tokio_postgres::Config::from_str(&rest)
-            .map_err(|e| StoreError::Backend(format!("the PostgreSQL URL does not parse: {e}")))?;
+            .map_err(|e| StoreError::backend("the PostgreSQL URL does not parse", e))?;
         let mut mode = ssl.mode.as_deref().map(SslMode::parse).transpose()?.unwrap_or(SslMode::Prefer);
         let root_cert = match ssl.root_cert {
             Some(path) if path == "system" => {
-                return Err(StoreError::Backend(
-                    "sslrootcert=system is not supported: give the file of the CA that signed the server's certificate"
-                        .into(),
+                return Err(StoreError::internal(
+                    "the PostgreSQL URL",
+                    "sslrootcert=system is not supported: give the file of the CA that signed the server's certificate",
                 ));
             }
             Some(path) => Some(PathBuf::from(path)),
@@ -135,10 +136,13 @@ impl ConnectSettings {
         let roots = match (&root_cert, mode) {
             (Some(path), SslMode::VerifyCa | SslMode::VerifyFull) => Some(read_roots(path)?),
             (None, SslMode::VerifyCa | SslMode::VerifyFull) => {
-                return Err(StoreError::Backend(format!(
-                    "sslmode={} needs the CA certificate: add sslrootcert=/path/to/ca.pem to the URL",
-                    mode.as_str()
-                )));
+                return Err(StoreError::internal(
+                    "the PostgreSQL URL",
+                    format!(
+                        "sslmode={} needs the CA certificate: add sslrootcert=/path/to/ca.pem to the URL",
+                        mode.as_str()
+                    ),
+                ));
             }
             _ => None,
         };
@@ -200,7 +204,7 @@ fn take_ssl_params(url: &str) -> Result<(String, SslParams), StoreError> {
 }
 
 fn percent_decode(text: &str) -> Result<String, StoreError> {
-    let bad = || StoreError::Backend("the PostgreSQL URL has an invalid percent-encoding".into());
+    let bad = || StoreError::internal("the PostgreSQL URL", "it has an invalid percent-encoding");
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -220,17 +224,20 @@ fn percent_decode(text: &str) -> Result<String, StoreError> {
 fn read_roots(path: &Path) -> Result<RootCertStore, StoreError> {
     let shown = path.display();
     let pem = std::fs::read(path)
-        .map_err(|e| StoreError::Backend(format!("cannot read the PostgreSQL root certificate {shown}: {e}")))?;
+        .map_err(|e| StoreError::backend(format!("cannot read the PostgreSQL root certificate {shown}"), e))?;
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
         let unusable = |e: &dyn std::fmt::Display| {
-            StoreError::Backend(format!("the PostgreSQL root certificate {shown} is unusable: {e}"))
+            StoreError::internal(format!("the PostgreSQL root certificate {shown}"), format!("unusable: {e}"))
         };
         let cert = cert.map_err(|e| unusable(&e))?;
         roots.add(cert).map_err(|e| unusable(&e))?;
     }
     if roots.is_empty() {
-        return Err(StoreError::Backend(format!("the PostgreSQL root certificate file {shown} holds no certificate")));
+        return Err(StoreError::internal(
+            format!("the PostgreSQL root certificate file {shown}"),
+            "it holds no certificate",
+        ));
     }
     Ok(roots)
 }
@@ -253,7 +260,7 @@ fn client_config(mode: SslMode, roots: Option<RootCertStore>) -> Result<ClientCo
     };
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Backend(format!("TLS to PostgreSQL: {e}")))?
+        .map_err(|e| StoreError::internal("TLS to PostgreSQL", e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
@@ -266,7 +273,7 @@ fn webpki_verifier(
 ) -> Result<Arc<WebPkiServerVerifier>, StoreError> {
     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map_err(|e| StoreError::Backend(format!("TLS to PostgreSQL: {e}")))
+        .map_err(|e| StoreError::internal("TLS to PostgreSQL", e.to_string()))
 }
 
 /// `verify-ca`: the chain must lead to a trusted root; the name in the
@@ -371,10 +378,13 @@ pub async fn first_connection(pool: &Pool, settings: &ConnectSettings) -> Result
         Err(PoolError::Backend(e)) => match certificate_failure(&e) {
             Some(reason) => {
                 let root = settings.root_cert.as_ref().map_or_else(|| "none".into(), |p| p.display().to_string());
-                Err(StoreError::Backend(format!(
-                    "the PostgreSQL server's certificate failed verification (sslmode={}, sslrootcert={root}): {reason}",
-                    settings.mode.as_str()
-                )))
+                Err(StoreError::internal(
+                    "TLS to PostgreSQL",
+                    format!(
+                        "the PostgreSQL server's certificate failed verification (sslmode={}, sslrootcert={root}): {reason}",
+                        settings.mode.as_str()
+                    ),
+                ))
             }
             None => Err(Fail::from(e).into_store()),
         },

@@ -155,10 +155,13 @@ async fn apply(client: &mut Object) -> Result<(), StoreError> {
         client.query_one("SELECT COALESCE(MAX(version), 0) FROM tessera_schema_migrations", &[]).await.map_err(fail)?;
     let applied: i32 = row.get(0);
     if applied > CURRENT_VERSION {
-        return Err(StoreError::Backend(format!(
-            "the database schema is at version {applied}, newer than this tessera-server knows ({CURRENT_VERSION}); \
+        return Err(StoreError::internal(
+            "schema migration",
+            format!(
+                "the database schema is at version {applied}, newer than this tessera-server knows ({CURRENT_VERSION}); \
              upgrade tessera-server"
-        )));
+            ),
+        ));
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
         let tx = client.transaction().await.map_err(fail)?;

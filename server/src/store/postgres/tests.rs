@@ -118,7 +118,7 @@ async fn a_newer_schema_is_refused() {
 #[tokio::test]
 async fn a_bad_url_is_an_error_not_a_panic() {
     let error = PgStore::connect("postgres://nobody@127.0.0.1:1/none?connect_timeout=1").await.unwrap_err();
-    assert!(matches!(error, crate::store::StoreError::Backend(_)), "{error}");
+    assert!(matches!(error, crate::store::StoreError::Backend { .. }), "{error}");
     let error = PgStore::connect_in("postgres://x@127.0.0.1:1/db", Some("a; DROP")).await.unwrap_err();
     assert!(error.to_string().contains("invalid schema name"), "{error}");
 }

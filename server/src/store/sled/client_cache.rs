@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(cache.lookup("a"), Lookup::Hit(record("a", ClientStatus::Revoked)), "an update is in place");
         cache.write("a", || Ok(()), |()| None).unwrap();
         assert_eq!(cache.lookup("a"), Lookup::Absent, "a deletion is gone");
-        let failed: Result<(), StoreError> = cache.write("c", || Err(StoreError::Backend("disk".into())), |()| None);
+        let failed: Result<(), StoreError> = cache.write("c", || Err(StoreError::internal("write", "disk")), |()| None);
         assert!(failed.is_err());
         assert!(!cache.is_complete(), "after a failed write the tree is read again");
         assert_eq!(cache.lookup("nobody"), Lookup::Unknown);

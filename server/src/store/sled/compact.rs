@@ -64,7 +64,7 @@ impl Summer {
             .finish()
             .as_ref()
             .try_into()
-            .map_err(|_| StoreError::Backend("SHA-256 gave a digest of the wrong length".into()))?;
+            .map_err(|_| StoreError::internal("compact", "SHA-256 gave a digest of the wrong length"))?;
         Ok(TreeSummary { entries: self.entries, digest })
     }
 }
@@ -87,7 +87,7 @@ impl SledStore {
         DirBuilder::new()
             .mode(0o700)
             .create(target)
-            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", target.display())))?;
+            .map_err(|e| StoreError::backend(format!("cannot create {}", target.display()), e))?;
         let copy = open_db(target)?;
         let mut summary = Summary::new();
         for name in self.db.tree_names() {

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::store::StoreError;
+use crate::store::{BackendSource, StoreError};
 
 pub use record::{Change, TreeId};
 pub use view::View;
@@ -144,12 +144,12 @@ struct Progress {
     failed: Option<String>,
 }
 
-fn backend(context: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("journal: {context}: {e}"))
+fn backend(context: &str, e: impl Into<BackendSource>) -> StoreError {
+    StoreError::backend(format!("journal: {context}"), e)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
-    mutex.lock().map_err(|_| StoreError::Backend("journal: lock poisoned".into()))
+    mutex.lock().map_err(|_| StoreError::internal("journal", "lock poisoned"))
 }
 
 impl Journal {
@@ -261,7 +261,7 @@ impl Journal {
     /// [`StoreError::Backend`] with the reason once a write has failed.
     pub fn check(&self) -> Result<(), StoreError> {
         match &self.shared.progress.borrow().failed {
-            Some(failed) => Err(StoreError::Backend(format!("journal: an earlier write failed: {failed}"))),
+            Some(failed) => Err(StoreError::internal("journal: an earlier write failed", failed.clone())),
             None => Ok(()),
         }
     }
@@ -283,11 +283,11 @@ impl Journal {
         let reached = progress
             .wait_for(|p| p.durable >= ticket.0 || p.failed.is_some())
             .await
-            .map_err(|_| StoreError::Backend("journal: the writer thread has stopped".into()))?;
+            .map_err(|_| StoreError::internal("journal", "the writer thread has stopped"))?;
         if reached.durable >= ticket.0 {
             return Ok(());
         }
-        Err(StoreError::Backend(format!("journal: write failed: {}", reached.failed.clone().unwrap_or_default())))
+        Err(StoreError::internal("journal: write failed", reached.failed.clone().unwrap_or_default()))
     }
 }
 

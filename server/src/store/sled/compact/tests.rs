@@ -41,7 +41,7 @@ async fn filled(dir: &std::path::Path) -> SledStore {
     store.record_client_use("oa2-client-id_a", NOW).await.unwrap();
     for n in 0..50u8 {
         let first = NewRefreshToken { digest: [n; 32], issued_at: NOW, expires_at: NOW + 100 };
-        store.create_family(&family(n, &first), &first).await.unwrap();
+        store.create_family(&family(n, &first), &first, 1000).await.unwrap();
     }
     store.put_keys(&[sample_key(1), sample_key(2)]).await.unwrap();
     let event = tessera_shared::admin::AuditEvent {

@@ -20,12 +20,49 @@ const HEADER_LEN: usize = 8;
 const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 
 /// The sled trees whose writes go through the journal.
+///
+/// On disk a tree is its explicit code (one byte), never the variant's
+/// position: reordering or adding variants cannot make a journal replay
+/// into the wrong tree. The codes are those the variant order gave before
+/// they were explicit, so journals written then replay unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "u8", try_from = "u8")]
 pub enum TreeId {
     Families,
     RefreshTokens,
     RefreshExpiry,
     ClientFamilies,
+}
+
+impl From<TreeId> for u8 {
+    /// The code on disk. Codes are never reused.
+    fn from(tree: TreeId) -> Self {
+        match tree {
+            TreeId::Families => 0,
+            TreeId::RefreshTokens => 1,
+            TreeId::RefreshExpiry => 2,
+            TreeId::ClientFamilies => 3,
+        }
+    }
+}
+
+/// A journal record names a tree code this build does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown journal tree code {0}")]
+pub struct UnknownTree(u8);
+
+impl TryFrom<u8> for TreeId {
+    type Error = UnknownTree;
+
+    fn try_from(code: u8) -> Result<Self, UnknownTree> {
+        match code {
+            0 => Ok(Self::Families),
+            1 => Ok(Self::RefreshTokens),
+            2 => Ok(Self::RefreshExpiry),
+            3 => Ok(Self::ClientFamilies),
+            unknown => Err(UnknownTree(unknown)),
+        }
+    }
 }
 
 /// One write to one tree: `None` removes the key.
@@ -41,12 +78,13 @@ pub struct Change {
 /// # Errors
 /// [`StoreError::Backend`] if the changes cannot be encoded.
 pub fn encode(changes: &[Change], out: &mut Vec<u8>) -> Result<(), StoreError> {
-    let payload = postcard::to_allocvec(changes)
-        .map_err(|e| StoreError::Backend(format!("cannot encode a journal record: {e}")))?;
+    let payload =
+        postcard::to_allocvec(changes).map_err(|e| StoreError::backend("cannot encode a journal record", e))?;
     if payload.len() > MAX_PAYLOAD {
-        return Err(StoreError::Backend("a journal record is over its size bound".into()));
+        return Err(StoreError::internal("journal", "a journal record is over its size bound"));
     }
-    let length = u32::try_from(payload.len()).map_err(|_| StoreError::Backend("journal record too long".into()))?;
+    let length =
+        u32::try_from(payload.len()).map_err(|_| StoreError::internal("journal", "journal record too long"))?;
     out.extend_from_slice(&length.to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     out.extend_from_slice(&payload);

@@ -1,7 +1,7 @@
 //! What a commit reads and writes: sled, overlaid with the changes that
 //! are committed but not yet applied to it, overlaid with the commit's own.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use super::record::{Change, TreeId};
@@ -42,6 +42,19 @@ impl Overlay {
         // The tuple key needs an owned Vec to look up; the keys are short.
         self.entries.get(&(tree, key.to_vec())).map(|unapplied| unapplied.value.clone())
     }
+
+    /// Applies the pending changes of `tree` under `prefix` to `keys`.
+    fn apply_to_keys(&self, tree: TreeId, prefix: &[u8], keys: &mut BTreeSet<Vec<u8>>) {
+        for ((changed_tree, key), unapplied) in &self.entries {
+            if *changed_tree == tree && key.starts_with(prefix) {
+                if unapplied.value.is_some() {
+                    keys.insert(key.clone());
+                } else {
+                    keys.remove(key);
+                }
+            }
+        }
+    }
 }
 
 /// A commit's window on the journaled trees.
@@ -68,8 +81,29 @@ impl<'a> View<'a> {
         if let Some(pending) = lock(self.overlay)?.get(tree, key) {
             return Ok(pending);
         }
-        let stored = self.trees.tree(tree).get(key).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let stored = self.trees.tree(tree).get(key).map_err(|e| StoreError::backend("journal view: read", e))?;
         Ok(stored.map(|v| v.to_vec()))
+    }
+
+    /// Every key of `tree` that starts with `prefix`, in order, as this
+    /// commit sees the tree.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if sled fails.
+    pub fn keys_with_prefix(&self, tree: TreeId, prefix: &[u8]) -> Result<BTreeSet<Vec<u8>>, StoreError> {
+        let mut keys = BTreeSet::new();
+        for key in self.trees.tree(tree).scan_prefix(prefix).keys() {
+            keys.insert(key.map_err(|e| StoreError::backend("journal view: prefix scan", e))?.to_vec());
+        }
+        lock(self.overlay)?.apply_to_keys(tree, prefix, &mut keys);
+        for own in self.changes.iter().filter(|c| c.tree == tree && c.key.starts_with(prefix)) {
+            if own.value.is_some() {
+                keys.insert(own.key.clone());
+            } else {
+                keys.remove(&own.key);
+            }
+        }
+        Ok(keys)
     }
 
     /// Sets `key` to `value` when the commit goes through.

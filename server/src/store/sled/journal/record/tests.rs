@@ -74,3 +74,23 @@ proptest! {
         prop_assert!(segment.trailing_bytes <= bytes.len());
     }
 }
+
+#[test]
+fn trees_are_written_as_their_explicit_codes() {
+    for (tree, code) in
+        [(TreeId::Families, 0u8), (TreeId::RefreshTokens, 1), (TreeId::RefreshExpiry, 2), (TreeId::ClientFamilies, 3)]
+    {
+        assert_eq!(postcard::to_allocvec(&tree).unwrap(), [code], "{tree:?}");
+        assert_eq!(postcard::from_bytes::<TreeId>(&[code]).unwrap(), tree);
+    }
+    assert!(postcard::from_bytes::<TreeId>(&[4]).is_err(), "an unknown code is refused, not guessed");
+}
+
+/// A record written before the codes were explicit (postcard's variant
+/// index of `ClientFamilies`, key `k`, no value) reads back the same.
+#[test]
+fn a_record_from_before_explicit_codes_reads_back() {
+    let payload: &[u8] = &[1, 3, 1, b'k', 0];
+    let changes: Vec<Change> = postcard::from_bytes(payload).unwrap();
+    assert_eq!(changes, [change(TreeId::ClientFamilies, b"k", None)]);
+}

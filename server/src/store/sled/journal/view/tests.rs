@@ -57,3 +57,26 @@ fn applied_commits_leave_the_overlay_but_later_ones_stay() {
     overlay.lock().unwrap().applied_through(20);
     assert_eq!(View::new(&trees, &overlay).get(TreeId::Families, b"a").unwrap(), None);
 }
+
+#[test]
+fn a_prefix_scan_sees_sled_pending_commits_and_own_changes() {
+    let (_db, trees) = trees();
+    for key in [&b"a1"[..], b"a2", b"a3", b"b1"] {
+        trees.client_families.insert(key, &b""[..]).unwrap();
+    }
+    let overlay = Mutex::new(Overlay::default());
+    overlay.lock().unwrap().add(
+        &[
+            put(TreeId::ClientFamilies, b"a2", None),
+            put(TreeId::ClientFamilies, b"a4", Some(b"")),
+            put(TreeId::ClientFamilies, b"b2", Some(b"")),
+            put(TreeId::Families, b"a9", Some(b"")),
+        ],
+        8,
+    );
+    let mut view = View::new(&trees, &overlay);
+    view.insert(TreeId::ClientFamilies, b"a5", Vec::new());
+    view.remove(TreeId::ClientFamilies, b"a1");
+    let keys: Vec<Vec<u8>> = view.keys_with_prefix(TreeId::ClientFamilies, b"a").unwrap().into_iter().collect();
+    assert_eq!(keys, [b"a3".to_vec(), b"a4".to_vec(), b"a5".to_vec()], "in order, without other trees or prefixes");
+}
