@@ -109,16 +109,10 @@ async fn a_key_rotation_reaches_the_other_instance_within_a_second() {
     let a = instance(&url, "keys_a", &args);
     let b = instance(&url, "keys_b", &args);
     let client = a.create_client("keys", &[]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let rotated = loop {
-        let out = a.admin(&["keys", "rotate", "--json"]);
-        if out.status.success() {
-            break serde_json::from_str::<Vec<KeyInfo>>(out.stdout.trim()).expect("keys as JSON");
-        }
-        assert!(out.stderr.contains("rotate again"), "{}", out.stderr);
-        assert!(Instant::now() < deadline, "no rotation allowed within 20 s: {}", out.stderr);
-        pause(Duration::from_millis(200));
-    };
+    // At once, not at the first safe moment: the test is about how fast
+    // the other instance follows, not about the schedule.
+    a.admin_ok(&["keys", "rotate", "--now"]);
+    let rotated: Vec<KeyInfo> = a.admin_json(&["keys", "list", "--json"]);
     let active = rotated.iter().find(|k| k.state == KeyState::Active).expect("an active key").kid.clone();
     until_within("key rotation served by the other instance", async || {
         kid_of(&expect_token(&cc(&client).send(&b).await, "a token from the other").access_token) == active
