@@ -9,10 +9,11 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ring::rand::SystemRandom;
+use tessera_server::client_auth::AuthorizationHeader;
 use tessera_server::crypto::random::Random;
 use tessera_server::crypto::secret::{SecretHasher, refresh_token_digest};
 use tessera_server::crypto::signing::{JwtSigner, generate_pkcs8};
-use tessera_server::grant::request::{AuthorizationHeader, ParsePolicy, Source, TokenRequest};
+use tessera_server::grant::request::{ParsePolicy, Source, TokenRequest};
 use tessera_server::http::{basic, params};
 use tessera_server::store::records::{FamilyRecord, NewRefreshToken};
 use tessera_server::store::sled::SledStore;

@@ -2,32 +2,28 @@
 //! the client, applies the grant rules of [`crate::grant`] through the
 //! store, and mints tokens. It knows nothing of HTTP.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tessera_shared::admin::{AuditKind, ClientStatus};
+use tessera_shared::admin::AuditKind;
 use tessera_shared::claims::AccessTokenClaims;
-use tessera_shared::ids::{is_client_id, is_refresh_token};
+use tessera_shared::ids::is_refresh_token;
 use tessera_shared::wire::{TOKEN_TYPE_BEARER, TokenResponse};
 
 use crate::activity::Activity;
 use crate::activity::burst::BurstPolicy;
 use crate::audit::{Audit, AuditEntry};
+use crate::client_auth::{Authentication, ClientAuthenticator, ClientCredentials};
 use crate::clock::{Clock, UnixTime};
 use crate::crypto::random::Random;
 use crate::crypto::secret::{SecretHasher, refresh_token_digest};
 use crate::grant::error::TokenError;
 use crate::grant::refresh::{self, Presentation, Verdict};
-use crate::grant::request::{ClientCredentials, Grant, TokenRequest};
+use crate::grant::request::{Grant, TokenRequest};
 use crate::grant::scope;
 use crate::keys::KeyHandle;
 use crate::metrics::Metrics;
 use crate::store::records::{self, ClientRecord, FamilyRecord, NewRefreshToken, RefreshRecord};
 use crate::store::{RefreshUse, Store};
-
-/// Last-used times are recorded at most this often per client (and server
-/// process), to keep a write off the hot path.
-const LAST_USED_RESOLUTION: u64 = 60;
 
 /// The token policy from the configuration.
 #[derive(Debug, Clone)]
@@ -49,7 +45,8 @@ pub struct IssuerPolicy {
 pub struct Issuer {
     store: Arc<dyn Store>,
     keys: KeyHandle,
-    secrets: SecretHasher,
+    /// The one client authentication of all three endpoints.
+    authenticator: ClientAuthenticator,
     random: Random,
     clock: Arc<dyn Clock>,
     policy: Arc<IssuerPolicy>,
@@ -57,9 +54,6 @@ pub struct Issuer {
     activity: Activity,
     /// Counts refresh-token reuse detections.
     metrics: Metrics,
-    /// When this process last recorded each client's use, so deciding
-    /// whether to record it again needs no store read per request.
-    last_recorded: Arc<Mutex<HashMap<String, UnixTime>>>,
 }
 
 impl Issuer {
@@ -73,15 +67,14 @@ impl Issuer {
     ) -> Self {
         let activity = Activity::new(Audit::new(store.clone(), clock.clone()), clock.clone(), BurstPolicy::default());
         Self {
+            authenticator: ClientAuthenticator::new(store.clone(), secrets),
             store,
             keys,
-            secrets,
             random: Random::new(),
             clock,
             policy: Arc::new(policy),
             activity,
             metrics: Metrics::new(),
-            last_recorded: Arc::default(),
         }
     }
 
@@ -116,16 +109,7 @@ impl Issuer {
     /// The [`TokenError`] the request deserves.
     pub async fn token(&self, request: TokenRequest) -> Result<TokenResponse, TokenError> {
         let now = self.clock.now();
-        let (authenticated, known) = self.authenticate_known(&request.credentials, now).await;
-        let client = match authenticated {
-            Ok(client) => client,
-            Err(error) => {
-                if matches!(error, TokenError::InvalidClient) {
-                    self.activity.authentication_failed(&request.credentials.client_id, known).await;
-                }
-                return Err(error);
-            }
-        };
+        let client = self.authenticate(&request.credentials, now).await?;
         match request.grant {
             Grant::ClientCredentials { scope } => {
                 let issued = self.client_credentials(&client, scope.as_deref(), now).await;
@@ -145,10 +129,9 @@ impl Issuer {
         }
     }
 
-    /// Finds the client and checks its secret. An unknown ID, a wrong
-    /// secret and a revoked client fail alike and do the same work. The one
-    /// client authentication of the token, revocation and introspection
-    /// endpoints.
+    /// Authenticates the caller of the token, revocation or introspection
+    /// endpoint, and reports a failure to the activity counters and the
+    /// audit trail's burst detector, the same way for all three.
     ///
     /// # Errors
     /// [`TokenError::InvalidClient`], or a storage failure.
@@ -157,62 +140,11 @@ impl Issuer {
         credentials: &ClientCredentials,
         now: UnixTime,
     ) -> Result<ClientRecord, TokenError> {
-        self.authenticate_known(credentials, now).await.0
-    }
-
-    /// [`Issuer::authenticate`], also telling whether the client exists
-    /// (for the audit trail's burst events; never for the answer).
-    async fn authenticate_known(
-        &self,
-        credentials: &ClientCredentials,
-        now: UnixTime,
-    ) -> (Result<ClientRecord, TokenError>, bool) {
-        let found = if is_client_id(&credentials.client_id) {
-            match self.store.client(&credentials.client_id).await {
-                Ok(found) => found,
-                Err(error) => return (Err(error.into()), false),
-            }
-        } else {
-            None
-        };
-        let Some(client) = found else {
-            self.secrets.match_nothing(&credentials.client_secret);
-            return (Err(TokenError::InvalidClient), false);
-        };
-        (self.check_secret(client, credentials, now).await, true)
-    }
-
-    async fn check_secret(
-        &self,
-        client: ClientRecord,
-        credentials: &ClientCredentials,
-        now: UnixTime,
-    ) -> Result<ClientRecord, TokenError> {
-        // An expired secret (--secret-ttl) fails like a wrong one, with the same work.
-        let current = client.secret_is_live(now).then_some(&client.secret_digest);
-        let previous = client.previous_secret.as_ref().filter(|p| now < p.valid_until).map(|p| &p.digest);
-        let secret_ok = self.secrets.matches_live(&credentials.client_secret, current, previous);
-        if !secret_ok || client.status != ClientStatus::Active {
-            return Err(TokenError::InvalidClient);
+        let Authentication { result, known } = self.authenticator.authenticate(credentials, now).await;
+        if matches!(result, Err(TokenError::InvalidClient)) {
+            self.activity.authentication_failed(&credentials.client_id, known).await;
         }
-        self.note_use(&client.client_id, now).await?;
-        Ok(client)
-    }
-
-    async fn note_use(&self, client_id: &str, now: UnixTime) -> Result<(), TokenError> {
-        let due = {
-            // Only timestamps inside: a panic elsewhere cannot leave it torn.
-            let mut recorded = self.last_recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let due = recorded.get(client_id).is_none_or(|last| now >= last.saturating_add(LAST_USED_RESOLUTION));
-            if due {
-                recorded.insert(client_id.to_owned(), now);
-            }
-            due
-        };
-        if due {
-            self.store.record_client_use(client_id, now).await?;
-        }
-        Ok(())
+        result
     }
 
     async fn client_credentials(

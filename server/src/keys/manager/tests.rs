@@ -10,9 +10,10 @@ use tessera_shared::verify::Verifier;
 
 use super::*;
 use crate::admin::service::AdminService;
+use crate::client_auth::ClientCredentials;
 use crate::clock::testing::ManualClock;
 use crate::crypto::secret::SecretHasher;
-use crate::grant::request::{ClientCredentials, Grant, TokenRequest};
+use crate::grant::request::{Grant, TokenRequest};
 use crate::issuer::{Issuer, IssuerPolicy};
 use crate::keys::KeyError;
 use crate::store::sled::SledStore;
