@@ -19,7 +19,7 @@ use crate::crypto::secret::{SecretHasher, refresh_token_digest};
 use crate::grant::error::TokenError;
 use crate::grant::refresh::{self, Presentation, Verdict};
 use crate::grant::request::{Grant, TokenRequest};
-use crate::grant::scope;
+use crate::grant::{audience, scope};
 use crate::keys::KeyHandle;
 use crate::metrics::Metrics;
 use crate::store::records::{self, ClientRecord, FamilyRecord, NewRefreshToken, RefreshRecord};
@@ -110,16 +110,17 @@ impl Issuer {
     pub async fn token(&self, request: TokenRequest) -> Result<TokenResponse, TokenError> {
         let now = self.clock.now();
         let client = self.authenticate(&request.credentials, now).await?;
+        let resource = request.resource.as_deref();
         match request.grant {
             Grant::ClientCredentials { scope } => {
-                let issued = self.client_credentials(&client, scope.as_deref(), now).await;
+                let issued = self.client_credentials(&client, scope.as_deref(), resource, now).await;
                 if issued.is_ok() {
                     self.activity.token_issued();
                 }
                 issued
             }
             Grant::RefreshToken { refresh_token, scope } => {
-                let refreshed = self.refresh(&client, &refresh_token, scope.as_deref(), now).await;
+                let refreshed = self.refresh(&client, &refresh_token, scope.as_deref(), resource, now).await;
                 if refreshed.is_ok() {
                     self.activity.token_refreshed();
                 }
@@ -151,13 +152,16 @@ impl Issuer {
         &self,
         client: &ClientRecord,
         requested: Option<&[String]>,
+        resource: Option<&str>,
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
         let granted = scope::grant(&client.scopes, requested)?;
-        let access_token = self.mint_access_token(&client.client_id, &granted, now)?;
+        let audience = audience::select(&client.audiences, &self.policy.audience, resource)?;
+        let ttl = client.access_token_ttl(self.policy.access_token_ttl);
+        let access_token = self.mint_access_token(&client.client_id, &granted, audience, ttl, now)?;
         let refresh_token =
             if client.refresh_tokens { Some(self.start_family(client, &granted, now).await?) } else { None };
-        Ok(self.response(access_token, refresh_token, &granted))
+        Ok(self.response(access_token, ttl, refresh_token, &granted))
     }
 
     async fn start_family(
@@ -185,6 +189,7 @@ impl Issuer {
         client: &ClientRecord,
         presented: &str,
         requested: Option<&[String]>,
+        resource: Option<&str>,
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
         if !client.refresh_tokens {
@@ -193,6 +198,9 @@ impl Issuer {
         if !is_refresh_token(presented) {
             return Err(TokenError::InvalidGrant("the refresh token is not valid"));
         }
+        // Checked before the token is used, so a wrong resource does not
+        // cost the client its refresh token.
+        let audience = audience::select(&client.audiences, &self.policy.audience, resource)?;
         let (successor, new) = self.new_refresh_token(now)?;
         let presentation = Presentation {
             client_id: &client.client_id,
@@ -233,8 +241,9 @@ impl Issuer {
             return Err(error);
         }
         let granted = requested.map_or_else(|| family.scope.clone(), <[String]>::to_vec);
-        let access_token = self.mint_access_token(&client.client_id, &granted, now)?;
-        Ok(self.response(access_token, Some(successor), &granted))
+        let ttl = client.access_token_ttl(self.policy.access_token_ttl);
+        let access_token = self.mint_access_token(&client.client_id, &granted, audience, ttl, now)?;
+        Ok(self.response(access_token, ttl, Some(successor), &granted))
     }
 
     fn new_refresh_token(&self, now: UnixTime) -> Result<(String, NewRefreshToken), TokenError> {
@@ -247,12 +256,20 @@ impl Issuer {
         Ok((token, record))
     }
 
-    fn mint_access_token(&self, client_id: &str, scopes: &[String], now: UnixTime) -> Result<String, TokenError> {
+    /// A signed access token for `audience`, valid `ttl` seconds from `now`.
+    fn mint_access_token(
+        &self,
+        client_id: &str,
+        scopes: &[String],
+        audience: &str,
+        ttl: u64,
+        now: UnixTime,
+    ) -> Result<String, TokenError> {
         let claims = AccessTokenClaims {
             iss: self.policy.issuer.clone(),
             sub: client_id.to_owned(),
-            aud: self.policy.audience.clone(),
-            exp: now.saturating_add(self.policy.access_token_ttl),
+            aud: audience.to_owned(),
+            exp: now.saturating_add(ttl),
             iat: now,
             jti: self.random.jti()?,
             client_id: client_id.to_owned(),
@@ -262,11 +279,17 @@ impl Issuer {
         Ok(self.keys.current().signer().sign(&claims)?)
     }
 
-    fn response(&self, access_token: String, refresh_token: Option<String>, granted: &[String]) -> TokenResponse {
+    fn response(
+        &self,
+        access_token: String,
+        expires_in: u64,
+        refresh_token: Option<String>,
+        granted: &[String],
+    ) -> TokenResponse {
         TokenResponse {
             access_token,
             token_type: TOKEN_TYPE_BEARER.to_owned(),
-            expires_in: self.policy.access_token_ttl,
+            expires_in,
             refresh_token,
             scope: scope::to_claim(granted),
         }

@@ -69,6 +69,8 @@ async fn authenticator_with(change: impl FnOnce(&mut ClientRecord)) -> (ClientAu
         status: ClientStatus::Active,
         created_at: NOW,
         secret_expires_at: None,
+        access_token_ttl: None,
+        audiences: Vec::new(),
     };
     change(&mut record);
     store.insert_client(&record).await.unwrap();

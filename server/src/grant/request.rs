@@ -75,6 +75,9 @@ pub struct TokenRequest {
     pub credentials: ClientCredentials,
     /// The grant.
     pub grant: Grant,
+    /// The RFC 8707 `resource`: which of the client's audiences the access
+    /// token is for.
+    pub resource: Option<String>,
 }
 
 /// Parsing options from the configuration.
@@ -86,7 +89,7 @@ pub struct ParsePolicy {
 
 /// Parameters whose names may appear in an error description; any other
 /// name came from the request and is not echoed.
-const KNOWN: [&str; 5] = ["grant_type", "client_id", "client_secret", "refresh_token", "scope"];
+const KNOWN: [&str; 6] = ["grant_type", "client_id", "client_secret", "refresh_token", "scope", "resource"];
 
 impl TokenRequest {
     /// Checks and types the parameters of a token request.
@@ -116,7 +119,8 @@ impl TokenRequest {
             }
             _ => Grant::Unsupported,
         };
-        Ok(Self { credentials, grant })
+        let resource = find("resource").map(|p| p.value.clone());
+        Ok(Self { credentials, grant, resource })
     }
 }
 
@@ -129,6 +133,8 @@ fn reject_repeats(params: &[Param]) -> Result<(), TokenError> {
                 Some(&"client_secret") => "client_secret is repeated",
                 Some(&"refresh_token") => "refresh_token is repeated",
                 Some(&"scope") => "scope is repeated",
+                // RFC 8707 allows several; a token has one audience here.
+                Some(&"resource") => "resource is repeated; a token is issued for one resource",
                 _ => "a parameter is repeated",
             }));
         }
