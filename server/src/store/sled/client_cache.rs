@@ -66,6 +66,10 @@ impl Default for ClientCache {
 
 /// What the cache knows of a client ID.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned by value and unpacked at once; boxing the record would add an allocation per token request"
+)]
 pub enum Lookup {
     /// The client's record.
     Hit(ClientRecord),
