@@ -641,3 +641,16 @@ async fn tokens_for_a_clients_audience_can_be_introspected_and_revoked() {
     f.issuer.revoke(status_request(&client, &token)).await.unwrap();
     assert!(!f.issuer.introspect(status_request(&client, &token)).await.unwrap().active);
 }
+
+/// Issue 16: revocation and introspection authenticate through the same
+/// path as the token endpoint, so their failures count as failed
+/// authentications too (and feed the burst detector).
+#[tokio::test]
+async fn failed_authentications_at_revocation_and_introspection_are_counted() {
+    let f = fixture().await;
+    let client = f.client(&[], false).await;
+    let wrong = ClientCredentials { client_secret: "w".repeat(40), ..client.clone() };
+    assert!(matches!(f.issuer.introspect(status_request(&wrong, "t")).await, Err(TokenError::InvalidClient)));
+    assert!(matches!(f.issuer.revoke(status_request(&wrong, "t")).await, Err(TokenError::InvalidClient)));
+    assert_eq!(f.issuer.activity().stats().failed_authentications, 2);
+}
