@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_server::grant::request::AuthorizationHeader;
+use tessera_server::client_auth::AuthorizationHeader;
 use tessera_server::http::basic::parse;
 
 fuzz_target!(|data: &[u8]| {

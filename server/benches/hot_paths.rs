@@ -9,11 +9,12 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ring::rand::SystemRandom;
+use tessera_server::client_auth::AuthorizationHeader;
 use tessera_server::crypto::random::Random;
 use tessera_server::crypto::secret::{SecretHasher, refresh_token_digest};
 use tessera_server::crypto::signing::{JwtSigner, generate_pkcs8};
 use tessera_server::grant::refresh::Presentation;
-use tessera_server::grant::request::{AuthorizationHeader, ParsePolicy, Source, TokenRequest};
+use tessera_server::grant::request::{ParsePolicy, Source, TokenRequest};
 use tessera_server::http::{basic, params};
 use tessera_server::store::Store;
 use tessera_server::store::records::{ClientRecord, FamilyRecord, NewRefreshToken};
@@ -94,6 +95,8 @@ fn rotation(c: &mut Criterion) {
         status: ClientStatus::Active,
         created_at: 1,
         secret_expires_at: None,
+        access_token_ttl: None,
+        audiences: vec![],
     };
     runtime.block_on(store.insert_client(&client)).unwrap();
     runtime.block_on(store.create_family(&family, &first, 1000)).unwrap();

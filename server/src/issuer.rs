@@ -2,31 +2,27 @@
 //! the client, applies the grant rules of [`crate::grant`] through the
 //! store, and mints tokens. It knows nothing of HTTP.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use tessera_shared::admin::{AuditKind, ClientStatus};
+use tessera_shared::admin::AuditKind;
 use tessera_shared::claims::AccessTokenClaims;
-use tessera_shared::ids::{is_client_id, is_refresh_token};
+use tessera_shared::ids::is_refresh_token;
 use tessera_shared::wire::{TOKEN_TYPE_BEARER, TokenResponse};
 
 use crate::activity::Activity;
 use crate::audit::AuditEntry;
+use crate::client_auth::{Authentication, ClientAuthenticator, ClientCredentials};
 use crate::clock::{Clock, UnixTime};
 use crate::crypto::random::Random;
 use crate::crypto::secret::{SecretHasher, refresh_token_digest};
 use crate::grant::error::TokenError;
 use crate::grant::refresh::{Presentation, Verdict};
-use crate::grant::request::{ClientCredentials, Grant, TokenRequest};
-use crate::grant::scope;
+use crate::grant::request::{Grant, TokenRequest};
+use crate::grant::{audience, scope};
 use crate::keys::KeyHandle;
 use crate::metrics::Metrics;
 use crate::store::records::{self, ClientRecord, FamilyRecord, NewRefreshToken};
 use crate::store::{FamilyStart, RefreshUse, Store};
-
-/// Last-used times are recorded at most this often per client (and server
-/// process), to keep a write off the hot path.
-const LAST_USED_RESOLUTION: u64 = 60;
 
 /// The token policy from the configuration.
 #[derive(Debug, Clone)]
@@ -51,7 +47,8 @@ pub struct IssuerPolicy {
 pub struct Issuer {
     store: Arc<dyn Store>,
     keys: KeyHandle,
-    secrets: SecretHasher,
+    /// The one client authentication of all three endpoints.
+    authenticator: ClientAuthenticator,
     random: Random,
     clock: Arc<dyn Clock>,
     policy: Arc<IssuerPolicy>,
@@ -59,9 +56,6 @@ pub struct Issuer {
     activity: Activity,
     /// Counts refresh-token reuse detections.
     metrics: Metrics,
-    /// When this process last recorded each client's use, so deciding
-    /// whether to record it again needs no store read per request.
-    last_recorded: Arc<Mutex<HashMap<String, UnixTime>>>,
 }
 
 impl Issuer {
@@ -76,15 +70,14 @@ impl Issuer {
         metrics: Metrics,
     ) -> Self {
         Self {
+            authenticator: ClientAuthenticator::new(store.clone(), secrets),
             store,
             keys,
-            secrets,
             random: Random::new(),
             clock,
             policy: Arc::new(policy),
             activity,
             metrics,
-            last_recorded: Arc::default(),
         }
     }
 
@@ -99,26 +92,18 @@ impl Issuer {
     /// The [`TokenError`] the request deserves.
     pub async fn token(&self, request: TokenRequest) -> Result<TokenResponse, TokenError> {
         let now = self.clock.now();
-        let (authenticated, known) = self.authenticate_known(&request.credentials, now).await;
-        let client = match authenticated {
-            Ok(client) => client,
-            Err(error) => {
-                if matches!(error, TokenError::InvalidClient) {
-                    self.activity.authentication_failed(&request.credentials.client_id, known).await;
-                }
-                return Err(error);
-            }
-        };
+        let client = self.authenticate(&request.credentials, now).await?;
+        let resource = request.resource.as_deref();
         match request.grant {
             Grant::ClientCredentials { scope } => {
-                let issued = self.client_credentials(&client, scope.as_deref(), now).await;
+                let issued = self.client_credentials(&client, scope.as_deref(), resource, now).await;
                 if issued.is_ok() {
                     self.activity.token_issued();
                 }
                 issued
             }
             Grant::RefreshToken { refresh_token, scope } => {
-                let refreshed = self.refresh(&client, &refresh_token, scope.as_deref(), now).await;
+                let refreshed = self.refresh(&client, &refresh_token, scope.as_deref(), resource, now).await;
                 if refreshed.is_ok() {
                     self.activity.token_refreshed();
                 }
@@ -128,10 +113,9 @@ impl Issuer {
         }
     }
 
-    /// Finds the client and checks its secret. An unknown ID, a wrong
-    /// secret and a revoked client fail alike and do the same work. The one
-    /// client authentication of the token, revocation and introspection
-    /// endpoints.
+    /// Authenticates the caller of the token, revocation or introspection
+    /// endpoint, and reports a failure to the activity counters and the
+    /// audit trail's burst detector, the same way for all three.
     ///
     /// # Errors
     /// [`TokenError::InvalidClient`], or a storage failure.
@@ -140,75 +124,27 @@ impl Issuer {
         credentials: &ClientCredentials,
         now: UnixTime,
     ) -> Result<ClientRecord, TokenError> {
-        self.authenticate_known(credentials, now).await.0
-    }
-
-    /// [`Issuer::authenticate`], also telling whether the client exists
-    /// (for the audit trail's burst events; never for the answer).
-    async fn authenticate_known(
-        &self,
-        credentials: &ClientCredentials,
-        now: UnixTime,
-    ) -> (Result<ClientRecord, TokenError>, bool) {
-        let found = if is_client_id(&credentials.client_id) {
-            match self.store.client(&credentials.client_id).await {
-                Ok(found) => found,
-                Err(error) => return (Err(error.into()), false),
-            }
-        } else {
-            None
-        };
-        let Some(client) = found else {
-            self.secrets.match_nothing(&credentials.client_secret);
-            return (Err(TokenError::InvalidClient), false);
-        };
-        (self.check_secret(client, credentials, now).await, true)
-    }
-
-    async fn check_secret(
-        &self,
-        client: ClientRecord,
-        credentials: &ClientCredentials,
-        now: UnixTime,
-    ) -> Result<ClientRecord, TokenError> {
-        // An expired secret (--secret-ttl) fails like a wrong one, with the same work.
-        let current = client.secret_is_live(now).then_some(&client.secret_digest);
-        let previous = client.previous_secret.as_ref().filter(|p| now < p.valid_until).map(|p| &p.digest);
-        let secret_ok = self.secrets.matches_live(&credentials.client_secret, current, previous);
-        if !secret_ok || client.status != ClientStatus::Active {
-            return Err(TokenError::InvalidClient);
+        let Authentication { result, known } = self.authenticator.authenticate(credentials, now).await;
+        if matches!(result, Err(TokenError::InvalidClient)) {
+            self.activity.authentication_failed(&credentials.client_id, known).await;
         }
-        self.note_use(&client.client_id, now).await?;
-        Ok(client)
-    }
-
-    async fn note_use(&self, client_id: &str, now: UnixTime) -> Result<(), TokenError> {
-        let due = {
-            // Only timestamps inside: a panic elsewhere cannot leave it torn.
-            let mut recorded = self.last_recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let due = recorded.get(client_id).is_none_or(|last| now >= last.saturating_add(LAST_USED_RESOLUTION));
-            if due {
-                recorded.insert(client_id.to_owned(), now);
-            }
-            due
-        };
-        if due {
-            self.store.record_client_use(client_id, now).await?;
-        }
-        Ok(())
+        result
     }
 
     async fn client_credentials(
         &self,
         client: &ClientRecord,
         requested: Option<&[String]>,
+        resource: Option<&str>,
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
         let granted = scope::grant(&client.scopes, requested)?;
-        let access_token = self.mint_access_token(&client.client_id, &granted, now)?;
+        let audience = audience::select(&client.audiences, &self.policy.audience, resource)?;
+        let ttl = client.access_token_ttl(self.policy.access_token_ttl);
+        let access_token = self.mint_access_token(&client.client_id, &granted, audience, ttl, now)?;
         let refresh_token =
             if client.refresh_tokens { Some(self.start_family(client, &granted, now).await?) } else { None };
-        Ok(self.response(access_token, refresh_token, &granted))
+        Ok(self.response(access_token, ttl, refresh_token, &granted))
     }
 
     async fn start_family(
@@ -250,6 +186,7 @@ impl Issuer {
         client: &ClientRecord,
         presented: &str,
         requested: Option<&[String]>,
+        resource: Option<&str>,
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
         if !client.refresh_tokens {
@@ -258,6 +195,9 @@ impl Issuer {
         if !is_refresh_token(presented) {
             return Err(TokenError::InvalidGrant("the refresh token is not valid"));
         }
+        // Checked before the token is used, so a wrong resource does not
+        // cost the client its refresh token.
+        let audience = audience::select(&client.audiences, &self.policy.audience, resource)?;
         let (successor, new) = self.new_refresh_token(now)?;
         let presentation = Presentation {
             client_id: &client.client_id,
@@ -287,8 +227,9 @@ impl Issuer {
             return Err(error);
         }
         let granted = requested.map_or_else(|| family.scope.clone(), <[String]>::to_vec);
-        let access_token = self.mint_access_token(&client.client_id, &granted, now)?;
-        Ok(self.response(access_token, Some(successor), &granted))
+        let ttl = client.access_token_ttl(self.policy.access_token_ttl);
+        let access_token = self.mint_access_token(&client.client_id, &granted, audience, ttl, now)?;
+        Ok(self.response(access_token, ttl, Some(successor), &granted))
     }
 
     fn new_refresh_token(&self, now: UnixTime) -> Result<(String, NewRefreshToken), TokenError> {
@@ -301,12 +242,20 @@ impl Issuer {
         Ok((token, record))
     }
 
-    fn mint_access_token(&self, client_id: &str, scopes: &[String], now: UnixTime) -> Result<String, TokenError> {
+    /// A signed access token for `audience`, valid `ttl` seconds from `now`.
+    fn mint_access_token(
+        &self,
+        client_id: &str,
+        scopes: &[String],
+        audience: &str,
+        ttl: u64,
+        now: UnixTime,
+    ) -> Result<String, TokenError> {
         let claims = AccessTokenClaims {
             iss: self.policy.issuer_url.clone(),
             sub: client_id.to_owned(),
-            aud: self.policy.audience.clone(),
-            exp: now.saturating_add(self.policy.access_token_ttl),
+            aud: audience.to_owned(),
+            exp: now.saturating_add(ttl),
             iat: now,
             jti: self.random.jti()?,
             client_id: client_id.to_owned(),
@@ -316,11 +265,17 @@ impl Issuer {
         Ok(self.keys.current().signer().sign(&claims)?)
     }
 
-    fn response(&self, access_token: String, refresh_token: Option<String>, granted: &[String]) -> TokenResponse {
+    fn response(
+        &self,
+        access_token: String,
+        expires_in: u64,
+        refresh_token: Option<String>,
+        granted: &[String],
+    ) -> TokenResponse {
         TokenResponse {
             access_token,
             token_type: TOKEN_TYPE_BEARER.to_owned(),
-            expires_in: self.policy.access_token_ttl,
+            expires_in,
             refresh_token,
             scope: scope::to_claim(granted),
         }

@@ -6,6 +6,8 @@
 //! - [`http`]: the public HTTP interface (framing, bounds, access log).
 //! - [`admin`]: the admin API on the data dir's Unix socket.
 //! - [`issuer`]: the token service: clock, authentication, storage calls, minting.
+//! - [`client_auth`]: client authentication, shared by the token,
+//!   revocation and introspection endpoints.
 //! - [`grant`]: the OAuth rules as pure functions (request parsing, scopes,
 //!   refresh rotation and reuse detection, errors).
 //! - [`store`]: the storage trait and the sled backend.
@@ -28,6 +30,7 @@
 pub mod activity;
 pub mod admin;
 pub mod audit;
+pub mod client_auth;
 pub mod clock;
 pub mod compact_command;
 pub mod config;

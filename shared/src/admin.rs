@@ -90,6 +90,15 @@ pub struct CreateClient {
     /// Lifetime of the secret in seconds; `None`: it does not expire.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub secret_ttl_seconds: Option<u64>,
+    /// Lifetime of the client's access tokens in seconds, at most the
+    /// server's; `None`: the server's.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub access_token_ttl_seconds: Option<u64>,
+    /// Audiences (absolute URIs) the client's tokens may be for, the first
+    /// being the default; RFC 8707 `resource` picks one. Empty: the
+    /// server's audience.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub audiences: Vec<String>,
 }
 
 /// `POST /v1/clients/{id}/rotate-secret`.
@@ -123,6 +132,12 @@ pub struct ClientCredentials {
     /// When the new secret stops working, if it was given a lifetime.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub secret_expires_at: Option<u64>,
+    /// The client's own access-token lifetime, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub access_token_ttl_seconds: Option<u64>,
+    /// The client's audiences, the first being the default.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub audiences: Vec<String>,
 }
 
 /// What the admin API tells about a client: everything but secrets.
@@ -153,6 +168,14 @@ pub struct ClientInfo {
     /// Until when the previous secret still works, if a grace period runs.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub previous_secret_valid_until: Option<u64>,
+    /// The client's own access-token lifetime in seconds; `None`: the
+    /// server's.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub access_token_ttl_seconds: Option<u64>,
+    /// The audiences its tokens may be for, the first being the default;
+    /// empty: the server's audience.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub audiences: Vec<String>,
     /// Refresh-token families neither revoked nor expired.
     pub active_refresh_families: u64,
 }

@@ -41,6 +41,8 @@ pub enum ErrorCode {
     UnsupportedGrantType,
     /// The requested scope is not allowed or widens the original grant.
     InvalidScope,
+    /// The `resource` (RFC 8707 §2) is not one of the client's audiences.
+    InvalidTarget,
     /// The server failed (RFC 6749 §4.1.2.1); never caused by input.
     ServerError,
     /// Too many failed client authentications: sent with 429 and
@@ -58,6 +60,7 @@ impl ErrorCode {
             Self::UnauthorizedClient => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }

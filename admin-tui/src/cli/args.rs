@@ -148,6 +148,17 @@ pub enum ClientsCommand {
         #[arg(long, value_name = "SECONDS")]
         secret_ttl: Option<u64>,
 
+        /// Lifetime of this client's access tokens in seconds, at most the
+        /// server's access_token_ttl. Default: the server's.
+        #[arg(long, value_name = "SECONDS")]
+        access_token_ttl: Option<u64>,
+
+        /// An audience (absolute URI) this client's tokens may be for; repeat
+        /// for more. The first is the default; a token request picks another
+        /// with `resource` (RFC 8707). None: the server's audience.
+        #[arg(long = "audience", value_name = "URI")]
+        audiences: Vec<String>,
+
         /// Print the credentials as one JSON object.
         #[arg(long)]
         json: bool,

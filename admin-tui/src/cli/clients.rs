@@ -19,8 +19,15 @@ pub async fn run(client: &AdminClient, command: ClientsCommand, out: &mut dyn Wr
             let clients = client.list_clients().await?;
             if json { print_json(out, &clients) } else { print(out, &output::clients_table(&clients)) }
         }
-        ClientsCommand::Create { name, scopes, no_refresh, secret_ttl, json } => {
-            let request = CreateClient { name, scopes, refresh_tokens: !no_refresh, secret_ttl_seconds: secret_ttl };
+        ClientsCommand::Create { name, scopes, no_refresh, secret_ttl, access_token_ttl, audiences, json } => {
+            let request = CreateClient {
+                name,
+                scopes,
+                refresh_tokens: !no_refresh,
+                secret_ttl_seconds: secret_ttl,
+                access_token_ttl_seconds: access_token_ttl,
+                audiences,
+            };
             let creds = client.create_client(&request).await?;
             print_credentials(out, &creds, json)
         }

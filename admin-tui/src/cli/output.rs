@@ -56,6 +56,8 @@ pub fn client_details(client: &ClientInfo) -> String {
         ("status", client.status.to_string()),
         ("scopes", scopes(&client.scopes)),
         ("refresh tokens", yes_no(client.refresh_tokens).to_owned()),
+        ("access-token ttl", access_token_ttl(client.access_token_ttl_seconds)),
+        ("audiences", audiences(&client.audiences)),
         ("created", timestamp(client.created_at)),
         ("last used", client.last_used_at.map_or_else(|| "never".to_owned(), timestamp)),
         ("secret set", timestamp(client.secret_set_at)),
@@ -70,6 +72,19 @@ pub fn client_details(client: &ClientInfo) -> String {
     ];
     lines.push(("active refresh families", client.active_refresh_families.to_string()));
     key_values(&lines)
+}
+
+/// A client's access-token lifetime, or that it uses the server's.
+fn access_token_ttl(seconds: Option<u64>) -> String {
+    seconds.map_or_else(|| "the server's".to_owned(), |s| format!("{s} s"))
+}
+
+/// A client's audiences, the default first, or that it uses the server's.
+fn audiences(audiences: &[String]) -> String {
+    if audiences.is_empty() {
+        return "the server's".to_owned();
+    }
+    audiences.iter().map(|a| clean(a).into_owned()).collect::<Vec<_>>().join(" ")
 }
 
 /// Freshly issued credentials, with the warning that this is the only time
@@ -87,6 +102,12 @@ pub fn credentials(creds: &ClientCredentials) -> String {
     }
     if let Some(at) = creds.secret_expires_at {
         lines.push(("secret expires", timestamp(at)));
+    }
+    if creds.access_token_ttl_seconds.is_some() {
+        lines.push(("access-token ttl", access_token_ttl(creds.access_token_ttl_seconds)));
+    }
+    if !creds.audiences.is_empty() {
+        lines.push(("audiences", audiences(&creds.audiences)));
     }
     let mut text = key_values(&lines);
     text.push_str("\nThe secret will not be shown again: store it now.\n");

@@ -108,6 +108,8 @@ async fn create_client_sends_json_and_reads_credentials() {
         scopes: vec!["read".into()],
         refresh_tokens: false,
         secret_ttl_seconds: None,
+        access_token_ttl_seconds: None,
+        audiences: Vec::new(),
     };
     let creds = AdminClient::new(&socket).create_client(&request).await.unwrap();
     assert_eq!(creds.client_id, ID);

@@ -506,6 +506,8 @@ fn on_create_key(form: &mut CreateForm, key: KeyEvent) -> (Vec<Effect>, bool) {
                 scopes,
                 refresh_tokens: form.refresh_tokens,
                 secret_ttl_seconds: None,
+                access_token_ttl_seconds: None,
+                audiences: Vec::new(),
             });
             return (vec![Effect::Send(request)], false);
         }

@@ -33,6 +33,10 @@ pub const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
 pub const MAX_AUDIT_PAGE: usize = 1000;
 /// Longest secret lifetime: 10 years.
 pub const MAX_SECRET_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
+/// Most audiences a client may have.
+pub const MAX_AUDIENCES: usize = 16;
+/// Longest audience URI accepted (bytes; audiences are ASCII).
+pub const MAX_AUDIENCE_LEN: usize = 512;
 
 /// Why an admin operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +115,9 @@ impl AdminService {
         let name = check_name(&request.name)?;
         let scopes = check_scopes(request.scopes)?;
         let secret_ttl = check_secret_ttl(request.secret_ttl_seconds)?;
+        let access_token_ttl =
+            check_access_token_ttl(request.access_token_ttl_seconds, self.keys.settings().timing.access_token_ttl)?;
+        let audiences = check_audiences(request.audiences)?;
         let now = self.clock.now();
         let secret = self.random.client_secret()?;
         let client = ClientRecord {
@@ -124,6 +131,8 @@ impl AdminService {
             status: ClientStatus::Active,
             created_at: now,
             secret_expires_at: secret_ttl.map(|ttl| now.saturating_add(ttl)),
+            access_token_ttl,
+            audiences,
         };
         self.store.insert_client(&client).await?;
         tracing::info!(event = "client_created", client_id = %client.client_id, "client created");
@@ -340,6 +349,8 @@ impl AdminService {
             last_used_at,
             secret_set_at: client.secret_set_at,
             secret_expires_at: client.secret_expires_at,
+            access_token_ttl_seconds: client.access_token_ttl,
+            audiences: client.audiences,
             active_refresh_families,
         })
     }
@@ -363,6 +374,8 @@ fn credentials(client: &ClientRecord, secret: String) -> ClientCredentials {
         refresh_tokens: client.refresh_tokens,
         previous_secret_valid_until: client.previous_secret.as_ref().map(|p| p.valid_until),
         secret_expires_at: client.secret_expires_at,
+        access_token_ttl_seconds: client.access_token_ttl,
+        audiences: client.audiences.clone(),
     }
 }
 
@@ -373,6 +386,51 @@ fn check_secret_ttl(ttl: Option<u64>) -> Result<Option<u64>, AdminFailure> {
         ))),
         ttl => Ok(ttl),
     }
+}
+
+/// A client's own access-token lifetime: at least a second, at most the
+/// server's (see [`ClientRecord::access_token_ttl`] for why).
+fn check_access_token_ttl(ttl: Option<u64>, server_ttl: u64) -> Result<Option<u64>, AdminFailure> {
+    match ttl {
+        Some(ttl) if !(1..=server_ttl).contains(&ttl) => Err(AdminFailure::BadRequest(format!(
+            "an access-token lifetime must be between 1 and {server_ttl} seconds (the server's access_token_ttl, \
+             which the signing-key life cycle is computed for)"
+        ))),
+        ttl => Ok(ttl),
+    }
+}
+
+/// A client's audiences: absolute URIs without a fragment (RFC 8707 §2),
+/// printable, bounded in length and number; duplicates dropped, order kept
+/// (the first is the default).
+fn check_audiences(audiences: Vec<String>) -> Result<Vec<String>, AdminFailure> {
+    if audiences.len() > MAX_AUDIENCES {
+        return Err(AdminFailure::BadRequest(format!("a client may have at most {MAX_AUDIENCES} audiences")));
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(audiences.len());
+    for audience in audiences {
+        if !is_audience(&audience) {
+            return Err(AdminFailure::BadRequest(format!(
+                "an audience must be an absolute URI without a fragment, spaces or quotes, \
+                 at most {MAX_AUDIENCE_LEN} characters"
+            )));
+        }
+        if !unique.contains(&audience) {
+            unique.push(audience);
+        }
+    }
+    Ok(unique)
+}
+
+fn is_audience(audience: &str) -> bool {
+    let Some((scheme, rest)) = audience.split_once(':') else { return false };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    scheme_ok
+        && !rest.is_empty()
+        && audience.len() <= MAX_AUDIENCE_LEN
+        && !audience.contains('#')
+        && audience.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\'))
 }
 
 fn check_name(name: &str) -> Result<String, AdminFailure> {

@@ -25,6 +25,8 @@ fn client(name: &str) -> ClientRecord {
         status: tessera_shared::admin::ClientStatus::Active,
         created_at: NOW,
         secret_expires_at: None,
+        access_token_ttl: None,
+        audiences: Vec::new(),
     }
 }
 

@@ -30,6 +30,9 @@ pub enum TokenError {
     /// The scope is malformed, not allowed, or wider than the original grant.
     #[error("{0}")]
     InvalidScope(&'static str),
+    /// The `resource` is not one of the client's audiences (RFC 8707 §2).
+    #[error("resource is not an audience this client may ask for")]
+    InvalidTarget,
     /// Storage failed.
     #[error("the server could not complete the request")]
     Storage(#[from] StoreError),
@@ -48,6 +51,7 @@ impl TokenError {
             Self::UnauthorizedClient(_) => ErrorCode::UnauthorizedClient,
             Self::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
             Self::InvalidScope(_) => ErrorCode::InvalidScope,
+            Self::InvalidTarget => ErrorCode::InvalidTarget,
             Self::Storage(_) | Self::Crypto(_) => ErrorCode::ServerError,
         }
     }

@@ -3,12 +3,14 @@
 //! - [`request`]: turns the parameters of a token request into a typed
 //!   [`request::TokenRequest`], or the RFC 6749 error it deserves.
 //! - [`scope`]: scope syntax, subsets and narrowing.
+//! - [`audience`]: the token's `aud`, picked by RFC 8707 `resource`.
 //! - [`refresh`]: what to do with a presented refresh token.
 //! - [`revoke_introspect`]: the requests of revocation (RFC 7009) and
 //!   introspection (RFC 7662).
 //! - [`error`]: [`error::TokenError`], one variant a failure, each mapping
 //!   to exactly one RFC 6749 §5.2 error code.
 
+pub mod audience;
 pub mod error;
 pub mod refresh;
 pub mod request;

@@ -3,6 +3,7 @@
 
 use super::error::TokenError;
 use super::scope;
+use crate::client_auth::{self, AuthorizationHeader, ClientCredentials};
 
 /// Where a parameter came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,34 +23,6 @@ pub struct Param {
     pub value: String,
     /// Query or body.
     pub source: Source,
-}
-
-/// A client ID and secret, however they arrived.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClientCredentials {
-    /// The claimed client ID.
-    pub client_id: String,
-    /// The presented secret.
-    pub client_secret: String,
-}
-
-impl std::fmt::Debug for ClientCredentials {
-    // The secret must not reach a log through a stray `{:?}`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientCredentials").field("client_id", &self.client_id).finish_non_exhaustive()
-    }
-}
-
-/// What the `Authorization` header held.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthorizationHeader {
-    /// No header.
-    Absent,
-    /// Well-formed Basic credentials.
-    Basic(ClientCredentials),
-    /// Present but not usable Basic credentials (another scheme, bad
-    /// base64, no colon, ...).
-    Malformed,
 }
 
 /// The grant asked for.
@@ -102,6 +75,9 @@ pub struct TokenRequest {
     pub credentials: ClientCredentials,
     /// The grant.
     pub grant: Grant,
+    /// The RFC 8707 `resource`: which of the client's audiences the access
+    /// token is for.
+    pub resource: Option<String>,
 }
 
 /// Parsing options from the configuration.
@@ -113,7 +89,7 @@ pub struct ParsePolicy {
 
 /// Parameters whose names may appear in an error description; any other
 /// name came from the request and is not echoed.
-const KNOWN: [&str; 5] = ["grant_type", "client_id", "client_secret", "refresh_token", "scope"];
+const KNOWN: [&str; 6] = ["grant_type", "client_id", "client_secret", "refresh_token", "scope", "resource"];
 
 impl TokenRequest {
     /// Checks and types the parameters of a token request.
@@ -133,7 +109,7 @@ impl TokenRequest {
         let find = |name: &str| params.iter().find(|p| p.name == name && !p.value.is_empty());
 
         let grant_type = find("grant_type").ok_or(TokenError::InvalidRequest("grant_type is missing"))?;
-        let credentials = credentials(find("client_id"), find("client_secret"), authorization, policy)?;
+        let credentials = client_auth::presented(params, authorization, policy)?;
         let scope = find("scope").map(|p| scope::parse(&p.value)).transpose()?;
         let grant = match grant_type.value.as_str() {
             "client_credentials" => Grant::ClientCredentials { scope },
@@ -143,7 +119,8 @@ impl TokenRequest {
             }
             _ => Grant::Unsupported,
         };
-        Ok(Self { credentials, grant })
+        let resource = find("resource").map(|p| p.value.clone());
+        Ok(Self { credentials, grant, resource })
     }
 }
 
@@ -156,44 +133,13 @@ fn reject_repeats(params: &[Param]) -> Result<(), TokenError> {
                 Some(&"client_secret") => "client_secret is repeated",
                 Some(&"refresh_token") => "refresh_token is repeated",
                 Some(&"scope") => "scope is repeated",
+                // RFC 8707 allows several; a token has one audience here.
+                Some(&"resource") => "resource is repeated; a token is issued for one resource",
                 _ => "a parameter is repeated",
             }));
         }
     }
     Ok(())
-}
-
-/// The client credentials among `id`, `secret` and the Authorization
-/// header, by the rules of RFC 6749 §2.3.1 and the parsing policy; shared
-/// with the revocation and introspection requests.
-pub(crate) fn credentials(
-    id: Option<&Param>,
-    secret: Option<&Param>,
-    authorization: AuthorizationHeader,
-    policy: ParsePolicy,
-) -> Result<ClientCredentials, TokenError> {
-    let in_params = id.is_some() || secret.is_some();
-    match authorization {
-        AuthorizationHeader::Basic(_) | AuthorizationHeader::Malformed if in_params => Err(TokenError::InvalidRequest(
-            "client credentials must be sent either in the Authorization header or as parameters, not both",
-        )),
-        AuthorizationHeader::Basic(credentials) => Ok(credentials),
-        AuthorizationHeader::Malformed => Err(TokenError::InvalidClient),
-        AuthorizationHeader::Absent => match (id, secret) {
-            (Some(id), Some(secret)) => {
-                let from_query = id.source == Source::Query || secret.source == Source::Query;
-                if from_query && !policy.allow_query_credentials {
-                    return Err(TokenError::InvalidRequest(
-                        "client credentials in the query string are disabled; use the Authorization header",
-                    ));
-                }
-                Ok(ClientCredentials { client_id: id.value.clone(), client_secret: secret.value.clone() })
-            }
-            (Some(_), None) => Err(TokenError::InvalidRequest("client_secret is missing")),
-            (None, Some(_)) => Err(TokenError::InvalidRequest("client_id is missing")),
-            (None, None) => Err(TokenError::InvalidClient),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! endpoint takes them.
 
 use super::error::TokenError;
-use super::request::{AuthorizationHeader, ClientCredentials, Param, ParsePolicy, credentials};
+use super::request::{Param, ParsePolicy};
+use crate::client_auth::{self, AuthorizationHeader, ClientCredentials};
 
 /// What kind of token the client says it sends. A hint only: the server
 /// looks the token up as the other kind too (RFC 7009 §2.1).
@@ -67,7 +68,7 @@ impl RevokeIntrospectRequest {
         let find = |name: &str| params.iter().find(|p| p.name == name && !p.value.is_empty());
         // Authentication comes first, as at the token endpoint: an
         // unauthenticated caller learns nothing about its parameters.
-        let credentials = credentials(find("client_id"), find("client_secret"), authorization, policy)?;
+        let credentials = client_auth::presented(params, authorization, policy)?;
         let token = find("token").ok_or(TokenError::InvalidRequest("token is missing"))?.value.clone();
         let hint = find("token_type_hint").and_then(|p| match p.value.as_str() {
             "access_token" => Some(TokenHint::AccessToken),

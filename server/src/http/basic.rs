@@ -6,7 +6,7 @@ use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 
 use super::params::decode_component;
-use crate::grant::request::{AuthorizationHeader, ClientCredentials};
+use crate::client_auth::{AuthorizationHeader, ClientCredentials};
 
 /// Longer headers are refused before decoding: real credentials are about
 /// 120 characters.

@@ -1,6 +1,8 @@
 //! The public HTTP interface: routing, framing and the access log.
 //!
 //! - [`server`]: the accept loop, connection bounds and graceful shutdown.
+//! - [`client_request`]: the one request flow of the three
+//!   client-authenticated endpoints (framing, limiter, log, metrics).
 //! - [`token`]: `POST /oauth2/token`.
 //! - [`revoke_introspect`]: `POST /oauth2/revoke` and `POST /oauth2/introspect`.
 //! - [`well_known`]: JWKS, RFC 8414 metadata and health.
@@ -9,6 +11,7 @@
 //! - [`response`]: building responses; the one mapping of errors to HTTP.
 
 pub mod basic;
+pub mod client_request;
 pub mod metrics_endpoint;
 pub mod params;
 pub mod response;

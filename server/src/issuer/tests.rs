@@ -73,6 +73,8 @@ impl Fixture {
                 scopes: scopes.iter().map(|s| s.to_string()).collect(),
                 refresh_tokens,
                 secret_ttl_seconds: None,
+                access_token_ttl_seconds: None,
+                audiences: Vec::new(),
             })
             .await
             .unwrap();
@@ -87,6 +89,8 @@ impl Fixture {
                 scopes: Vec::new(),
                 refresh_tokens: false,
                 secret_ttl_seconds: Some(ttl),
+                access_token_ttl_seconds: None,
+                audiences: Vec::new(),
             })
             .await
             .unwrap()
@@ -99,7 +103,11 @@ impl Fixture {
     ) -> Result<TokenResponse, TokenError> {
         let scope = scope.map(|s| s.iter().map(|s| s.to_string()).collect());
         self.issuer
-            .token(TokenRequest { credentials: credentials.clone(), grant: Grant::ClientCredentials { scope } })
+            .token(TokenRequest {
+                credentials: credentials.clone(),
+                grant: Grant::ClientCredentials { scope },
+                resource: None,
+            })
             .await
     }
 
@@ -114,6 +122,7 @@ impl Fixture {
             .token(TokenRequest {
                 credentials: credentials.clone(),
                 grant: Grant::RefreshToken { refresh_token: token.into(), scope },
+                resource: None,
             })
             .await
     }
@@ -315,10 +324,10 @@ async fn malformed_and_unknown_refresh_tokens_are_invalid_grants() {
 async fn unsupported_grants_are_refused_after_authentication() {
     let f = fixture().await;
     let client = f.client(&[], true).await;
-    let request = TokenRequest { credentials: client.clone(), grant: Grant::Unsupported };
+    let request = TokenRequest { credentials: client.clone(), grant: Grant::Unsupported, resource: None };
     assert_eq!(f.issuer.token(request).await.unwrap_err().code(), ErrorCode::UnsupportedGrantType);
     let wrong = ClientCredentials { client_secret: "x".into(), ..client };
-    let request = TokenRequest { credentials: wrong, grant: Grant::Unsupported };
+    let request = TokenRequest { credentials: wrong, grant: Grant::Unsupported, resource: None };
     assert_eq!(f.issuer.token(request).await.unwrap_err().code(), ErrorCode::InvalidClient);
 }
 
@@ -395,6 +404,8 @@ async fn secret_lifetimes_out_of_range_are_refused() {
         scopes: Vec::new(),
         refresh_tokens: false,
         secret_ttl_seconds: Some(ttl),
+        access_token_ttl_seconds: None,
+        audiences: Vec::new(),
     };
     assert!(matches!(f.admin.create_client(request(0)).await, Err(crate::admin::service::AdminFailure::BadRequest(_))));
     let client = f.client(&[], false).await;
@@ -548,9 +559,138 @@ async fn unknown_ids_and_wrong_secrets_do_the_same_work() {
     let wrong = ClientCredentials { client_id: client.client_id.clone(), client_secret: "w".repeat(40) };
     let mut work = Vec::new();
     for credentials in [&unknown, &wrong] {
-        let before = f.issuer.secrets.digests_computed();
+        let before = f.issuer.authenticator.secrets().digests_computed();
         assert!(matches!(f.issuer.authenticate(credentials, START).await, Err(TokenError::InvalidClient)));
-        work.push(f.issuer.secrets.digests_computed() - before);
+        work.push(f.issuer.authenticator.secrets().digests_computed() - before);
     }
     assert_eq!(work, [1, 1], "one HMAC for either");
+}
+
+// -- per-client policy (issue 16) ---------------------------------------------
+
+impl Fixture {
+    /// A client with refresh tokens, its own access-token lifetime and audiences.
+    async fn client_with_policy(&self, ttl: Option<u64>, audiences: &[&str]) -> ClientCredentials {
+        let created = self
+            .admin
+            .create_client(CreateClient {
+                name: "policy".into(),
+                scopes: Vec::new(),
+                refresh_tokens: true,
+                secret_ttl_seconds: None,
+                access_token_ttl_seconds: ttl,
+                audiences: audiences.iter().map(|a| a.to_string()).collect(),
+            })
+            .await
+            .unwrap();
+        ClientCredentials { client_id: created.client_id, client_secret: created.client_secret }
+    }
+
+    async fn grant_for(
+        &self,
+        credentials: &ClientCredentials,
+        resource: Option<&str>,
+    ) -> Result<TokenResponse, TokenError> {
+        self.issuer
+            .token(TokenRequest {
+                credentials: credentials.clone(),
+                grant: Grant::ClientCredentials { scope: None },
+                resource: resource.map(str::to_owned),
+            })
+            .await
+    }
+
+    async fn refresh_for(
+        &self,
+        credentials: &ClientCredentials,
+        token: &str,
+        resource: Option<&str>,
+    ) -> Result<TokenResponse, TokenError> {
+        self.issuer
+            .token(TokenRequest {
+                credentials: credentials.clone(),
+                grant: Grant::RefreshToken { refresh_token: token.into(), scope: None },
+                resource: resource.map(str::to_owned),
+            })
+            .await
+    }
+
+    /// The claims of a token for `audience`, verified at the fixture's time.
+    fn claims_for(&self, token: &str, audience: &str) -> tessera_shared::claims::AccessTokenClaims {
+        Verifier::new(self.keys.handle().current().jwks().clone(), ISSUER, audience)
+            .with_leeway(0)
+            .verify_at(token, self.clock.now())
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_clients_own_ttl_sets_expires_in_and_exp_on_every_grant() {
+    let f = fixture().await;
+    let client = f.client_with_policy(Some(60), &[]).await;
+    let first = f.grant_for(&client, None).await.unwrap();
+    assert_eq!(first.expires_in, 60);
+    let claims = f.verify(&first.access_token).unwrap();
+    assert_eq!((claims.iat, claims.exp), (START, START + 60));
+    f.clock.advance(10);
+    let refreshed = f.refresh_for(&client, first.refresh_token.as_deref().unwrap(), None).await.unwrap();
+    assert_eq!(refreshed.expires_in, 60);
+    let claims = f.verify(&refreshed.access_token).unwrap();
+    assert_eq!(claims.exp - claims.iat, 60);
+    // Another client keeps the server's lifetime.
+    let other = f.client(&[], false).await;
+    assert_eq!(f.grant(&other, None).await.unwrap().expires_in, 300);
+}
+
+#[tokio::test]
+async fn resource_picks_one_of_the_clients_audiences() {
+    let f = fixture().await;
+    let client = f.client_with_policy(None, &["https://a.test", "https://b.test"]).await;
+    let default = f.grant_for(&client, None).await.unwrap();
+    assert_eq!(f.claims_for(&default.access_token, "https://a.test").aud, "https://a.test", "the first by default");
+    let picked = f.grant_for(&client, Some("https://b.test")).await.unwrap();
+    assert_eq!(f.claims_for(&picked.access_token, "https://b.test").aud, "https://b.test");
+    for foreign in ["https://c.test", "https://api.test", "https://a.test/"] {
+        assert_eq!(code(f.grant_for(&client, Some(foreign)).await), ErrorCode::InvalidTarget, "{foreign}");
+    }
+    // On a refresh too, and a refused resource does not use up the token.
+    let refresh = picked.refresh_token.unwrap();
+    assert_eq!(code(f.refresh_for(&client, &refresh, Some("https://c.test")).await), ErrorCode::InvalidTarget);
+    let refreshed = f.refresh_for(&client, &refresh, Some("https://b.test")).await.unwrap();
+    assert_eq!(f.claims_for(&refreshed.access_token, "https://b.test").aud, "https://b.test");
+}
+
+#[tokio::test]
+async fn a_client_without_audiences_may_name_only_the_servers() {
+    let f = fixture().await;
+    let client = f.client_with_policy(None, &[]).await;
+    let named = f.grant_for(&client, Some("https://api.test")).await.unwrap();
+    assert_eq!(f.verify(&named.access_token).unwrap().aud, "https://api.test");
+    assert_eq!(code(f.grant_for(&client, Some("https://a.test")).await), ErrorCode::InvalidTarget);
+}
+
+#[tokio::test]
+async fn tokens_for_a_clients_audience_can_be_introspected_and_revoked() {
+    let f = fixture().await;
+    let client = f.client_with_policy(Some(60), &["https://a.test"]).await;
+    let token = f.grant_for(&client, None).await.unwrap().access_token;
+    let active = f.issuer.introspect(status_request(&client, &token)).await.unwrap();
+    assert!(active.active);
+    assert_eq!(active.aud.as_deref(), Some("https://a.test"));
+    assert_eq!(active.exp, Some(START + 60));
+    f.issuer.revoke(status_request(&client, &token)).await.unwrap();
+    assert!(!f.issuer.introspect(status_request(&client, &token)).await.unwrap().active);
+}
+
+/// Issue 16: revocation and introspection authenticate through the same
+/// path as the token endpoint, so their failures count as failed
+/// authentications too (and feed the burst detector).
+#[tokio::test]
+async fn failed_authentications_at_revocation_and_introspection_are_counted() {
+    let f = fixture().await;
+    let client = f.client(&[], false).await;
+    let wrong = ClientCredentials { client_secret: "w".repeat(40), ..client.clone() };
+    assert!(matches!(f.issuer.introspect(status_request(&wrong, "t")).await, Err(TokenError::InvalidClient)));
+    assert!(matches!(f.issuer.revoke(status_request(&wrong, "t")).await, Err(TokenError::InvalidClient)));
+    assert_eq!(f.issuer.activity().stats().failed_authentications, 2);
 }

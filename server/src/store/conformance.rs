@@ -25,6 +25,8 @@ pub fn client(id: &str) -> ClientRecord {
         status: ClientStatus::Active,
         created_at: NOW,
         secret_expires_at: None,
+        access_token_ttl: None,
+        audiences: Vec::new(),
     }
 }
 
@@ -106,6 +108,23 @@ pub async fn client_lifecycle(store: Arc<dyn Store>) {
     assert_eq!(store.delete_client("a", NOW).await.unwrap(), Some(0));
     assert_eq!(store.client("a").await.unwrap(), None);
     assert_eq!(store.delete_client("a", NOW).await.unwrap(), None);
+}
+
+/// A client's token policy (issue 16) is kept through insert, update and
+/// listing, in order.
+pub async fn client_token_policy_round_trips(store: Arc<dyn Store>) {
+    let with_policy = ClientRecord {
+        access_token_ttl: Some(60),
+        audiences: vec!["https://b.test".into(), "https://a.test".into()],
+        ..client("p")
+    };
+    store.insert_client(&with_policy).await.unwrap();
+    assert_eq!(store.client("p").await.unwrap(), Some(with_policy.clone()));
+    let revoke = |c: &mut ClientRecord| c.status = ClientStatus::Revoked;
+    let updated = store.update_client("p", &revoke).await.unwrap().unwrap();
+    assert_eq!((updated.access_token_ttl, &updated.audiences), (Some(60), &with_policy.audiences));
+    let listed = store.clients().await.unwrap();
+    assert_eq!(listed[0].audiences, ["https://b.test", "https://a.test"]);
 }
 
 /// Last-used times are kept per client.
@@ -673,7 +692,7 @@ pub async fn revoking_by_token_revokes_the_family(store: Arc<dyn Store>) {
 macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
-            installation_value_is_set_once, client_lifecycle, last_used_is_recorded,
+            installation_value_is_set_once, client_lifecycle, client_token_policy_round_trips, last_used_is_recorded,
             rotation_moves_the_family_forward, unknown_tokens_are_unknown, revoking_a_family_sticks,
             every_older_generation_is_reuse, grace_retry_supersedes_the_unused_successor,
             families_start_only_for_active_clients, the_family_cap_retires_the_oldest, dead_families_are_purged,

@@ -57,12 +57,30 @@ pub struct ClientRecord {
     /// was given a lifetime (`--secret-ttl`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_expires_at: Option<UnixTime>,
+    /// Its own access-token lifetime in seconds (`--access-token-ttl`);
+    /// `None`: the server's. Records from before issue 16 have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_ttl: Option<u64>,
+    /// The audiences its access tokens may be for (`--audience`), the
+    /// first being the default; RFC 8707 `resource` picks one. Empty: the
+    /// server's audience. Records from before issue 16 have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<String>,
 }
 
 impl ClientRecord {
     /// Whether the current secret still works at `now`.
     pub fn secret_is_live(&self, now: UnixTime) -> bool {
         self.secret_expires_at.is_none_or(|end| now < end)
+    }
+
+    /// The lifetime of the access tokens it gets: its own, never beyond
+    /// `server_ttl`, the one the signing keys' life cycle is computed for
+    /// (a key leaves the JWKS once every token it signed has expired by
+    /// that lifetime). The admin API refuses longer ones; this holds even
+    /// if the server's lifetime was lowered since.
+    pub fn access_token_ttl(&self, server_ttl: u64) -> u64 {
+        self.access_token_ttl.map_or(server_ttl, |own| own.min(server_ttl))
     }
 }
 
@@ -221,5 +239,45 @@ mod tests {
         assert!(earlier < later, "a later second sorts after, whatever the random bytes");
         assert_eq!(&earlier[4..], &[0xff; 12]);
         assert_eq!(family_id(u64::MAX, [7; 12])[..4], [0xff; 4], "saturates instead of wrapping");
+    }
+
+    /// Issue 16: a client stored before the policy fields existed (both
+    /// backends keep the record as JSON) reads with the server's policy,
+    /// and a record without a policy is written as before.
+    #[test]
+    fn a_client_record_from_before_the_token_policy_reads_with_the_servers() {
+        let old = r#"{"client_id":"oa2-client-id_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","name":"old",
+            "secret_digest":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],
+            "secret_set_at":5,"previous_secret":null,"scopes":["read"],"refresh_tokens":true,
+            "status":"active","created_at":5}"#;
+        let client: ClientRecord = serde_json::from_str(old).unwrap();
+        assert_eq!((client.access_token_ttl, client.audiences.is_empty()), (None, true));
+        assert_eq!(client.access_token_ttl(300), 300);
+        let written = serde_json::to_string(&client).unwrap();
+        assert!(!written.contains("access_token_ttl") && !written.contains("audiences"), "{written}");
+        let with_policy = ClientRecord { access_token_ttl: Some(60), audiences: vec!["https://a".into()], ..client };
+        let round_trip: ClientRecord = serde_json::from_str(&serde_json::to_string(&with_policy).unwrap()).unwrap();
+        assert_eq!(round_trip, with_policy);
+    }
+
+    #[test]
+    fn a_clients_ttl_never_exceeds_the_servers() {
+        let client = |ttl| ClientRecord {
+            client_id: "c".into(),
+            name: "n".into(),
+            secret_digest: [0; 32],
+            secret_set_at: 0,
+            previous_secret: None,
+            scopes: vec![],
+            refresh_tokens: false,
+            status: ClientStatus::Active,
+            created_at: 0,
+            secret_expires_at: None,
+            access_token_ttl: ttl,
+            audiences: vec![],
+        };
+        assert_eq!(client(Some(60)).access_token_ttl(300), 60);
+        assert_eq!(client(Some(600)).access_token_ttl(300), 300, "the server's lowered since");
+        assert_eq!(client(None).access_token_ttl(300), 300);
     }
 }

@@ -11,6 +11,8 @@
 //!   plus their RFC 6749 form-body variants.
 //! - [`token_errors`]: every error of the token endpoint, with status, code
 //!   and headers.
+//! - [`token_policy`]: a client's own access-token lifetime and audiences,
+//!   RFC 8707 `resource` and `invalid_target`.
 //! - [`refresh`]: rotation, reuse detection, expiry, scope narrowing and the
 //!   32-way race.
 //! - [`clients`]: what the admin CLI does to a client, seen from the token
@@ -79,3 +81,4 @@ mod revoke_introspect;
 mod seed_examples;
 mod tls;
 mod token_errors;
+mod token_policy;

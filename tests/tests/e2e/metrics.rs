@@ -79,3 +79,35 @@ async fn metrics_can_be_switched_off() {
     assert_eq!(get(&server, "/metrics").await.status, 404);
     assert_eq!(get(&server, "/healthz").await.status, 200);
 }
+
+/// Issue 16: revocation and introspection go through the token endpoint's
+/// request flow, so their failures reach the metrics with their OAuth
+/// error code, not a generic `client_error`.
+#[tokio::test]
+async fn failed_revocations_and_introspections_are_counted_by_error_code() {
+    let server = Server::start(&[]);
+    let client = server.create_client("status-metered", &[]);
+    let wrong = || TokenCall::new().basic(&client.client_id, "WrongSecretWrongSecretWrongSecretWrong00");
+    for path in ["/oauth2/revoke", "/oauth2/introspect"] {
+        let resp = wrong().f("token", "x").send_to(&server, path).await;
+        expect_error(&resp, 401, "invalid_client", path);
+        let resp = TokenCall::new().basic_creds(&client).send_to(&server, path).await;
+        expect_error(&resp, 400, "invalid_request", path);
+        let resp = TokenCall::new().basic_creds(&client).f("token", "x").send_to(&server, path).await;
+        assert_eq!(resp.status, 200, "{path}: {}", resp.summary());
+    }
+    let text = get(&server, "/metrics").await.text();
+    for path in ["/oauth2/revoke", "/oauth2/introspect"] {
+        let count = |outcome: &str| {
+            metric_value(
+                &text,
+                &format!(r#"tessera_requests_total{{endpoint="{path}",grant="none",outcome="{outcome}"}}"#),
+            )
+        };
+        assert_eq!(count("invalid_client"), 1.0, "{path}:\n{text}");
+        assert_eq!(count("invalid_request"), 1.0, "{path}:\n{text}");
+        assert_eq!(count("success"), 1.0, "{path}:\n{text}");
+        let generic = format!(r#"endpoint="{path}",grant="none",outcome="client_error""#);
+        assert!(!text.contains(&generic), "{path}: a failure counted without its code:\n{text}");
+    }
+}

@@ -275,3 +275,22 @@ async fn debug_logging_on_postgres_writes_no_key_material() {
         }
     }
 }
+
+/// Issue 16: a client's token policy is stored on PostgreSQL too: created
+/// through one instance, applied by the other.
+#[tokio::test]
+async fn a_clients_token_policy_is_shared_by_both_instances() {
+    let Some(url) = fresh_database().await else { return };
+    let (a, b) = start_pair(&url, &[]);
+    let client =
+        crate::token_policy::create_with_policy(&a, "pg-policy", Some(42), &["https://x.test", "https://y.test"]);
+    let resp = cc(&client).q("resource", "https://y.test").send(&b).await;
+    let token = expect_token(&resp, "resource at the second instance");
+    assert_eq!(token.expires_in, 42);
+    let (_, claims) = jwt_parts(&token.access_token);
+    assert_eq!(claims["aud"], "https://y.test");
+    assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 42);
+    expect_error(&cc(&client).q("resource", "https://z.test").send(&b).await, 400, "invalid_target", "foreign");
+    let shown: tessera_shared::admin::ClientInfo = b.admin_json(&["clients", "show", &client.client_id, "--json"]);
+    assert_eq!((shown.access_token_ttl_seconds, shown.audiences.len()), (Some(42), 2));
+}

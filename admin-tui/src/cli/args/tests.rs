@@ -46,6 +46,30 @@ fn create_defaults_to_refresh_tokens_and_no_scopes() {
 }
 
 #[test]
+fn create_takes_a_token_lifetime_and_repeated_audiences_in_order() {
+    let args = parse(&[
+        "clients",
+        "create",
+        "--name",
+        "x",
+        "--access-token-ttl",
+        "60",
+        "--audience",
+        "https://b.test",
+        "--audience",
+        "https://a.test",
+    ])
+    .unwrap();
+    let Command::Clients(ClientsCommand::Create { access_token_ttl, audiences, .. }) = args.command.unwrap() else {
+        panic!("unexpected command")
+    };
+    assert_eq!(access_token_ttl, Some(60));
+    assert_eq!(audiences, ["https://b.test", "https://a.test"]);
+    let err = parse(&["clients", "create", "--name", "x", "--access-token-ttl", "soon"]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ValueValidation);
+}
+
+#[test]
 fn create_requires_a_name() {
     let err = parse(&["clients", "create"]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);

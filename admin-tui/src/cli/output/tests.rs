@@ -15,6 +15,8 @@ fn info() -> ClientInfo {
         secret_set_at: 1_700_000_000,
         previous_secret_valid_until: None,
         secret_expires_at: None,
+        access_token_ttl_seconds: None,
+        audiences: Vec::new(),
         active_refresh_families: 3,
     }
 }
@@ -28,6 +30,8 @@ fn creds() -> ClientCredentials {
         refresh_tokens: false,
         previous_secret_valid_until: None,
         secret_expires_at: None,
+        access_token_ttl_seconds: None,
+        audiences: Vec::new(),
     }
 }
 
@@ -81,6 +85,8 @@ name:                    billing
 status:                  active
 scopes:                  read write
 refresh tokens:          yes
+access-token ttl:        the server's
+audiences:               the server's
 created:                 2023-11-14T22:13:20Z
 last used:               2023-11-14T22:14:20Z
 secret set:              2023-11-14T22:13:20Z
@@ -92,6 +98,11 @@ active refresh families: 3
     );
     client.previous_secret_valid_until = None;
     assert!(client_details(&client).contains("\nprevious secret:         none\n"));
+    client.access_token_ttl_seconds = Some(60);
+    client.audiences = vec!["https://a.test".into(), "urn:b".into()];
+    let details = client_details(&client);
+    assert!(details.contains("\naccess-token ttl:        60 s\n"), "{details}");
+    assert!(details.contains("\naudiences:               https://a.test urn:b\n"), "{details}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use super::{clean, short_time};
 use crate::console::app::{App, SortColumn};
 
 /// Rows the detail pane takes, borders included.
-const DETAIL_HEIGHT: u16 = 8;
+const DETAIL_HEIGHT: u16 = 9;
 
 /// Draws the screen into `area`.
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
@@ -266,6 +266,16 @@ fn render_detail(app: &App, frame: &mut Frame, area: Rect) {
         ]),
         Line::from(vec![label("secret set"), Span::raw(short_time(client.secret_set_at)), Span::raw(grace)]),
         secret_expiry_line(app, client, label("secret expiry")),
+        Line::from(vec![
+            label("token ttl"),
+            Span::raw(client.access_token_ttl_seconds.map_or_else(|| "server's".to_owned(), |s| format!("{s} s"))),
+            Span::raw("   audiences "),
+            Span::raw(if client.audiences.is_empty() {
+                "server's".to_owned()
+            } else {
+                clean(&client.audiences.join(" "))
+            }),
+        ]),
     ];
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }

@@ -63,8 +63,20 @@ fn clients_screen_shows_the_table_detail_and_footer_at_80x24() {
     assert!(all.contains("Details"));
     assert!(all.contains(&app.clients[0].client_id), "the full ID is in the detail pane");
     assert!(all.contains("refresh tokens on"));
+    assert!(all.contains("token ttl      server's   audiences server's"), "{all}");
     assert!(lines[23].contains("n  new") && lines[23].contains("x  revoke"), "{}", lines[23]);
     assert!(lines.iter().all(|l| l.chars().count() == 80));
+}
+
+/// Issue 16: the detail pane shows a client's own token lifetime and audiences.
+#[test]
+fn the_detail_pane_shows_the_token_policy() {
+    let mut app = sample();
+    app.clients[0].access_token_ttl_seconds = Some(60);
+    app.clients[0].audiences = vec!["https://a.test".into(), "urn:b".into()];
+    let (lines, _) = draw(&app, 80, 24);
+    let all = text(&lines);
+    assert!(all.contains("token ttl      60 s   audiences https://a.test urn:b"), "{all}");
 }
 
 #[test]

@@ -28,6 +28,8 @@ pub fn client(n: u8, name: &str) -> ClientInfo {
         secret_set_at: 1_800_000_000,
         previous_secret_valid_until: None,
         secret_expires_at: None,
+        access_token_ttl_seconds: None,
+        audiences: Vec::new(),
         active_refresh_families: u64::from(n),
     }
 }
@@ -107,6 +109,8 @@ fn creating_a_client_by_typing() {
             scopes: vec!["read".into(), "write".into()],
             refresh_tokens: false,
             secret_ttl_seconds: None,
+            access_token_ttl_seconds: None,
+            audiences: Vec::new(),
         }))]
     );
     assert!(update(&mut app, key(KeyCode::Enter)).is_empty(), "no second submission while busy");
@@ -119,6 +123,8 @@ fn creating_a_client_by_typing() {
         refresh_tokens: false,
         previous_secret_valid_until: None,
         secret_expires_at: None,
+        access_token_ttl_seconds: None,
+        audiences: Vec::new(),
     };
     update(&mut app, Event::Reply(Reply::Created(Ok(creds.clone()))));
     let Some(Modal::Secret(shown)) = &app.modal else { panic!("{:?}", app.modal) };

@@ -25,6 +25,8 @@ fn create(name: &str, scopes: &[&str]) -> CreateClient {
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
         refresh_tokens: true,
         secret_ttl_seconds: None,
+        access_token_ttl_seconds: None,
+        audiences: Vec::new(),
     }
 }
 
@@ -51,7 +53,7 @@ async fn invalid_names_and_scopes_are_refused() {
         assert!(matches!(admin.create_client(bad).await, Err(AdminFailure::BadRequest(_))));
     }
     let too_many: Vec<String> = (0..65).map(|i| format!("s{i}")).collect();
-    let request = CreateClient { name: "ok".into(), scopes: too_many, refresh_tokens: false, secret_ttl_seconds: None };
+    let request = CreateClient { name: "ok".into(), scopes: too_many, refresh_tokens: false, ..create("ok", &[]) };
     assert!(matches!(admin.create_client(request).await, Err(AdminFailure::BadRequest(_))));
 }
 
@@ -181,5 +183,46 @@ async fn key_rotation_and_revocation_outcomes_and_errors() {
         let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
         let error: tessera_shared::admin::AdminError = serde_json::from_slice(&body).unwrap();
         assert_eq!((error.error.as_str(), error.message), (code, failure.to_string()));
+    }
+}
+
+/// Issue 16: a client's own access-token lifetime and audiences are kept
+/// and shown; out-of-range or malformed ones are refused.
+#[tokio::test]
+async fn token_policy_is_kept_shown_and_checked() {
+    let (admin, _) = service().await;
+    let with = |ttl: Option<u64>, audiences: &[&str]| CreateClient {
+        access_token_ttl_seconds: ttl,
+        audiences: audiences.iter().map(|a| a.to_string()).collect(),
+        ..create("policy", &[])
+    };
+    let created =
+        admin.create_client(with(Some(120), &["https://b.test", "urn:example:api", "https://b.test"])).await.unwrap();
+    assert_eq!(created.access_token_ttl_seconds, Some(120));
+    assert_eq!(created.audiences, ["https://b.test", "urn:example:api"], "duplicates dropped, order kept");
+    let info = admin.client(&created.client_id).await.unwrap();
+    assert_eq!(info.access_token_ttl_seconds, Some(120));
+    assert_eq!(info.audiences, ["https://b.test", "urn:example:api"]);
+    // The test key manager's server lifetime is 300 s.
+    assert!(admin.create_client(with(Some(300), &[])).await.is_ok());
+    let too_many: Vec<String> = (0..17).map(|i| format!("https://{i}.test")).collect();
+    let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    let long = format!("https://{}", "a".repeat(600));
+    let bad = [
+        with(Some(0), &[]),
+        with(Some(301), &[]),
+        with(None, &["not a uri"]),
+        with(None, &["relative/path"]),
+        with(None, &[":no-scheme"]),
+        with(None, &["1http://digit.first"]),
+        with(None, &["https://a.test#fragment"]),
+        with(None, &["https://a.test/\"quote"]),
+        with(None, &["https:"]),
+        with(None, &[&long]),
+        with(None, &too_many),
+    ];
+    for request in bad {
+        let shown = format!("{:?} {:?}", request.access_token_ttl_seconds, request.audiences.first());
+        assert!(matches!(admin.create_client(request).await, Err(AdminFailure::BadRequest(_))), "{shown}");
     }
 }

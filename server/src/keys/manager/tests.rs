@@ -10,9 +10,10 @@ use tessera_shared::verify::Verifier;
 
 use super::*;
 use crate::admin::service::AdminService;
+use crate::client_auth::ClientCredentials;
 use crate::clock::testing::ManualClock;
 use crate::crypto::secret::SecretHasher;
-use crate::grant::request::{ClientCredentials, Grant, TokenRequest};
+use crate::grant::request::{Grant, TokenRequest};
 use crate::issuer::{Issuer, IssuerPolicy};
 use crate::keys::KeyError;
 use crate::store::sled::SledStore;
@@ -99,6 +100,8 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
                     scopes: Vec::new(),
                     refresh_tokens: false,
                     secret_ttl_seconds: None,
+                    access_token_ttl_seconds: None,
+                    audiences: Vec::new(),
                 })
                 .await
                 .unwrap();
@@ -128,8 +131,11 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
                 }
             }
             served.push(Served { at: now, jwks: manager.handle().current().jwks().clone() });
-            let request =
-                TokenRequest { credentials: credentials.clone(), grant: Grant::ClientCredentials { scope: None } };
+            let request = TokenRequest {
+                credentials: credentials.clone(),
+                grant: Grant::ClientCredentials { scope: None },
+                resource: None,
+            };
             let token = issuer.token(request).await.unwrap().access_token;
             issued.push(Issued { at: now, kid: kid_of(&token), token });
             clock.advance(STEP);

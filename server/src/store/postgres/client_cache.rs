@@ -50,6 +50,10 @@ struct State {
 
 /// What a lookup found.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned by value and unpacked at once; boxing the record would add an allocation per token request"
+)]
 pub enum Lookup {
     /// Served from the cache.
     Hit(ClientRecord),
@@ -172,6 +176,8 @@ mod tests {
             status: ClientStatus::Active,
             created_at: 0,
             secret_expires_at: None,
+            access_token_ttl: None,
+            audiences: vec![],
         }
     }
 

@@ -32,6 +32,8 @@ pub fn sample_client() -> crate::store::records::ClientRecord {
         status: tessera_shared::admin::ClientStatus::Active,
         created_at: 1_700_000_000,
         secret_expires_at: None,
+        access_token_ttl: None,
+        audiences: vec![],
     }
 }
 

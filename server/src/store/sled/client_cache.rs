@@ -52,6 +52,8 @@ impl Default for ClientCache {
                 secret_digest: [0; 32],
                 secret_set_at: 0,
                 secret_expires_at: None,
+                access_token_ttl: None,
+                audiences: Vec::new(),
                 previous_secret: None,
                 scopes: vec!["decoy".into()],
                 refresh_tokens: true,
@@ -64,6 +66,10 @@ impl Default for ClientCache {
 
 /// What the cache knows of a client ID.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned by value and unpacked at once; boxing the record would add an allocation per token request"
+)]
 pub enum Lookup {
     /// The client's record.
     Hit(ClientRecord),
@@ -163,6 +169,8 @@ mod tests {
             secret_digest: [0; 32],
             secret_set_at: 0,
             secret_expires_at: None,
+            access_token_ttl: None,
+            audiences: Vec::new(),
             previous_secret: None,
             scopes: vec![],
             refresh_tokens: true,

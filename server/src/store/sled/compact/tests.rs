@@ -18,6 +18,8 @@ fn sample_client(id: &str) -> ClientRecord {
         status: tessera_shared::admin::ClientStatus::Active,
         created_at: NOW,
         secret_expires_at: None,
+        access_token_ttl: None,
+        audiences: Vec::new(),
     }
 }
 

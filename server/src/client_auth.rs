@@ -1,0 +1,194 @@
+//! Client authentication, the one layer the token, revocation and
+//! introspection endpoints share (RFC 6749 §2.3).
+//!
+//! Two halves, neither of which knows HTTP:
+//!
+//! - [`presented`]: what credentials a request carries, read from its
+//!   parameters and its (already decoded) `Authorization` header, by the
+//!   rules of RFC 6749 §2.3.1 and the parsing policy. Pure.
+//! - [`ClientAuthenticator`]: checks presented credentials against the
+//!   stored client. An unknown ID, a wrong or expired secret and a revoked
+//!   client fail alike, with the same work, as
+//!   [`TokenError::InvalidClient`].
+//!
+//! The HTTP framing around it (limiter, access log, metrics) is
+//! [`crate::http::client_request`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tessera_shared::admin::ClientStatus;
+use tessera_shared::ids::is_client_id;
+
+use crate::clock::UnixTime;
+use crate::crypto::secret::SecretHasher;
+use crate::grant::error::TokenError;
+use crate::grant::request::{Param, ParsePolicy, Source};
+use crate::store::Store;
+use crate::store::records::ClientRecord;
+
+/// Last-used times are recorded at most this often per client (and server
+/// process), to keep a write off the hot path.
+const LAST_USED_RESOLUTION: u64 = 60;
+
+/// The names of the parameters that carry client credentials, for the
+/// endpoints' lists of names that may be echoed in an error description.
+pub const PARAMETERS: [&str; 2] = ["client_id", "client_secret"];
+
+/// A client ID and secret, however they arrived.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    /// The claimed client ID.
+    pub client_id: String,
+    /// The presented secret.
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    // The secret must not reach a log through a stray `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials").field("client_id", &self.client_id).finish_non_exhaustive()
+    }
+}
+
+/// What the `Authorization` header held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizationHeader {
+    /// No header.
+    Absent,
+    /// Well-formed Basic credentials.
+    Basic(ClientCredentials),
+    /// Present but not usable Basic credentials (another scheme, bad
+    /// base64, no colon, ...).
+    Malformed,
+}
+
+/// The client credentials among the request's parameters and its
+/// `Authorization` header, by the rules of RFC 6749 §2.3.1 and `policy`.
+/// A parameter without a value counts as omitted (RFC 6749 §3.1).
+///
+/// # Errors
+/// [`TokenError::InvalidRequest`] for credentials in two places, half of
+/// them, or in the query string when `policy` forbids it;
+/// [`TokenError::InvalidClient`] for none or malformed ones.
+pub fn presented(
+    params: &[Param],
+    authorization: AuthorizationHeader,
+    policy: ParsePolicy,
+) -> Result<ClientCredentials, TokenError> {
+    let find = |name: &str| params.iter().find(|p| p.name == name && !p.value.is_empty());
+    let (id, secret) = (find("client_id"), find("client_secret"));
+    let in_params = id.is_some() || secret.is_some();
+    match authorization {
+        AuthorizationHeader::Basic(_) | AuthorizationHeader::Malformed if in_params => Err(TokenError::InvalidRequest(
+            "client credentials must be sent either in the Authorization header or as parameters, not both",
+        )),
+        AuthorizationHeader::Basic(credentials) => Ok(credentials),
+        AuthorizationHeader::Malformed => Err(TokenError::InvalidClient),
+        AuthorizationHeader::Absent => match (id, secret) {
+            (Some(id), Some(secret)) => {
+                let from_query = id.source == Source::Query || secret.source == Source::Query;
+                if from_query && !policy.allow_query_credentials {
+                    return Err(TokenError::InvalidRequest(
+                        "client credentials in the query string are disabled; use the Authorization header",
+                    ));
+                }
+                Ok(ClientCredentials { client_id: id.value.clone(), client_secret: secret.value.clone() })
+            }
+            (Some(_), None) => Err(TokenError::InvalidRequest("client_secret is missing")),
+            (None, Some(_)) => Err(TokenError::InvalidRequest("client_id is missing")),
+            (None, None) => Err(TokenError::InvalidClient),
+        },
+    }
+}
+
+/// Checks presented credentials against the store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ClientAuthenticator {
+    /// Where clients are.
+    store: Arc<dyn Store>,
+    /// Digests and compares secrets in constant time.
+    secrets: SecretHasher,
+    /// When this process last recorded each client's use, so deciding
+    /// whether to record it again needs no store read per request.
+    last_recorded: Arc<Mutex<HashMap<String, UnixTime>>>,
+}
+
+/// The outcome of one authentication, with what the audit trail's burst
+/// detector may know of it.
+#[derive(Debug)]
+pub struct Authentication {
+    /// The authenticated client, or why not.
+    pub result: Result<ClientRecord, TokenError>,
+    /// Whether the claimed client exists (for the burst events; never for
+    /// the answer).
+    pub known: bool,
+}
+
+impl ClientAuthenticator {
+    /// An authenticator over `store`, comparing secrets with `secrets`.
+    pub fn new(store: Arc<dyn Store>, secrets: SecretHasher) -> Self {
+        Self { store, secrets, last_recorded: Arc::default() }
+    }
+
+    /// Finds the client and checks its secret; records its use (coarsely).
+    /// An unknown ID, a wrong or expired secret and a revoked client fail
+    /// alike and do the same work.
+    pub async fn authenticate(&self, credentials: &ClientCredentials, now: UnixTime) -> Authentication {
+        let found = if is_client_id(&credentials.client_id) {
+            match self.store.client(&credentials.client_id).await {
+                Ok(found) => found,
+                Err(error) => return Authentication { result: Err(error.into()), known: false },
+            }
+        } else {
+            None
+        };
+        let Some(client) = found else {
+            self.secrets.match_nothing(&credentials.client_secret);
+            return Authentication { result: Err(TokenError::InvalidClient), known: false };
+        };
+        Authentication { result: self.check_secret(client, credentials, now).await, known: true }
+    }
+
+    /// The hasher, so tests can count the work an authentication does.
+    #[cfg(test)]
+    pub(crate) fn secrets(&self) -> &SecretHasher {
+        &self.secrets
+    }
+
+    async fn check_secret(
+        &self,
+        client: ClientRecord,
+        credentials: &ClientCredentials,
+        now: UnixTime,
+    ) -> Result<ClientRecord, TokenError> {
+        // An expired secret (--secret-ttl) fails like a wrong one, with the same work.
+        let current = client.secret_is_live(now).then_some(&client.secret_digest);
+        let previous = client.previous_secret.as_ref().filter(|p| now < p.valid_until).map(|p| &p.digest);
+        let secret_ok = self.secrets.matches_live(&credentials.client_secret, current, previous);
+        if !secret_ok || client.status != ClientStatus::Active {
+            return Err(TokenError::InvalidClient);
+        }
+        self.note_use(&client.client_id, now).await?;
+        Ok(client)
+    }
+
+    async fn note_use(&self, client_id: &str, now: UnixTime) -> Result<(), TokenError> {
+        let due = {
+            // Only timestamps inside: a panic elsewhere cannot leave it torn.
+            let mut recorded = self.last_recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = recorded.get(client_id).is_none_or(|last| now >= last.saturating_add(LAST_USED_RESOLUTION));
+            if due {
+                recorded.insert(client_id.to_owned(), now);
+            }
+            due
+        };
+        if due {
+            self.store.record_client_use(client_id, now).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
