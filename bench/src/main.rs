@@ -171,7 +171,10 @@ fn run(args: &Args) -> Result<(), String> {
     let server = ServerProcess::start(&server_bin, args.server_core, &["--signing-alg".into(), args.alg.clone()])?;
     let plain = server.create_client(&admin_bin, false)?;
     let with_refresh = server.create_client(&admin_bin, true)?;
-    let wrong = wrong_secret(&plain);
+    // A client that never authenticated from here: the holder's own ID
+    // would be spared by the limiter (its address is a trusted source after
+    // the rows above), and every guess would get a 401, not a 429.
+    let wrong = wrong_secret(&server.create_client(&admin_bin, false)?);
     // Wrong secrets are measured twice: with the failed-authentication
     // limiter off, the full work of a check (as an unknown client ID costs
     // too); with it on, what a flood from one address costs once limited.
