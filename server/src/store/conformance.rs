@@ -369,6 +369,25 @@ pub async fn the_family_cap_retires_the_oldest(store: Arc<dyn Store>) {
     assert_eq!(store.count_live_families("b", NOW + 3).await.unwrap(), 1, "another client's families are not counted");
 }
 
+/// Purged families give their places under the cap back: the next starts
+/// retire no live family.
+pub async fn purged_families_leave_room_under_the_cap(store: Arc<dyn Store>) {
+    for n in 1..=3u8 {
+        start(&*store, &family(n, "a", &token(n, NOW, 10)), &token(n, NOW, 10)).await;
+    }
+    // Counted at the cap once, so a store that keeps a count has one.
+    let at_cap = token(4, NOW, 10);
+    let started = store.create_family(&family(4, "a", &at_cap), &at_cap, 3).await.unwrap();
+    assert_eq!(started, FamilyStart::Started { retired: 1 });
+    assert_eq!(store.purge_expired(NOW + 20, 100).await.unwrap().families, 3);
+    for n in 5..=7u8 {
+        let first = token(n, NOW + 20, 100);
+        let started = store.create_family(&family(n, "a", &first), &first, 3).await.unwrap();
+        assert_eq!(started, FamilyStart::Started { retired: 0 }, "family {n}");
+    }
+    assert_eq!(store.count_live_families("a", NOW + 20).await.unwrap(), 3);
+}
+
 /// Revoking a client while 16 tasks start families for it, then
 /// re-activating it: no family started before the revocation works, and
 /// each start either failed or was revoked.
@@ -695,7 +714,7 @@ macro_rules! conformance_tests {
             installation_value_is_set_once, client_lifecycle, client_token_policy_round_trips, last_used_is_recorded,
             rotation_moves_the_family_forward, unknown_tokens_are_unknown, revoking_a_family_sticks,
             every_older_generation_is_reuse, grace_retry_supersedes_the_unused_successor,
-            families_start_only_for_active_clients, the_family_cap_retires_the_oldest, dead_families_are_purged,
+            families_start_only_for_active_clients, the_family_cap_retires_the_oldest, purged_families_leave_room_under_the_cap, dead_families_are_purged,
             client_families_are_revoked_together, deleting_a_client_revokes_its_families,
             purge_removes_only_what_expired, keys_round_trip, keys_change_by_compare_and_swap,
             audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering,

@@ -24,6 +24,7 @@
 //! concurrent writers. The other trees are written directly and made durable
 //! by flushing sled ([`GroupFlusher`]), which only admin actions wait for.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -75,6 +76,12 @@ pub struct SledStore {
     client_cache: Arc<ClientCache>,
     /// The write-ahead journal for the refresh-token trees.
     journal: Arc<Journal>,
+    /// How many families each client has (its `client_families` keys), as
+    /// the journal sees them, so the family cap costs no scan of them per
+    /// grant. A client's count is taken on its first family start after
+    /// the store opened, and kept by every commit that adds or removes one
+    /// of its keys; all of them run inside journal commits, one at a time.
+    family_counts: Arc<Mutex<HashMap<String, usize>>>,
     /// The database itself, for the operations that walk every tree
     /// (`tessera-server compact`).
     db: sled::Db,
@@ -172,6 +179,7 @@ impl SledStore {
                     .map_or_else(|_| ClientCache::default(), ClientCache::complete),
             ),
             journal,
+            family_counts: Arc::default(),
             db,
             _temporary_dir: None,
         })
@@ -262,12 +270,22 @@ impl SledStore {
 /// Removes the oldest families of `client_id` until one more fits under
 /// `max_families`; returns how many of those were live at `now`. Their
 /// tokens stay until the purge finds them without a family.
-fn make_room(view: &mut View<'_>, client_id: &str, max_families: usize, now: UnixTime) -> Result<u64, StoreError> {
-    let keys = view.keys_with_prefix(TreeId::ClientFamilies, client_id.as_bytes())?;
-    let excess = (keys.len() + 1).saturating_sub(max_families.max(1));
-    let mut retired = 0;
+fn make_room(
+    view: &mut View<'_>,
+    counts: &mut HashMap<String, usize>,
+    client_id: &str,
+    max_families: usize,
+    now: UnixTime,
+) -> Result<u64, StoreError> {
+    let count = match counts.get(client_id) {
+        Some(count) => *count,
+        None => view.keys_with_prefix(TreeId::ClientFamilies, client_id.as_bytes())?.len(),
+    };
+    let excess = (count + 1).saturating_sub(max_families.max(1));
     // Family IDs lead with their creation time: the first keys are the oldest.
-    for key in keys.into_iter().take(excess) {
+    let oldest = view.first_keys_with_prefix(TreeId::ClientFamilies, client_id.as_bytes(), excess)?;
+    let mut retired = 0;
+    for key in &oldest {
         let family_id: FamilyId = key
             .get(client_id.len()..)
             .and_then(|rest| rest.try_into().ok())
@@ -276,8 +294,10 @@ fn make_room(view: &mut View<'_>, client_id: &str, max_families: usize, now: Uni
             retired += 1;
         }
         view.remove(TreeId::Families, &family_id);
-        view.remove(TreeId::ClientFamilies, &key);
+        view.remove(TreeId::ClientFamilies, key);
     }
+    // The caller adds the new family's key in this same commit.
+    counts.insert(client_id.to_owned(), count + 1 - oldest.len());
     Ok(retired)
 }
 
@@ -403,7 +423,9 @@ impl Store for SledStore {
             if !active {
                 return Ok(FamilyStart::ClientNotActive);
             }
-            let retired = make_room(view, &family.client_id, max_families, family.created_at)?;
+            let mut counts =
+                self.family_counts.lock().map_err(|_| StoreError::internal("sled", "family counts poisoned"))?;
+            let retired = make_room(view, &mut counts, &family.client_id, max_families, family.created_at)?;
             view.insert(TreeId::Families, &family.family_id, family_bytes);
             view.insert(TreeId::RefreshTokens, &first.digest, token_bytes);
             view.insert(TreeId::RefreshExpiry, &expiry_key(first.expires_at, &first.digest), Vec::new());
@@ -492,6 +514,13 @@ impl Store for SledStore {
                     Some(family) if family.current == digest => {
                         view.remove(TreeId::Families, &family.family_id);
                         view.remove(TreeId::ClientFamilies, &client_family_key(&family.client_id, &family.family_id));
+                        let mut counts = self
+                            .family_counts
+                            .lock()
+                            .map_err(|_| StoreError::internal("sled", "family counts poisoned"))?;
+                        if let Some(count) = counts.get_mut(&family.client_id) {
+                            *count = count.saturating_sub(1);
+                        }
                         1
                     }
                     _ => 0,

@@ -1,7 +1,7 @@
 //! What a commit reads and writes: sled, overlaid with the changes that
 //! are committed but not yet applied to it, overlaid with the commit's own.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use super::record::{Change, TreeId};
@@ -41,6 +41,16 @@ impl Overlay {
     fn get(&self, tree: TreeId, key: &[u8]) -> Option<Option<Vec<u8>>> {
         // The tuple key needs an owned Vec to look up; the keys are short.
         self.entries.get(&(tree, key.to_vec())).map(|unapplied| unapplied.value.clone())
+    }
+
+    /// The pending changes of `tree` under `prefix`: `true` for a key set,
+    /// `false` for one removed.
+    fn changes_under(&self, tree: TreeId, prefix: &[u8]) -> BTreeMap<Vec<u8>, bool> {
+        self.entries
+            .iter()
+            .filter(|((changed_tree, key), _)| *changed_tree == tree && key.starts_with(prefix))
+            .map(|((_, key), unapplied)| (key.clone(), unapplied.value.is_some()))
+            .collect()
     }
 
     /// Applies the pending changes of `tree` under `prefix` to `keys`.
@@ -104,6 +114,38 @@ impl<'a> View<'a> {
             }
         }
         Ok(keys)
+    }
+
+    /// The first `n` keys of `tree` under `prefix`, in order, as this commit
+    /// sees the tree; reads only as far into sled as it needs.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if sled fails.
+    pub fn first_keys_with_prefix(&self, tree: TreeId, prefix: &[u8], n: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        // What pending commits and this one changed under the prefix, the
+        // latest change of each key winning: `true` if the key is there.
+        let mut changed: BTreeMap<Vec<u8>, bool> = lock(self.overlay)?.changes_under(tree, prefix);
+        for own in self.changes.iter().filter(|c| c.tree == tree && c.key.starts_with(prefix)) {
+            changed.insert(own.key.clone(), own.value.is_some());
+        }
+        // n keys of sled that are still there: every key of sled not read
+        // is after them, so the first n of these plus the added ones are
+        // the first n of all.
+        let mut keys = BTreeSet::new();
+        for key in self.trees.tree(tree).scan_prefix(prefix).keys() {
+            let key = key.map_err(|e| StoreError::backend("journal view: prefix scan", e))?.to_vec();
+            if changed.get(&key) != Some(&false) {
+                keys.insert(key);
+                if keys.len() == n {
+                    break;
+                }
+            }
+        }
+        keys.extend(changed.into_iter().filter_map(|(key, there)| there.then_some(key)));
+        Ok(keys.into_iter().take(n).collect())
     }
 
     /// Sets `key` to `value` when the commit goes through.

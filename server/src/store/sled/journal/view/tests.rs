@@ -80,3 +80,31 @@ fn a_prefix_scan_sees_sled_pending_commits_and_own_changes() {
     let keys: Vec<Vec<u8>> = view.keys_with_prefix(TreeId::ClientFamilies, b"a").unwrap().into_iter().collect();
     assert_eq!(keys, [b"a3".to_vec(), b"a4".to_vec(), b"a5".to_vec()], "in order, without other trees or prefixes");
 }
+
+/// The first keys under a prefix agree with the whole scan, however far
+/// pending commits and the commit's own changes reach into sled's order.
+#[test]
+fn the_first_keys_under_a_prefix_are_those_of_the_whole_scan() {
+    let (_db, trees) = trees();
+    for key in [&b"a1"[..], b"a3", b"a5", b"a7", b"b1"] {
+        trees.client_families.insert(key, &b""[..]).unwrap();
+    }
+    let overlay = Mutex::new(Overlay::default());
+    overlay.lock().unwrap().add(
+        &[
+            put(TreeId::ClientFamilies, b"a1", None),
+            put(TreeId::ClientFamilies, b"a2", Some(b"")),
+            put(TreeId::ClientFamilies, b"a6", Some(b"")),
+        ],
+        8,
+    );
+    let mut view = View::new(&trees, &overlay);
+    view.remove(TreeId::ClientFamilies, b"a3");
+    view.insert(TreeId::ClientFamilies, b"a0", Vec::new());
+    let all: Vec<Vec<u8>> = view.keys_with_prefix(TreeId::ClientFamilies, b"a").unwrap().into_iter().collect();
+    assert_eq!(all, [&b"a0"[..], b"a2", b"a5", b"a6", b"a7"]);
+    for n in 0..=7 {
+        let first = view.first_keys_with_prefix(TreeId::ClientFamilies, b"a", n).unwrap();
+        assert_eq!(first, all[..n.min(all.len())], "the first {n}");
+    }
+}
