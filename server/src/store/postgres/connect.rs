@@ -252,11 +252,11 @@ fn client_config(mode: SslMode, roots: Option<RootCertStore>) -> Result<ClientCo
     let verifier: Arc<dyn ServerCertVerifier> = match (mode, roots) {
         (SslMode::VerifyFull, Some(roots)) => webpki_verifier(roots, &provider)?,
         (SslMode::VerifyCa, Some(roots)) => {
-            Arc::new(ChainOnly { inner: webpki_verifier(roots, &provider)?, algorithms })
+            Arc::new(NameUnchecked { chain: Some(webpki_verifier(roots, &provider)?), algorithms })
         }
         // disable (never used), prefer and require: encryption without
         // authentication, as libpq.
-        _ => Arc::new(Unverified { algorithms }),
+        _ => Arc::new(NameUnchecked { chain: None, algorithms }),
     };
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -276,15 +276,18 @@ fn webpki_verifier(
         .map_err(|e| StoreError::internal("TLS to PostgreSQL", e.to_string()))
 }
 
-/// `verify-ca`: the chain must lead to a trusted root; the name in the
-/// certificate is not compared with the host.
+/// Checks everything but the name: with `chain` (`verify-ca`), the chain
+/// must lead to a trusted root but the name in the certificate is not
+/// compared with the host; without it (`prefer`, `require` with no root
+/// certificate), any certificate goes. Either way the handshake's own
+/// signatures are checked.
 #[derive(Debug)]
-struct ChainOnly {
-    inner: Arc<WebPkiServerVerifier>,
+struct NameUnchecked {
+    chain: Option<Arc<WebPkiServerVerifier>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for NameUnchecked {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -293,55 +296,14 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+        let Some(chain) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             // webpki checks the name only once the chain is good.
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
             other => other,
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// `prefer` and `require` (without a root certificate): any certificate;
-/// the handshake's own signatures are still checked.
-#[derive(Debug)]
-struct Unverified {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
