@@ -185,6 +185,12 @@ impl SledStore {
         })
     }
 
+    /// The per-client family counts. Only whole numbers inside: a panic
+    /// elsewhere cannot leave them torn, so a poisoned lock is taken as is.
+    fn family_counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.family_counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Writes `keys` in one transaction, replacing any with the same kid.
     fn write_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
         let encoded: Vec<(String, Vec<u8>)> =
@@ -390,6 +396,10 @@ impl Store for SledStore {
             return Ok(None);
         }
         self.client_last_used.remove(client_id).map_err(backend)?;
+        // A deleted client starts no family again: its count would only
+        // grow the map with every deletion. (A count is derivable: one
+        // dropped is counted again if ever needed.)
+        self.family_counts().remove(client_id);
         let (revoked, ticket) = self.revoke_families_of(client_id, now).await?;
         self.journal.wait(ticket).await?;
         self.durable().await?;
@@ -423,9 +433,8 @@ impl Store for SledStore {
             if !active {
                 return Ok(FamilyStart::ClientNotActive);
             }
-            let mut counts =
-                self.family_counts.lock().map_err(|_| StoreError::internal("sled", "family counts poisoned"))?;
-            let retired = make_room(view, &mut counts, &family.client_id, max_families, family.created_at)?;
+            let retired =
+                make_room(view, &mut self.family_counts(), &family.client_id, max_families, family.created_at)?;
             view.insert(TreeId::Families, &family.family_id, family_bytes);
             view.insert(TreeId::RefreshTokens, &first.digest, token_bytes);
             view.insert(TreeId::RefreshExpiry, &expiry_key(first.expires_at, &first.digest), Vec::new());
@@ -514,11 +523,7 @@ impl Store for SledStore {
                     Some(family) if family.current == digest => {
                         view.remove(TreeId::Families, &family.family_id);
                         view.remove(TreeId::ClientFamilies, &client_family_key(&family.client_id, &family.family_id));
-                        let mut counts = self
-                            .family_counts
-                            .lock()
-                            .map_err(|_| StoreError::internal("sled", "family counts poisoned"))?;
-                        if let Some(count) = counts.get_mut(&family.client_id) {
+                        if let Some(count) = self.family_counts().get_mut(&family.client_id) {
                             *count = count.saturating_sub(1);
                         }
                         1

@@ -97,3 +97,15 @@ async fn an_acknowledged_write_sled_lost_is_replayed_from_the_journal() {
     assert_eq!(stored_family, family);
     assert_eq!(store.count_live_families("b", 20).await.unwrap(), 1);
 }
+
+/// The family count kept for the cap follows live clients: a deleted
+/// client's entry goes with it, so the map does not grow with deletions.
+#[tokio::test]
+async fn a_deleted_clients_family_count_goes_with_it() {
+    let store = SledStore::temporary().unwrap();
+    let first = NewRefreshToken { digest: [1; 32], issued_at: 1_700_000_000, expires_at: 1_700_000_100 };
+    start(&store, &family(1, "a", &first), &first).await;
+    assert_eq!(store.family_counts().get("a"), Some(&1));
+    store.delete_client("a", 1_700_000_001).await.unwrap();
+    assert_eq!(store.family_counts().get("a"), None);
+}
