@@ -59,18 +59,13 @@ async fn authenticator_with(change: impl FnOnce(&mut ClientRecord)) -> (ClientAu
     let store: Arc<dyn Store> = Arc::new(SledStore::temporary().unwrap());
     let secrets = SecretHasher::new(&[3; 32]);
     let mut record = ClientRecord {
-        client_id: ID.into(),
         name: "t".into(),
         secret_digest: secrets.digest("right"),
         secret_set_at: NOW,
-        previous_secret: None,
         scopes: Vec::new(),
         refresh_tokens: false,
-        status: ClientStatus::Active,
         created_at: NOW,
-        secret_expires_at: None,
-        access_token_ttl: None,
-        audiences: Vec::new(),
+        ..crate::store::conformance::client(ID)
     };
     change(&mut record);
     store.insert_client(&record).await.unwrap();

@@ -15,18 +15,10 @@ const CLIENT: &str = "oa2-client-id_compact";
 
 fn client(name: &str) -> ClientRecord {
     ClientRecord {
-        client_id: CLIENT.into(),
         name: name.into(),
         secret_digest: [7; 32],
-        secret_set_at: NOW,
-        previous_secret: None,
         scopes: vec![],
-        refresh_tokens: true,
-        status: tessera_shared::admin::ClientStatus::Active,
-        created_at: NOW,
-        secret_expires_at: None,
-        access_token_ttl: None,
-        audiences: Vec::new(),
+        ..crate::store::conformance::client(CLIENT)
     }
 }
 

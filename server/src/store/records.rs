@@ -262,20 +262,7 @@ mod tests {
 
     #[test]
     fn a_clients_ttl_never_exceeds_the_servers() {
-        let client = |ttl| ClientRecord {
-            client_id: "c".into(),
-            name: "n".into(),
-            secret_digest: [0; 32],
-            secret_set_at: 0,
-            previous_secret: None,
-            scopes: vec![],
-            refresh_tokens: false,
-            status: ClientStatus::Active,
-            created_at: 0,
-            secret_expires_at: None,
-            access_token_ttl: ttl,
-            audiences: vec![],
-        };
+        let client = |ttl| ClientRecord { access_token_ttl: ttl, ..crate::store::conformance::client("c") };
         assert_eq!(client(Some(60)).access_token_ttl(300), 60);
         assert_eq!(client(Some(600)).access_token_ttl(300), 300, "the server's lowered since");
         assert_eq!(client(None).access_token_ttl(300), 300);

@@ -162,23 +162,9 @@ impl ClientCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_shared::admin::ClientStatus;
 
     fn record(id: &str, name: &str) -> ClientRecord {
-        ClientRecord {
-            client_id: id.into(),
-            name: name.into(),
-            secret_digest: [0; 32],
-            secret_set_at: 0,
-            previous_secret: None,
-            scopes: vec![],
-            refresh_tokens: false,
-            status: ClientStatus::Active,
-            created_at: 0,
-            secret_expires_at: None,
-            access_token_ttl: None,
-            audiences: vec![],
-        }
+        ClientRecord { name: name.into(), ..crate::store::conformance::client(id) }
     }
 
     fn ticket(cache: &ClientCache, id: &str) -> Ticket {

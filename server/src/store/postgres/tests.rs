@@ -22,18 +22,10 @@ static SKIP_NOTICE: Once = Once::new();
 /// A client record for the cache tests.
 pub fn sample_client() -> crate::store::records::ClientRecord {
     crate::store::records::ClientRecord {
-        client_id: "oa2-client-id_sample".into(),
         name: "sample".into(),
         secret_digest: [7; 32],
-        secret_set_at: 1_700_000_000,
-        previous_secret: None,
-        scopes: vec!["read".into()],
         refresh_tokens: false,
-        status: tessera_shared::admin::ClientStatus::Active,
-        created_at: 1_700_000_000,
-        secret_expires_at: None,
-        access_token_ttl: None,
-        audiences: vec![],
+        ..crate::store::conformance::client("oa2-client-id_sample")
     }
 }
 

@@ -163,20 +163,7 @@ mod tests {
     use tessera_shared::admin::ClientStatus;
 
     fn record(id: &str, status: ClientStatus) -> ClientRecord {
-        ClientRecord {
-            client_id: id.into(),
-            name: "n".into(),
-            secret_digest: [0; 32],
-            secret_set_at: 0,
-            secret_expires_at: None,
-            access_token_ttl: None,
-            audiences: Vec::new(),
-            previous_secret: None,
-            scopes: vec![],
-            refresh_tokens: true,
-            status,
-            created_at: 0,
-        }
+        ClientRecord { status, ..crate::store::conformance::client(id) }
     }
 
     #[test]

@@ -7,20 +7,7 @@ use crate::store::sled::SledStore;
 const NOW: u64 = 1_700_000_000;
 
 fn sample_client(id: &str) -> ClientRecord {
-    ClientRecord {
-        client_id: id.into(),
-        name: "compact".into(),
-        secret_digest: [1; 32],
-        secret_set_at: NOW,
-        previous_secret: None,
-        scopes: vec!["read".into()],
-        refresh_tokens: true,
-        status: tessera_shared::admin::ClientStatus::Active,
-        created_at: NOW,
-        secret_expires_at: None,
-        access_token_ttl: None,
-        audiences: Vec::new(),
-    }
+    ClientRecord { name: "compact".into(), ..crate::store::conformance::client(id) }
 }
 
 fn family(id: u8, first: &NewRefreshToken) -> FamilyRecord {
