@@ -404,22 +404,12 @@ fn check_access_token_ttl(ttl: Option<u64>, server_ttl: u64) -> Result<Option<u6
 /// printable, bounded in length and number; duplicates dropped, order kept
 /// (the first is the default).
 fn check_audiences(audiences: Vec<String>) -> Result<Vec<String>, AdminFailure> {
-    if audiences.len() > MAX_AUDIENCES {
-        return Err(AdminFailure::BadRequest(format!("a client may have at most {MAX_AUDIENCES} audiences")));
-    }
-    let mut unique: Vec<String> = Vec::with_capacity(audiences.len());
-    for audience in audiences {
-        if !is_audience(&audience) {
-            return Err(AdminFailure::BadRequest(format!(
-                "an audience must be an absolute URI without a fragment, spaces or quotes, \
-                 at most {MAX_AUDIENCE_LEN} characters"
-            )));
-        }
-        if !unique.contains(&audience) {
-            unique.push(audience);
-        }
-    }
-    Ok(unique)
+    unique_valid(audiences, MAX_AUDIENCES, "audiences", is_audience, || {
+        format!(
+            "an audience must be an absolute URI without a fragment, spaces or quotes, \
+             at most {MAX_AUDIENCE_LEN} characters"
+        )
+    })
 }
 
 fn is_audience(audience: &str) -> bool {
@@ -444,18 +434,30 @@ fn check_name(name: &str) -> Result<String, AdminFailure> {
 }
 
 fn check_scopes(scopes: Vec<String>) -> Result<Vec<String>, AdminFailure> {
-    if scopes.len() > MAX_SCOPES {
-        return Err(AdminFailure::BadRequest(format!("a client may have at most {MAX_SCOPES} scopes")));
+    unique_valid(scopes, MAX_SCOPES, "scopes", is_scope_token, || {
+        "a scope must be printable ASCII without spaces, quotes or backslashes".into()
+    })
+}
+
+/// `values` without duplicates, in their order, if there are at most `max`
+/// and each is `valid`; otherwise a bad request saying which rule broke.
+fn unique_valid(
+    values: Vec<String>,
+    max: usize,
+    what: &str,
+    valid: impl Fn(&str) -> bool,
+    invalid: impl FnOnce() -> String,
+) -> Result<Vec<String>, AdminFailure> {
+    if values.len() > max {
+        return Err(AdminFailure::BadRequest(format!("a client may have at most {max} {what}")));
     }
-    let mut unique: Vec<String> = Vec::with_capacity(scopes.len());
-    for scope in scopes {
-        if !is_scope_token(&scope) {
-            return Err(AdminFailure::BadRequest(
-                "a scope must be printable ASCII without spaces, quotes or backslashes".into(),
-            ));
-        }
-        if !unique.contains(&scope) {
-            unique.push(scope);
+    if !values.iter().all(|value| valid(value)) {
+        return Err(AdminFailure::BadRequest(invalid()));
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(values.len());
+    for value in values {
+        if !unique.contains(&value) {
+            unique.push(value);
         }
     }
     Ok(unique)
