@@ -18,7 +18,6 @@ pub mod sled;
 pub mod conformance;
 
 mod codec;
-mod flusher;
 
 use async_trait::async_trait;
 use tessera_shared::admin::AuditEvent;

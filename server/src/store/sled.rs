@@ -16,28 +16,27 @@
 //! | `denied_jti` | access-token `jti` | its `exp`, u64 big-endian |
 //! | `denied_expiry` | `exp` (u64 BE) ++ `jti` | empty: the deny-list purge's index |
 //!
-//! Every change to the four refresh-token trees (`refresh_tokens`,
-//! `refresh_expiry`, `families`, `client_families`) is a commit of the
-//! write-ahead [`journal`] in `<dir>.journal/`: commits are serialised, so a
-//! rotation can never interleave with another rotation, a revocation or the
-//! purge, and a commit is durable after one append and sync shared by all
-//! concurrent writers. The other trees are written directly and made durable
-//! by flushing sled ([`GroupFlusher`]), which only admin actions wait for.
+//! Every change to every one of these trees is a commit of the write-ahead
+//! [`journal`] in `<dir>.journal/`, which owns them: the store holds only
+//! read-only handles ([`ReadTree`]). Commits are serialised, so a rotation
+//! can never interleave with another rotation, a revocation, the purge or
+//! a client change, and a commit is durable after one append and
+//! `fdatasync` shared by all concurrent writers. Every write waits for that
+//! before it returns (one durability rule), except
+//! [`Store::record_client_use`], a best-effort time stamp.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
-use super::flusher::GroupFlusher;
 use super::records::{ClientRecord, Digest32, FamilyId, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
 use super::{BackendSource, ClientChange, FamilyStart, PurgeReport, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
 use crate::grant::refresh::{self, Presentation, Writes};
-use journal::{Journal, JournaledTrees, SegmentLimits, Ticket, TreeId, View};
+use journal::{Journal, JournaledTrees, ReadTree, SegmentLimits, Ticket, TreeId, View};
 use tessera_shared::admin::{AuditEvent, ClientStatus};
 
 /// sled's page cache, in bytes. Its default (1 GiB) would let a busy server
@@ -48,33 +47,26 @@ use tessera_shared::admin::{AuditEvent, ClientStatus};
 /// 10% slower for no further saving.
 const CACHE_CAPACITY: u64 = 8 * 1024 * 1024;
 
-/// The sled store. Cheap to clone: sled trees are handles.
+/// The sled store. Cheap to clone: its trees are handles. Every tree is
+/// read-only here; writes are journal commits.
 #[derive(Debug, Clone)]
 pub struct SledStore {
-    meta: sled::Tree,
-    clients: sled::Tree,
-    client_last_used: sled::Tree,
-    refresh_tokens: sled::Tree,
-    refresh_expiry: sled::Tree,
-    families: sled::Tree,
-    client_families: sled::Tree,
-    keys: sled::Tree,
-    denied_jti: sled::Tree,
-    denied_expiry: sled::Tree,
-    flusher: GroupFlusher,
+    meta: ReadTree,
+    clients: ReadTree,
+    client_last_used: ReadTree,
+    refresh_tokens: ReadTree,
+    refresh_expiry: ReadTree,
+    families: ReadTree,
+    client_families: ReadTree,
+    keys: ReadTree,
+    denied_jti: ReadTree,
+    denied_expiry: ReadTree,
     /// The audit trail, keyed by sequence number.
-    audit: sled::Tree,
-    /// Serialises audit appends: the next number is the last key plus one,
-    /// read and written under this lock (held only around sled calls, never
-    /// across an await).
-    audit_append: Arc<Mutex<()>>,
-    /// Serialises [`Store::replace_keys`]: its compare reads the whole tree,
-    /// which a sled transaction cannot.
-    keys_swap: Arc<Mutex<()>>,
+    audit: ReadTree,
     /// Decoded clients, so the token endpoint skips a tree read and a
     /// JSON decode; every client write below goes through it.
     client_cache: Arc<ClientCache>,
-    /// The write-ahead journal for the refresh-token trees.
+    /// The write-ahead journal: the only writer of every tree.
     journal: Arc<Journal>,
     /// How many families each client has (its `client_families` keys), as
     /// the journal sees them, so the family cap costs no scan of them per
@@ -82,9 +74,6 @@ pub struct SledStore {
     /// the store opened, and kept by every commit that adds or removes one
     /// of its keys; all of them run inside journal commits, one at a time.
     family_counts: Arc<Mutex<HashMap<String, usize>>>,
-    /// The database itself, for the operations that walk every tree
-    /// (`tessera-server compact`).
-    db: sled::Db,
     /// The directory of a [`SledStore::temporary`] store, removed when the
     /// last handle goes (declared last: dropped after the journal).
     _temporary_dir: Option<Arc<tempfile::TempDir>>,
@@ -92,17 +81,6 @@ pub struct SledStore {
 
 fn backend(e: impl Into<BackendSource>) -> StoreError {
     StoreError::backend("sled", e)
-}
-
-fn from_tx(e: TransactionError<StoreError>) -> StoreError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => backend(e),
-    }
-}
-
-fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(e)
 }
 
 fn expiry_key(expires_at: UnixTime, digest: &Digest32) -> [u8; 40] {
@@ -143,31 +121,23 @@ impl SledStore {
     }
 
     fn from_db(db: sled::Db, journal_dir: &Path) -> Result<Self, StoreError> {
-        let tree = |name: &str| db.open_tree(name).map_err(backend);
-        let clients = tree("clients")?;
-        let journaled = JournaledTrees {
-            families: tree("families")?,
-            refresh_tokens: tree("refresh_tokens")?,
-            refresh_expiry: tree("refresh_expiry")?,
-            client_families: tree("client_families")?,
-        };
-        let journal = Arc::new(Journal::open(journal_dir, &db, journaled.clone(), SegmentLimits::default())?);
-        let JournaledTrees { families, refresh_tokens, refresh_expiry, client_families } = journaled;
+        // The writable handles go to the journal; from here on the store
+        // reads through `ReadTree`s and writes through commits.
+        let journal = Arc::new(Journal::open(journal_dir, &db, JournaledTrees::open(&db)?, SegmentLimits::default())?);
+        drop(db);
+        let clients = journal.reader(TreeId::Clients);
         Ok(Self {
-            meta: tree("meta")?,
+            meta: journal.reader(TreeId::Meta),
             clients: clients.clone(),
-            client_last_used: tree("client_last_used")?,
-            refresh_tokens,
-            refresh_expiry,
-            families,
-            client_families,
-            keys: tree("keys")?,
-            audit: tree("audit")?,
-            audit_append: Arc::new(Mutex::new(())),
-            keys_swap: Arc::new(Mutex::new(())),
-            denied_jti: tree("denied_jti")?,
-            denied_expiry: tree("denied_expiry")?,
-            flusher: GroupFlusher::start(db.clone())?,
+            client_last_used: journal.reader(TreeId::ClientLastUsed),
+            refresh_tokens: journal.reader(TreeId::RefreshTokens),
+            refresh_expiry: journal.reader(TreeId::RefreshExpiry),
+            families: journal.reader(TreeId::Families),
+            client_families: journal.reader(TreeId::ClientFamilies),
+            keys: journal.reader(TreeId::Keys),
+            audit: journal.reader(TreeId::Audit),
+            denied_jti: journal.reader(TreeId::DeniedJti),
+            denied_expiry: journal.reader(TreeId::DeniedExpiry),
             // A record that cannot be read leaves the cache incomplete: that
             // client's lookups then fail alone, as before, instead of the start.
             client_cache: Arc::new(
@@ -180,7 +150,6 @@ impl SledStore {
             ),
             journal,
             family_counts: Arc::default(),
-            db,
             _temporary_dir: None,
         })
     }
@@ -191,18 +160,14 @@ impl SledStore {
         self.family_counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Writes `keys` in one transaction, replacing any with the same kid.
-    fn write_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
-        let encoded: Vec<(String, Vec<u8>)> =
-            keys.iter().map(|k| Ok((k.kid.clone(), encode_json(k)?))).collect::<Result<_, StoreError>>()?;
-        self.keys
-            .transaction(|tree| {
-                for (kid, bytes) in &encoded {
-                    tree.insert(kid.as_bytes(), bytes.as_slice())?;
-                }
-                Ok(())
-            })
-            .map_err(|e: TransactionError<StoreError>| from_tx(e))
+    /// Commits `change` and waits until it is durable.
+    async fn commit_durably<T>(
+        &self,
+        change: impl FnOnce(&mut View<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let (value, ticket) = self.journal.commit(change)?;
+        self.journal.wait(ticket).await?;
+        Ok(value)
     }
 
     /// The client with this ID, from the cache when it can.
@@ -214,17 +179,15 @@ impl SledStore {
             Lookup::Unknown => {}
         }
         let seen = self.client_cache.version();
+        // Through the journal, not sled alone: a commit publishes a client
+        // to the cache once it is committed, before sled has it, and a read
+        // of sled could cache the record from before it.
         let found: Option<ClientRecord> =
-            self.clients.get(client_id).map_err(backend)?.map(|raw| decode_json(&raw)).transpose()?;
+            self.journal.get(TreeId::Clients, client_id.as_bytes())?.map(|raw| decode_json(&raw)).transpose()?;
         if let Some(client) = &found {
             self.client_cache.fill(client, seen);
         }
         Ok(found)
-    }
-
-    /// Waits until every write to the trees outside the journal is on disk.
-    async fn durable(&self) -> Result<(), StoreError> {
-        self.flusher.flush().await
     }
 
     fn family_ids_of(&self, client_id: &str) -> Result<Vec<FamilyId>, StoreError> {
@@ -326,35 +289,40 @@ fn get_family(view: &View<'_>, family_id: &FamilyId) -> Result<Option<FamilyReco
 #[async_trait]
 impl Store for SledStore {
     async fn installation_value(&self, name: &str, init: Vec<u8>) -> Result<Vec<u8>, StoreError> {
-        let value =
-            match self.meta.compare_and_swap(name, None as Option<&[u8]>, Some(init.as_slice())).map_err(backend)? {
-                Ok(()) => {
-                    self.durable().await?;
-                    init
-                }
-                Err(existing) => existing.current.map(|v| v.to_vec()).unwrap_or_default(),
-            };
-        Ok(value)
+        // A value already there may still be on its way to the disk: the
+        // wait covers it too.
+        self.commit_durably(|view| match view.get(TreeId::Meta, name.as_bytes())? {
+            Some(existing) => Ok(existing),
+            None => {
+                view.insert(TreeId::Meta, name.as_bytes(), init.clone());
+                Ok(init)
+            }
+        })
+        .await
     }
 
     async fn replace_installation_value(&self, name: &str, value: Vec<u8>) -> Result<(), StoreError> {
-        self.meta.insert(name, value).map_err(backend)?;
-        self.durable().await
+        self.commit_durably(|view| {
+            view.insert(TreeId::Meta, name.as_bytes(), value);
+            Ok(())
+        })
+        .await
     }
 
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
         let encoded = encode_json(client)?;
-        self.client_cache.write(
-            &client.client_id,
-            || {
-                self.clients
-                    .compare_and_swap(&client.client_id, None as Option<&[u8]>, Some(encoded))
-                    .map_err(backend)?
-                    .map_err(|_| StoreError::AlreadyExists(client.client_id.clone()))
+        let id = client.client_id.as_bytes();
+        let ((), ticket) = self.journal.commit_and_publish(
+            |view| {
+                if view.get(TreeId::Clients, id)?.is_some() {
+                    return Err(StoreError::AlreadyExists(client.client_id.clone()));
+                }
+                view.insert(TreeId::Clients, id, encoded);
+                Ok(())
             },
-            |()| Some(client.clone()),
+            |()| self.client_cache.published(&client.client_id, Some(client)),
         )?;
-        self.durable().await
+        self.journal.wait(ticket).await
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
@@ -370,50 +338,70 @@ impl Store for SledStore {
         client_id: &str,
         change: &ClientChange<'_>,
     ) -> Result<Option<ClientRecord>, StoreError> {
-        let updated = self.client_cache.write(
-            client_id,
-            || {
-                self.clients
-                    .transaction(|clients| {
-                        let Some(raw) = clients.get(client_id)? else { return Ok(None) };
-                        let mut client: ClientRecord = decode_json(&raw).map_err(abort)?;
-                        change(&mut client);
-                        clients.insert(client_id.as_bytes(), encode_json(&client).map_err(abort)?)?;
-                        Ok(Some(client))
-                    })
-                    .map_err(from_tx)
+        let id = client_id.as_bytes();
+        let (updated, ticket) = self.journal.commit_and_publish(
+            |view| {
+                let Some(raw) = view.get(TreeId::Clients, id)? else { return Ok(None) };
+                let mut client: ClientRecord = decode_json(&raw)?;
+                change(&mut client);
+                view.insert(TreeId::Clients, id, encode_json(&client)?);
+                Ok(Some(client))
             },
-            Option::clone,
+            |updated| {
+                if let Some(client) = updated {
+                    self.client_cache.published(client_id, Some(client));
+                }
+            },
         )?;
-        if updated.is_some() {
-            self.durable().await?;
-        }
+        self.journal.wait(ticket).await?;
         Ok(updated)
     }
 
     async fn delete_client(&self, client_id: &str, now: UnixTime) -> Result<Option<u64>, StoreError> {
-        if self.client_cache.write(client_id, || self.clients.remove(client_id).map_err(backend), |_| None)?.is_none() {
+        let id = client_id.as_bytes();
+        let (existed, ticket) = self.journal.commit_and_publish(
+            |view| {
+                if view.get(TreeId::Clients, id)?.is_none() {
+                    return Ok(false);
+                }
+                view.remove(TreeId::Clients, id);
+                view.remove(TreeId::ClientLastUsed, id);
+                Ok(true)
+            },
+            |existed| {
+                if *existed {
+                    self.client_cache.published(client_id, None);
+                }
+            },
+        )?;
+        if !existed {
+            self.journal.wait(ticket).await?;
             return Ok(None);
         }
-        self.client_last_used.remove(client_id).map_err(backend)?;
         // A deleted client starts no family again: its count would only
         // grow the map with every deletion. (A count is derivable: one
         // dropped is counted again if ever needed.)
         self.family_counts().remove(client_id);
+        // The revocations' ticket comes after the deletion's: it covers both.
         let (revoked, ticket) = self.revoke_families_of(client_id, now).await?;
         self.journal.wait(ticket).await?;
-        self.durable().await?;
         Ok(Some(revoked))
     }
 
     async fn record_client_use(&self, client_id: &str, at: UnixTime) -> Result<(), StoreError> {
-        self.client_last_used.insert(client_id, &at.to_be_bytes()).map_err(backend)?;
+        // Best effort: journaled like every write, but the request it
+        // stamps does not wait for the sync (a crash may lose the last
+        // stamps). Reads go through the journal, so they see it at once.
+        self.journal.commit(|view| {
+            view.insert(TreeId::ClientLastUsed, client_id.as_bytes(), at.to_be_bytes().to_vec());
+            Ok(())
+        })?;
         Ok(())
     }
 
     async fn client_last_used(&self, client_id: &str) -> Result<Option<UnixTime>, StoreError> {
-        let Some(raw) = self.client_last_used.get(client_id).map_err(backend)? else { return Ok(None) };
-        let bytes: [u8; 8] = raw.as_ref().try_into().map_err(|_| StoreError::Corrupt("last-used time".into()))?;
+        let Some(raw) = self.journal.get(TreeId::ClientLastUsed, client_id.as_bytes())? else { return Ok(None) };
+        let bytes: [u8; 8] = raw.as_slice().try_into().map_err(|_| StoreError::Corrupt("last-used time".into()))?;
         Ok(Some(u64::from_be_bytes(bytes)))
     }
 
@@ -546,56 +534,75 @@ impl Store for SledStore {
     }
 
     async fn put_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
-        self.write_keys(keys)?;
-        self.durable().await
+        let encoded: Vec<(String, Vec<u8>)> =
+            keys.iter().map(|k| Ok((k.kid.clone(), encode_json(k)?))).collect::<Result<_, StoreError>>()?;
+        self.commit_durably(|view| {
+            for (kid, bytes) in encoded {
+                view.insert(TreeId::Keys, kid.as_bytes(), bytes);
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn replace_keys(&self, expected: &[KeyRecord], changed: &[KeyRecord]) -> Result<bool, StoreError> {
-        {
-            // Only this process writes the tree (the data dir is locked), and
-            // every writer of the key set comes through here or `put_keys`
-            // at start, so compare-then-write under the lock is atomic.
-            let _guard = self.keys_swap.lock().map_err(|_| StoreError::internal("sled", "key lock poisoned"))?;
-            let mut stored: Vec<KeyRecord> =
-                self.keys.iter().values().map(|raw| decode_json(&raw.map_err(backend)?)).collect::<Result<_, _>>()?;
+        let mut expected = expected.to_vec();
+        expected.sort_by(|a, b| a.kid.cmp(&b.kid));
+        let encoded: Vec<(String, Vec<u8>)> =
+            changed.iter().map(|k| Ok((k.kid.clone(), encode_json(k)?))).collect::<Result<_, StoreError>>()?;
+        // Compare and write in one commit: commits are serialised, so no
+        // other write of the key set comes between. Even a refusal waits:
+        // it may rest on a commit not on disk yet.
+        self.commit_durably(|view| {
+            let mut stored: Vec<KeyRecord> = Vec::new();
+            for kid in view.keys_with_prefix(TreeId::Keys, &[])? {
+                if let Some(raw) = view.get(TreeId::Keys, &kid)? {
+                    stored.push(decode_json(&raw)?);
+                }
+            }
             stored.sort_by(|a, b| a.kid.cmp(&b.kid));
-            let mut expected = expected.to_vec();
-            expected.sort_by(|a, b| a.kid.cmp(&b.kid));
             if stored != expected {
                 return Ok(false);
             }
-            self.write_keys(changed)?;
-        }
-        self.durable().await?;
-        Ok(true)
+            for (kid, bytes) in encoded {
+                view.insert(TreeId::Keys, kid.as_bytes(), bytes);
+            }
+            Ok(true)
+        })
+        .await
     }
 
     async fn health(&self) -> Result<(), StoreError> {
-        // A failed journal refuses every refresh-token write: unhealthy.
+        // A failed journal refuses every write: unhealthy. Otherwise one
+        // write takes the whole path (append, sync, apply to sled) and is
+        // read back.
         self.journal.check()?;
-        self.meta.insert("health_probe", &[1u8]).map_err(backend)?;
+        self.commit_durably(|view| {
+            view.insert(TreeId::Meta, b"health_probe", vec![1]);
+            Ok(())
+        })
+        .await?;
         self.meta.get("health_probe").map_err(backend)?;
         Ok(())
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        self.journal.wait(self.journal.ticket_now()?).await?;
-        self.durable().await
+        self.journal.wait(self.journal.ticket_now()?).await
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<AuditEvent, StoreError> {
-        let stored = {
-            let _guard = self.audit_append.lock().map_err(|_| StoreError::internal("sled", "audit lock poisoned"))?;
-            let last = match self.audit.last().map_err(backend)? {
-                Some((key, _)) => audit_seq(&key)?,
+        // The next number is the last key plus one, as this commit sees the
+        // trail: commits are serialised, so no two events get one number.
+        self.commit_durably(|view| {
+            let last = match view.last_key(TreeId::Audit)? {
+                Some(key) => audit_seq(&key)?,
                 None => 0,
             };
             let stored = AuditEvent { seq: last.saturating_add(1), ..event.clone() };
-            self.audit.insert(stored.seq.to_be_bytes(), encode_json(&stored)?).map_err(backend)?;
-            stored
-        };
-        self.durable().await?;
-        Ok(stored)
+            view.insert(TreeId::Audit, &stored.seq.to_be_bytes(), encode_json(&stored)?);
+            Ok(stored)
+        })
+        .await
     }
 
     async fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
@@ -632,6 +639,7 @@ impl Store for SledStore {
         let keep = u64::try_from(keep.max(1)).unwrap_or(u64::MAX);
         let batch = u64::try_from(batch).unwrap_or(u64::MAX);
         let mut removed = 0;
+        let mut doomed = Vec::new();
         for entry in self.audit.iter() {
             if removed >= batch {
                 break;
@@ -646,19 +654,27 @@ impl Store for SledStore {
             if counts[class] <= keep && event.at >= before {
                 continue;
             }
-            self.audit.remove(&key).map_err(backend)?;
+            doomed.push(key);
             counts[class] -= 1;
             removed += 1;
         }
-        if removed > 0 {
-            self.durable().await?;
+        if !doomed.is_empty() {
+            // What sled holds is every earlier purge's doing (each waits for
+            // its commit), plus perhaps appends still on their way, which
+            // are newer than anything chosen here.
+            self.commit_durably(|view| {
+                for key in &doomed {
+                    view.remove(TreeId::Audit, key);
+                }
+                Ok(())
+            })
+            .await?;
         }
         Ok(removed)
     }
 
     async fn deny_access_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError> {
-        revocation::deny(&self.denied_jti, &self.denied_expiry, jti, expires_at)?;
-        self.durable().await
+        self.commit_durably(|view| revocation::deny(view, jti, expires_at)).await
     }
 
     async fn is_access_token_denied(&self, jti: &str, now: UnixTime) -> Result<bool, StoreError> {
@@ -666,7 +682,20 @@ impl Store for SledStore {
     }
 
     async fn purge_denied(&self, now: UnixTime, batch: usize) -> Result<u64, StoreError> {
-        revocation::purge(&self.denied_jti, &self.denied_expiry, now, batch)
+        let expired = revocation::expired(&self.denied_expiry, now, batch)?;
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        // Each entry is checked again in the commit: a denial since may
+        // have moved it to a later expiry.
+        self.commit_durably(|view| {
+            for index_key in &expired {
+                revocation::remove_expired(view, index_key)?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(expired.len() as u64)
     }
 
     async fn refresh_token(&self, digest: &Digest32) -> Result<Option<(RefreshRecord, FamilyRecord)>, StoreError> {

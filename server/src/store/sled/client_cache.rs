@@ -2,10 +2,10 @@
 //! lookup is a hash-map read instead of a tree read and a JSON decode.
 //!
 //! Every client write goes through this store, so invalidation is exact:
-//! a write removes the entry while holding the cache's write lock, and
-//! bumps a version that a concurrent reader checks before caching what it
-//! read from the tree, so a record read before a write is never cached
-//! after it. Only clients that exist are cached (at most [`MAX_ENTRIES`]),
+//! once a write is committed, it removes the entry under the cache's write
+//! lock and bumps a version that a concurrent reader checks before caching
+//! what it read from the tree, so a record read before a write is never
+//! cached after it. Only clients that exist are cached (at most [`MAX_ENTRIES`]),
 //! so unknown IDs cannot grow it.
 //!
 //! Opened on a database with at most [`MAX_ENTRIES`] clients, the cache
@@ -19,14 +19,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
-use crate::store::StoreError;
 use crate::store::records::ClientRecord;
 
 /// Most clients kept decoded; beyond it lookups still work, uncached.
 pub const MAX_ENTRIES: usize = 100_000;
 
-/// The cache. A std lock is enough: it is held for a map operation, or for
-/// one synchronous tree write, never across an await.
+/// The cache. A std lock is enough: it is held for a map operation, never
+/// across an await.
 #[derive(Debug)]
 pub struct ClientCache {
     entries: RwLock<HashMap<String, ClientRecord>>,
@@ -122,38 +121,23 @@ impl ClientCache {
         }
     }
 
-    /// Runs `write` (a tree write of this client) with readers held off,
-    /// then forgets the cached record, or, in a complete cache, puts in its
-    /// place what `stored` says the tree now holds (`None`: no client).
-    ///
-    /// # Errors
-    /// Whatever `write` returns.
-    pub fn write<T>(
-        &self,
-        client_id: &str,
-        write: impl FnOnce() -> Result<T, StoreError>,
-        stored: impl FnOnce(&T) -> Option<ClientRecord>,
-    ) -> Result<T, StoreError> {
+    /// Records that the trees now hold `stored` for `client_id` (`None`:
+    /// no client): forgets the cached record, or, in a complete cache, puts
+    /// `stored` in its place. Called in commit order, once the commit is
+    /// visible to reads ([`super::journal::Journal::commit_and_publish`]),
+    /// so a reader that read the tree before it either fails the version
+    /// check in [`ClientCache::fill`] or has its entry replaced here.
+    pub fn published(&self, client_id: &str, stored: Option<&ClientRecord>) {
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         self.version.fetch_add(1, Ordering::AcqRel);
-        let result = write();
         entries.remove(client_id);
-        if self.is_complete() {
-            match &result {
-                Ok(value) => {
-                    if let Some(record) = stored(value) {
-                        if entries.len() < MAX_ENTRIES {
-                            entries.insert(client_id.to_owned(), record);
-                        } else {
-                            self.complete.store(false, Ordering::Release);
-                        }
-                    }
-                }
-                // What the tree holds now is not known: read it from now on.
-                Err(_) => self.complete.store(false, Ordering::Release),
+        if let Some(record) = stored.filter(|_| self.is_complete()) {
+            if entries.len() < MAX_ENTRIES {
+                entries.insert(client_id.to_owned(), record.clone());
+            } else {
+                self.complete.store(false, Ordering::Release);
             }
         }
-        result
     }
 }
 
@@ -172,7 +156,7 @@ mod tests {
         let seen = cache.version();
         // The reader read the active record from the tree; then a writer
         // revoked the client.
-        cache.write("a", || Ok(()), |()| None).unwrap();
+        cache.published("a", None);
         cache.fill(&record("a", ClientStatus::Active), seen);
         assert_eq!(cache.lookup("a"), Lookup::Unknown, "the stale record must not be cached");
     }
@@ -182,7 +166,7 @@ mod tests {
         let cache = ClientCache::default();
         cache.fill(&record("a", ClientStatus::Active), cache.version());
         assert!(matches!(cache.lookup("a"), Lookup::Hit(_)));
-        cache.write("a", || Ok(()), |()| None).unwrap();
+        cache.published("a", Some(&record("a", ClientStatus::Revoked)));
         assert_eq!(cache.lookup("a"), Lookup::Unknown);
     }
 
@@ -195,16 +179,12 @@ mod tests {
         assert!(cache.is_complete());
         assert_eq!(cache.lookup("a"), Lookup::Hit(record("a", ClientStatus::Active)));
         assert_eq!(cache.lookup("nobody"), Lookup::Absent, "no tree read for an unknown ID");
-        cache.write("b", || Ok(()), |()| Some(record("b", ClientStatus::Active))).unwrap();
+        cache.published("b", Some(&record("b", ClientStatus::Active)));
         assert_eq!(cache.lookup("b"), Lookup::Hit(record("b", ClientStatus::Active)), "an insert is in place");
-        cache.write("a", || Ok(()), |()| Some(record("a", ClientStatus::Revoked))).unwrap();
+        cache.published("a", Some(&record("a", ClientStatus::Revoked)));
         assert_eq!(cache.lookup("a"), Lookup::Hit(record("a", ClientStatus::Revoked)), "an update is in place");
-        cache.write("a", || Ok(()), |()| None).unwrap();
+        cache.published("a", None);
         assert_eq!(cache.lookup("a"), Lookup::Absent, "a deletion is gone");
-        let failed: Result<(), StoreError> = cache.write("c", || Err(StoreError::internal("write", "disk")), |()| None);
-        assert!(failed.is_err());
-        assert!(!cache.is_complete(), "after a failed write the tree is read again");
-        assert_eq!(cache.lookup("nobody"), Lookup::Unknown);
         assert_eq!(ClientCache::default().lookup("a"), Lookup::Unknown, "an incomplete cache reads the tree");
     }
 }

@@ -90,8 +90,7 @@ impl SledStore {
             .map_err(|e| StoreError::backend(format!("cannot create {}", target.display()), e))?;
         let copy = open_db(target)?;
         let mut summary = Summary::new();
-        for name in self.db.tree_names() {
-            let source = self.db.open_tree(&name).map_err(backend)?;
+        for (name, source) in self.journal.every_tree()? {
             let destination = copy.open_tree(&name).map_err(backend)?;
             let mut summer = Summer::new();
             let mut batch = sled::Batch::default();

@@ -1,7 +1,15 @@
-//! A write-ahead journal in front of sled's refresh-token trees.
+//! A write-ahead journal in front of every sled tree the store writes.
+//!
+//! It owns those trees: the store gets only [`ReadTree`]s and the
+//! [`View`] of a commit, so every write (refresh tokens and families,
+//! clients, keys, the audit trail, the access-token deny list,
+//! installation values, last-used times) takes the same path and is
+//! durable by the same rule: once its commit's record is appended and
+//! `fdatasync`ed.
 //!
 //! Every refresh-token write used to be a sled transaction followed by a
-//! sled flush. Both are slow in sled 0.34: each multi-tree transaction
+//! sled flush (and every other write a sled insert followed by a flush of
+//! its own). Both are slow in sled 0.34: each multi-tree transaction
 //! seals and writes an IO buffer of its own (twice), and a flush takes a
 //! median 0.7 ms and often tens of ms under load. The journal turns a
 //! commit into one append to a plain file, synced once for every request
@@ -40,11 +48,13 @@ use tokio::sync::watch;
 
 use crate::store::{BackendSource, StoreError};
 
+pub use read_tree::ReadTree;
 pub use record::{Change, TreeId};
 pub use view::View;
 
 use view::Overlay;
 
+mod read_tree;
 mod record;
 mod view;
 
@@ -69,22 +79,58 @@ impl Default for SegmentLimits {
     }
 }
 
-/// The sled trees the journal covers, by [`TreeId`].
+/// The sled trees the journal covers, by [`TreeId`]: writable handles,
+/// which only the journal keeps once it is open.
 #[derive(Debug, Clone)]
 pub struct JournaledTrees {
     pub families: sled::Tree,
     pub refresh_tokens: sled::Tree,
     pub refresh_expiry: sled::Tree,
     pub client_families: sled::Tree,
+    pub meta: sled::Tree,
+    pub clients: sled::Tree,
+    pub client_last_used: sled::Tree,
+    pub keys: sled::Tree,
+    pub audit: sled::Tree,
+    pub denied_jti: sled::Tree,
+    pub denied_expiry: sled::Tree,
 }
 
 impl JournaledTrees {
+    /// Opens (or creates) every journaled tree of `db`, by its name.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if sled cannot open one.
+    pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        let tree = |id: TreeId| db.open_tree(id.name()).map_err(|e| backend("cannot open a tree", e));
+        Ok(Self {
+            families: tree(TreeId::Families)?,
+            refresh_tokens: tree(TreeId::RefreshTokens)?,
+            refresh_expiry: tree(TreeId::RefreshExpiry)?,
+            client_families: tree(TreeId::ClientFamilies)?,
+            meta: tree(TreeId::Meta)?,
+            clients: tree(TreeId::Clients)?,
+            client_last_used: tree(TreeId::ClientLastUsed)?,
+            keys: tree(TreeId::Keys)?,
+            audit: tree(TreeId::Audit)?,
+            denied_jti: tree(TreeId::DeniedJti)?,
+            denied_expiry: tree(TreeId::DeniedExpiry)?,
+        })
+    }
+
     fn tree(&self, id: TreeId) -> &sled::Tree {
         match id {
             TreeId::Families => &self.families,
             TreeId::RefreshTokens => &self.refresh_tokens,
             TreeId::RefreshExpiry => &self.refresh_expiry,
             TreeId::ClientFamilies => &self.client_families,
+            TreeId::Meta => &self.meta,
+            TreeId::Clients => &self.clients,
+            TreeId::ClientLastUsed => &self.client_last_used,
+            TreeId::Keys => &self.keys,
+            TreeId::Audit => &self.audit,
+            TreeId::DeniedJti => &self.denied_jti,
+            TreeId::DeniedExpiry => &self.denied_expiry,
         }
     }
 }
@@ -233,6 +279,22 @@ impl Journal {
         &self,
         decide: impl FnOnce(&mut View<'_>) -> Result<T, StoreError>,
     ) -> Result<(T, Ticket), StoreError> {
+        self.commit_and_publish(decide, |_| ())
+    }
+
+    /// [`Journal::commit`], then `publish` with `decide`'s value once the
+    /// changes are committed (seen by [`Journal::get`] and later commits),
+    /// still in commit order: for a cache in front of the trees, so it is
+    /// updated after what it caches can be read, and in the order of the
+    /// commits. Not called if the commit fails.
+    ///
+    /// # Errors
+    /// As [`Journal::commit`].
+    pub fn commit_and_publish<T>(
+        &self,
+        decide: impl FnOnce(&mut View<'_>) -> Result<T, StoreError>,
+        publish: impl FnOnce(&T),
+    ) -> Result<(T, Ticket), StoreError> {
         let _order = lock(&self.commit_order)?;
         self.check()?;
         let mut view = View::new(&self.shared.trees, &self.shared.overlay);
@@ -251,8 +313,51 @@ impl Journal {
             pending.changes.extend(changes);
             drop(pending);
             self.shared.work.notify_one();
+        } else {
+            drop(pending);
         }
+        publish(&value);
         Ok((value, ticket))
+    }
+
+    /// The value of `key` with every commit so far, applied to sled or not:
+    /// for reads that must see a write whose caller did not wait for it,
+    /// or that fill a cache (a value read from sled alone could be older
+    /// than one a commit already published).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if sled fails.
+    pub fn get(&self, tree: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        View::new(&self.shared.trees, &self.shared.overlay).get(tree, key)
+    }
+
+    /// A read-only handle on `tree`, which sees commits once applied.
+    #[must_use]
+    pub fn reader(&self, tree: TreeId) -> ReadTree {
+        ReadTree::new(self.shared.trees.tree(tree).clone())
+    }
+
+    /// The database itself, writable: for tests that plant what the store
+    /// would never write.
+    #[cfg(test)]
+    pub const fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    /// Every tree of the database (sled's default tree and any not
+    /// journaled included), read-only, by name: for copying it whole.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if sled cannot open one.
+    pub fn every_tree(&self) -> Result<Vec<(sled::IVec, ReadTree)>, StoreError> {
+        self.db
+            .tree_names()
+            .into_iter()
+            .map(|name| {
+                let tree = self.db.open_tree(&name).map_err(|e| backend("cannot open a tree", e))?;
+                Ok((name, ReadTree::new(tree)))
+            })
+            .collect()
     }
 
     /// Whether the journal still takes commits.
@@ -292,7 +397,7 @@ impl Journal {
 }
 
 fn fail(shared: &Shared, reason: &str) {
-    tracing::error!(reason, "the refresh-token journal failed; refusing further refresh-token writes");
+    tracing::error!(reason, "the storage journal failed; refusing every further write until a restart");
     shared.progress.send_modify(|p| p.failed = Some(reason.to_owned()));
 }
 
@@ -469,7 +574,7 @@ fn replay(dir: &Path, db: &sled::Db, trees: &JournaledTrees) -> Result<u64, Stor
     let segments = list_segments(dir)?;
     let mut replayed = 0usize;
     for (index, (number, path)) in segments.iter().enumerate() {
-        let bytes = fs::read(path).map_err(|e| backend("cannot read a segment", e))?;
+        let bytes = fs::read(path).map_err(|e| backend(&format!("cannot read segment {}", path.display()), e))?;
         let segment = record::decode_segment(&bytes);
         let newest = index + 1 == segments.len();
         if segment.trailing_bytes > 0 {
@@ -494,7 +599,7 @@ fn replay(dir: &Path, db: &sled::Db, trees: &JournaledTrees) -> Result<u64, Stor
         db.flush().map_err(|e| backend("sled flush after replay", e))?;
         let mut paths: Vec<PathBuf> = segments.iter().map(|(_, path)| path.clone()).collect();
         delete_in_order(dir, &mut paths, &RemoveSegment::from_disk())?;
-        tracing::info!(records = replayed, segments = segments.len(), "replayed the refresh-token journal");
+        tracing::info!(records = replayed, segments = segments.len(), "replayed the storage journal");
     }
     Ok(segments.last().map_or(1, |(number, _)| number + 1))
 }

@@ -42,7 +42,7 @@ async fn filled(dir: &std::path::Path) -> SledStore {
     };
     store.append_audit(&event).await.unwrap();
     store.deny_access_token("jti-1", NOW + 300).await.unwrap();
-    let extra = store.db.open_tree("not_ours").unwrap();
+    let extra = store.journal.db().open_tree("not_ours").unwrap();
     extra.insert(b"k", &b"v"[..]).unwrap();
     // An empty key and an empty value are entries too.
     extra.insert(b"", &b""[..]).unwrap();
@@ -55,12 +55,12 @@ type Trees = Vec<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>;
 
 /// Every tree and every byte of every entry, read back from the raw trees.
 fn everything(store: &SledStore) -> Trees {
-    let mut names = store.db.tree_names();
+    let mut names = store.journal.db().tree_names();
     names.sort();
     names
         .into_iter()
         .map(|name| {
-            let tree = store.db.open_tree(&name).unwrap();
+            let tree = store.journal.db().open_tree(&name).unwrap();
             let entries = tree.iter().map(|e| e.unwrap()).map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
             (name.to_vec(), entries)
         })
@@ -114,7 +114,7 @@ async fn a_different_entry_changes_the_summary() {
     let summary: Summary = source.copy_into(&dir.path().join("copy")).unwrap();
     drop(source);
     let copy = SledStore::open(&dir.path().join("copy")).unwrap();
-    let meta = copy.db.open_tree("meta").unwrap();
+    let meta = copy.journal.db().open_tree("meta").unwrap();
     meta.insert("secret_key", vec![8; 32]).unwrap();
     meta.flush().unwrap();
     drop((meta, copy));

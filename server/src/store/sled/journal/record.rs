@@ -19,12 +19,14 @@ const HEADER_LEN: usize = 8;
 /// keeps a corrupt length from asking for gigabytes.
 const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 
-/// The sled trees whose writes go through the journal.
+/// The sled trees whose writes go through the journal: every tree the
+/// store writes.
 ///
 /// On disk a tree is its explicit code (one byte), never the variant's
 /// position: reordering or adding variants cannot make a journal replay
-/// into the wrong tree. The codes are those the variant order gave before
-/// they were explicit, so journals written then replay unchanged.
+/// into the wrong tree. The first four codes are those the variant order
+/// gave before they were explicit, so journals written then replay
+/// unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "u8", try_from = "u8")]
 pub enum TreeId {
@@ -32,6 +34,48 @@ pub enum TreeId {
     RefreshTokens,
     RefreshExpiry,
     ClientFamilies,
+    Meta,
+    Clients,
+    ClientLastUsed,
+    Keys,
+    Audit,
+    DeniedJti,
+    DeniedExpiry,
+}
+
+impl TreeId {
+    /// Every tree, each once.
+    pub const ALL: [Self; 11] = [
+        Self::Families,
+        Self::RefreshTokens,
+        Self::RefreshExpiry,
+        Self::ClientFamilies,
+        Self::Meta,
+        Self::Clients,
+        Self::ClientLastUsed,
+        Self::Keys,
+        Self::Audit,
+        Self::DeniedJti,
+        Self::DeniedExpiry,
+    ];
+
+    /// The sled tree's name in the database.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Families => "families",
+            Self::RefreshTokens => "refresh_tokens",
+            Self::RefreshExpiry => "refresh_expiry",
+            Self::ClientFamilies => "client_families",
+            Self::Meta => "meta",
+            Self::Clients => "clients",
+            Self::ClientLastUsed => "client_last_used",
+            Self::Keys => "keys",
+            Self::Audit => "audit",
+            Self::DeniedJti => "denied_jti",
+            Self::DeniedExpiry => "denied_expiry",
+        }
+    }
 }
 
 impl From<TreeId> for u8 {
@@ -42,6 +86,13 @@ impl From<TreeId> for u8 {
             TreeId::RefreshTokens => 1,
             TreeId::RefreshExpiry => 2,
             TreeId::ClientFamilies => 3,
+            TreeId::Meta => 4,
+            TreeId::Clients => 5,
+            TreeId::ClientLastUsed => 6,
+            TreeId::Keys => 7,
+            TreeId::Audit => 8,
+            TreeId::DeniedJti => 9,
+            TreeId::DeniedExpiry => 10,
         }
     }
 }
@@ -60,6 +111,13 @@ impl TryFrom<u8> for TreeId {
             1 => Ok(Self::RefreshTokens),
             2 => Ok(Self::RefreshExpiry),
             3 => Ok(Self::ClientFamilies),
+            4 => Ok(Self::Meta),
+            5 => Ok(Self::Clients),
+            6 => Ok(Self::ClientLastUsed),
+            7 => Ok(Self::Keys),
+            8 => Ok(Self::Audit),
+            9 => Ok(Self::DeniedJti),
+            10 => Ok(Self::DeniedExpiry),
             unknown => Err(UnknownTree(unknown)),
         }
     }

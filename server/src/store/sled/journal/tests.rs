@@ -16,12 +16,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = sled::Config::new().path(dir.path().join("db")).open().unwrap();
-    let trees = JournaledTrees {
-        families: db.open_tree("families").unwrap(),
-        refresh_tokens: db.open_tree("refresh_tokens").unwrap(),
-        refresh_expiry: db.open_tree("refresh_expiry").unwrap(),
-        client_families: db.open_tree("client_families").unwrap(),
-    };
+    let trees = JournaledTrees::open(&db).unwrap();
     Fixture { journal_dir: dir.path().join("db.journal"), _dir: dir, db, trees }
 }
 

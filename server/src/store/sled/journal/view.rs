@@ -148,6 +148,29 @@ impl<'a> View<'a> {
         Ok(keys.into_iter().take(n).collect())
     }
 
+    /// The greatest key of `tree` as this commit sees the tree.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if sled fails.
+    pub fn last_key(&self, tree: TreeId) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut changed: BTreeMap<Vec<u8>, bool> = lock(self.overlay)?.changes_under(tree, &[]);
+        for own in self.changes.iter().filter(|c| c.tree == tree) {
+            changed.insert(own.key.clone(), own.value.is_some());
+        }
+        // The greatest key of sled not removed since, against the greatest
+        // key set since.
+        let mut stored = None;
+        for key in self.trees.tree(tree).iter().keys().rev() {
+            let key = key.map_err(|e| StoreError::backend("journal view: reverse scan", e))?.to_vec();
+            if changed.get(&key) != Some(&false) {
+                stored = Some(key);
+                break;
+            }
+        }
+        let added = changed.into_iter().filter_map(|(key, there)| there.then_some(key)).next_back();
+        Ok(stored.max(added))
+    }
+
     /// Sets `key` to `value` when the commit goes through.
     pub fn insert(&mut self, tree: TreeId, key: &[u8], value: Vec<u8>) {
         self.changes.push(Change { tree, key: key.to_vec(), value: Some(value) });

@@ -77,13 +77,32 @@ proptest! {
 
 #[test]
 fn trees_are_written_as_their_explicit_codes() {
-    for (tree, code) in
-        [(TreeId::Families, 0u8), (TreeId::RefreshTokens, 1), (TreeId::RefreshExpiry, 2), (TreeId::ClientFamilies, 3)]
-    {
+    let codes = [
+        (TreeId::Families, 0u8),
+        (TreeId::RefreshTokens, 1),
+        (TreeId::RefreshExpiry, 2),
+        (TreeId::ClientFamilies, 3),
+        (TreeId::Meta, 4),
+        (TreeId::Clients, 5),
+        (TreeId::ClientLastUsed, 6),
+        (TreeId::Keys, 7),
+        (TreeId::Audit, 8),
+        (TreeId::DeniedJti, 9),
+        (TreeId::DeniedExpiry, 10),
+    ];
+    for (tree, code) in codes {
         assert_eq!(postcard::to_allocvec(&tree).unwrap(), [code], "{tree:?}");
         assert_eq!(postcard::from_bytes::<TreeId>(&[code]).unwrap(), tree);
     }
-    assert!(postcard::from_bytes::<TreeId>(&[4]).is_err(), "an unknown code is refused, not guessed");
+    assert_eq!(codes.len(), TreeId::ALL.len(), "every tree has its code checked here");
+    assert!(postcard::from_bytes::<TreeId>(&[11]).is_err(), "an unknown code is refused, not guessed");
+}
+
+/// Each tree has its own sled name, and `ALL` lists each once.
+#[test]
+fn every_tree_has_its_own_name() {
+    let names: std::collections::BTreeSet<&str> = TreeId::ALL.iter().map(|t| t.name()).collect();
+    assert_eq!(names.len(), TreeId::ALL.len());
 }
 
 /// A record written before the codes were explicit (postcard's variant

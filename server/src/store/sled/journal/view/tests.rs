@@ -6,12 +6,7 @@ use crate::store::sled::journal::record::{Change, TreeId};
 
 fn trees() -> (sled::Db, JournaledTrees) {
     let db = sled::Config::new().temporary(true).open().unwrap();
-    let trees = JournaledTrees {
-        families: db.open_tree("families").unwrap(),
-        refresh_tokens: db.open_tree("refresh_tokens").unwrap(),
-        refresh_expiry: db.open_tree("refresh_expiry").unwrap(),
-        client_families: db.open_tree("client_families").unwrap(),
-    };
+    let trees = JournaledTrees::open(&db).unwrap();
     (db, trees)
 }
 
@@ -107,4 +102,27 @@ fn the_first_keys_under_a_prefix_are_those_of_the_whole_scan() {
         let first = view.first_keys_with_prefix(TreeId::ClientFamilies, b"a", n).unwrap();
         assert_eq!(first, all[..n.min(all.len())], "the first {n}");
     }
+}
+
+/// The last key sees sled, pending commits and the commit's own changes,
+/// removals included.
+#[test]
+fn the_last_key_is_the_greatest_one_this_commit_sees() {
+    let (_db, trees) = trees();
+    let overlay = Mutex::new(Overlay::default());
+    assert_eq!(View::new(&trees, &overlay).last_key(TreeId::Audit).unwrap(), None);
+    trees.audit.insert(b"1", &b""[..]).unwrap();
+    trees.audit.insert(b"2", &b""[..]).unwrap();
+    assert_eq!(View::new(&trees, &overlay).last_key(TreeId::Audit).unwrap().as_deref(), Some(&b"2"[..]));
+    // A pending commit removed sled's last key: the one before it is last.
+    overlay.lock().unwrap().add(&[put(TreeId::Audit, b"2", None)], 8);
+    let mut view = View::new(&trees, &overlay);
+    assert_eq!(view.last_key(TreeId::Audit).unwrap().as_deref(), Some(&b"1"[..]));
+    // The commit's own insert is greater still; another tree's is not seen.
+    view.insert(TreeId::Audit, b"3", Vec::new());
+    view.insert(TreeId::Keys, b"9", Vec::new());
+    assert_eq!(view.last_key(TreeId::Audit).unwrap().as_deref(), Some(&b"3"[..]));
+    view.remove(TreeId::Audit, b"3");
+    view.remove(TreeId::Audit, b"1");
+    assert_eq!(view.last_key(TreeId::Audit).unwrap(), None);
 }
