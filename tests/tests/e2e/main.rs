@@ -34,6 +34,8 @@
 //!   server creates in it is private.
 //! - [`durability`]: `kill -9` and restart, a second server on the same data
 //!   dir, graceful shutdown.
+//! - [`journal_failure`]: a journal segment that cannot be deleted stops
+//!   writes; the restart refuses while it stands and rolls nothing back.
 //! - [`logs`]: no secret or token ever reaches the server's output.
 //! - [`hostile_input`]: malformed requests over raw TCP never get a 5xx;
 //!   property tests through the real handler.
@@ -66,6 +68,7 @@ mod console;
 mod data_dir;
 mod durability;
 mod hostile_input;
+mod journal_failure;
 mod jwt;
 mod keys;
 mod limits;
