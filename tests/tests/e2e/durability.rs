@@ -1,6 +1,6 @@
 //! Durability and process life: `kill -9` right after a response, or in
 //! the middle of concurrent rotations, loses nothing it promised (the
-//! refresh-token journal is replayed), a crash leaves nothing that blocks a restart, a
+//! storage journal is replayed), a crash leaves nothing that blocks a restart, a
 //! second server on the same data dir fails at once, SIGTERM and SIGINT
 //! shut down cleanly with exit 0.
 
@@ -130,7 +130,7 @@ async fn signal_exits_zero_and_data_survives(signal: &str) {
     let status = first.wait_exit(crate::util::EXIT_TIMEOUT);
     assert_eq!(status.code(), Some(0), "SIG{signal} gives exit 0, got {status}; stderr:\n{}", first.output().1);
     drop(first);
-    // A clean stop checkpoints the refresh-token journal: nothing to replay.
+    // A clean stop checkpoints the storage journal: nothing to replay.
     let journal: Vec<_> = std::fs::read_dir(dir.path().join("db.journal"))
         .expect("the journal directory")
         .map(|entry| entry.expect("an entry").file_name())
@@ -216,13 +216,13 @@ async fn sigterm_lets_an_in_flight_request_finish() {
 }
 
 /// Rotates `refresh_token` over and over at `url` until a request fails
-/// (the server was killed) or `rounds` are done, publishing every refresh
-/// token the server answered with in `acknowledged`.
+/// (the server was killed) or `rounds` are done, appending every refresh
+/// token the server answered with to `acknowledged`, in order.
 async fn rotate_until_killed(
     url: String,
     authorization: String,
     mut refresh_token: String,
-    acknowledged: std::sync::Arc<std::sync::Mutex<String>>,
+    acknowledged: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     rounds: usize,
 ) -> usize {
     let client = crate::util::http();
@@ -240,7 +240,7 @@ async fn rotate_until_killed(
         let Ok(body) = response.json::<serde_json::Value>().await else { return round };
         let next = body["refresh_token"].as_str().expect("a 200 carries a refresh token").to_owned();
         refresh_token.clone_from(&next);
-        *acknowledged.lock().expect("not poisoned") = next;
+        acknowledged.lock().expect("not poisoned").push(next);
     }
     rounds
 }
@@ -248,7 +248,10 @@ async fn rotate_until_killed(
 /// `kill -9` while many refresh rotations are in flight: every refresh
 /// token the server had answered with still works after the restart. The
 /// reuse grace lets a chain whose last request was committed but never
-/// answered retry its last answered token, as a client would.
+/// answered retry its last answered token, as a client would. The client
+/// has one live family per chain before and after (none lost, none
+/// revoked by a retry), and a token rotated away before the kill stays
+/// rotated away (no rotation rolled back): presenting it is reuse.
 #[tokio::test]
 async fn kill9_under_concurrent_rotations_loses_no_answered_token() {
     const CHAINS: usize = 8;
@@ -260,7 +263,7 @@ async fn kill9_under_concurrent_rotations_loses_no_answered_token() {
     let mut chains = Vec::new();
     for _ in 0..CHAINS {
         let (_, rt) = expect_refresh_token(&cc(&client).send(&first).await, "client_credentials");
-        let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(rt.clone()));
+        let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(vec![rt.clone()]));
         let task = tokio::spawn(rotate_until_killed(
             first.url("/oauth2/token"),
             authorization.clone(),
@@ -286,15 +289,39 @@ async fn kill9_under_concurrent_rotations_loses_no_answered_token() {
     let second = Server::builder().data_dir(dir.path()).args(&grace).start();
     // The rotations since the last checkpoint came back from the journal.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !second.stderr_now().contains("replayed the refresh-token journal") {
+    while !second.stderr_now().contains("replayed the storage journal") {
         assert!(std::time::Instant::now() < deadline, "no journal replay at restart:\n{}", second.stderr_now());
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    for (i, (acknowledged, _)) in chains.iter().enumerate() {
-        let last = acknowledged.lock().expect("not poisoned").clone();
+    let live_families = || {
+        let shown: ClientInfo = second.admin_json(&["clients", "show", &client.client_id, "--json"]);
+        shown.active_refresh_families
+    };
+    assert_eq!(live_families(), CHAINS as u64, "one live family per chain after the restart");
+    let answered: Vec<Vec<String>> =
+        chains.iter().map(|(acknowledged, _)| acknowledged.lock().expect("not poisoned").clone()).collect();
+    for (i, tokens) in answered.iter().enumerate() {
+        let last = tokens.last().expect("at least the first token");
         expect_refresh_token(
-            &refresh(&client, &last).send(&second).await,
+            &refresh(&client, last).send(&second).await,
             &format!("chain {i}: the last refresh token answered before kill -9"),
         );
     }
+    assert_eq!(live_families(), CHAINS as u64, "the retries revoked no family and started none");
+    // Two rotations before the last answer is reuse whatever the kill cut
+    // short (the last answer, or one more rotation never answered, is the
+    // current token or the previous one). Reuse revokes the family.
+    let mut reused = 0;
+    for (i, tokens) in answered.iter().enumerate().filter(|(_, tokens)| tokens.len() >= 3) {
+        let old = &tokens[tokens.len() - 3];
+        expect_error(
+            &refresh(&client, old).send(&second).await,
+            400,
+            "invalid_grant",
+            &format!("chain {i}: a token rotated away before kill -9"),
+        );
+        reused += 1;
+    }
+    assert!(reused > 0, "some chain rotated at least twice before the kill");
+    assert_eq!(live_families(), (CHAINS - reused) as u64, "each reuse revoked its own family only");
 }
