@@ -2,7 +2,7 @@
 //!
 //! The trait speaks in records and atomic operations, never in HTTP or OAuth
 //! errors. Every method that changes state returns only once the change is
-//! durable (a synced journal record or a sled flush, a committed PostgreSQL
+//! durable (a synced record of the sled journal, a committed PostgreSQL
 //! transaction), so a response built on its result survives `kill -9`. The
 //! one exception is [`Store::record_client_use`], a best-effort timestamp.
 //!
@@ -286,8 +286,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         None
     }
 
-    /// Checks that the backend is usable (sled: it answers reads and
-    /// writes; PostgreSQL: a read-only query, its answer reused for a second).
+    /// Checks that the backend is usable (sled: its journal has not failed,
+    /// a write through it is synced, at most once a second, and sled
+    /// answers a read; PostgreSQL: a read-only query, its answer reused for
+    /// a second).
     ///
     /// # Errors
     /// [`StoreError`] when it does not.

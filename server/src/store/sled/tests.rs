@@ -212,3 +212,20 @@ async fn concurrent_audit_appends_get_distinct_numbers() {
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=16).collect::<Vec<u64>>());
 }
+
+/// `health` writes its probe through the journal, at most once a second
+/// (a failed journal failing it is covered end to end, by
+/// `journal_failure` in the e2e tests).
+#[tokio::test]
+async fn health_probes_the_journal_at_most_once_a_second() {
+    let store = SledStore::temporary().unwrap();
+    let before = store.journal.ticket_now().unwrap();
+    store.health().await.unwrap();
+    let after_first = store.journal.ticket_now().unwrap();
+    assert!(after_first > before, "the first check wrote its probe");
+    store.health().await.unwrap();
+    assert_eq!(store.journal.ticket_now().unwrap(), after_first, "the second, within a second, wrote nothing");
+    *store.last_health_probe.lock().unwrap() = Some(std::time::Instant::now() - std::time::Duration::from_secs(2));
+    store.health().await.unwrap();
+    assert!(store.journal.ticket_now().unwrap() > after_first, "a second later it writes again");
+}
