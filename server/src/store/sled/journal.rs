@@ -186,7 +186,8 @@ struct Progress {
     /// Set when a write, sync or apply failed: commits already made (and
     /// seen by later ones through the overlay) may never be durable, so
     /// every later commit is refused (fail closed); a restart replays what
-    /// did reach the disk.
+    /// did reach the disk. Also set when a checkpointed segment cannot be
+    /// deleted (see [`checkpoint_loop`]).
     failed: Option<String>,
 }
 
