@@ -56,6 +56,7 @@ fn signing(c: &mut Criterion) {
         jti: "QxPGJHkdfwB_B9R42z-o6Q".into(),
         client_id: "oa2-client-id_zmNtW-D0Toqpz4AZnBLCIlklBrz9ynU-".into(),
         scope: None,
+        cnf: None,
     };
     for alg in [Algorithm::ES256, Algorithm::EdDSA] {
         let rng = SystemRandom::new();
