@@ -98,6 +98,7 @@ fn rotation(c: &mut Criterion) {
         secret_expires_at: None,
         access_token_ttl: None,
         audiences: vec![],
+        require_dpop: false,
     };
     runtime.block_on(store.insert_client(&client)).unwrap();
     runtime.block_on(store.create_family(&family, &first, 1000)).unwrap();

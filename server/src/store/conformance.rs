@@ -27,6 +27,7 @@ pub fn client(id: &str) -> ClientRecord {
         secret_expires_at: None,
         access_token_ttl: None,
         audiences: Vec::new(),
+        require_dpop: false,
     }
 }
 

@@ -66,6 +66,11 @@ pub struct ClientRecord {
     /// server's audience. Records from before issue 16 have none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audiences: Vec<String>,
+    /// Whether its token requests must carry a DPoP proof
+    /// (`--require-dpop`, RFC 9449 §5). Records from before issue 16 have
+    /// none: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_dpop: bool,
 }
 
 impl ClientRecord {

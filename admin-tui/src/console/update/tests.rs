@@ -30,6 +30,7 @@ pub fn client(n: u8, name: &str) -> ClientInfo {
         secret_expires_at: None,
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
+        require_dpop: false,
         active_refresh_families: u64::from(n),
     }
 }
@@ -111,6 +112,7 @@ fn creating_a_client_by_typing() {
             secret_ttl_seconds: None,
             access_token_ttl_seconds: None,
             audiences: Vec::new(),
+            require_dpop: false,
         }))]
     );
     assert!(update(&mut app, key(KeyCode::Enter)).is_empty(), "no second submission while busy");
@@ -125,6 +127,7 @@ fn creating_a_client_by_typing() {
         secret_expires_at: None,
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
+        require_dpop: false,
     };
     update(&mut app, Event::Reply(Reply::Created(Ok(creds.clone()))));
     let Some(Modal::Secret(shown)) = &app.modal else { panic!("{:?}", app.modal) };

@@ -27,6 +27,7 @@ fn create(name: &str, scopes: &[&str]) -> CreateClient {
         secret_ttl_seconds: None,
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
+        require_dpop: false,
     }
 }
 
