@@ -142,6 +142,23 @@ fn creating_a_client_by_typing() {
     assert_eq!(app.selected.as_deref(), Some(creds.client_id.as_str()), "the new client is selected");
 }
 
+/// Issue 16: the create form offers "require DPoP", reached with Tab.
+#[test]
+fn the_create_form_can_require_dpop() {
+    let mut app = loaded(vec![]);
+    update(&mut app, key(KeyCode::Char('n')));
+    chars(&mut app, "bound");
+    for _ in 0..3 {
+        update(&mut app, key(KeyCode::Tab));
+    }
+    let Some(Modal::Create(form)) = &app.modal else { panic!("{:?}", app.modal) };
+    assert_eq!(form.focus, CreateField::Dpop);
+    update(&mut app, key(KeyCode::Char(' ')));
+    let effects = update(&mut app, key(KeyCode::Enter));
+    let [Effect::Send(Request::Create(request))] = effects.as_slice() else { panic!("{effects:?}") };
+    assert!(request.require_dpop && request.refresh_tokens, "{request:?}");
+}
+
 #[test]
 fn a_refused_create_keeps_the_form_with_the_reason() {
     let mut app = loaded(vec![]);
