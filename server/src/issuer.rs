@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use tessera_shared::admin::AuditKind;
 use tessera_shared::claims::AccessTokenClaims;
-use tessera_shared::ids::is_refresh_token;
 use tessera_shared::claims::Confirmation;
 use tessera_shared::dpop::jkt_of;
+use tessera_shared::ids::is_refresh_token;
 use tessera_shared::wire::{TOKEN_TYPE_BEARER, TOKEN_TYPE_DPOP, TokenResponse};
 
 use crate::activity::Activity;

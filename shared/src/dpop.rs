@@ -313,10 +313,7 @@ struct PublicKey {
 }
 
 impl PublicKey {
-    fn from_members(
-        alg: ProofAlg,
-        members: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Self, DpopError> {
+    fn from_members(alg: ProofAlg, members: &serde_json::Map<String, serde_json::Value>) -> Result<Self, DpopError> {
         if PRIVATE_MEMBERS.iter().any(|name| members.contains_key(*name)) {
             return Err(DpopError::PrivateKey);
         }
@@ -327,17 +324,8 @@ impl PublicKey {
             URL_SAFE_NO_PAD.decode(text(name)?).map_err(|_| DpopError::BadKey)
         };
         let kty = text("kty")?;
-        let mut jwk = Jwk {
-            kty: kty.clone(),
-            use_: None,
-            alg: None,
-            kid: None,
-            crv: None,
-            x: None,
-            y: None,
-            n: None,
-            e: None,
-        };
+        let mut jwk =
+            Jwk { kty: kty.clone(), use_: None, alg: None, kid: None, crv: None, x: None, y: None, n: None, e: None };
         let (bytes, rsa) = match alg {
             ProofAlg::Es256 => {
                 if kty != "EC" || text("crv")? != "P-256" {
@@ -388,10 +376,8 @@ impl PublicKey {
     fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), DpopError> {
         use ring::signature;
         let result = match (self.alg, &self.rsa) {
-            (ProofAlg::Es256, _) => {
-                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &self.bytes)
-                    .verify(message, signature)
-            }
+            (ProofAlg::Es256, _) => signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &self.bytes)
+                .verify(message, signature),
             (ProofAlg::EdDsa, _) => {
                 signature::UnparsedPublicKey::new(&signature::ED25519, &self.bytes).verify(message, signature)
             }
@@ -400,9 +386,11 @@ impl PublicKey {
                 message,
                 signature,
             ),
-            (ProofAlg::Ps256, Some((n, e))) => {
-                signature::RsaPublicKeyComponents { n, e }.verify(&signature::RSA_PSS_2048_8192_SHA256, message, signature)
-            }
+            (ProofAlg::Ps256, Some((n, e))) => signature::RsaPublicKeyComponents { n, e }.verify(
+                &signature::RSA_PSS_2048_8192_SHA256,
+                message,
+                signature,
+            ),
             (ProofAlg::Rs256 | ProofAlg::Ps256, None) => return Err(DpopError::BadKey),
         };
         result.map_err(|_| DpopError::BadSignature)

@@ -96,7 +96,8 @@ mod tests {
             cnf: None,
         };
         assert!(!claims_text(&claims).contains("cnf.jkt"));
-        claims.cnf = Some(tessera_shared::claims::Confirmation { jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into() });
+        claims.cnf =
+            Some(tessera_shared::claims::Confirmation { jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into() });
         assert!(claims_text(&claims).contains("  cnf.jkt:   0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I (DPoP-bound"));
     }
 

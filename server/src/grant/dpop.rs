@@ -65,3 +65,44 @@ impl DpopPolicy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tessera_shared::wire::ErrorCode;
+
+    use super::*;
+
+    const NOW: UnixTime = 1_700_000_000;
+
+    fn policy() -> DpopPolicy {
+        DpopPolicy::new("https://tessera.test/oauth2/token".into())
+    }
+
+    fn refusal(result: Result<Option<[u8; 32]>, TokenError>) -> (ErrorCode, String) {
+        let error = result.expect_err("refused");
+        (error.code(), error.to_string())
+    }
+
+    #[test]
+    fn no_header_costs_nothing_unless_a_proof_is_required() {
+        assert_eq!(policy().bind(&DpopHeader::Absent, false, NOW).ok(), Some(None));
+        assert_eq!(
+            refusal(policy().bind(&DpopHeader::Absent, true, NOW)),
+            (ErrorCode::InvalidDpopProof, "a DPoP proof is required".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_bad_header_or_proof_is_invalid_dpop_proof_whatever_the_client() {
+        for required in [false, true] {
+            assert_eq!(
+                refusal(policy().bind(&DpopHeader::Invalid(DpopError::Repeated), required, NOW)),
+                (ErrorCode::InvalidDpopProof, "exactly one DPoP header is allowed".to_owned())
+            );
+            assert_eq!(
+                refusal(policy().bind(&DpopHeader::Present("a.b.c".into()), required, NOW)),
+                (ErrorCode::InvalidDpopProof, "the DPoP proof is not a well-formed JWT".to_owned())
+            );
+        }
+    }
+}

@@ -159,7 +159,8 @@ mod tests {
 
     #[test]
     fn non_uris_are_refused() {
-        for bad in ["", "/token", "token", "https://", "https://user@host/", "https://h/%zz", "https://h:x/", "1a://h/"] {
+        for bad in ["", "/token", "token", "https://", "https://user@host/", "https://h/%zz", "https://h:x/", "1a://h/"]
+        {
             assert_eq!(normalise(bad), None, "{bad}");
         }
         assert_eq!(normalise(&format!("https://h/{}", "a".repeat(MAX_URI_LEN))), None);

@@ -123,8 +123,10 @@ fn the_header_is_checked() {
         (json!({"typ": "dpop+jwt", "alg": "HS256", "jwk": key.jwk()}), DpopError::UnsupportedAlgorithm),
         (json!({"typ": "dpop+jwt", "alg": "ES256"}), DpopError::BadKey),
         (json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": key.jwk()}), DpopError::BadKey),
-        (json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"}}),
-         DpopError::BadKey),
+        (
+            json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"}}),
+            DpopError::BadKey,
+        ),
     ];
     for (header, error) in cases {
         assert_eq!(verify_proof(&key.sign_raw(&header, &claims("j")), &expected()), Err(error), "{header}");

@@ -168,18 +168,15 @@ impl Verifier {
         required_scopes: &[&str],
     ) -> Result<AccessTokenClaims, RequestError> {
         let (scheme, token) = credentials(headers)?;
-        let claims =
-            self.verify_async(token).await.map_err(|error| RequestError::InvalidToken { scheme, error })?;
+        let claims = self.verify_async(token).await.map_err(|error| RequestError::InvalidToken { scheme, error })?;
         match (scheme, claims.dpop_jkt()) {
             (Scheme::Bearer, Some(_)) => return Err(RequestError::BoundTokenAsBearer),
             (Scheme::Dpop, None) => return Err(RequestError::UnboundTokenAsDpop),
             (Scheme::Bearer, None) => {}
             (Scheme::Dpop, Some(jkt)) => {
                 let proof = proof_header(headers)?;
-                let proof = self
-                    .dpop
-                    .check(proof, method, url, Some(token), unix_now())
-                    .map_err(RequestError::InvalidProof)?;
+                let proof =
+                    self.dpop.check(proof, method, url, Some(token), unix_now()).map_err(RequestError::InvalidProof)?;
                 if proof.jkt() != jkt {
                     return Err(RequestError::KeyMismatch);
                 }

@@ -118,10 +118,7 @@ async fn every_bad_proof_is_invalid_dpop_proof() {
     );
     cases.check(
         "two DPoP headers",
-        refused(
-            &send(vec![key.proof(&good()), key.proof(&good())]).await,
-            "exactly one DPoP header is allowed",
-        ),
+        refused(&send(vec![key.proof(&good()), key.proof(&good())]).await, "exactly one DPoP header is allowed"),
     );
     let typ_jwt = json!({"typ": "JWT", "alg": "ES256", "jwk": key.jwk()});
     cases.check(

@@ -93,7 +93,10 @@ async fn proofs_that_do_not_fit_the_request_or_the_key_are_refused() {
     let cases = [
         (vec![], RequestError::InvalidProof(DpopError::Missing)),
         (vec![f.proof(&token, "a"), f.proof(&token, "b")], RequestError::InvalidProof(DpopError::Repeated)),
-        (vec![Fixture::proof_by(&f.client_key, &token, "c", "POST", URL)], RequestError::InvalidProof(DpopError::WrongMethod)),
+        (
+            vec![Fixture::proof_by(&f.client_key, &token, "c", "POST", URL)],
+            RequestError::InvalidProof(DpopError::WrongMethod),
+        ),
         (
             vec![Fixture::proof_by(&f.client_key, &token, "d", "GET", "https://api.test/other")],
             RequestError::InvalidProof(DpopError::WrongUri),
@@ -141,5 +144,11 @@ async fn missing_malformed_invalid_and_scope_answers() {
     let token = f.signer.token(&claims);
     let scoped = f.call(&format!("DPoP {token}"), &[&f.proof(&token, "s")]).await.unwrap_err();
     assert_eq!(scoped.status(), StatusCode::FORBIDDEN);
-    assert!(scoped.www_authenticate().to_str().unwrap().starts_with(r#"DPoP error="insufficient_scope", scope="organization:read""#));
+    assert!(
+        scoped
+            .www_authenticate()
+            .to_str()
+            .unwrap()
+            .starts_with(r#"DPoP error="insufficient_scope", scope="organization:read""#)
+    );
 }
