@@ -278,7 +278,7 @@ fn numeric_date(number: &serde_json::Number) -> Option<u64> {
     let float = number.as_f64()?;
     // In range of u64 and not negative; truncation toward zero is intended.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "range checked just above")]
-    (float.is_finite() && (0.0..1.0e19).contains(&float)).then(|| float as u64)
+    (float.is_finite() && (0.0..1.0e19).contains(&float)).then_some(float as u64)
 }
 
 /// The algorithms a proof may use.
