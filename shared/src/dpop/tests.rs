@@ -106,7 +106,8 @@ fn expected() -> Expected<'static> {
 #[test]
 fn a_good_proof_of_each_algorithm_verifies_and_names_its_key() {
     for key in [es256(), ed25519(), rsa(false), rsa(true)] {
-        let proof = verify_proof(&key.proof(&claims("j1")), &expected()).unwrap_or_else(|e| panic!("{}: {e}", key.alg()));
+        let proof =
+            verify_proof(&key.proof(&claims("j1")), &expected()).unwrap_or_else(|e| panic!("{}: {e}", key.alg()));
         assert_eq!(proof.thumbprint, key.thumbprint(), "{}", key.alg());
         assert_eq!((proof.jti.as_str(), proof.iat), ("j1", NOW));
         assert_eq!(proof.jkt(), jkt_of(&key.thumbprint()));
