@@ -245,3 +245,99 @@ async fn the_example_resource_server_takes_a_bound_token_only_with_its_keys_proo
     let bearer: Value = call(&rs, &format!("Bearer {plain}"), None).await.json().expect("JSON");
     assert_eq!(bearer["client_id"], client.client_id.as_str());
 }
+
+/// One proof sent by 16 requests at once (a barrier releases them
+/// together): exactly one gets a token, every other is told the `jti` was
+/// already used.
+#[tokio::test]
+async fn a_proof_raced_by_concurrent_requests_is_accepted_once() {
+    const N: usize = 16;
+    let server = Server::start(&["--rate-limit", "false"]);
+    let client = server.create_client("racer", &[]);
+    let key = DpopKey::es256();
+    let proof = key.proof(&token_endpoint(&server.base));
+    let auth = crate::util::basic(&client.client_id, &client.client_secret);
+    let url = server.url("/oauth2/token?grant_type=client_credentials");
+    let (http, barrier) = (http(), std::sync::Arc::new(tokio::sync::Barrier::new(N)));
+    let tasks: Vec<_> = (0..N)
+        .map(|_| {
+            let (http, auth, url, proof, barrier) =
+                (http.clone(), auth.clone(), url.clone(), proof.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let resp = http.post(&url).header("Authorization", auth).header("DPoP", proof).send().await;
+                Resp::from_reqwest(resp.expect("the request completes")).await
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(N);
+    for task in tasks {
+        answers.push(task.await.expect("the request task"));
+    }
+    let accepted = answers.iter().filter(|resp| resp.status == 200).count();
+    assert_eq!(accepted, 1, "{:?}", answers.iter().map(Resp::summary).collect::<Vec<_>>());
+    for resp in answers.iter().filter(|resp| resp.status != 200) {
+        refused(resp, "the DPoP proof's jti was already used").unwrap();
+    }
+}
+
+/// Property: whatever bytes a `DPoP` header holds (CR and LF excluded),
+/// and whatever JSON a proof-shaped header holds, a client that
+/// authenticates gets 400 `invalid_dpop_proof` (or hyper's empty 400 for
+/// values HTTP forbids), never a 5xx or a token.
+#[test]
+fn any_dpop_header_gets_invalid_dpop_proof() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use crate::util::{basic, raw_exchange, raw_request};
+
+    let server = Server::start(&["--rate-limit", "false"]);
+    let client = server.create_client("prop", &[]);
+    let authorization = basic(&client.client_id, &client.client_secret);
+    let key = DpopKey::es256();
+    let raw = proptest::collection::vec(any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n'), 0..300)
+        .prop_map(|bytes| (bytes, false));
+    let members = prop_oneof![
+        Just(json!("dpop+jwt")),
+        Just(json!("ES256")),
+        Just(json!("none")),
+        Just(json!(null)),
+        Just(json!(12)),
+        Just(json!({"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"})),
+        Just(json!({"kty": "oct", "k": "AAAA"})),
+        "[ -~]{0,40}".prop_map(Value::from),
+    ];
+    let names = prop_oneof![Just("typ"), Just("alg"), Just("jwk"), Just("kid"), Just("crit")];
+    let shaped = proptest::collection::btree_map(names, members, 0..5).prop_map(move |header| {
+        let header: serde_json::Map<String, Value> = header.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let header = Value::Object(header);
+        // Half signed by a real key over the arbitrary header, half not.
+        let proof = key.sign(&header, &claims_json(&token_endpoint("http://x")));
+        let unsigned = format!("{}.e30.AAAA", URL_SAFE_NO_PAD.encode(header.to_string()));
+        (if proof.len() % 2 == 0 { proof } else { unsigned }.into_bytes(), true)
+    });
+    let mut runner = TestRunner::new(Config { cases: 160, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&prop_oneof![raw, shaped], |(value, _)| {
+            let Ok(text) = std::str::from_utf8(&value) else { return Ok(()) };
+            let reaches_endpoint = http::HeaderValue::from_bytes(&value).is_ok();
+            let request = raw_request(
+                "POST",
+                "/oauth2/token?grant_type=client_credentials",
+                server.addr,
+                &[("Authorization", &authorization), ("DPoP", text)],
+                b"",
+            );
+            let resp = raw_exchange(server.addr, &request).map_err(TestCaseError::fail)?;
+            let ok = match resp.status {
+                400 if !reaches_endpoint && resp.body.is_empty() => Ok(()),
+                _ if !reaches_endpoint => Err(format!("hyper's empty 400 expected, got {}", resp.summary())),
+                _ => check_error(&resp, 400, "invalid_dpop_proof"),
+            };
+            ok.map_err(TestCaseError::fail)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}
