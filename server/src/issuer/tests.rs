@@ -698,3 +698,5 @@ async fn failed_authentications_at_revocation_and_introspection_are_counted() {
     assert!(matches!(f.issuer.revoke(status_request(&wrong, "t")).await, Err(TokenError::InvalidClient)));
     assert_eq!(f.issuer.activity().stats().failed_authentications, 2);
 }
+
+mod dpop;

@@ -187,6 +187,17 @@ async fn key_rotation_and_revocation_outcomes_and_errors() {
     }
 }
 
+/// Issue 16: `--require-dpop` is kept and shown; the default is optional.
+#[tokio::test]
+async fn require_dpop_is_kept_and_shown() {
+    let (admin, _) = service().await;
+    let strict = admin.create_client(CreateClient { require_dpop: true, ..create("strict", &[]) }).await.unwrap();
+    assert!(strict.require_dpop);
+    assert!(admin.client(&strict.client_id).await.unwrap().require_dpop);
+    let lenient = admin.create_client(create("lenient", &[])).await.unwrap();
+    assert!(!admin.client(&lenient.client_id).await.unwrap().require_dpop);
+}
+
 /// Issue 16: a client's own access-token lifetime and audiences are kept
 /// and shown; out-of-range or malformed ones are refused.
 #[tokio::test]
