@@ -4,7 +4,7 @@
 //!
 //! [`verify_proof`] does the stateless checks of RFC 9449 §4.3 in this order,
 //! each failure being one [`DpopError`]: at most [`MAX_PROOF_LEN`] bytes;
-//! three base64url parts; `typ` is `dpop+jwt`; `alg` is one of
+//! three base64url parts; no `crit` extension; `typ` is `dpop+jwt`; `alg` is one of
 //! [`SIGNING_ALGS`] (never `none`, never HMAC); `jwk` is a public key of
 //! that algorithm's type (a private member is refused); the signature
 //! verifies with that key (ring); `jti`, `htm`, `htu`, `iat` are present;
@@ -205,6 +205,10 @@ struct Header {
     alg: String,
     #[serde(default)]
     jwk: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Extensions the signer says must be understood (RFC 7515 §4.1.11):
+    /// none is, so a proof naming any is refused.
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
 }
 
 /// The claims of a proof.
@@ -234,6 +238,9 @@ pub fn verify_proof(proof: &str, expected: &Expected<'_>) -> Result<Proof, DpopE
     };
     let header_json = URL_SAFE_NO_PAD.decode(header_b64).map_err(|_| DpopError::Malformed)?;
     let header: Header = serde_json::from_slice(&header_json).map_err(|_| DpopError::Malformed)?;
+    if header.crit.is_some() {
+        return Err(DpopError::Malformed);
+    }
     if !header.typ.as_deref().is_some_and(|typ| typ.eq_ignore_ascii_case(PROOF_TYP)) {
         return Err(DpopError::WrongType);
     }

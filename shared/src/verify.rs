@@ -326,6 +326,16 @@ impl Verifier {
         self
     }
 
+    /// Sets how many DPoP proofs the replay cache holds (default
+    /// [`dpop::DEFAULT_REPLAY_CAPACITY`]): those of the last two minutes
+    /// must fit, or proofs are refused until old ones expire. A new, empty
+    /// cache shared by the clones made from here on.
+    #[must_use]
+    pub fn with_dpop_replay_capacity(mut self, capacity: usize) -> Self {
+        self.dpop = Arc::new(crate::dpop::ProofChecker::new(capacity, crate::dpop::DEFAULT_IAT_WINDOW));
+        self
+    }
+
     /// The keys tokens are checked against right now.
     pub fn keys(&self) -> Arc<JwkSet> {
         match &self.keys {

@@ -135,6 +135,14 @@ fn the_header_is_checked() {
 }
 
 #[test]
+fn a_critical_extension_is_refused() {
+    let key = es256();
+    let mut header = key.header();
+    header["crit"] = json!(["exp"]);
+    assert_eq!(verify_proof(&key.sign_raw(&header, &claims("j")), &expected()), Err(DpopError::Malformed));
+}
+
+#[test]
 fn a_private_key_in_the_header_is_refused() {
     let key = es256();
     let mut jwk = key.jwk();

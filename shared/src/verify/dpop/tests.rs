@@ -118,6 +118,16 @@ async fn proofs_that_do_not_fit_the_request_or_the_key_are_refused() {
 }
 
 #[tokio::test]
+async fn a_full_replay_cache_refuses_proofs_rather_than_forget_one() {
+    let mut f = fixture();
+    f.verifier = f.verifier.clone().with_dpop_replay_capacity(1);
+    let token = f.bound_token();
+    assert!(f.call(&format!("DPoP {token}"), &[&f.proof(&token, "one")]).await.is_ok());
+    let full = f.call(&format!("DPoP {token}"), &[&f.proof(&token, "two")]).await.unwrap_err();
+    assert_eq!(full, RequestError::InvalidProof(DpopError::ReplayCacheFull));
+}
+
+#[tokio::test]
 async fn unbound_tokens_work_as_bearer_only() {
     let f = fixture();
     let token = f.signer.token(&good_claims());
