@@ -8,13 +8,19 @@
 //!   `WWW-Authenticate: Bearer error="invalid_token", ...`;
 //! - a good token without the scope: 403 with
 //!   `WWW-Authenticate: Bearer error="insufficient_scope", scope="..."`;
+//! - a DPoP-bound token (RFC 9449) must come as `Authorization: DPoP` with
+//!   a `DPoP` proof of its key for this request; as a bearer token, or with
+//!   a bad proof, it gets 401 with `WWW-Authenticate: DPoP error=..., algs=...`;
 //! - otherwise 200 with the organization as JSON.
 //!
 //! ```text
 //! resource-server --jwks http://127.0.0.1:8080/.well-known/jwks.json \
 //!     --issuer http://127.0.0.1:8080 [--audience AUD] [--scope SCOPE] [--listen 127.0.0.1:9090] \
-//!     [--max-stale SECONDS]
+//!     [--max-stale SECONDS] [--public-url URL]
 //! ```
+//!
+//! `--public-url` is the base URL clients reach it at (behind a proxy, say),
+//! which DPoP proofs name in `htu`; default `http://ADDR` of the listener.
 //!
 //! `--jwks` takes a URL (fetched and cached; `https://`, or plain HTTP to a
 //! loopback address) or a JWKS file. The keys are refreshed in the
@@ -45,13 +51,15 @@ struct Settings {
     listen: SocketAddr,
     /// How long past their max-age unrefreshable keys are still used.
     max_stale: Option<std::time::Duration>,
+    /// The base URL clients reach this server at, for DPoP's `htu`.
+    public_url: Option<String>,
 }
 
 const USAGE: &str = "usage: resource-server --jwks URL|FILE --issuer URL [--audience AUD] [--scope SCOPE] [--listen ADDR] \
-     [--max-stale SECONDS]";
+     [--max-stale SECONDS] [--public-url URL]";
 
 fn settings(mut args: impl Iterator<Item = String>) -> Result<Settings, String> {
-    let (mut jwks, mut issuer, mut audience, mut max_stale) = (None, None, None, None);
+    let (mut jwks, mut issuer, mut audience, mut max_stale, mut public_url) = (None, None, None, None, None);
     let mut scope = "organization:read".to_owned();
     let mut listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 9090));
     while let Some(flag) = args.next() {
@@ -61,6 +69,7 @@ fn settings(mut args: impl Iterator<Item = String>) -> Result<Settings, String> 
             "--issuer" => issuer = Some(value()?),
             "--audience" => audience = Some(value()?),
             "--scope" => scope = value()?,
+            "--public-url" => public_url = Some(value()?.trim_end_matches('/').to_owned()),
             "--listen" => listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?,
             "--max-stale" => {
                 let seconds: u64 = value()?.parse().map_err(|e| format!("--max-stale: {e}"))?;
@@ -76,6 +85,7 @@ fn settings(mut args: impl Iterator<Item = String>) -> Result<Settings, String> 
         scope,
         listen,
         max_stale,
+        public_url,
     })
 }
 
@@ -103,10 +113,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         Verifier::from_jwks_file(&settings.jwks, &settings.issuer, audience)?
     };
-    let state = Arc::new(State { verifier, scope: settings.scope });
-
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
-    println!("listening on http://{}", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    let public_url = settings.public_url.unwrap_or_else(|| format!("http://{local}"));
+    let state = Arc::new(State { verifier, scope: settings.scope, public_url });
+    println!("listening on http://{local}");
     loop {
         let (stream, _) = listener.accept().await?;
         let state = state.clone();
@@ -122,6 +133,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 struct State {
     verifier: Verifier,
     scope: String,
+    /// `scheme://host[:port]` as clients reach this server.
+    public_url: String,
 }
 
 async fn handle(
@@ -131,8 +144,10 @@ async fn handle(
     if request.uri().path() != "/api/v1/organization" || request.method() != Method::GET {
         return Ok(json(StatusCode::NOT_FOUND, &serde_json::json!({ "error": "not_found" })));
     }
-    // The whole of the protection: one call.
-    match state.verifier.authorize(request.headers(), &[state.scope.as_str()]).await {
+    // The whole of the protection: one call, for Bearer and DPoP tokens.
+    let url = format!("{}{}", state.public_url, request.uri().path());
+    let method = request.method().as_str();
+    match state.verifier.authorize_request(request.headers(), method, &url, &[state.scope.as_str()]).await {
         Ok(claims) => Ok(json(
             StatusCode::OK,
             &serde_json::json!({

@@ -56,6 +56,7 @@ fn signing(c: &mut Criterion) {
         jti: "QxPGJHkdfwB_B9R42z-o6Q".into(),
         client_id: "oa2-client-id_zmNtW-D0Toqpz4AZnBLCIlklBrz9ynU-".into(),
         scope: None,
+        cnf: None,
     };
     for alg in [Algorithm::ES256, Algorithm::EdDSA] {
         let rng = SystemRandom::new();
@@ -97,6 +98,7 @@ fn rotation(c: &mut Criterion) {
         secret_expires_at: None,
         access_token_ttl: None,
         audiences: vec![],
+        require_dpop: false,
     };
     runtime.block_on(store.insert_client(&client)).unwrap();
     runtime.block_on(store.create_family(&family, &first, 1000)).unwrap();

@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use tessera_shared::admin::AuditKind;
 use tessera_shared::claims::AccessTokenClaims;
+use tessera_shared::claims::Confirmation;
+use tessera_shared::dpop::jkt_of;
 use tessera_shared::ids::is_refresh_token;
-use tessera_shared::wire::{TOKEN_TYPE_BEARER, TokenResponse};
+use tessera_shared::wire::{TOKEN_TYPE_BEARER, TOKEN_TYPE_DPOP, TokenResponse};
 
 use crate::activity::Activity;
 use crate::audit::AuditEntry;
@@ -15,6 +17,7 @@ use crate::client_auth::{Authentication, ClientAuthenticator, ClientCredentials}
 use crate::clock::{Clock, UnixTime};
 use crate::crypto::random::Random;
 use crate::crypto::secret::{SecretHasher, refresh_token_digest};
+use crate::grant::dpop::{DpopHeader, DpopPolicy};
 use crate::grant::error::TokenError;
 use crate::grant::refresh::{Presentation, Verdict};
 use crate::grant::request::{Grant, TokenRequest};
@@ -52,6 +55,9 @@ pub struct Issuer {
     random: Random,
     clock: Arc<dyn Clock>,
     policy: Arc<IssuerPolicy>,
+    /// DPoP proofs of token requests: the token endpoint URL and the
+    /// replay cache.
+    dpop: Arc<DpopPolicy>,
     /// Counters and security events for the operator.
     activity: Activity,
     /// Counts refresh-token reuse detections.
@@ -69,7 +75,9 @@ impl Issuer {
         activity: Activity,
         metrics: Metrics,
     ) -> Self {
+        let token_endpoint = format!("{}/oauth2/token", policy.issuer_url.trim_end_matches('/'));
         Self {
+            dpop: Arc::new(DpopPolicy::new(token_endpoint)),
             authenticator: ClientAuthenticator::new(store.clone(), secrets),
             store,
             keys,
@@ -86,24 +94,37 @@ impl Issuer {
         &self.activity
     }
 
-    /// Answers a token request.
+    /// Answers a token request without a `DPoP` header.
     ///
     /// # Errors
     /// The [`TokenError`] the request deserves.
     pub async fn token(&self, request: TokenRequest) -> Result<TokenResponse, TokenError> {
+        self.token_with_dpop(request, &DpopHeader::Absent).await
+    }
+
+    /// Answers a token request with what its `DPoP` header held.
+    ///
+    /// # Errors
+    /// The [`TokenError`] the request deserves.
+    pub async fn token_with_dpop(&self, request: TokenRequest, dpop: &DpopHeader) -> Result<TokenResponse, TokenError> {
         let now = self.clock.now();
         let client = self.authenticate(&request.credentials, now).await?;
+        // The key this request's tokens are bound to (RFC 9449): checked
+        // after authentication (so only clients fill the replay cache) and
+        // before anything is written. The refresh family's binding takes
+        // it from here too.
+        let dpop_jkt: Option<[u8; 32]> = self.dpop.bind(dpop, client.require_dpop, now)?;
         let resource = request.resource.as_deref();
         match request.grant {
             Grant::ClientCredentials { scope } => {
-                let issued = self.client_credentials(&client, scope.as_deref(), resource, now).await;
+                let issued = self.client_credentials(&client, scope.as_deref(), resource, dpop_jkt, now).await;
                 if issued.is_ok() {
                     self.activity.token_issued();
                 }
                 issued
             }
             Grant::RefreshToken { refresh_token, scope } => {
-                let refreshed = self.refresh(&client, &refresh_token, scope.as_deref(), resource, now).await;
+                let refreshed = self.refresh(&client, &refresh_token, scope.as_deref(), resource, dpop_jkt, now).await;
                 if refreshed.is_ok() {
                     self.activity.token_refreshed();
                 }
@@ -136,15 +157,16 @@ impl Issuer {
         client: &ClientRecord,
         requested: Option<&[String]>,
         resource: Option<&str>,
+        dpop_jkt: Option<[u8; 32]>,
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
         let granted = scope::grant(&client.scopes, requested)?;
         let audience = audience::select(&client.audiences, &self.policy.audience, resource)?;
         let ttl = client.access_token_ttl(self.policy.access_token_ttl);
-        let access_token = self.mint_access_token(&client.client_id, &granted, audience, ttl, now)?;
+        let access_token = self.mint_access_token(&client.client_id, &granted, audience, ttl, dpop_jkt, now)?;
         let refresh_token =
             if client.refresh_tokens { Some(self.start_family(client, &granted, now).await?) } else { None };
-        Ok(self.response(access_token, ttl, refresh_token, &granted))
+        Ok(self.response(access_token, ttl, refresh_token, &granted, dpop_jkt.is_some()))
     }
 
     async fn start_family(
@@ -187,6 +209,7 @@ impl Issuer {
         presented: &str,
         requested: Option<&[String]>,
         resource: Option<&str>,
+        dpop_jkt: Option<[u8; 32]>,
         now: UnixTime,
     ) -> Result<TokenResponse, TokenError> {
         if !client.refresh_tokens {
@@ -228,8 +251,8 @@ impl Issuer {
         }
         let granted = requested.map_or_else(|| family.scope.clone(), <[String]>::to_vec);
         let ttl = client.access_token_ttl(self.policy.access_token_ttl);
-        let access_token = self.mint_access_token(&client.client_id, &granted, audience, ttl, now)?;
-        Ok(self.response(access_token, ttl, Some(successor), &granted))
+        let access_token = self.mint_access_token(&client.client_id, &granted, audience, ttl, dpop_jkt, now)?;
+        Ok(self.response(access_token, ttl, Some(successor), &granted, dpop_jkt.is_some()))
     }
 
     fn new_refresh_token(&self, now: UnixTime) -> Result<(String, NewRefreshToken), TokenError> {
@@ -242,13 +265,15 @@ impl Issuer {
         Ok((token, record))
     }
 
-    /// A signed access token for `audience`, valid `ttl` seconds from `now`.
+    /// A signed access token for `audience`, valid `ttl` seconds from `now`,
+    /// bound to the key with thumbprint `dpop_jkt` if there is one.
     fn mint_access_token(
         &self,
         client_id: &str,
         scopes: &[String],
         audience: &str,
         ttl: u64,
+        dpop_jkt: Option<[u8; 32]>,
         now: UnixTime,
     ) -> Result<String, TokenError> {
         let claims = AccessTokenClaims {
@@ -260,6 +285,7 @@ impl Issuer {
             jti: self.random.jti()?,
             client_id: client_id.to_owned(),
             scope: scope::to_claim(scopes),
+            cnf: dpop_jkt.map(|jkt| Confirmation { jkt: jkt_of(&jkt) }),
         };
         // One atomic load: the ring current now, even mid-rotation.
         Ok(self.keys.current().signer().sign(&claims)?)
@@ -271,10 +297,11 @@ impl Issuer {
         expires_in: u64,
         refresh_token: Option<String>,
         granted: &[String],
+        dpop_bound: bool,
     ) -> TokenResponse {
         TokenResponse {
             access_token,
-            token_type: TOKEN_TYPE_BEARER.to_owned(),
+            token_type: if dpop_bound { TOKEN_TYPE_DPOP } else { TOKEN_TYPE_BEARER }.to_owned(),
             expires_in,
             refresh_token,
             scope: scope::to_claim(granted),

@@ -99,6 +99,10 @@ pub struct CreateClient {
     /// server's audience.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub audiences: Vec<String>,
+    /// Whether the client's token requests must carry a DPoP proof
+    /// (RFC 9449), so every access token it gets is bound to its key.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub require_dpop: bool,
 }
 
 /// `POST /v1/clients/{id}/rotate-secret`.
@@ -138,6 +142,10 @@ pub struct ClientCredentials {
     /// The client's audiences, the first being the default.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub audiences: Vec<String>,
+    /// Whether the client's token requests must carry a DPoP proof
+    /// (RFC 9449), so every access token it gets is bound to its key.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub require_dpop: bool,
 }
 
 /// What the admin API tells about a client: everything but secrets.
@@ -176,6 +184,9 @@ pub struct ClientInfo {
     /// empty: the server's audience.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub audiences: Vec<String>,
+    /// Whether its token requests must carry a DPoP proof.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub require_dpop: bool,
     /// Refresh-token families neither revoked nor expired.
     pub active_refresh_families: u64,
 }

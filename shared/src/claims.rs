@@ -25,12 +25,28 @@ pub struct AccessTokenClaims {
     /// Space-separated granted scopes, when any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub scope: Option<String>,
+    /// The key the token is bound to (RFC 9449 §6.1), when it was issued
+    /// for a DPoP proof: only a request with a proof by that key may use it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` (confirmation) claim of a DPoP-bound token (RFC 7800, RFC 9449 §6.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The RFC 7638 SHA-256 thumbprint of the bound key, base64url.
+    pub jkt: String,
 }
 
 impl AccessTokenClaims {
     /// The granted scopes, split on spaces.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scope.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty())
+    }
+
+    /// The thumbprint of the key the token is bound to, if it is DPoP-bound.
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|cnf| cnf.jkt.as_str())
     }
 
     /// Whether the token grants `scope`.

@@ -34,12 +34,16 @@ pub struct IntrospectionResponse {
     /// The audience (access tokens only).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub aud: Option<String>,
-    /// `Bearer` for access tokens, [`TOKEN_TYPE_REFRESH`] for refresh tokens.
+    /// `Bearer` for access tokens, `DPoP` for DPoP-bound ones (RFC 9449
+    /// §6.2), [`TOKEN_TYPE_REFRESH`] for refresh tokens.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub token_type: Option<String>,
     /// The access token's ID (access tokens only).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub jti: Option<String>,
+    /// The key a DPoP-bound access token is bound to (RFC 9449 §6.2).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cnf: Option<crate::claims::Confirmation>,
 }
 
 impl IntrospectionResponse {

@@ -4,6 +4,7 @@
 //! - [`wire`]: the JSON of the token endpoint (success and RFC 6749 §5.2
 //!   errors) and the RFC 8414 metadata document.
 //! - [`claims`]: the RFC 9068 access-token header and claims.
+//! - [`dpop`]: DPoP proofs (RFC 9449), checked by the server and the verifier.
 //! - [`jwk`]: JSON Web Keys, key sets and RFC 7638 thumbprints.
 //! - [`introspection`]: the RFC 7662 introspection response.
 //! - [`ids`]: the shapes of client IDs, secrets and refresh tokens.
@@ -17,6 +18,7 @@
 
 pub mod admin;
 pub mod claims;
+pub mod dpop;
 pub mod ids;
 pub mod introspection;
 pub mod jwk;

@@ -33,10 +33,14 @@
 //!
 //! - [`bearer`]: RFC 6750 — reading `Authorization: Bearer`, and the 401/403
 //!   answers with their `WWW-Authenticate` challenges.
+//! - [`dpop`]: RFC 9449 for a resource server — `Authorization: DPoP` with
+//!   a proof of the token's key ([`Verifier::authorize_request`]), and the
+//!   answers with their `WWW-Authenticate: DPoP` challenges.
 //! - `pem`: SubjectPublicKeyInfo PEM keys as JWKs.
 //! - `remote` (feature `fetch`): the cached JWKS URL.
 
 pub mod bearer;
+pub mod dpop;
 mod pem;
 #[cfg(feature = "fetch")]
 mod remote;
@@ -109,6 +113,10 @@ pub enum VerifyError {
          until the JWKS can be fetched again"
     )]
     StaleKeys,
+    /// The token is DPoP-bound (`cnf.jkt`) but was presented as a bearer
+    /// token, without a proof of its key.
+    #[error("the token is bound to a key (DPoP) and needs a proof of it")]
+    DpopBound,
 }
 
 impl VerifyError {
@@ -128,6 +136,7 @@ impl VerifyError {
             Self::WrongAudience => "aud",
             Self::BadClaims => "claims",
             Self::StaleKeys => "jwks",
+            Self::DpopBound => "cnf",
         }
     }
 }
@@ -200,6 +209,9 @@ pub struct Verifier {
     issuer: String,
     audience: String,
     leeway_seconds: u64,
+    /// DPoP proofs of the requests with bound tokens: the `jti` replay
+    /// cache, shared by clones.
+    dpop: Arc<crate::dpop::ProofChecker>,
 }
 
 impl Verifier {
@@ -210,7 +222,16 @@ impl Verifier {
     }
 
     fn with_keys(keys: Keys, issuer: String, audience: String) -> Self {
-        Self { keys, issuer, audience, leeway_seconds: DEFAULT_LEEWAY_SECONDS }
+        Self {
+            keys,
+            issuer,
+            audience,
+            leeway_seconds: DEFAULT_LEEWAY_SECONDS,
+            dpop: Arc::new(crate::dpop::ProofChecker::new(
+                dpop::DEFAULT_REPLAY_CAPACITY,
+                crate::dpop::DEFAULT_IAT_WINDOW,
+            )),
+        }
     }
 
     /// A verifier with the keys of a JWKS document (`{"keys":[...]}`).
@@ -305,6 +326,16 @@ impl Verifier {
         self
     }
 
+    /// Sets how many DPoP proofs the replay cache holds (default
+    /// [`dpop::DEFAULT_REPLAY_CAPACITY`]): those of the last two minutes
+    /// must fit, or proofs are refused until old ones expire. A new, empty
+    /// cache shared by the clones made from here on.
+    #[must_use]
+    pub fn with_dpop_replay_capacity(mut self, capacity: usize) -> Self {
+        self.dpop = Arc::new(crate::dpop::ProofChecker::new(capacity, crate::dpop::DEFAULT_IAT_WINDOW));
+        self
+    }
+
     /// The keys tokens are checked against right now.
     pub fn keys(&self) -> Arc<JwkSet> {
         match &self.keys {
@@ -376,7 +407,9 @@ impl Verifier {
 
     /// Reads the bearer token from `headers` (RFC 6750 §2.1), verifies it
     /// with [`Verifier::verify_async`] and checks that it grants every scope
-    /// in `required_scopes`. The error says which answer to send:
+    /// in `required_scopes`. A DPoP-bound token is refused
+    /// ([`VerifyError::DpopBound`]): [`Verifier::authorize_request`] accepts
+    /// both kinds. The error says which answer to send:
     /// [`bearer::BearerError::status`] and
     /// [`bearer::BearerError::www_authenticate`].
     ///
@@ -390,6 +423,9 @@ impl Verifier {
     ) -> Result<AccessTokenClaims, bearer::BearerError> {
         let token = bearer::token_from_headers(headers)?;
         let claims = self.verify_async(token).await.map_err(bearer::BearerError::InvalidToken)?;
+        if claims.cnf.is_some() {
+            return Err(bearer::BearerError::InvalidToken(VerifyError::DpopBound));
+        }
         require_scopes(&claims, required_scopes).map_err(bearer::BearerError::InsufficientScope)?;
         Ok(claims)
     }

@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The `token_type` of every access token Tessera issues.
+/// The `token_type` of an access token not bound to a key.
 pub const TOKEN_TYPE_BEARER: &str = "Bearer";
+/// The `token_type` of a DPoP-bound access token (RFC 9449 §5).
+pub use crate::dpop::TOKEN_TYPE_DPOP;
 
 /// A successful token response (RFC 6749 §5.1), in the field order of the
 /// Blynk page.
@@ -11,7 +13,8 @@ pub const TOKEN_TYPE_BEARER: &str = "Bearer";
 pub struct TokenResponse {
     /// The signed JWT.
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` for a token bound to the key of the request's
+    /// DPoP proof.
     pub token_type: String,
     /// Seconds until `access_token` expires.
     pub expires_in: u64,
@@ -43,6 +46,9 @@ pub enum ErrorCode {
     InvalidScope,
     /// The `resource` (RFC 8707 §2) is not one of the client's audiences.
     InvalidTarget,
+    /// The DPoP proof is missing where required, malformed, replayed,
+    /// stale or does not match the request (RFC 9449 §5).
+    InvalidDpopProof,
     /// The server failed (RFC 6749 §4.1.2.1); never caused by input.
     ServerError,
     /// Too many failed client authentications: sent with 429 and
@@ -61,6 +67,7 @@ impl ErrorCode {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
@@ -93,6 +100,9 @@ pub struct AuthorizationServerMetadata {
     pub grant_types_supported: Vec<String>,
     /// `client_secret_basic` and `client_secret_post`.
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// The algorithms a DPoP proof may be signed with (RFC 9449 §5.1).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub dpop_signing_alg_values_supported: Vec<String>,
     /// RFC 7009 endpoint, once served.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub revocation_endpoint: Option<String>,

@@ -159,6 +159,11 @@ pub enum ClientsCommand {
         #[arg(long = "audience", value_name = "URI")]
         audiences: Vec<String>,
 
+        /// Refuse this client's token requests without a DPoP proof (RFC
+        /// 9449), so every access token it gets is bound to its key.
+        #[arg(long)]
+        require_dpop: bool,
+
         /// Print the credentials as one JSON object.
         #[arg(long)]
         json: bool,

@@ -19,7 +19,16 @@ pub async fn run(client: &AdminClient, command: ClientsCommand, out: &mut dyn Wr
             let clients = client.list_clients().await?;
             if json { print_json(out, &clients) } else { print(out, &output::clients_table(&clients)) }
         }
-        ClientsCommand::Create { name, scopes, no_refresh, secret_ttl, access_token_ttl, audiences, json } => {
+        ClientsCommand::Create {
+            name,
+            scopes,
+            no_refresh,
+            secret_ttl,
+            access_token_ttl,
+            audiences,
+            require_dpop,
+            json,
+        } => {
             let request = CreateClient {
                 name,
                 scopes,
@@ -27,6 +36,7 @@ pub async fn run(client: &AdminClient, command: ClientsCommand, out: &mut dyn Wr
                 secret_ttl_seconds: secret_ttl,
                 access_token_ttl_seconds: access_token_ttl,
                 audiences,
+                require_dpop,
             };
             let creds = client.create_client(&request).await?;
             print_credentials(out, &creds, json)

@@ -58,6 +58,7 @@ pub fn client_details(client: &ClientInfo) -> String {
         ("refresh tokens", yes_no(client.refresh_tokens).to_owned()),
         ("access-token ttl", access_token_ttl(client.access_token_ttl_seconds)),
         ("audiences", audiences(&client.audiences)),
+        ("DPoP", dpop(client.require_dpop).to_owned()),
         ("created", timestamp(client.created_at)),
         ("last used", client.last_used_at.map_or_else(|| "never".to_owned(), timestamp)),
         ("secret set", timestamp(client.secret_set_at)),
@@ -77,6 +78,11 @@ pub fn client_details(client: &ClientInfo) -> String {
 /// A client's access-token lifetime, or that it uses the server's.
 fn access_token_ttl(seconds: Option<u64>) -> String {
     seconds.map_or_else(|| "the server's".to_owned(), |s| format!("{s} s"))
+}
+
+/// Whether a client's token requests need a DPoP proof.
+fn dpop(required: bool) -> &'static str {
+    if required { "required (every access token is bound to the client's key)" } else { "optional" }
 }
 
 /// A client's audiences, the default first, or that it uses the server's.
@@ -108,6 +114,9 @@ pub fn credentials(creds: &ClientCredentials) -> String {
     }
     if !creds.audiences.is_empty() {
         lines.push(("audiences", audiences(&creds.audiences)));
+    }
+    if creds.require_dpop {
+        lines.push(("DPoP", dpop(true).to_owned()));
     }
     let mut text = key_values(&lines);
     text.push_str("\nThe secret will not be shown again: store it now.\n");

@@ -71,12 +71,35 @@ fn claims_text(claims: &AccessTokenClaims) -> String {
     line("iat:", &output::timestamp(claims.iat));
     line("exp:", &output::timestamp(claims.exp));
     line("jti:", &claims.jti);
+    if let Some(jkt) = claims.dpop_jkt() {
+        // RFC 9449: only a request with a DPoP proof by this key may use it.
+        line("cnf.jkt:", &format!("{jkt} (DPoP-bound: usable only with a proof of this key)"));
+    }
     text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dpop_binding_is_printed_when_present() {
+        let mut claims = AccessTokenClaims {
+            iss: "https://i".into(),
+            sub: "c".into(),
+            aud: "https://a".into(),
+            exp: 2,
+            iat: 1,
+            jti: "j".into(),
+            client_id: "c".into(),
+            scope: None,
+            cnf: None,
+        };
+        assert!(!claims_text(&claims).contains("cnf.jkt"));
+        claims.cnf =
+            Some(tessera_shared::claims::Confirmation { jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into() });
+        assert!(claims_text(&claims).contains("  cnf.jkt:   0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I (DPoP-bound"));
+    }
 
     #[test]
     fn origin_is_scheme_host_and_port() {

@@ -103,6 +103,8 @@ pub enum CreateField {
     Scopes,
     /// Whether it receives refresh tokens.
     Refresh,
+    /// Whether its token requests must carry a DPoP proof.
+    Dpop,
 }
 
 /// The "new client" form.
@@ -114,6 +116,8 @@ pub struct CreateForm {
     pub scopes: String,
     /// Whether the client receives refresh tokens.
     pub refresh_tokens: bool,
+    /// Whether its token requests must carry a DPoP proof (`--require-dpop`).
+    pub require_dpop: bool,
     /// The field with the cursor.
     pub focus: CreateField,
     /// Why the last submission failed.
@@ -128,6 +132,7 @@ impl Default for CreateForm {
             name: String::new(),
             scopes: String::new(),
             refresh_tokens: true,
+            require_dpop: false,
             focus: CreateField::Name,
             error: None,
             busy: false,

@@ -478,14 +478,16 @@ fn on_create_key(form: &mut CreateForm, key: KeyEvent) -> (Vec<Effect>, bool) {
             form.focus = match form.focus {
                 CreateField::Name => CreateField::Scopes,
                 CreateField::Scopes => CreateField::Refresh,
-                CreateField::Refresh => CreateField::Name,
+                CreateField::Refresh => CreateField::Dpop,
+                CreateField::Dpop => CreateField::Name,
             };
         }
         KeyCode::BackTab | KeyCode::Up => {
             form.focus = match form.focus {
-                CreateField::Name => CreateField::Refresh,
+                CreateField::Name => CreateField::Dpop,
                 CreateField::Scopes => CreateField::Name,
                 CreateField::Refresh => CreateField::Scopes,
+                CreateField::Dpop => CreateField::Refresh,
             };
         }
         KeyCode::Enter => {
@@ -508,6 +510,7 @@ fn on_create_key(form: &mut CreateForm, key: KeyEvent) -> (Vec<Effect>, bool) {
                 secret_ttl_seconds: None,
                 access_token_ttl_seconds: None,
                 audiences: Vec::new(),
+                require_dpop: form.require_dpop,
             });
             return (vec![Effect::Send(request)], false);
         }
@@ -518,6 +521,12 @@ fn on_create_key(form: &mut CreateForm, key: KeyEvent) -> (Vec<Effect>, bool) {
                 KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right => form.refresh_tokens = !form.refresh_tokens,
                 KeyCode::Char('y') => form.refresh_tokens = true,
                 KeyCode::Char('n') => form.refresh_tokens = false,
+                _ => {}
+            },
+            CreateField::Dpop => match key.code {
+                KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right => form.require_dpop = !form.require_dpop,
+                KeyCode::Char('y') => form.require_dpop = true,
+                KeyCode::Char('n') => form.require_dpop = false,
                 _ => {}
             },
         },

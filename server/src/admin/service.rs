@@ -133,6 +133,7 @@ impl AdminService {
             secret_expires_at: secret_ttl.map(|ttl| now.saturating_add(ttl)),
             access_token_ttl,
             audiences,
+            require_dpop: request.require_dpop,
         };
         self.store.insert_client(&client).await?;
         tracing::info!(event = "client_created", client_id = %client.client_id, "client created");
@@ -351,6 +352,7 @@ impl AdminService {
             secret_expires_at: client.secret_expires_at,
             access_token_ttl_seconds: client.access_token_ttl,
             audiences: client.audiences,
+            require_dpop: client.require_dpop,
             active_refresh_families,
         })
     }
@@ -376,6 +378,7 @@ fn credentials(client: &ClientRecord, secret: String) -> ClientCredentials {
         secret_expires_at: client.secret_expires_at,
         access_token_ttl_seconds: client.access_token_ttl,
         audiences: client.audiences.clone(),
+        require_dpop: client.require_dpop,
     }
 }
 

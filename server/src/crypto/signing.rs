@@ -214,6 +214,7 @@ mod tests {
             jti: "j".into(),
             client_id: "oa2-client-id_a".into(),
             scope: Some("read".into()),
+            cnf: None,
         }
     }
 

@@ -103,6 +103,7 @@ pub fn metadata_document(issuer: &str) -> Result<Bytes, serde_json::Error> {
         jwks_uri: format!("{base}/.well-known/jwks.json"),
         grant_types_supported: vec!["client_credentials".into(), "refresh_token".into()],
         token_endpoint_auth_methods_supported: vec!["client_secret_basic".into(), "client_secret_post".into()],
+        dpop_signing_alg_values_supported: tessera_shared::dpop::SIGNING_ALGS.iter().map(|a| (*a).to_owned()).collect(),
         revocation_endpoint: Some(format!("{base}/oauth2/revoke")),
         introspection_endpoint: Some(format!("{base}/oauth2/introspect")),
         response_types_supported: Vec::new(),

@@ -9,7 +9,7 @@ use tessera_shared::claims::AccessTokenClaims;
 use tessera_shared::ids::is_refresh_token;
 use tessera_shared::introspection::{IntrospectionResponse, TOKEN_TYPE_REFRESH};
 use tessera_shared::verify::Verifier;
-use tessera_shared::wire::TOKEN_TYPE_BEARER;
+use tessera_shared::wire::{TOKEN_TYPE_BEARER, TOKEN_TYPE_DPOP};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -166,8 +166,9 @@ impl Issuer {
             iat: Some(claims.iat),
             iss: Some(claims.iss),
             aud: Some(claims.aud),
-            token_type: Some(TOKEN_TYPE_BEARER.to_owned()),
+            token_type: Some(if claims.cnf.is_some() { TOKEN_TYPE_DPOP } else { TOKEN_TYPE_BEARER }.to_owned()),
             jti: Some(claims.jti),
+            cnf: claims.cnf,
         }))
     }
 
@@ -203,6 +204,7 @@ impl Issuer {
             aud: None,
             token_type: Some(TOKEN_TYPE_REFRESH.to_owned()),
             jti: None,
+            cnf: None,
         }))
     }
 }

@@ -75,6 +75,7 @@ impl Fixture {
                 secret_ttl_seconds: None,
                 access_token_ttl_seconds: None,
                 audiences: Vec::new(),
+                require_dpop: false,
             })
             .await
             .unwrap();
@@ -91,6 +92,7 @@ impl Fixture {
                 secret_ttl_seconds: Some(ttl),
                 access_token_ttl_seconds: None,
                 audiences: Vec::new(),
+                require_dpop: false,
             })
             .await
             .unwrap()
@@ -406,6 +408,7 @@ async fn secret_lifetimes_out_of_range_are_refused() {
         secret_ttl_seconds: Some(ttl),
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
+        require_dpop: false,
     };
     assert!(matches!(f.admin.create_client(request(0)).await, Err(crate::admin::service::AdminFailure::BadRequest(_))));
     let client = f.client(&[], false).await;
@@ -576,6 +579,7 @@ impl Fixture {
             .create_client(CreateClient {
                 name: "policy".into(),
                 scopes: Vec::new(),
+                require_dpop: false,
                 refresh_tokens: true,
                 secret_ttl_seconds: None,
                 access_token_ttl_seconds: ttl,
@@ -694,3 +698,5 @@ async fn failed_authentications_at_revocation_and_introspection_are_counted() {
     assert!(matches!(f.issuer.revoke(status_request(&wrong, "t")).await, Err(TokenError::InvalidClient)));
     assert_eq!(f.issuer.activity().stats().failed_authentications, 2);
 }
+
+mod dpop;

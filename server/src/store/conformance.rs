@@ -27,6 +27,7 @@ pub fn client(id: &str) -> ClientRecord {
         secret_expires_at: None,
         access_token_ttl: None,
         audiences: Vec::new(),
+        require_dpop: false,
     }
 }
 
@@ -116,6 +117,7 @@ pub async fn client_token_policy_round_trips(store: Arc<dyn Store>) {
     let with_policy = ClientRecord {
         access_token_ttl: Some(60),
         audiences: vec!["https://b.test".into(), "https://a.test".into()],
+        require_dpop: true,
         ..client("p")
     };
     store.insert_client(&with_policy).await.unwrap();
@@ -123,6 +125,7 @@ pub async fn client_token_policy_round_trips(store: Arc<dyn Store>) {
     let revoke = |c: &mut ClientRecord| c.status = ClientStatus::Revoked;
     let updated = store.update_client("p", &revoke).await.unwrap().unwrap();
     assert_eq!((updated.access_token_ttl, &updated.audiences), (Some(60), &with_policy.audiences));
+    assert!(updated.require_dpop, "--require-dpop is kept");
     let listed = store.clients().await.unwrap();
     assert_eq!(listed[0].audiences, ["https://b.test", "https://a.test"]);
 }

@@ -66,6 +66,11 @@ pub struct ClientRecord {
     /// server's audience. Records from before issue 16 have none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audiences: Vec<String>,
+    /// Whether its token requests must carry a DPoP proof
+    /// (`--require-dpop`, RFC 9449 §5). Records from before issue 16 have
+    /// none: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_dpop: bool,
 }
 
 impl ClientRecord {
@@ -255,6 +260,7 @@ mod tests {
         assert_eq!(client.access_token_ttl(300), 300);
         let written = serde_json::to_string(&client).unwrap();
         assert!(!written.contains("access_token_ttl") && !written.contains("audiences"), "{written}");
+        assert!(!client.require_dpop && !written.contains("require_dpop"), "DPoP optional, written as before");
         let with_policy = ClientRecord { access_token_ttl: Some(60), audiences: vec!["https://a".into()], ..client };
         let round_trip: ClientRecord = serde_json::from_str(&serde_json::to_string(&with_policy).unwrap()).unwrap();
         assert_eq!(round_trip, with_policy);

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `Missing` | 401 | `Bearer` (no error attribute, RFC 6750 §3.1) |
 //! | `Malformed` | 400 | `Bearer error="invalid_request", ...` |
-//! | `InvalidToken` | 401 | `Bearer error="invalid_token", ...` |
+//! | `InvalidToken` | 401 | `Bearer error="invalid_token", ...` (`DPoP error="invalid_token", algs=...` for a DPoP-bound token) |
 //! | `InsufficientScope` | 403 | `Bearer error="insufficient_scope", scope="..."` |
 
 use http::header::{AUTHORIZATION, HeaderValue};
@@ -72,6 +72,9 @@ impl BearerError {
                 r#"Bearer error="invalid_request", error_description="the Authorization header is malformed""#
                     .to_owned()
             }
+            // A DPoP-bound token sent as Bearer: the client is told to use
+            // the DPoP scheme (RFC 9449 §7.1).
+            Self::InvalidToken(VerifyError::DpopBound) => super::dpop::challenge("invalid_token", &self.description()),
             Self::InvalidToken(_) => {
                 format!(r#"Bearer error="invalid_token", error_description="{}""#, self.description())
             }
@@ -122,14 +125,20 @@ pub fn token_from_value(value: &[u8]) -> Result<&str, BearerError> {
     if !value[..space].eq_ignore_ascii_case(b"bearer") {
         return Err(BearerError::Missing);
     }
-    let token = value[space..].trim_ascii();
+    b64token(&value[space..]).ok_or(BearerError::Malformed)
+}
+
+/// The credentials after an auth scheme, if they are a `b64token` (RFC 6750
+/// §2.1; RFC 9449 §7.1 uses the same `token68` syntax).
+pub(super) fn b64token(credentials: &[u8]) -> Option<&str> {
+    let token = credentials.trim_ascii();
     // b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
     let body_len = token.iter().rposition(|b| *b != b'=').map_or(0, |i| i + 1);
     let body_ok = token[..body_len].iter().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(b));
     if body_len == 0 || !body_ok {
-        return Err(BearerError::Malformed);
+        return None;
     }
-    std::str::from_utf8(token).map_err(|_| BearerError::Malformed)
+    std::str::from_utf8(token).ok()
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@
 //!   and headers.
 //! - [`token_policy`]: a client's own access-token lifetime and audiences,
 //!   RFC 8707 `resource` and `invalid_target`.
+//! - [`dpop`]: DPoP (RFC 9449): bound tokens, refused proofs,
+//!   `--require-dpop`, and the example resource server with proofs.
 //! - [`refresh`]: rotation, reuse detection, expiry, scope narrowing and the
 //!   32-way race.
 //! - [`clients`]: what the admin CLI does to a client, seen from the token
@@ -66,6 +68,7 @@ mod compact;
 mod config;
 mod console;
 mod data_dir;
+mod dpop;
 mod durability;
 mod hostile_input;
 mod journal_failure;

@@ -136,13 +136,14 @@ async fn the_verifier_fetches_the_jwks_from_the_server() {
 }
 
 /// The example resource server as a process; killed when dropped.
-struct ResourceServer {
+pub(crate) struct ResourceServer {
     child: Child,
-    base: String,
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) base: String,
 }
 
 impl ResourceServer {
-    fn start(args: &[&str]) -> Self {
+    pub(crate) fn start(args: &[&str]) -> Self {
         let mut child = Command::new(binary("resource-server"))
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
@@ -207,11 +208,13 @@ async fn the_example_resource_server_protects_its_endpoint() {
     let other_token = expect_token(&cc(&other).send(&server).await, "other").access_token;
     assert_eq!(rs.get(Some(&format!("Bearer {other_token}"))).await.status, 403);
 
+    // Both schemes are offered, with no error attribute, without a token.
+    let challenge = r#"Bearer, DPoP algs="ES256 EdDSA RS256 PS256""#;
     let missing = rs.get(None).await;
     assert_eq!(missing.status, 401);
-    assert_eq!(missing.header("www-authenticate"), Some("Bearer"), "no error attribute without a token");
+    assert_eq!(missing.header("www-authenticate"), Some(challenge), "no error attribute without a token");
     let basic = rs.get(Some("Basic dXNlcjpwYXNz")).await;
-    assert_eq!((basic.status, basic.header("www-authenticate")), (401, Some("Bearer")));
+    assert_eq!((basic.status, basic.header("www-authenticate")), (401, Some(challenge)));
 
     let mut forged = token.clone().into_bytes();
     let at = forged.len() - 5;

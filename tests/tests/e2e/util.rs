@@ -8,6 +8,7 @@
 //!   reqwest, and [`Resp`], the response as the checks see it.
 //! - [`raw`]: [`raw_exchange`], one request over a raw TCP connection.
 //! - [`checks`]: [`expect_token`], [`check_error`], [`Cases`], JWT helpers.
+//! - [`dpop`]: [`DpopKey`], DPoP proofs made independently of the server.
 //! - [`skip`]: [`skip_or_fail`], for a test whose tool is missing.
 //!
 //! Every wait is bounded: a broken binary fails a test, it never hangs it.
@@ -15,12 +16,14 @@
 use std::time::Duration;
 
 mod checks;
+mod dpop;
 mod http;
 mod process;
 mod raw;
 mod skip;
 
 pub use checks::*;
+pub use dpop::*;
 pub use http::*;
 pub use process::*;
 pub use raw::*;

@@ -70,6 +70,16 @@ fn create_takes_a_token_lifetime_and_repeated_audiences_in_order() {
 }
 
 #[test]
+fn create_takes_require_dpop() {
+    let require = |args: &[&str]| match parse(args).unwrap().command.unwrap() {
+        Command::Clients(ClientsCommand::Create { require_dpop, .. }) => require_dpop,
+        other => panic!("{other:?}"),
+    };
+    assert!(require(&["clients", "create", "--name", "x", "--require-dpop"]));
+    assert!(!require(&["clients", "create", "--name", "x"]));
+}
+
+#[test]
 fn create_requires_a_name() {
     let err = parse(&["clients", "create"]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);

@@ -17,6 +17,7 @@ fn info() -> ClientInfo {
         secret_expires_at: None,
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
+        require_dpop: false,
         active_refresh_families: 3,
     }
 }
@@ -32,6 +33,7 @@ fn creds() -> ClientCredentials {
         secret_expires_at: None,
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
+        require_dpop: false,
     }
 }
 
@@ -87,6 +89,7 @@ scopes:                  read write
 refresh tokens:          yes
 access-token ttl:        the server's
 audiences:               the server's
+DPoP:                    optional
 created:                 2023-11-14T22:13:20Z
 last used:               2023-11-14T22:14:20Z
 secret set:              2023-11-14T22:13:20Z
@@ -103,6 +106,8 @@ active refresh families: 3
     let details = client_details(&client);
     assert!(details.contains("\naccess-token ttl:        60 s\n"), "{details}");
     assert!(details.contains("\naudiences:               https://a.test urn:b\n"), "{details}");
+    client.require_dpop = true;
+    assert!(client_details(&client).contains("\nDPoP:                    required (every access token"));
 }
 
 #[test]

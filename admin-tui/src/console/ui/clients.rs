@@ -12,7 +12,7 @@ use super::{clean, short_time};
 use crate::console::app::{App, SortColumn};
 
 /// Rows the detail pane takes, borders included.
-const DETAIL_HEIGHT: u16 = 9;
+const DETAIL_HEIGHT: u16 = 10;
 
 /// Draws the screen into `area`.
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
@@ -275,6 +275,10 @@ fn render_detail(app: &App, frame: &mut Frame, area: Rect) {
             } else {
                 clean(&client.audiences.join(" "))
             }),
+        ]),
+        Line::from(vec![
+            label("DPoP"),
+            Span::raw(if client.require_dpop { "required (tokens bound to the client's key)" } else { "optional" }),
         ]),
     ];
     frame.render_widget(Paragraph::new(lines).block(block), area);

@@ -58,14 +58,17 @@ fn error_line(app: &App, error: Option<&String>) -> Line<'static> {
 
 fn create(app: &App, form: &CreateForm, frame: &mut Frame, area: Rect) {
     let refresh = if form.refresh_tokens { "[x] yes" } else { "[ ] no" };
+    let dpop = if form.require_dpop { "[x] yes" } else { "[ ] no" };
     let status = if form.busy { "Creating…" } else { "Enter creates the client; Esc cancels." };
     let lines = vec![
         field(app, "Name", form.name.clone(), form.focus == CreateField::Name),
         field(app, "Scopes", form.scopes.clone(), form.focus == CreateField::Scopes),
         field(app, "Refresh tokens", refresh.to_owned(), form.focus == CreateField::Refresh),
+        field(app, "Require DPoP", dpop.to_owned(), form.focus == CreateField::Dpop),
         Line::from(""),
         Line::from(Span::styled(
-            "Scopes: separated by spaces; none means unscoped tokens. Space toggles refresh tokens.",
+            "Scopes: separated by spaces; none means unscoped tokens. Space toggles refresh tokens and \
+             DPoP (tokens bound to the client's key).",
             theme::style(app, Role::Dim),
         )),
         error_line(app, form.error.as_ref()),

@@ -79,6 +79,17 @@ fn the_detail_pane_shows_the_token_policy() {
     assert!(all.contains("token ttl      60 s   audiences https://a.test urn:b"), "{all}");
 }
 
+/// Issue 16: the detail pane says whether the client must prove a DPoP key.
+#[test]
+fn the_detail_pane_shows_whether_dpop_is_required() {
+    let mut app = sample();
+    let (lines, _) = draw(&app, 80, 24);
+    assert!(text(&lines).contains("DPoP           optional"), "{}", text(&lines));
+    app.clients[0].require_dpop = true;
+    let (lines, _) = draw(&app, 80, 24);
+    assert!(text(&lines).contains("DPoP           required"), "{}", text(&lines));
+}
+
 #[test]
 fn clients_screen_shows_all_columns_when_wide() {
     let (lines, _) = draw(&sample(), 180, 30);

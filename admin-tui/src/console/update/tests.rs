@@ -30,6 +30,7 @@ pub fn client(n: u8, name: &str) -> ClientInfo {
         secret_expires_at: None,
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
+        require_dpop: false,
         active_refresh_families: u64::from(n),
     }
 }
@@ -111,6 +112,7 @@ fn creating_a_client_by_typing() {
             secret_ttl_seconds: None,
             access_token_ttl_seconds: None,
             audiences: Vec::new(),
+            require_dpop: false,
         }))]
     );
     assert!(update(&mut app, key(KeyCode::Enter)).is_empty(), "no second submission while busy");
@@ -125,6 +127,7 @@ fn creating_a_client_by_typing() {
         secret_expires_at: None,
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
+        require_dpop: false,
     };
     update(&mut app, Event::Reply(Reply::Created(Ok(creds.clone()))));
     let Some(Modal::Secret(shown)) = &app.modal else { panic!("{:?}", app.modal) };
@@ -137,6 +140,23 @@ fn creating_a_client_by_typing() {
     update(&mut app, key(KeyCode::Enter));
     assert_eq!(app.modal, None, "the secret is gone from the state once closed");
     assert_eq!(app.selected.as_deref(), Some(creds.client_id.as_str()), "the new client is selected");
+}
+
+/// Issue 16: the create form offers "require DPoP", reached with Tab.
+#[test]
+fn the_create_form_can_require_dpop() {
+    let mut app = loaded(vec![]);
+    update(&mut app, key(KeyCode::Char('n')));
+    chars(&mut app, "bound");
+    for _ in 0..3 {
+        update(&mut app, key(KeyCode::Tab));
+    }
+    let Some(Modal::Create(form)) = &app.modal else { panic!("{:?}", app.modal) };
+    assert_eq!(form.focus, CreateField::Dpop);
+    update(&mut app, key(KeyCode::Char(' ')));
+    let effects = update(&mut app, key(KeyCode::Enter));
+    let [Effect::Send(Request::Create(request))] = effects.as_slice() else { panic!("{effects:?}") };
+    assert!(request.require_dpop && request.refresh_tokens, "{request:?}");
 }
 
 #[test]

@@ -27,6 +27,7 @@ fn create(name: &str, scopes: &[&str]) -> CreateClient {
         secret_ttl_seconds: None,
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
+        require_dpop: false,
     }
 }
 
@@ -184,6 +185,17 @@ async fn key_rotation_and_revocation_outcomes_and_errors() {
         let error: tessera_shared::admin::AdminError = serde_json::from_slice(&body).unwrap();
         assert_eq!((error.error.as_str(), error.message), (code, failure.to_string()));
     }
+}
+
+/// Issue 16: `--require-dpop` is kept and shown; the default is optional.
+#[tokio::test]
+async fn require_dpop_is_kept_and_shown() {
+    let (admin, _) = service().await;
+    let strict = admin.create_client(CreateClient { require_dpop: true, ..create("strict", &[]) }).await.unwrap();
+    assert!(strict.require_dpop);
+    assert!(admin.client(&strict.client_id).await.unwrap().require_dpop);
+    let lenient = admin.create_client(create("lenient", &[])).await.unwrap();
+    assert!(!admin.client(&lenient.client_id).await.unwrap().require_dpop);
 }
 
 /// Issue 16: a client's own access-token lifetime and audiences are kept

@@ -102,6 +102,7 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
                     secret_ttl_seconds: None,
                     access_token_ttl_seconds: None,
                     audiences: Vec::new(),
+                    require_dpop: false,
                 })
                 .await
                 .unwrap();

@@ -53,6 +53,7 @@ impl Default for ClientCache {
                 secret_expires_at: None,
                 access_token_ttl: None,
                 audiences: Vec::new(),
+                require_dpop: false,
                 previous_secret: None,
                 scopes: vec!["decoy".into()],
                 refresh_tokens: true,
