@@ -11,7 +11,8 @@ use tessera_shared::wire::{TOKEN_TYPE_BEARER, TokenResponse};
 
 use crate::activity::Activity;
 use crate::audit::AuditEntry;
-use crate::client_auth::{Authentication, ClientAuthenticator, ClientCredentials};
+use crate::client_auth::assertion::AcceptedAudiences;
+use crate::client_auth::{Authentication, ClientAuthenticator, Presented};
 use crate::clock::{Clock, UnixTime};
 use crate::crypto::random::Random;
 use crate::crypto::secret::{SecretHasher, refresh_token_digest};
@@ -70,7 +71,11 @@ impl Issuer {
         metrics: Metrics,
     ) -> Self {
         Self {
-            authenticator: ClientAuthenticator::new(store.clone(), secrets),
+            authenticator: ClientAuthenticator::new(
+                store.clone(),
+                secrets,
+                AcceptedAudiences::for_issuer(&policy.issuer_url),
+            ),
             store,
             keys,
             random: Random::new(),
@@ -121,12 +126,12 @@ impl Issuer {
     /// [`TokenError::InvalidClient`], or a storage failure.
     pub(crate) async fn authenticate(
         &self,
-        credentials: &ClientCredentials,
+        credentials: &Presented,
         now: UnixTime,
     ) -> Result<ClientRecord, TokenError> {
         let Authentication { result, known } = self.authenticator.authenticate(credentials, now).await;
         if matches!(result, Err(TokenError::InvalidClient)) {
-            self.activity.authentication_failed(&credentials.client_id, known).await;
+            self.activity.authentication_failed(credentials.client_id(), known).await;
         }
         result
     }

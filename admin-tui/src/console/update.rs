@@ -508,6 +508,7 @@ fn on_create_key(form: &mut CreateForm, key: KeyEvent) -> (Vec<Effect>, bool) {
                 secret_ttl_seconds: None,
                 access_token_ttl_seconds: None,
                 audiences: Vec::new(),
+                public_keys: Vec::new(),
             });
             return (vec![Effect::Send(request)], false);
         }

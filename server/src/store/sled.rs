@@ -15,9 +15,12 @@
 //! | `audit` | sequence number (u64 BE) | [`AuditEvent`] (JSON) |
 //! | `denied_jti` | access-token `jti` | its `exp`, u64 big-endian |
 //! | `denied_expiry` | `exp` (u64 BE) ++ `jti` | empty: the deny-list purge's index |
+//! | `assertion_jti` | client ID ++ 0 ++ SHA-256 of an assertion's `jti` | until when (u64 BE) |
+//! | `assertion_expiry` | until when (u64 BE) ++ `assertion_jti` key | empty: its purge's index |
 //!
 //! Every change to the four refresh-token trees (`refresh_tokens`,
-//! `refresh_expiry`, `families`, `client_families`) is a commit of the
+//! `refresh_expiry`, `families`, `client_families`) and to the two
+//! private_key_jwt replay trees is a commit of the
 //! write-ahead [`journal`] in `<dir>.journal/`: commits are serialised, so a
 //! rotation can never interleave with another rotation, a revocation or the
 //! purge, and a commit is durable after one append and sync shared by all
@@ -34,7 +37,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
 use super::flusher::GroupFlusher;
 use super::records::{ClientRecord, Digest32, FamilyId, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
-use super::{BackendSource, ClientChange, FamilyStart, PurgeReport, RefreshUse, Store, StoreError};
+use super::{BackendSource, ClientChange, FamilyStart, JtiClaim, PurgeReport, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
 use crate::grant::refresh::{self, Presentation, Writes};
 use journal::{Journal, JournaledTrees, SegmentLimits, Ticket, TreeId, View};
@@ -82,6 +85,8 @@ pub struct SledStore {
     /// the store opened, and kept by every commit that adds or removes one
     /// of its keys; all of them run inside journal commits, one at a time.
     family_counts: Arc<Mutex<HashMap<String, usize>>>,
+    /// The private_key_jwt replay set (journaled) and its per-client counts.
+    assertion_jtis: assertion_jti::AssertionJtis,
     /// The database itself, for the operations that walk every tree
     /// (`tessera-server compact`).
     db: sled::Db,
@@ -150,9 +155,18 @@ impl SledStore {
             refresh_tokens: tree("refresh_tokens")?,
             refresh_expiry: tree("refresh_expiry")?,
             client_families: tree("client_families")?,
+            assertion_jti: tree("assertion_jti")?,
+            assertion_expiry: tree("assertion_expiry")?,
         };
         let journal = Arc::new(Journal::open(journal_dir, &db, journaled.clone(), SegmentLimits::default())?);
-        let JournaledTrees { families, refresh_tokens, refresh_expiry, client_families } = journaled;
+        let JournaledTrees {
+            families,
+            refresh_tokens,
+            refresh_expiry,
+            client_families,
+            assertion_jti: _,
+            assertion_expiry,
+        } = journaled;
         Ok(Self {
             meta: tree("meta")?,
             clients: clients.clone(),
@@ -180,6 +194,7 @@ impl SledStore {
             ),
             journal,
             family_counts: Arc::default(),
+            assertion_jtis: assertion_jti::AssertionJtis::new(assertion_expiry),
             db,
             _temporary_dir: None,
         })
@@ -669,6 +684,26 @@ impl Store for SledStore {
         revocation::purge(&self.denied_jti, &self.denied_expiry, now, batch)
     }
 
+    async fn claim_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &Digest32,
+        until: UnixTime,
+        now: UnixTime,
+        max_per_client: usize,
+    ) -> Result<JtiClaim, StoreError> {
+        let (claim, ticket) = self.assertion_jtis.claim(&self.journal, client_id, jti, until, now, max_per_client)?;
+        // A replay's refusal waits too: the first use may not be on disk yet.
+        self.journal.wait(ticket).await?;
+        Ok(claim)
+    }
+
+    async fn purge_assertion_jtis(&self, now: UnixTime, batch: usize) -> Result<u64, StoreError> {
+        let (removed, ticket) = self.assertion_jtis.purge(&self.journal, now, batch)?;
+        self.journal.wait(ticket).await?;
+        Ok(removed)
+    }
+
     async fn refresh_token(&self, digest: &Digest32) -> Result<Option<(RefreshRecord, FamilyRecord)>, StoreError> {
         let Some(raw) = self.refresh_tokens.get(digest).map_err(backend)? else { return Ok(None) };
         let token: RefreshRecord = decode_compact(&raw)?;
@@ -696,6 +731,7 @@ fn journal_dir(dir: &Path) -> std::path::PathBuf {
     dir.with_extension("journal")
 }
 
+mod assertion_jti;
 mod client_cache;
 pub mod compact;
 mod export;

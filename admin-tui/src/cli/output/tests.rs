@@ -18,6 +18,8 @@ fn info() -> ClientInfo {
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
         active_refresh_families: 3,
+        auth_method: tessera_shared::admin::AuthMethod::ClientSecret,
+        key_thumbprints: Vec::new(),
     }
 }
 
@@ -32,6 +34,8 @@ fn creds() -> ClientCredentials {
         secret_expires_at: None,
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
+        auth_method: tessera_shared::admin::AuthMethod::ClientSecret,
+        key_thumbprints: Vec::new(),
     }
 }
 

@@ -31,6 +31,8 @@ pub fn client(n: u8, name: &str) -> ClientInfo {
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
         active_refresh_families: u64::from(n),
+        auth_method: tessera_shared::admin::AuthMethod::ClientSecret,
+        key_thumbprints: Vec::new(),
     }
 }
 
@@ -111,6 +113,7 @@ fn creating_a_client_by_typing() {
             secret_ttl_seconds: None,
             access_token_ttl_seconds: None,
             audiences: Vec::new(),
+            public_keys: Vec::new(),
         }))]
     );
     assert!(update(&mut app, key(KeyCode::Enter)).is_empty(), "no second submission while busy");
@@ -125,6 +128,8 @@ fn creating_a_client_by_typing() {
         secret_expires_at: None,
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
+        auth_method: tessera_shared::admin::AuthMethod::ClientSecret,
+        key_thumbprints: Vec::new(),
     };
     update(&mut app, Event::Reply(Reply::Created(Ok(creds.clone()))));
     let Some(Modal::Secret(shown)) = &app.modal else { panic!("{:?}", app.modal) };

@@ -27,6 +27,7 @@ fn create(name: &str, scopes: &[&str]) -> CreateClient {
         secret_ttl_seconds: None,
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
+        public_keys: Vec::new(),
     }
 }
 
@@ -194,6 +195,7 @@ async fn token_policy_is_kept_shown_and_checked() {
     let with = |ttl: Option<u64>, audiences: &[&str]| CreateClient {
         access_token_ttl_seconds: ttl,
         audiences: audiences.iter().map(|a| a.to_string()).collect(),
+        public_keys: Vec::new(),
         ..create("policy", &[])
     };
     let created =

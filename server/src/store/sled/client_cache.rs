@@ -54,6 +54,7 @@ impl Default for ClientCache {
                 secret_expires_at: None,
                 access_token_ttl: None,
                 audiences: Vec::new(),
+                public_keys: Vec::new(),
                 previous_secret: None,
                 scopes: vec!["decoy".into()],
                 refresh_tokens: true,

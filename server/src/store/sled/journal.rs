@@ -76,6 +76,8 @@ pub struct JournaledTrees {
     pub refresh_tokens: sled::Tree,
     pub refresh_expiry: sled::Tree,
     pub client_families: sled::Tree,
+    pub assertion_jti: sled::Tree,
+    pub assertion_expiry: sled::Tree,
 }
 
 impl JournaledTrees {
@@ -85,6 +87,8 @@ impl JournaledTrees {
             TreeId::RefreshTokens => &self.refresh_tokens,
             TreeId::RefreshExpiry => &self.refresh_expiry,
             TreeId::ClientFamilies => &self.client_families,
+            TreeId::AssertionJti => &self.assertion_jti,
+            TreeId::AssertionExpiry => &self.assertion_expiry,
         }
     }
 }

@@ -32,6 +32,10 @@ pub enum TreeId {
     RefreshTokens,
     RefreshExpiry,
     ClientFamilies,
+    /// private_key_jwt replay set: client ID ++ 0 ++ SHA-256 of the `jti`.
+    AssertionJti,
+    /// Its purge index: expiry (u64 BE) ++ the `AssertionJti` key.
+    AssertionExpiry,
 }
 
 impl From<TreeId> for u8 {
@@ -42,6 +46,8 @@ impl From<TreeId> for u8 {
             TreeId::RefreshTokens => 1,
             TreeId::RefreshExpiry => 2,
             TreeId::ClientFamilies => 3,
+            TreeId::AssertionJti => 4,
+            TreeId::AssertionExpiry => 5,
         }
     }
 }
@@ -60,6 +66,8 @@ impl TryFrom<u8> for TreeId {
             1 => Ok(Self::RefreshTokens),
             2 => Ok(Self::RefreshExpiry),
             3 => Ok(Self::ClientFamilies),
+            4 => Ok(Self::AssertionJti),
+            5 => Ok(Self::AssertionExpiry),
             unknown => Err(UnknownTree(unknown)),
         }
     }

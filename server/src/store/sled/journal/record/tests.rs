@@ -77,13 +77,18 @@ proptest! {
 
 #[test]
 fn trees_are_written_as_their_explicit_codes() {
-    for (tree, code) in
-        [(TreeId::Families, 0u8), (TreeId::RefreshTokens, 1), (TreeId::RefreshExpiry, 2), (TreeId::ClientFamilies, 3)]
-    {
+    for (tree, code) in [
+        (TreeId::Families, 0u8),
+        (TreeId::RefreshTokens, 1),
+        (TreeId::RefreshExpiry, 2),
+        (TreeId::ClientFamilies, 3),
+        (TreeId::AssertionJti, 4),
+        (TreeId::AssertionExpiry, 5),
+    ] {
         assert_eq!(postcard::to_allocvec(&tree).unwrap(), [code], "{tree:?}");
         assert_eq!(postcard::from_bytes::<TreeId>(&[code]).unwrap(), tree);
     }
-    assert!(postcard::from_bytes::<TreeId>(&[4]).is_err(), "an unknown code is refused, not guessed");
+    assert!(postcard::from_bytes::<TreeId>(&[6]).is_err(), "an unknown code is refused, not guessed");
 }
 
 /// A record written before the codes were explicit (postcard's variant

@@ -11,6 +11,8 @@ fn trees() -> (sled::Db, JournaledTrees) {
         refresh_tokens: db.open_tree("refresh_tokens").unwrap(),
         refresh_expiry: db.open_tree("refresh_expiry").unwrap(),
         client_families: db.open_tree("client_families").unwrap(),
+        assertion_jti: db.open_tree("assertion_jti").unwrap(),
+        assertion_expiry: db.open_tree("assertion_expiry").unwrap(),
     };
     (db, trees)
 }
