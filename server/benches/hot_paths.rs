@@ -97,6 +97,7 @@ fn rotation(c: &mut Criterion) {
         secret_expires_at: None,
         access_token_ttl: None,
         audiences: vec![],
+        public_keys: vec![],
     };
     runtime.block_on(store.insert_client(&client)).unwrap();
     runtime.block_on(store.create_family(&family, &first, 1000)).unwrap();
