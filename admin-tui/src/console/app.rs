@@ -103,6 +103,8 @@ pub enum CreateField {
     Scopes,
     /// Whether it receives refresh tokens.
     Refresh,
+    /// A public key file: the client authenticates with private_key_jwt.
+    PublicKey,
 }
 
 /// The "new client" form.
@@ -114,6 +116,8 @@ pub struct CreateForm {
     pub scopes: String,
     /// Whether the client receives refresh tokens.
     pub refresh_tokens: bool,
+    /// The path of a public key file; empty: the client gets a secret.
+    pub public_key: String,
     /// The field with the cursor.
     pub focus: CreateField,
     /// Why the last submission failed.
@@ -128,6 +132,7 @@ impl Default for CreateForm {
             name: String::new(),
             scopes: String::new(),
             refresh_tokens: true,
+            public_key: String::new(),
             focus: CreateField::Name,
             error: None,
             busy: false,
