@@ -294,3 +294,22 @@ async fn failed_assertions_are_rate_limited_per_client() {
     let resp = cc(&assertion(&key, &client.client_id, &aud, now_unix(), "late")).send_with(&newcomer, &server).await;
     expect_error(&resp, 429, "temporarily_unavailable", "the drained client ID, even with a good assertion");
 }
+
+/// On PostgreSQL the replay set is shared: a `jti` used through one
+/// instance is refused by another (both behind one issuer URL).
+#[tokio::test]
+async fn instances_on_postgres_share_the_replay_set() {
+    let Some(url) = crate::postgres::fresh_database().await else { return };
+    let issuer = "https://auth.test";
+    let a = Server::start(&["--storage", &url, "--issuer", issuer]);
+    let b = Server::start(&["--storage", &url, "--issuer", issuer]);
+    let key = ClientKey::eddsa();
+    let client = create_with_keys(&a, "shared", &[&key], &[]);
+    let aud = format!("{issuer}/oauth2/token");
+    let used = assertion(&key, &client.client_id, &aud, now_unix(), "shared-jti");
+    expect_token(&cc(&used).send(&a).await, "first use, through A");
+    expect_error(&cc(&used).send(&b).await, 401, "invalid_client", "the same jti through B");
+    let fresh = assertion(&key, &client.client_id, issuer, now_unix(), "fresh-jti");
+    expect_token(&cc(&fresh).send(&b).await, "a new jti through B, aud = the issuer");
+    expect_error(&cc(&fresh).send(&a).await, 401, "invalid_client", "and it back through A");
+}
