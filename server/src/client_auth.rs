@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use tessera_shared::admin::ClientStatus;
 use tessera_shared::ids::is_client_id;
+use tessera_shared::jwk::Jwk;
 
 use crate::clock::UnixTime;
 use crate::crypto::secret::SecretHasher;
@@ -198,6 +199,10 @@ pub struct ClientAuthenticator {
     /// What an assertion's `aud` may name: this server's issuer and token
     /// endpoint.
     audiences: Arc<AcceptedAudiences>,
+    /// Public keys nobody holds (P-256, Ed25519), made at start: an
+    /// assertion for an unknown client, a secret client or a revoked one
+    /// is checked against them, so it costs about what a real check costs.
+    decoys: Arc<Vec<Jwk>>,
 }
 
 /// The outcome of one authentication, with what the audit trail's burst
@@ -215,7 +220,7 @@ impl ClientAuthenticator {
     /// An authenticator over `store`, comparing secrets with `secrets` and
     /// accepting assertions for `audiences`.
     pub fn new(store: Arc<dyn Store>, secrets: SecretHasher, audiences: AcceptedAudiences) -> Self {
-        Self { store, secrets, last_recorded: Arc::default(), audiences: Arc::new(audiences) }
+        Self { store, secrets, last_recorded: Arc::default(), audiences: Arc::new(audiences), decoys: decoy_keys() }
     }
 
     /// Finds the client and checks what it presented; records its use
@@ -283,9 +288,11 @@ impl ClientAuthenticator {
             None
         };
         let Some(client) = found else {
+            self.decoy_check(presented, now);
             return Authentication { result: Err(TokenError::InvalidClient), known: false };
         };
         if !client.uses_keys() || client.status != ClientStatus::Active {
+            self.decoy_check(presented, now);
             return Authentication { result: Err(TokenError::InvalidClient), known: true };
         }
         let accepted =
@@ -318,6 +325,11 @@ impl ClientAuthenticator {
         Authentication { result, known: true }
     }
 
+    /// The work of a check, against keys nobody holds; its result is moot.
+    fn decoy_check(&self, presented: &ClientAssertion, now: UnixTime) {
+        let _ = assertion::verify(&presented.assertion, &presented.client_id, &self.decoys, &self.audiences, now);
+    }
+
     async fn note_use(&self, client_id: &str, now: UnixTime) -> Result<(), TokenError> {
         let due = {
             // Only timestamps inside: a panic elsewhere cannot leave it torn.
@@ -333,6 +345,23 @@ impl ClientAuthenticator {
         }
         Ok(())
     }
+}
+
+/// A P-256 and an Ed25519 public key whose private halves are dropped at
+/// once (none if the system's generator fails: the decoy check is then
+/// cheaper, nothing else changes).
+fn decoy_keys() -> Arc<Vec<Jwk>> {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
+    let rng = ring::rand::SystemRandom::new();
+    let ec = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .ok()
+        .and_then(|doc| EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref(), &rng).ok())
+        .and_then(|pair| Jwk::es256(pair.public_key().as_ref()).ok());
+    let ed = Ed25519KeyPair::generate_pkcs8(&rng)
+        .ok()
+        .and_then(|doc| Ed25519KeyPair::from_pkcs8(doc.as_ref()).ok())
+        .and_then(|pair| Jwk::ed25519(pair.public_key().as_ref()).ok());
+    Arc::new(ec.into_iter().chain(ed).collect())
 }
 
 #[cfg(test)]
