@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tessera_shared::admin::{
     AdminError, AuditEvent, ClientCredentials, ClientInfo, CreateClient, Deleted, FamiliesRevoked, ImportKey, KeyInfo,
-    KeyRotation, RotateKeys, RotateSecret, Stats, paths,
+    KeyRotation, RotateKeys, RotateSecret, SetKeys, Stats, paths,
 };
 use tessera_shared::ids;
 use tokio::net::UnixStream;
@@ -225,6 +225,17 @@ impl AdminClient {
     pub async fn client(&self, client_id: &str) -> Result<ClientInfo, Error> {
         let path = paths::client(checked_id(client_id)?);
         self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `POST /v1/clients/{id}/set-keys`: replaces a private_key_jwt
+    /// client's public keys.
+    ///
+    /// # Errors
+    ///
+    /// As [`AdminClient::client`]; the server's message for a key it refuses.
+    pub async fn set_keys(&self, client_id: &str, request: &SetKeys) -> Result<ClientInfo, Error> {
+        let path = paths::client_action(checked_id(client_id)?, "set-keys");
+        self.call(Method::POST, &path, Some(request)).await
     }
 
     /// `POST /v1/clients/{id}/rotate-secret`: gives the client a new secret,

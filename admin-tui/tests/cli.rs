@@ -86,6 +86,7 @@ fn create_json_prints_the_credentials_object() {
         "name": "billing",
         "scopes": ["read", "write"],
         "refresh_tokens": false,
+        "auth_method": "client_secret",
     });
     let expected_body = json!({
         "name": "billing",
@@ -184,6 +185,7 @@ fn rotate_secret_sends_the_grace_period() {
         "scopes": [],
         "refresh_tokens": true,
         "previous_secret_valid_until": 1_700_000_030,
+        "auth_method": "client_secret",
     });
     let server = FakeServer::start(vec![Route::ok(
         Method::POST,

@@ -99,6 +99,7 @@ fn rotation(c: &mut Criterion) {
         access_token_ttl: None,
         audiences: vec![],
         require_dpop: false,
+        public_keys: vec![],
     };
     runtime.block_on(store.insert_client(&client)).unwrap();
     runtime.block_on(store.create_family(&family, &first, 1000)).unwrap();

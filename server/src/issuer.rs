@@ -13,7 +13,8 @@ use tessera_shared::wire::{TOKEN_TYPE_BEARER, TOKEN_TYPE_DPOP, TokenResponse};
 
 use crate::activity::Activity;
 use crate::audit::AuditEntry;
-use crate::client_auth::{Authentication, ClientAuthenticator, ClientCredentials};
+use crate::client_auth::assertion::AcceptedAudiences;
+use crate::client_auth::{Authentication, ClientAuthenticator, Presented};
 use crate::clock::{Clock, UnixTime};
 use crate::crypto::random::Random;
 use crate::crypto::secret::{SecretHasher, refresh_token_digest};
@@ -78,7 +79,11 @@ impl Issuer {
         let token_endpoint = format!("{}/oauth2/token", policy.issuer_url.trim_end_matches('/'));
         Self {
             dpop: Arc::new(DpopPolicy::new(token_endpoint)),
-            authenticator: ClientAuthenticator::new(store.clone(), secrets),
+            authenticator: ClientAuthenticator::new(
+                store.clone(),
+                secrets,
+                AcceptedAudiences::for_issuer(&policy.issuer_url),
+            ),
             store,
             keys,
             random: Random::new(),
@@ -142,12 +147,12 @@ impl Issuer {
     /// [`TokenError::InvalidClient`], or a storage failure.
     pub(crate) async fn authenticate(
         &self,
-        credentials: &ClientCredentials,
+        credentials: &Presented,
         now: UnixTime,
     ) -> Result<ClientRecord, TokenError> {
         let Authentication { result, known } = self.authenticator.authenticate(credentials, now).await;
         if matches!(result, Err(TokenError::InvalidClient)) {
-            self.activity.authentication_failed(&credentials.client_id, known).await;
+            self.activity.authentication_failed(credentials.client_id(), known).await;
         }
         result
     }

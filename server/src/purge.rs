@@ -17,11 +17,12 @@ const BATCH: usize = 512;
 pub async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>, interval: Duration, shutdown: CancellationToken) {
     crate::periodic::every(interval, &shutdown, || async {
         match purge_all(store.as_ref(), clock.as_ref(), &shutdown).await {
-            Ok(report) if report.tokens > 0 || report.denied > 0 => {
+            Ok(report) if report.tokens > 0 || report.denied > 0 || report.assertion_jtis > 0 => {
                 tracing::info!(
                     tokens = report.tokens,
                     families = report.families,
                     denied = report.denied,
+                    assertion_jtis = report.assertion_jtis,
                     "purged expired refresh tokens and deny-list entries"
                 );
             }
@@ -55,6 +56,15 @@ pub async fn purge_all(
     while !shutdown.is_cancelled() {
         let removed = store.purge_denied(clock.now(), BATCH).await?;
         total.denied += removed;
+        if removed < BATCH as u64 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // The private_key_jwt replay set: assertions that could no longer be used.
+    while !shutdown.is_cancelled() {
+        let removed = store.purge_assertion_jtis(clock.now(), BATCH).await?;
+        total.assertion_jtis += removed;
         if removed < BATCH as u64 {
             break;
         }

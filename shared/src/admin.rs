@@ -9,6 +9,7 @@
 //! | `POST /v1/clients` | [`CreateClient`] | [`ClientCredentials`] |
 //! | `GET /v1/clients/{id}` | | [`ClientInfo`] |
 //! | `POST /v1/clients/{id}/rotate-secret` | [`RotateSecret`] | [`ClientCredentials`] |
+//! | `POST /v1/clients/{id}/set-keys` | [`SetKeys`] | [`ClientInfo`] (its public keys replaced) |
 //! | `POST /v1/clients/{id}/revoke` | | [`ClientInfo`] |
 //! | `DELETE /v1/clients/{id}` | | [`Deleted`] |
 //! | `POST /v1/clients/{id}/revoke-families` | | [`FamiliesRevoked`] |
@@ -103,6 +104,39 @@ pub struct CreateClient {
     /// (RFC 9449), so every access token it gets is bound to its key.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub require_dpop: bool,
+    /// Public keys, each the text of a PEM public key (SubjectPublicKeyInfo),
+    /// a JWK or a JWKS: the client authenticates with private_key_jwt and
+    /// has no secret. Empty: it gets a secret.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub public_keys: Vec<String>,
+}
+
+/// How a client authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// With its secret (client_secret_basic or client_secret_post).
+    #[default]
+    ClientSecret,
+    /// With an assertion signed by one of its public keys (RFC 7523).
+    PrivateKeyJwt,
+}
+
+impl std::fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ClientSecret => "client_secret",
+            Self::PrivateKeyJwt => "private_key_jwt",
+        })
+    }
+}
+
+/// `POST /v1/clients/{id}/set-keys`: replaces a key client's public keys
+/// (rotation). Each entry is a key document as `CreateClient::public_keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetKeys {
+    /// The new keys' documents.
+    pub public_keys: Vec<String>,
 }
 
 /// `POST /v1/clients/{id}/rotate-secret`.
@@ -121,8 +155,16 @@ pub struct RotateSecret {
 pub struct ClientCredentials {
     /// The client ID.
     pub client_id: String,
-    /// The new secret, in plain text this once; the server keeps only a digest.
+    /// The new secret, in plain text this once; the server keeps only a
+    /// digest. Empty (and left out) for a client with public keys.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
     pub client_secret: String,
+    /// How the client authenticates.
+    #[serde(default)]
+    pub auth_method: AuthMethod,
+    /// RFC 7638 thumbprints of its public keys (private_key_jwt).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub key_thumbprints: Vec<String>,
     /// The client's name.
     pub name: String,
     /// The client's allowed scopes.
@@ -189,6 +231,12 @@ pub struct ClientInfo {
     pub require_dpop: bool,
     /// Refresh-token families neither revoked nor expired.
     pub active_refresh_families: u64,
+    /// How the client authenticates.
+    #[serde(default)]
+    pub auth_method: AuthMethod,
+    /// RFC 7638 thumbprints of its public keys (private_key_jwt).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub key_thumbprints: Vec<String>,
 }
 
 /// `DELETE /v1/clients/{id}`.
@@ -329,6 +377,8 @@ pub enum AuditKind {
     ClientCreated,
     /// An operator gave a client a new secret.
     SecretRotated,
+    /// An operator replaced a client's public keys.
+    ClientKeysSet,
     /// An operator revoked a client.
     ClientRevoked,
     /// An operator re-activated a revoked client.
@@ -369,6 +419,7 @@ impl std::fmt::Display for AuditKind {
         f.write_str(match self {
             Self::ClientCreated => "client_created",
             Self::SecretRotated => "secret_rotated",
+            Self::ClientKeysSet => "client_keys_set",
             Self::ClientRevoked => "client_revoked",
             Self::ClientReactivated => "client_reactivated",
             Self::ClientDeleted => "client_deleted",

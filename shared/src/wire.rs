@@ -98,11 +98,20 @@ pub struct AuthorizationServerMetadata {
     pub jwks_uri: String,
     /// `client_credentials` and `refresh_token`.
     pub grant_types_supported: Vec<String>,
-    /// `client_secret_basic` and `client_secret_post`.
+    /// `client_secret_basic`, `client_secret_post` and `private_key_jwt`.
     pub token_endpoint_auth_methods_supported: Vec<String>,
     /// The algorithms a DPoP proof may be signed with (RFC 9449 §5.1).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub dpop_signing_alg_values_supported: Vec<String>,
+    /// The algorithms a client assertion may be signed with (private_key_jwt).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// How callers of the revocation endpoint authenticate (as at the token endpoint).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// How callers of the introspection endpoint authenticate (as at the token endpoint).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
     /// RFC 7009 endpoint, once served.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub revocation_endpoint: Option<String>,

@@ -128,7 +128,8 @@ pub enum ClientsCommand {
         json: bool,
     },
 
-    /// Create a client and print its secret, once.
+    /// Create a client and print its secret, once; or, with --public-key, a
+    /// client without a secret that authenticates with private_key_jwt.
     Create {
         /// A name for operators; need not be unique.
         #[arg(long)]
@@ -163,8 +164,30 @@ pub enum ClientsCommand {
         /// 9449), so every access token it gets is bound to its key.
         #[arg(long)]
         require_dpop: bool,
+        /// A public key file (PEM SubjectPublicKeyInfo: EC P-256, Ed25519 or
+        /// RSA of 2048 to 4096 bits; or a JWK or JWKS); repeat for more. The
+        /// client then has no secret and authenticates with an assertion
+        /// signed by one of these keys (private_key_jwt, RFC 7523).
+        #[arg(long = "public-key", value_name = "FILE", conflicts_with = "secret_ttl")]
+        public_keys: Vec<std::path::PathBuf>,
 
         /// Print the credentials as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Replace the public keys of a private_key_jwt client (key rotation):
+    /// assertions signed by a key no longer given fail from now on.
+    SetKeys {
+        /// The client's ID.
+        #[arg(value_name = "CLIENT_ID")]
+        client_id: String,
+
+        /// A public key file, as for `create`; repeat for more.
+        #[arg(long = "public-key", value_name = "FILE", required = true)]
+        public_keys: Vec<std::path::PathBuf>,
+
+        /// Print the client as a JSON object.
         #[arg(long)]
         json: bool,
     },

@@ -2,7 +2,9 @@
 
 use std::io::Write;
 
-use tessera_shared::admin::{ClientCredentials, CreateClient, RotateSecret};
+use std::path::PathBuf;
+
+use tessera_shared::admin::{ClientCredentials, CreateClient, RotateSecret, SetKeys};
 
 use super::args::ClientsCommand;
 use super::{Error, emit, output, print, print_json};
@@ -27,6 +29,7 @@ pub async fn run(client: &AdminClient, command: ClientsCommand, out: &mut dyn Wr
             access_token_ttl,
             audiences,
             require_dpop,
+            public_keys,
             json,
         } => {
             let request = CreateClient {
@@ -37,9 +40,15 @@ pub async fn run(client: &AdminClient, command: ClientsCommand, out: &mut dyn Wr
                 access_token_ttl_seconds: access_token_ttl,
                 audiences,
                 require_dpop,
+                public_keys: read_keys(&public_keys)?,
             };
             let creds = client.create_client(&request).await?;
             print_credentials(out, &creds, json)
+        }
+        ClientsCommand::SetKeys { client_id, public_keys, json } => {
+            let request = SetKeys { public_keys: read_keys(&public_keys)? };
+            let info = client.set_keys(&client_id, &request).await?;
+            if json { print_json(out, &info) } else { print(out, &output::client_details(&info)) }
         }
         ClientsCommand::Show { client_id, json } => {
             let info = client.client(&client_id).await?;
@@ -63,6 +72,24 @@ pub async fn run(client: &AdminClient, command: ClientsCommand, out: &mut dyn Wr
             print(out, &format!("Client {} is active again.\n", output::clean(&info.client_id)))
         }
     }
+}
+
+/// Largest key file read: a key document is a few KiB at most, and the
+/// server refuses more than 32 KiB.
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// The contents of each key file; the server checks what they hold.
+fn read_keys(paths: &[PathBuf]) -> Result<Vec<String>, Error> {
+    use std::io::Read as _;
+    paths
+        .iter()
+        .map(|path| {
+            let input = |source| Error::Input { path: path.clone(), source };
+            let mut text = String::new();
+            std::fs::File::open(path).map_err(input)?.take(MAX_KEY_FILE).read_to_string(&mut text).map_err(input)?;
+            Ok(text)
+        })
+        .collect()
 }
 
 /// Prints a new secret. Failing here loses the secret for good, so the error

@@ -12,7 +12,8 @@ use std::time::UNIX_EPOCH;
 
 use serde::Serialize;
 use tessera_shared::admin::{
-    ClientCredentials, ClientInfo, Deleted, FamiliesRevoked, KeyInfo, KeyRotation, KeyState, RotationOutcome,
+    AuthMethod, ClientCredentials, ClientInfo, Deleted, FamiliesRevoked, KeyInfo, KeyRotation, KeyState,
+    RotationOutcome,
 };
 
 /// `value` as pretty-printed JSON and a newline: one object or array that
@@ -61,18 +62,28 @@ pub fn client_details(client: &ClientInfo) -> String {
         ("DPoP", dpop(client.require_dpop).to_owned()),
         ("created", timestamp(client.created_at)),
         ("last used", client.last_used_at.map_or_else(|| "never".to_owned(), timestamp)),
-        ("secret set", timestamp(client.secret_set_at)),
-        ("secret", secret_state(client.secret_expires_at, now_unix())),
-        (
+        ("authentication", client.auth_method.to_string()),
+    ];
+    if client.auth_method == AuthMethod::PrivateKeyJwt {
+        lines.push(("key thumbprints", thumbprints(&client.key_thumbprints)));
+    } else {
+        lines.push(("secret set", timestamp(client.secret_set_at)));
+        lines.push(("secret", secret_state(client.secret_expires_at, now_unix())));
+        lines.push((
             "previous secret",
             client.previous_secret_valid_until.map_or_else(
                 || "none".to_owned(),
                 |until| format!("still accepted until {} (end of the grace period)", timestamp(until)),
             ),
-        ),
-    ];
+        ));
+    }
     lines.push(("active refresh families", client.active_refresh_families.to_string()));
     key_values(&lines)
+}
+
+/// RFC 7638 thumbprints of a client's public keys.
+fn thumbprints(thumbprints: &[String]) -> String {
+    thumbprints.iter().map(|t| clean(t).into_owned()).collect::<Vec<_>>().join(" ")
 }
 
 /// A client's access-token lifetime, or that it uses the server's.
@@ -96,13 +107,17 @@ fn audiences(audiences: &[String]) -> String {
 /// Freshly issued credentials, with the warning that this is the only time
 /// the secret is shown.
 pub fn credentials(creds: &ClientCredentials) -> String {
-    let mut lines = vec![
-        ("client ID", clean(&creds.client_id).into_owned()),
-        ("client secret", clean(&creds.client_secret).into_owned()),
-        ("name", clean(&creds.name).into_owned()),
-        ("scopes", scopes(&creds.scopes)),
-        ("refresh tokens", yes_no(creds.refresh_tokens).to_owned()),
-    ];
+    let keys = creds.auth_method == AuthMethod::PrivateKeyJwt;
+    let mut lines = vec![("client ID", clean(&creds.client_id).into_owned())];
+    if keys {
+        lines.push(("authentication", creds.auth_method.to_string()));
+        lines.push(("key thumbprints", thumbprints(&creds.key_thumbprints)));
+    } else {
+        lines.push(("client secret", clean(&creds.client_secret).into_owned()));
+    }
+    lines.push(("name", clean(&creds.name).into_owned()));
+    lines.push(("scopes", scopes(&creds.scopes)));
+    lines.push(("refresh tokens", yes_no(creds.refresh_tokens).to_owned()));
     if let Some(until) = creds.previous_secret_valid_until {
         lines.push(("previous secret valid until", timestamp(until)));
     }
@@ -119,7 +134,9 @@ pub fn credentials(creds: &ClientCredentials) -> String {
         lines.push(("DPoP", dpop(true).to_owned()));
     }
     let mut text = key_values(&lines);
-    text.push_str("\nThe secret will not be shown again: store it now.\n");
+    if !keys {
+        text.push_str("\nThe secret will not be shown again: store it now.\n");
+    }
     text
 }
 

@@ -111,6 +111,7 @@ async fn create_client_sends_json_and_reads_credentials() {
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
         require_dpop: false,
+        public_keys: Vec::new(),
     };
     let creds = AdminClient::new(&socket).create_client(&request).await.unwrap();
     assert_eq!(creds.client_id, ID);

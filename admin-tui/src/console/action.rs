@@ -45,6 +45,9 @@ pub enum Request {
     },
     /// Create a client.
     Create(CreateClient),
+    /// Create a client with the public key in this file (private_key_jwt):
+    /// the worker reads the file, so `update` stays free of I/O.
+    CreateWithKey(CreateClient, std::path::PathBuf),
     /// Give a client a new secret.
     RotateSecret {
         /// The client.

@@ -105,6 +105,8 @@ pub enum CreateField {
     Refresh,
     /// Whether its token requests must carry a DPoP proof.
     Dpop,
+    /// A public key file: the client authenticates with private_key_jwt.
+    PublicKey,
 }
 
 /// The "new client" form.
@@ -118,6 +120,8 @@ pub struct CreateForm {
     pub refresh_tokens: bool,
     /// Whether its token requests must carry a DPoP proof (`--require-dpop`).
     pub require_dpop: bool,
+    /// The path of a public key file; empty: the client gets a secret.
+    pub public_key: String,
     /// The field with the cursor.
     pub focus: CreateField,
     /// Why the last submission failed.
@@ -133,6 +137,7 @@ impl Default for CreateForm {
             scopes: String::new(),
             refresh_tokens: true,
             require_dpop: false,
+            public_key: String::new(),
             focus: CreateField::Name,
             error: None,
             busy: false,

@@ -77,3 +77,31 @@ async fn copy_effects_reach_the_host() {
     assert_eq!(clipboard.0, ["the-secret"]);
     assert!(screen_text(&terminal).contains("Copied the secret"));
 }
+
+/// Issue 16: the worker reads the key file of a create request; a file it
+/// cannot read comes back as the form's error, before any call.
+#[tokio::test]
+async fn the_worker_reads_the_key_file_or_says_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = AdminClient::for_data_dir(dir.path()).with_timeout(CALL_TIMEOUT);
+    let create = tessera_shared::admin::CreateClient {
+        name: "m".into(),
+        scopes: Vec::new(),
+        refresh_tokens: true,
+        secret_ttl_seconds: None,
+        access_token_ttl_seconds: None,
+        audiences: Vec::new(),
+        require_dpop: false,
+        public_keys: Vec::new(),
+    };
+    let missing = dir.path().join("missing.pub");
+    let reply = worker::handle(&client, Request::CreateWithKey(create.clone(), missing.clone())).await;
+    let Reply::Created(Err(failure)) = reply else { panic!("{reply:?}") };
+    assert!(failure.message.contains("cannot read") && failure.message.contains("missing.pub"), "{failure:?}");
+    assert!(!failure.unreachable);
+    // A readable file goes on to the server (not running here).
+    std::fs::write(dir.path().join("k.pub"), "{}").unwrap();
+    let reply = worker::handle(&client, Request::CreateWithKey(create, dir.path().join("k.pub"))).await;
+    let Reply::Created(Err(failure)) = reply else { panic!("{reply:?}") };
+    assert!(failure.unreachable, "{failure:?}");
+}

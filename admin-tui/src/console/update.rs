@@ -3,7 +3,7 @@
 //! with hand-made events.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tessera_shared::admin::{ClientStatus, CreateClient, KeyState};
+use tessera_shared::admin::{AuthMethod, ClientStatus, CreateClient, KeyState};
 
 use super::action::{Effect, Event, Failure, Reply, Request, Snapshot};
 use super::app::{
@@ -87,6 +87,13 @@ fn on_reply(app: &mut App, reply: Reply) -> Vec<Effect> {
         }
         Reply::Created(result) => {
             match result {
+                Ok(creds) if creds.auth_method == AuthMethod::PrivateKeyJwt => {
+                    // No secret to show: the client proves itself with its key.
+                    let text = format!("Created client \"{}\" (private_key_jwt, no secret).", creds.name);
+                    app.message = Some(Message { text, error: false });
+                    app.selected = Some(creds.client_id);
+                    app.modal = None;
+                }
                 Ok(creds) => {
                     app.message = Some(Message { text: format!("Created client \"{}\".", creds.name), error: false });
                     app.selected = Some(creds.client_id.clone());
@@ -479,15 +486,17 @@ fn on_create_key(form: &mut CreateForm, key: KeyEvent) -> (Vec<Effect>, bool) {
                 CreateField::Name => CreateField::Scopes,
                 CreateField::Scopes => CreateField::Refresh,
                 CreateField::Refresh => CreateField::Dpop,
-                CreateField::Dpop => CreateField::Name,
+                CreateField::Dpop => CreateField::PublicKey,
+                CreateField::PublicKey => CreateField::Name,
             };
         }
         KeyCode::BackTab | KeyCode::Up => {
             form.focus = match form.focus {
-                CreateField::Name => CreateField::Dpop,
+                CreateField::Name => CreateField::PublicKey,
                 CreateField::Scopes => CreateField::Name,
                 CreateField::Refresh => CreateField::Scopes,
                 CreateField::Dpop => CreateField::Refresh,
+                CreateField::PublicKey => CreateField::Dpop,
             };
         }
         KeyCode::Enter => {
@@ -503,7 +512,7 @@ fn on_create_key(form: &mut CreateForm, key: KeyEvent) -> (Vec<Effect>, bool) {
             let scopes: Vec<String> = form.scopes.split_whitespace().map(str::to_owned).collect();
             form.busy = true;
             form.error = None;
-            let request = Request::Create(CreateClient {
+            let create = CreateClient {
                 name,
                 scopes,
                 refresh_tokens: form.refresh_tokens,
@@ -511,12 +520,20 @@ fn on_create_key(form: &mut CreateForm, key: KeyEvent) -> (Vec<Effect>, bool) {
                 access_token_ttl_seconds: None,
                 audiences: Vec::new(),
                 require_dpop: form.require_dpop,
-            });
+                public_keys: Vec::new(),
+            };
+            let key_file = form.public_key.trim();
+            let request = if key_file.is_empty() {
+                Request::Create(create)
+            } else {
+                Request::CreateWithKey(create, key_file.into())
+            };
             return (vec![Effect::Send(request)], false);
         }
         _ => match form.focus {
             CreateField::Name => edit_text(&mut form.name, key),
             CreateField::Scopes => edit_text(&mut form.scopes, key),
+            CreateField::PublicKey => edit_text(&mut form.public_key, key),
             CreateField::Refresh => match key.code {
                 KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right => form.refresh_tokens = !form.refresh_tokens,
                 KeyCode::Char('y') => form.refresh_tokens = true,

@@ -29,11 +29,31 @@ pub fn spawn(client: AdminClient) -> (mpsc::UnboundedSender<Request>, mpsc::Unbo
     (request_tx, reply_rx)
 }
 
+/// Largest key file read (the server refuses key documents over 32 KiB).
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// The text of a public key file, or why it cannot be read.
+async fn read_key_file(path: &std::path::Path) -> Result<String, String> {
+    use tokio::io::AsyncReadExt as _;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let file = tokio::fs::File::open(path).await.map_err(cannot)?;
+    let mut text = String::new();
+    file.take(MAX_KEY_FILE).read_to_string(&mut text).await.map_err(cannot)?;
+    Ok(text)
+}
+
 /// Carries out one request.
 pub async fn handle(client: &AdminClient, request: Request) -> Reply {
     match request {
         Request::Poll { full, audit_after } => Reply::Polled(poll(client, full, audit_after).await),
         Request::Create(create) => Reply::Created(client.create_client(&create).await.map_err(Failure::from)),
+        Request::CreateWithKey(mut create, path) => match read_key_file(&path).await {
+            Ok(document) => {
+                create.public_keys = vec![document];
+                Reply::Created(client.create_client(&create).await.map_err(Failure::from))
+            }
+            Err(message) => Reply::Created(Err(Failure { unreachable: false, message })),
+        },
         Request::RotateSecret { client_id, grace_seconds } => Reply::SecretRotated(
             client
                 .rotate_secret(&client_id, RotateSecret { grace_seconds, secret_ttl_seconds: None })

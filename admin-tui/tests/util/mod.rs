@@ -201,5 +201,6 @@ pub fn client_info(id: &str, name: &str) -> Value {
         "created_at": 1_700_000_000,
         "secret_set_at": 1_700_000_000,
         "active_refresh_families": 0,
+        "auth_method": "client_secret",
     })
 }

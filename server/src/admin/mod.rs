@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tessera_shared::admin::{AdminError, CreateClient, ImportKey, RotateKeys, RotateSecret, paths};
+use tessera_shared::admin::{AdminError, CreateClient, ImportKey, RotateKeys, RotateSecret, SetKeys, paths};
 
 use crate::http::response::{self, HttpResponse};
 use service::{AdminFailure, AdminService};
@@ -92,6 +92,10 @@ async fn dispatch(
         (Some((id, "rotate-secret")), &Method::POST) => {
             let rotate: RotateSecret = read_json(request).await?;
             Ok(ok(&service.rotate_secret(id, rotate.grace_seconds, rotate.secret_ttl_seconds).await?))
+        }
+        (Some((id, "set-keys")), &Method::POST) => {
+            let set: SetKeys = read_json(request).await?;
+            Ok(ok(&service.set_keys(id, &set.public_keys).await?))
         }
         (Some((id, "revoke")), &Method::POST) => Ok(ok(&service.revoke_client(id).await?)),
         (Some((id, "revoke-families")), &Method::POST) => Ok(ok(&service.revoke_families(id).await?)),

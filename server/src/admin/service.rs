@@ -4,14 +4,16 @@
 use std::sync::Arc;
 
 use tessera_shared::admin::{
-    AuditEvent, AuditKind, ClientCredentials, ClientInfo, ClientStatus, CreateClient, Deleted, FamiliesRevoked,
-    KeyInfo, KeyRotation, RotateKeys, RotationOutcome, Stats,
+    AuditEvent, AuditKind, AuthMethod, ClientCredentials, ClientInfo, ClientStatus, CreateClient, Deleted,
+    FamiliesRevoked, KeyInfo, KeyRotation, RotateKeys, RotationOutcome, Stats,
 };
 use tessera_shared::ids::is_client_id;
+use tessera_shared::jwk::Jwk;
 use tessera_shared::jwk::JwkSet;
 
 use crate::activity::Activity;
 use crate::audit::{Audit, AuditEntry};
+use crate::client_auth::public_key;
 use crate::clock::{Clock, UnixTime};
 use crate::crypto::CryptoError;
 use crate::crypto::random::Random;
@@ -107,10 +109,11 @@ impl AdminService {
         self.activity.audit()
     }
 
-    /// Creates a client and returns its secret, the only time it is shown.
+    /// Creates a client and returns its secret, the only time it is shown;
+    /// a client given public keys gets no secret (private_key_jwt).
     ///
     /// # Errors
-    /// [`AdminFailure::BadRequest`] for an invalid name or scope.
+    /// [`AdminFailure::BadRequest`] for an invalid name, scope or key.
     pub async fn create_client(&self, request: CreateClient) -> Result<ClientCredentials, AdminFailure> {
         let name = check_name(&request.name)?;
         let scopes = check_scopes(request.scopes)?;
@@ -118,7 +121,15 @@ impl AdminService {
         let access_token_ttl =
             check_access_token_ttl(request.access_token_ttl_seconds, self.keys.settings().timing.access_token_ttl)?;
         let audiences = check_audiences(request.audiences)?;
+        let public_keys = if request.public_keys.is_empty() { Vec::new() } else { check_keys(&request.public_keys)? };
+        if !public_keys.is_empty() && secret_ttl.is_some() {
+            return Err(AdminFailure::BadRequest(
+                "a client with public keys has no secret, so a secret lifetime does not apply".into(),
+            ));
+        }
         let now = self.clock.now();
+        // A key client's digest is of a secret nobody is told (and the
+        // authenticator refuses secrets for it anyway).
         let secret = self.random.client_secret()?;
         let client = ClientRecord {
             client_id: self.random.client_id()?,
@@ -134,12 +145,51 @@ impl AdminService {
             access_token_ttl,
             audiences,
             require_dpop: request.require_dpop,
+            public_keys,
         };
         self.store.insert_client(&client).await?;
         tracing::info!(event = "client_created", client_id = %client.client_id, "client created");
-        let detail = format!("\"{}\" created", client.name);
+        let detail = if client.uses_keys() {
+            format!("\"{}\" created with public keys {}", client.name, thumbprints(&client.public_keys).join(", "))
+        } else {
+            format!("\"{}\" created", client.name)
+        };
         self.audit().record(AuditEntry::client(AuditKind::ClientCreated, &client.client_id, detail)).await;
-        Ok(credentials(&client, secret))
+        let shown = if client.uses_keys() { String::new() } else { secret };
+        Ok(credentials(&client, shown))
+    }
+
+    /// Replaces the public keys of a client that authenticates with them
+    /// (rotation): assertions signed by a key no longer listed fail at once.
+    ///
+    /// # Errors
+    /// [`AdminFailure::NotFound`]; [`AdminFailure::BadRequest`] for an
+    /// invalid key or a client that has a secret instead.
+    pub async fn set_keys(&self, client_id: &str, documents: &[String]) -> Result<ClientInfo, AdminFailure> {
+        let keys = check_keys(documents)?;
+        let before = self.find(client_id).await?;
+        if !before.uses_keys() {
+            return Err(secret_client(client_id));
+        }
+        let change = |client: &mut ClientRecord| {
+            // Never turns a secret client into a key client halfway.
+            if client.uses_keys() {
+                client.public_keys.clone_from(&keys);
+            }
+        };
+        let client = self.store.update_client(client_id, &change).await?.ok_or_else(|| not_found(client_id))?;
+        if client.public_keys != keys {
+            return Err(secret_client(client_id));
+        }
+        let now = self.clock.now();
+        tracing::info!(event = "client_keys_set", client_id, keys = keys.len(), "client public keys replaced");
+        let detail = format!(
+            "public keys replaced: {} (were {})",
+            thumbprints(&client.public_keys).join(", "),
+            thumbprints(&before.public_keys).join(", ")
+        );
+        self.audit().record(AuditEntry::client(AuditKind::ClientKeysSet, client_id, detail)).await;
+        self.info(client, now).await
     }
 
     /// Every client, without secrets.
@@ -182,6 +232,12 @@ impl AdminService {
             )));
         }
         let secret_ttl = check_secret_ttl(secret_ttl)?;
+        if self.find(client_id).await?.uses_keys() {
+            return Err(AdminFailure::BadRequest(format!(
+                "client {} authenticates with public keys and has no secret; use set-keys to replace them",
+                printable(client_id)
+            )));
+        }
         let now = self.clock.now();
         let secret = self.random.client_secret()?;
         let digest = self.secrets.digest(&secret);
@@ -354,6 +410,8 @@ impl AdminService {
             audiences: client.audiences,
             require_dpop: client.require_dpop,
             active_refresh_families,
+            auth_method: auth_method(&client.public_keys),
+            key_thumbprints: thumbprints(&client.public_keys),
         })
     }
 }
@@ -379,7 +437,30 @@ fn credentials(client: &ClientRecord, secret: String) -> ClientCredentials {
         access_token_ttl_seconds: client.access_token_ttl,
         audiences: client.audiences.clone(),
         require_dpop: client.require_dpop,
+        auth_method: auth_method(&client.public_keys),
+        key_thumbprints: thumbprints(&client.public_keys),
     }
+}
+
+fn auth_method(keys: &[Jwk]) -> AuthMethod {
+    if keys.is_empty() { AuthMethod::ClientSecret } else { AuthMethod::PrivateKeyJwt }
+}
+
+/// The stored keys' thumbprints (their `kid`s, set when they were checked).
+fn thumbprints(keys: &[Jwk]) -> Vec<String> {
+    keys.iter().map(|k| k.kid.clone().or_else(|| k.thumbprint().ok()).unwrap_or_default()).collect()
+}
+
+/// Parses and checks key documents, with the reason for a refusal.
+fn check_keys(documents: &[String]) -> Result<Vec<Jwk>, AdminFailure> {
+    public_key::parse_documents(documents).map_err(|e| AdminFailure::BadRequest(format!("public key refused: {e}")))
+}
+
+fn secret_client(client_id: &str) -> AdminFailure {
+    AdminFailure::BadRequest(format!(
+        "client {} authenticates with a secret; create a new client with --public-key instead",
+        printable(client_id)
+    ))
 }
 
 fn check_secret_ttl(ttl: Option<u64>) -> Result<Option<u64>, AdminFailure> {

@@ -8,6 +8,7 @@ use crate::store::records::PreviousSecret;
 use crate::store::sled::SledStore;
 
 const NOW: u64 = 1_800_000_000;
+const ISSUER: &str = "https://tessera.test";
 const ID: &str = "oa2-client-id_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 const OPEN: ParsePolicy = ParsePolicy { allow_query_credentials: true };
 const CLOSED: ParsePolicy = ParsePolicy { allow_query_credentials: false };
@@ -16,17 +17,21 @@ fn p(name: &str, value: &str, source: Source) -> Param {
     Param { name: name.into(), value: value.into(), source }
 }
 
-fn creds(id: &str, secret: &str) -> ClientCredentials {
+fn pair(id: &str, secret: &str) -> ClientCredentials {
     ClientCredentials { client_id: id.into(), client_secret: secret.into() }
 }
 
-fn code(result: Result<ClientCredentials, TokenError>) -> ErrorCode {
+fn creds(id: &str, secret: &str) -> Presented {
+    Presented::Secret(pair(id, secret))
+}
+
+fn code(result: Result<Presented, TokenError>) -> ErrorCode {
     result.expect_err("must fail").code()
 }
 
 #[test]
 fn basic_or_parameters_but_not_both() {
-    let basic = AuthorizationHeader::Basic(creds("a", "b"));
+    let basic = AuthorizationHeader::Basic(pair("a", "b"));
     assert_eq!(presented(&[], basic.clone(), CLOSED).unwrap(), creds("a", "b"));
     let body = [p("client_id", "a", Source::Body), p("client_secret", "b", Source::Body)];
     assert_eq!(presented(&body, AuthorizationHeader::Absent, CLOSED).unwrap(), creds("a", "b"));
@@ -69,7 +74,7 @@ async fn authenticator_with(change: impl FnOnce(&mut ClientRecord)) -> (ClientAu
     };
     change(&mut record);
     store.insert_client(&record).await.unwrap();
-    (ClientAuthenticator::new(store.clone(), secrets), store)
+    (ClientAuthenticator::new(store.clone(), secrets, AcceptedAudiences::for_issuer(ISSUER)), store)
 }
 
 #[tokio::test]
@@ -116,4 +121,100 @@ async fn a_previous_secret_works_only_within_its_grace() {
         authenticator_with(|c| c.previous_secret = Some(PreviousSecret { digest: old, valid_until: NOW + 30 })).await;
     assert!(authenticator.authenticate(&creds(ID, "old"), NOW + 29).await.result.is_ok());
     assert!(authenticator.authenticate(&creds(ID, "old"), NOW + 30).await.result.is_err());
+}
+
+mod assertions {
+    use super::*;
+    use crate::client_auth::assertion::tests::{TestKey, good};
+
+    fn with_assertion(assertion: &str, source: Source) -> Vec<Param> {
+        vec![p("client_assertion_type", ASSERTION_TYPE, source), p("client_assertion", assertion, source)]
+    }
+
+    fn assertion_of(presented: Presented) -> ClientAssertion {
+        match presented {
+            Presented::Assertion(assertion) => assertion,
+            Presented::Secret(_) => panic!("read as a secret"),
+        }
+    }
+
+    #[test]
+    fn an_assertion_names_its_client_and_excludes_every_other_method() {
+        let assertion = good(&TestKey::es256(), "j");
+        let params = with_assertion(&assertion, Source::Body);
+        let read = assertion_of(presented(&params, AuthorizationHeader::Absent, CLOSED).unwrap());
+        assert_eq!(read.client_id, ID, "from the unverified sub");
+        assert!(!format!("{read:?}").contains(&assertion), "the assertion stays out of Debug");
+        let mut named = params.clone();
+        named.push(p("client_id", "oa2-client-id_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB", Source::Body));
+        let read = assertion_of(presented(&named, AuthorizationHeader::Absent, CLOSED).unwrap());
+        assert_eq!(
+            read.client_id, "oa2-client-id_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB",
+            "the parameter is whose keys check it"
+        );
+
+        let mut with_secret = params.clone();
+        with_secret.push(p("client_secret", "s", Source::Body));
+        assert_eq!(code(presented(&with_secret, AuthorizationHeader::Absent, OPEN)), ErrorCode::InvalidRequest);
+        assert_eq!(
+            code(presented(&params, AuthorizationHeader::Basic(pair("a", "b")), OPEN)),
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(code(presented(&params, AuthorizationHeader::Malformed, OPEN)), ErrorCode::InvalidRequest);
+        assert_eq!(code(presented(&params[..1], AuthorizationHeader::Absent, OPEN)), ErrorCode::InvalidRequest);
+        assert_eq!(code(presented(&params[1..], AuthorizationHeader::Absent, OPEN)), ErrorCode::InvalidRequest);
+        let wrong_type = [p("client_assertion_type", "urn:other", Source::Body), params[1].clone()];
+        assert_eq!(code(presented(&wrong_type, AuthorizationHeader::Absent, OPEN)), ErrorCode::InvalidClient);
+        let garbage = with_assertion("not-a-jwt", Source::Body);
+        assert_eq!(code(presented(&garbage, AuthorizationHeader::Absent, OPEN)), ErrorCode::InvalidClient);
+        let query = with_assertion(&assertion, Source::Query);
+        assert_eq!(code(presented(&query, AuthorizationHeader::Absent, CLOSED)), ErrorCode::InvalidRequest);
+        assert!(presented(&query, AuthorizationHeader::Absent, OPEN).is_ok());
+    }
+
+    fn of(assertion: String) -> Presented {
+        Presented::Assertion(ClientAssertion { client_id: ID.into(), assertion })
+    }
+
+    #[tokio::test]
+    async fn a_key_client_authenticates_once_per_jti_and_never_with_a_secret() {
+        let key = TestKey::eddsa();
+        let jwk = key.jwk();
+        let (authenticator, store) = authenticator_with(|c| c.public_keys = vec![jwk]).await;
+        let first = authenticator.authenticate(&of(good(&key, "j1")), NOW).await;
+        assert_eq!(first.result.unwrap().client_id, ID);
+        assert_eq!(store.client_last_used(ID).await.unwrap(), Some(NOW));
+        let replay = authenticator.authenticate(&of(good(&key, "j1")), NOW + 1).await;
+        assert!(replay.known && matches!(replay.result, Err(TokenError::InvalidClient)), "a replayed jti");
+        assert!(authenticator.authenticate(&of(good(&key, "j2")), NOW + 1).await.result.is_ok());
+        // Its stored digest is of "right" in this fixture, and still refused.
+        let secret = authenticator.authenticate(&creds(ID, "right"), NOW).await;
+        assert!(secret.known && matches!(secret.result, Err(TokenError::InvalidClient)));
+        let other = authenticator.authenticate(&of(good(&TestKey::eddsa(), "j3")), NOW).await;
+        assert!(matches!(other.result, Err(TokenError::InvalidClient)), "another key");
+    }
+
+    #[tokio::test]
+    async fn a_secret_client_or_a_revoked_one_cannot_use_an_assertion() {
+        let key = TestKey::es256();
+        let (secret_client, _) = authenticator_with(|_| {}).await;
+        let outcome = secret_client.authenticate(&of(good(&key, "j1")), NOW).await;
+        assert!(outcome.known && matches!(outcome.result, Err(TokenError::InvalidClient)));
+        let jwk = key.jwk();
+        let (revoked, _) = authenticator_with(|c| {
+            c.public_keys = vec![jwk];
+            c.status = ClientStatus::Revoked;
+        })
+        .await;
+        assert!(matches!(
+            revoked.authenticate(&of(good(&key, "j1")), NOW).await.result,
+            Err(TokenError::InvalidClient)
+        ));
+        let unknown = Presented::Assertion(ClientAssertion {
+            client_id: "oa2-client-id_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB".into(),
+            assertion: good(&key, "j1"),
+        });
+        let outcome = revoked.authenticate(&unknown, NOW).await;
+        assert!(!outcome.known && matches!(outcome.result, Err(TokenError::InvalidClient)));
+    }
 }

@@ -3,7 +3,7 @@
 
 use super::error::TokenError;
 use super::scope;
-use crate::client_auth::{self, AuthorizationHeader, ClientCredentials};
+use crate::client_auth::{self, AuthorizationHeader, Presented};
 
 /// Where a parameter came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ impl Grant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRequest {
     /// The client's credentials.
-    pub credentials: ClientCredentials,
+    pub credentials: Presented,
     /// The grant.
     pub grant: Grant,
     /// The RFC 8707 `resource`: which of the client's audiences the access
@@ -89,7 +89,16 @@ pub struct ParsePolicy {
 
 /// Parameters whose names may appear in an error description; any other
 /// name came from the request and is not echoed.
-const KNOWN: [&str; 6] = ["grant_type", "client_id", "client_secret", "refresh_token", "scope", "resource"];
+const KNOWN: [&str; 8] = [
+    "grant_type",
+    "client_id",
+    "client_secret",
+    "refresh_token",
+    "scope",
+    "resource",
+    "client_assertion_type",
+    "client_assertion",
+];
 
 impl TokenRequest {
     /// Checks and types the parameters of a token request.
@@ -131,6 +140,8 @@ fn reject_repeats(params: &[Param]) -> Result<(), TokenError> {
                 Some(&"grant_type") => "grant_type is repeated",
                 Some(&"client_id") => "client_id is repeated",
                 Some(&"client_secret") => "client_secret is repeated",
+                Some(&"client_assertion_type") => "client_assertion_type is repeated",
+                Some(&"client_assertion") => "client_assertion is repeated",
                 Some(&"refresh_token") => "refresh_token is repeated",
                 Some(&"scope") => "scope is repeated",
                 // RFC 8707 allows several; a token has one audience here.

@@ -5,7 +5,7 @@
 
 use super::error::TokenError;
 use super::request::{Param, ParsePolicy};
-use crate::client_auth::{self, AuthorizationHeader, ClientCredentials};
+use crate::client_auth::{self, AuthorizationHeader, Presented};
 
 /// What kind of token the client says it sends. A hint only: the server
 /// looks the token up as the other kind too (RFC 7009 §2.1).
@@ -21,7 +21,7 @@ pub enum TokenHint {
 #[derive(Clone, PartialEq, Eq)]
 pub struct RevokeIntrospectRequest {
     /// The caller's credentials.
-    pub credentials: ClientCredentials,
+    pub credentials: Presented,
     /// The token to revoke or introspect.
     pub token: String,
     /// The caller's hint; `None` when absent or not one we know (RFC 7009
@@ -40,7 +40,8 @@ impl std::fmt::Debug for RevokeIntrospectRequest {
 }
 
 /// Parameter names that may appear in an error description.
-const KNOWN: [&str; 4] = ["token", "token_type_hint", "client_id", "client_secret"];
+const KNOWN: [&str; 6] =
+    ["token", "token_type_hint", "client_id", "client_secret", "client_assertion_type", "client_assertion"];
 
 impl RevokeIntrospectRequest {
     /// Checks and types the parameters.
@@ -61,6 +62,8 @@ impl RevokeIntrospectRequest {
                     Some(&"token_type_hint") => "token_type_hint is repeated",
                     Some(&"client_id") => "client_id is repeated",
                     Some(&"client_secret") => "client_secret is repeated",
+                    Some(&"client_assertion_type") => "client_assertion_type is repeated",
+                    Some(&"client_assertion") => "client_assertion is repeated",
                     _ => "a parameter is repeated",
                 }));
             }
@@ -82,6 +85,7 @@ impl RevokeIntrospectRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client_auth::ClientCredentials;
     use crate::grant::request::Source;
 
     fn p(name: &str, value: &str) -> Param {
@@ -107,7 +111,7 @@ mod tests {
             POLICY,
         )
         .unwrap();
-        assert_eq!(request.credentials.client_id, "id");
+        assert_eq!(request.credentials.client_id(), "id");
         assert_eq!(request.hint, None, "an unknown hint is ignored");
     }
 

@@ -25,7 +25,7 @@ use tessera_shared::wire::ErrorCode;
 use super::response::{self, HttpResponse};
 use super::server::PeerAddr;
 use super::{App, RequestNote, basic, params};
-use crate::client_auth::{AuthorizationHeader, ClientCredentials};
+use crate::client_auth::{AuthorizationHeader, Presented};
 use crate::grant::error::TokenError;
 use crate::grant::request::{Param, ParsePolicy, Source, TokenRequest};
 use crate::grant::revoke_introspect::RevokeIntrospectRequest;
@@ -34,7 +34,7 @@ use crate::ratelimit::Admission;
 /// A typed request of a client-authenticated endpoint.
 pub trait ClientRequest {
     /// The credentials it presents.
-    fn credentials(&self) -> &ClientCredentials;
+    fn credentials(&self) -> &Presented;
 
     /// The grant type, for the access log and metrics; `None` where there
     /// is no grant.
@@ -44,7 +44,7 @@ pub trait ClientRequest {
 }
 
 impl ClientRequest for TokenRequest {
-    fn credentials(&self) -> &ClientCredentials {
+    fn credentials(&self) -> &Presented {
         &self.credentials
     }
 
@@ -54,7 +54,7 @@ impl ClientRequest for TokenRequest {
 }
 
 impl ClientRequest for RevokeIntrospectRequest {
-    fn credentials(&self) -> &ClientCredentials {
+    fn credentials(&self) -> &Presented {
         &self.credentials
     }
 }
@@ -96,8 +96,8 @@ where
     note.grant_type = typed.grant_type();
     // Only a well-formed ID is logged: a caller could put anything (a
     // secret by mistake) in the client_id field.
-    if is_client_id(&typed.credentials().client_id) {
-        note.client_id = Some(typed.credentials().client_id.clone());
+    if is_client_id(typed.credentials().client_id()) {
+        note.client_id = Some(typed.credentials().client_id().to_owned());
     }
     let client_id = note.client_id.clone();
     if let Some(refused) = limit(app, peer, client_id.as_deref(), &mut note) {

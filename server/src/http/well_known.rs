@@ -97,13 +97,21 @@ fn health_answer(storage_ok: bool, dead_tasks: &[&str]) -> (StatusCode, serde_js
 /// If it does not serialise (it always does).
 pub fn metadata_document(issuer: &str) -> Result<Bytes, serde_json::Error> {
     let base = issuer.trim_end_matches('/');
+    // One authentication layer serves the three endpoints alike.
+    let auth_methods: Vec<String> =
+        ["client_secret_basic", "client_secret_post", "private_key_jwt"].map(String::from).to_vec();
     let metadata = AuthorizationServerMetadata {
         issuer: issuer.to_owned(),
         token_endpoint: format!("{base}/oauth2/token"),
         jwks_uri: format!("{base}/.well-known/jwks.json"),
         grant_types_supported: vec!["client_credentials".into(), "refresh_token".into()],
-        token_endpoint_auth_methods_supported: vec!["client_secret_basic".into(), "client_secret_post".into()],
         dpop_signing_alg_values_supported: tessera_shared::dpop::SIGNING_ALGS.iter().map(|a| (*a).to_owned()).collect(),
+        token_endpoint_auth_methods_supported: auth_methods.clone(),
+        token_endpoint_auth_signing_alg_values_supported: ["ES256", "EdDSA", "RS256", "PS256"]
+            .map(String::from)
+            .to_vec(),
+        revocation_endpoint_auth_methods_supported: auth_methods.clone(),
+        introspection_endpoint_auth_methods_supported: auth_methods,
         revocation_endpoint: Some(format!("{base}/oauth2/revoke")),
         introspection_endpoint: Some(format!("{base}/oauth2/introspect")),
         response_types_supported: Vec::new(),
@@ -153,5 +161,17 @@ mod tests {
             serde_json::from_slice(&metadata_document("https://auth.test/").unwrap()).unwrap();
         assert_eq!(doc.revocation_endpoint.as_deref(), Some("https://auth.test/oauth2/revoke"));
         assert_eq!(doc.introspection_endpoint.as_deref(), Some("https://auth.test/oauth2/introspect"));
+    }
+
+    /// Issue 16: private_key_jwt and its algorithms, on all three endpoints.
+    #[test]
+    fn metadata_lists_private_key_jwt_and_its_algorithms() {
+        let doc: AuthorizationServerMetadata =
+            serde_json::from_slice(&metadata_document("https://auth.test").unwrap()).unwrap();
+        let methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+        assert_eq!(doc.token_endpoint_auth_methods_supported, methods);
+        assert_eq!(doc.revocation_endpoint_auth_methods_supported, methods);
+        assert_eq!(doc.introspection_endpoint_auth_methods_supported, methods);
+        assert_eq!(doc.token_endpoint_auth_signing_alg_values_supported, ["ES256", "EdDSA", "RS256", "PS256"]);
     }
 }

@@ -11,6 +11,7 @@ use super::*;
 use crate::activity::burst::BurstPolicy;
 use crate::admin::service::AdminService;
 use crate::audit::Audit;
+use crate::client_auth::ClientCredentials;
 use crate::clock::testing::ManualClock;
 use crate::store::sled::SledStore;
 
@@ -76,6 +77,7 @@ impl Fixture {
                 access_token_ttl_seconds: None,
                 audiences: Vec::new(),
                 require_dpop: false,
+                public_keys: Vec::new(),
             })
             .await
             .unwrap();
@@ -93,6 +95,7 @@ impl Fixture {
                 access_token_ttl_seconds: None,
                 audiences: Vec::new(),
                 require_dpop: false,
+                public_keys: Vec::new(),
             })
             .await
             .unwrap()
@@ -106,7 +109,7 @@ impl Fixture {
         let scope = scope.map(|s| s.iter().map(|s| s.to_string()).collect());
         self.issuer
             .token(TokenRequest {
-                credentials: credentials.clone(),
+                credentials: Presented::Secret(credentials.clone()),
                 grant: Grant::ClientCredentials { scope },
                 resource: None,
             })
@@ -122,7 +125,7 @@ impl Fixture {
         let scope = scope.map(|s| s.iter().map(|s| s.to_string()).collect());
         self.issuer
             .token(TokenRequest {
-                credentials: credentials.clone(),
+                credentials: Presented::Secret(credentials.clone()),
                 grant: Grant::RefreshToken { refresh_token: token.into(), scope },
                 resource: None,
             })
@@ -326,10 +329,11 @@ async fn malformed_and_unknown_refresh_tokens_are_invalid_grants() {
 async fn unsupported_grants_are_refused_after_authentication() {
     let f = fixture().await;
     let client = f.client(&[], true).await;
-    let request = TokenRequest { credentials: client.clone(), grant: Grant::Unsupported, resource: None };
+    let request =
+        TokenRequest { credentials: Presented::Secret(client.clone()), grant: Grant::Unsupported, resource: None };
     assert_eq!(f.issuer.token(request).await.unwrap_err().code(), ErrorCode::UnsupportedGrantType);
     let wrong = ClientCredentials { client_secret: "x".into(), ..client };
-    let request = TokenRequest { credentials: wrong, grant: Grant::Unsupported, resource: None };
+    let request = TokenRequest { credentials: Presented::Secret(wrong), grant: Grant::Unsupported, resource: None };
     assert_eq!(f.issuer.token(request).await.unwrap_err().code(), ErrorCode::InvalidClient);
 }
 
@@ -409,6 +413,7 @@ async fn secret_lifetimes_out_of_range_are_refused() {
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
         require_dpop: false,
+        public_keys: Vec::new(),
     };
     assert!(matches!(f.admin.create_client(request(0)).await, Err(crate::admin::service::AdminFailure::BadRequest(_))));
     let client = f.client(&[], false).await;
@@ -484,7 +489,7 @@ fn status_request(
     token: &str,
 ) -> crate::grant::revoke_introspect::RevokeIntrospectRequest {
     crate::grant::revoke_introspect::RevokeIntrospectRequest {
-        credentials: credentials.clone(),
+        credentials: Presented::Secret(credentials.clone()),
         token: token.into(),
         hint: None,
     }
@@ -563,7 +568,10 @@ async fn unknown_ids_and_wrong_secrets_do_the_same_work() {
     let mut work = Vec::new();
     for credentials in [&unknown, &wrong] {
         let before = f.issuer.authenticator.secrets().digests_computed();
-        assert!(matches!(f.issuer.authenticate(credentials, START).await, Err(TokenError::InvalidClient)));
+        assert!(matches!(
+            f.issuer.authenticate(&Presented::Secret(credentials.clone()), START).await,
+            Err(TokenError::InvalidClient)
+        ));
         work.push(f.issuer.authenticator.secrets().digests_computed() - before);
     }
     assert_eq!(work, [1, 1], "one HMAC for either");
@@ -584,6 +592,7 @@ impl Fixture {
                 secret_ttl_seconds: None,
                 access_token_ttl_seconds: ttl,
                 audiences: audiences.iter().map(|a| a.to_string()).collect(),
+                public_keys: Vec::new(),
             })
             .await
             .unwrap();
@@ -597,7 +606,7 @@ impl Fixture {
     ) -> Result<TokenResponse, TokenError> {
         self.issuer
             .token(TokenRequest {
-                credentials: credentials.clone(),
+                credentials: Presented::Secret(credentials.clone()),
                 grant: Grant::ClientCredentials { scope: None },
                 resource: resource.map(str::to_owned),
             })
@@ -612,7 +621,7 @@ impl Fixture {
     ) -> Result<TokenResponse, TokenError> {
         self.issuer
             .token(TokenRequest {
-                credentials: credentials.clone(),
+                credentials: Presented::Secret(credentials.clone()),
                 grant: Grant::RefreshToken { refresh_token: token.into(), scope: None },
                 resource: resource.map(str::to_owned),
             })

@@ -562,7 +562,7 @@ fn key_record(alg: Algorithm, pkcs8: Vec<u8>, now: UnixTime, kek: Option<&Kek>) 
 /// The label and contents of a PEM document (RFC 7468), read leniently:
 /// any line length, surrounding text and blank lines are accepted, since
 /// operators paste keys from many tools.
-fn parse_pem(text: &str) -> Result<(String, Vec<u8>), &'static str> {
+pub(crate) fn parse_pem(text: &str) -> Result<(String, Vec<u8>), &'static str> {
     use base64::Engine as _;
     let mut lines = text.lines().map(str::trim).skip_while(|l| !l.starts_with("-----BEGIN "));
     let begin = lines.next().ok_or("no -----BEGIN line")?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tessera_shared::admin::ClientStatus;
 
 use super::records::{ClientRecord, Digest32, FamilyRecord, NewRefreshToken, RefreshState};
-use super::{FamilyStart, RefreshUse, Store, StoreError};
+use super::{FamilyStart, JtiClaim, RefreshUse, Store, StoreError};
 use crate::grant::refresh::{Presentation, Refusal, Verdict};
 
 const NOW: u64 = 1_700_000_000;
@@ -28,6 +28,7 @@ pub fn client(id: &str) -> ClientRecord {
         access_token_ttl: None,
         audiences: Vec::new(),
         require_dpop: false,
+        public_keys: Vec::new(),
     }
 }
 
@@ -708,6 +709,64 @@ pub async fn revoking_by_token_revokes_the_family(store: Arc<dyn Store>) {
     assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 1, "the other family lives");
 }
 
+/// Issue 16: a client assertion's `jti` is accepted once while it is
+/// remembered, per client, and again once it no longer is.
+pub async fn assertion_jtis_are_claimed_once(store: Arc<dyn Store>) {
+    let claim = |client: &'static str, jti: u8, until: u64, now: u64| {
+        let store = store.clone();
+        async move { store.claim_assertion_jti(client, &[jti; 32], until, now, 10).await.unwrap() }
+    };
+    assert_eq!(claim("a", 1, NOW + 60, NOW).await, JtiClaim::First);
+    assert_eq!(claim("a", 1, NOW + 60, NOW + 1).await, JtiClaim::Replayed);
+    assert_eq!(claim("a", 1, NOW + 90, NOW + 59).await, JtiClaim::Replayed, "remembered to the last second");
+    assert_eq!(claim("b", 1, NOW + 60, NOW + 1).await, JtiClaim::First, "another client's jti is its own");
+    assert_eq!(claim("a", 2, NOW + 60, NOW + 1).await, JtiClaim::First);
+    assert_eq!(claim("a", 1, NOW + 120, NOW + 60).await, JtiClaim::First, "forgotten once its time is up");
+    assert_eq!(claim("a", 1, NOW + 180, NOW + 61).await, JtiClaim::Replayed, "and remembered again");
+}
+
+/// Issue 16: the replay set is bounded per client and fails closed; the
+/// purge removes what need not be remembered, in batches, and makes room.
+pub async fn the_assertion_jti_cap_fails_closed_until_the_purge(store: Arc<dyn Store>) {
+    let claim = |client: &'static str, jti: u8, until: u64, now: u64| {
+        let store = store.clone();
+        async move { store.claim_assertion_jti(client, &[jti; 32], until, now, 3).await.unwrap() }
+    };
+    for n in 0..3u8 {
+        assert_eq!(claim("a", n, NOW + 10 + u64::from(n), NOW).await, JtiClaim::First);
+    }
+    assert_eq!(claim("a", 9, NOW + 100, NOW).await, JtiClaim::Full);
+    assert_eq!(claim("a", 0, NOW + 100, NOW).await, JtiClaim::Replayed, "a replay is still told apart");
+    assert_eq!(claim("b", 9, NOW + 100, NOW).await, JtiClaim::First, "another client has room");
+    assert_eq!(store.purge_assertion_jtis(NOW + 9, 100).await.unwrap(), 0, "nothing is due yet");
+    assert_eq!(store.purge_assertion_jtis(NOW + 10, 100).await.unwrap(), 1);
+    assert_eq!(claim("a", 9, NOW + 100, NOW + 10).await, JtiClaim::First, "the purge made room");
+    assert_eq!(claim("a", 8, NOW + 100, NOW + 10).await, JtiClaim::Full);
+    assert_eq!(store.purge_assertion_jtis(NOW + 1000, 1).await.unwrap(), 1, "in batches");
+    assert_eq!(store.purge_assertion_jtis(NOW + 1000, 100).await.unwrap(), 3);
+    assert_eq!(store.purge_assertion_jtis(NOW + 1000, 100).await.unwrap(), 0);
+    assert_eq!(claim("a", 0, NOW + 1100, NOW + 1000).await, JtiClaim::First, "purged entries are forgotten");
+}
+
+/// Issue 16: of concurrent claims of one `jti`, exactly one is the first.
+pub async fn concurrent_assertion_claims_have_one_winner(store: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim_assertion_jti("a", &[7; 32], NOW + 60, NOW, 100).await.unwrap() })
+        })
+        .collect();
+    let mut first = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            JtiClaim::First => first += 1,
+            JtiClaim::Replayed => {}
+            JtiClaim::Full => panic!("the cap is not reached"),
+        }
+    }
+    assert_eq!(first, 1);
+}
+
 /// Instantiates the suite for a backend: `$make` is an expression giving
 /// an `Arc<dyn Store>` that is empty.
 #[macro_export]
@@ -723,7 +782,13 @@ macro_rules! conformance_tests {
             audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering,
             deny_list_lifecycle, refresh_tokens_are_looked_up_by_digest, revoking_by_token_revokes_the_family,
             a_retry_within_the_grace_supersedes_the_unused_successor, a_retry_after_the_grace_is_reuse,
-            a_retry_after_the_successor_was_used_is_reuse);
+            a_retry_after_the_successor_was_used_is_reuse, assertion_jtis_are_claimed_once,
+            the_assertion_jti_cap_fails_closed_until_the_purge);
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_assertion_claims_have_one_winner() {
+            $crate::store::conformance::concurrent_assertion_claims_have_one_winner($make).await;
+        }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_rotation_has_one_winner() {

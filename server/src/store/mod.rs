@@ -113,6 +113,24 @@ pub enum FamilyStart {
     ClientNotActive,
 }
 
+/// The result of [`Store::claim_assertion_jti`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JtiClaim {
+    /// Not seen before (or no longer remembered): recorded now.
+    First,
+    /// Seen, and still remembered: a replay.
+    Replayed,
+    /// The client has as many remembered `jti`s as it may: nothing was
+    /// recorded, and the assertion is refused (fail closed).
+    Full,
+}
+
+/// Most `jti`s of client assertions remembered per client. An assertion
+/// lives at most 10 minutes, so this allows a client over 16 fresh
+/// assertions a second; beyond it, its assertions are refused until the
+/// purge removes expired entries.
+pub const MAX_ASSERTION_JTIS_PER_CLIENT: usize = 10_000;
+
 /// How much the purge removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeReport {
@@ -122,6 +140,8 @@ pub struct PurgeReport {
     pub families: u64,
     /// Access-token deny-list entries removed.
     pub denied: u64,
+    /// Client-assertion `jti`s forgotten.
+    pub assertion_jtis: u64,
 }
 
 /// A change to a client, applied atomically by [`Store::update_client`].
@@ -351,6 +371,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`StoreError`] on backend failure.
     async fn purge_denied(&self, now: UnixTime, batch: usize) -> Result<u64, StoreError>;
+
+    /// Records the `jti` (its SHA-256) of a client assertion of
+    /// `client_id`, to be remembered until `until`, in one atomic step: of
+    /// many concurrent claims of one `jti`, exactly one is
+    /// [`JtiClaim::First`]. An entry whose `until` is not after `now` no
+    /// longer counts. A client with `max_per_client` remembered entries
+    /// gets [`JtiClaim::Full`] and nothing is recorded. Durable when it
+    /// returns; on PostgreSQL shared by every instance.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn claim_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &Digest32,
+        until: UnixTime,
+        now: UnixTime,
+        max_per_client: usize,
+    ) -> Result<JtiClaim, StoreError>;
+
+    /// Removes up to `batch` assertion `jti`s whose `until` is not after
+    /// `now`; returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure.
+    async fn purge_assertion_jtis(&self, now: UnixTime, batch: usize) -> Result<u64, StoreError>;
 
     /// The refresh token with this digest and its family, if both exist;
     /// reads only (for introspection and revocation).

@@ -2,7 +2,8 @@
 //!
 //! Tables (created by [`schema`]): `tessera_meta`, `clients`,
 //! `client_last_used`, `families`, `refresh_tokens`, `signing_keys`,
-//! `audit`, `denied_jti`, and `tessera_counters` for the audit sequence.
+//! `audit`, `denied_jti`, `assertion_jti` (the private_key_jwt replay set),
+//! and `tessera_counters` for the audit sequence.
 //! Records are stored in the same encodings as in sled (see `codec`), with
 //! the columns the queries filter on beside them.
 //!
@@ -48,7 +49,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
 use super::records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
-use super::{ClientChange, FamilyStart, PurgeReport, RefreshUse, Store, StoreError};
+use super::{ClientChange, FamilyStart, JtiClaim, PurgeReport, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
 use crate::grant::refresh::{self, Presentation, Writes};
 use client_cache::{ClientCache, Lookup};
@@ -467,7 +468,7 @@ impl PgStore {
                 &[&to_db(now)?, &batch_limit(batch)],
             )
             .await?;
-        Ok(PurgeReport { tokens: from_db(row.get(0))?, families: from_db(row.get(1))?, denied: 0 })
+        Ok(PurgeReport { tokens: from_db(row.get(0))?, families: from_db(row.get(1))?, ..PurgeReport::default() })
     }
 
     async fn try_replace_keys(&self, expected: &[KeyRecord], changed: &[KeyRecord]) -> Result<bool, Fail> {
@@ -986,6 +987,69 @@ impl Store for PgStore {
                          ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
                      )
                      DELETE FROM denied_jti d USING doomed WHERE d.jti = doomed.jti",
+                    &[&to_db(now)?, &batch_limit(batch)],
+                )
+                .await?)
+        })
+        .await
+    }
+
+    async fn claim_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &Digest32,
+        until: UnixTime,
+        now: UnixTime,
+        max_per_client: usize,
+    ) -> Result<JtiClaim, StoreError> {
+        retrying(|| async {
+            let client = self.client().await?;
+            let (until, now, max) = (to_db(until)?, to_db(now)?, batch_limit(max_per_client));
+            // Inserted if new, or over an entry no longer remembered, and
+            // only while the client has room. Concurrent claims of one jti
+            // meet on the primary key: one inserts, the others find its row
+            // live and change nothing. Claims of one client at the same
+            // moment may each see room for one more; the cap is a bound on
+            // storage, not an exact count.
+            let inserted = client
+                .execute(
+                    "WITH room AS (
+                         SELECT count(*) AS n FROM (
+                             SELECT 1 FROM assertion_jti WHERE client_id = $1 AND until > $4 LIMIT $5
+                         ) live
+                     )
+                     INSERT INTO assertion_jti (client_id, jti_digest, until)
+                     SELECT $1, $2, $3 FROM room WHERE room.n < $5
+                     ON CONFLICT (client_id, jti_digest) DO UPDATE SET until = EXCLUDED.until
+                         WHERE assertion_jti.until <= $4",
+                    &[&client_id, &jti.as_slice(), &until, &now, &max],
+                )
+                .await?;
+            if inserted == 1 {
+                return Ok(JtiClaim::First);
+            }
+            let seen = client
+                .query_opt(
+                    "SELECT 1 FROM assertion_jti WHERE client_id = $1 AND jti_digest = $2 AND until > $3",
+                    &[&client_id, &jti.as_slice(), &now],
+                )
+                .await?;
+            Ok(if seen.is_some() { JtiClaim::Replayed } else { JtiClaim::Full })
+        })
+        .await
+    }
+
+    async fn purge_assertion_jtis(&self, now: UnixTime, batch: usize) -> Result<u64, StoreError> {
+        retrying(|| async {
+            let client = self.client().await?;
+            Ok(client
+                .execute(
+                    "WITH doomed AS (
+                         SELECT client_id, jti_digest FROM assertion_jti WHERE until <= $1
+                         ORDER BY until LIMIT $2 FOR UPDATE SKIP LOCKED
+                     )
+                     DELETE FROM assertion_jti a USING doomed
+                     WHERE a.client_id = doomed.client_id AND a.jti_digest = doomed.jti_digest",
                     &[&to_db(now)?, &batch_limit(batch)],
                 )
                 .await?)

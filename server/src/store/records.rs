@@ -71,9 +71,22 @@ pub struct ClientRecord {
     /// none: false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_dpop: bool,
+    /// Its public keys (private_key_jwt, RFC 7523), each with its RFC 7638
+    /// thumbprint as `kid`. A client with keys authenticates only with an
+    /// assertion signed by one of them, never with a secret; its
+    /// `secret_digest` is of a random value nobody was told. Empty: a
+    /// client with a secret (all records from before issue 16).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_keys: Vec<Jwk>,
 }
 
 impl ClientRecord {
+    /// Whether it authenticates with an assertion (private_key_jwt)
+    /// rather than a secret.
+    pub fn uses_keys(&self) -> bool {
+        !self.public_keys.is_empty()
+    }
+
     /// Whether the current secret still works at `now`.
     pub fn secret_is_live(&self, now: UnixTime) -> bool {
         self.secret_expires_at.is_none_or(|end| now < end)
@@ -261,7 +274,14 @@ mod tests {
         let written = serde_json::to_string(&client).unwrap();
         assert!(!written.contains("access_token_ttl") && !written.contains("audiences"), "{written}");
         assert!(!client.require_dpop && !written.contains("require_dpop"), "DPoP optional, written as before");
-        let with_policy = ClientRecord { access_token_ttl: Some(60), audiences: vec!["https://a".into()], ..client };
+        assert!(!written.contains("public_keys") && !client.uses_keys(), "{written}");
+        let key = Jwk::ed25519(&[9; 32]).unwrap();
+        let with_policy = ClientRecord {
+            access_token_ttl: Some(60),
+            audiences: vec!["https://a".into()],
+            public_keys: vec![key],
+            ..client
+        };
         let round_trip: ClientRecord = serde_json::from_str(&serde_json::to_string(&with_policy).unwrap()).unwrap();
         assert_eq!(round_trip, with_policy);
     }

@@ -15,6 +15,8 @@
 //! | `audit` | sequence number (u64 BE) | [`AuditEvent`] (JSON) |
 //! | `denied_jti` | access-token `jti` | its `exp`, u64 big-endian |
 //! | `denied_expiry` | `exp` (u64 BE) ++ `jti` | empty: the deny-list purge's index |
+//! | `assertion_jti` | client ID ++ 0 ++ SHA-256 of an assertion's `jti` | until when (u64 BE) |
+//! | `assertion_expiry` | until when (u64 BE) ++ `assertion_jti` key | empty: its purge's index |
 //!
 //! Every change to every one of these trees is a commit of the write-ahead
 //! [`journal`] in `<dir>.journal/`, which owns them: the store holds only
@@ -24,6 +26,14 @@
 //! `fdatasync` shared by all concurrent writers. Every write waits for that
 //! before it returns (one durability rule), except
 //! [`Store::record_client_use`], a best-effort time stamp.
+//! Every change to the four refresh-token trees (`refresh_tokens`,
+//! `refresh_expiry`, `families`, `client_families`) and to the two
+//! private_key_jwt replay trees is a commit of the
+//! write-ahead [`journal`] in `<dir>.journal/`: commits are serialised, so a
+//! rotation can never interleave with another rotation, a revocation or the
+//! purge, and a commit is durable after one append and sync shared by all
+//! concurrent writers. The other trees are written directly and made durable
+//! by flushing sled ([`GroupFlusher`]), which only admin actions wait for.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -34,7 +44,7 @@ use async_trait::async_trait;
 
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
 use super::records::{ClientRecord, Digest32, FamilyId, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
-use super::{BackendSource, ClientChange, FamilyStart, PurgeReport, RefreshUse, Store, StoreError};
+use super::{BackendSource, ClientChange, FamilyStart, JtiClaim, PurgeReport, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
 use crate::grant::refresh::{self, Presentation, Writes};
 use journal::{Journal, JournaledTrees, ReadTree, SegmentLimits, Ticket, TreeId, View};
@@ -82,6 +92,8 @@ pub struct SledStore {
     /// saw it synced: it writes at most once per [`HEALTH_PROBE_EVERY`], so
     /// a flood of `/healthz` costs no flood of syncs.
     last_health_probe: Arc<Mutex<Option<Instant>>>,
+    /// The private_key_jwt replay set (journaled) and its per-client counts.
+    assertion_jtis: assertion_jti::AssertionJtis,
     /// The directory of a [`SledStore::temporary`] store, removed when the
     /// last handle goes (declared last: dropped after the journal).
     _temporary_dir: Option<Arc<tempfile::TempDir>>,
@@ -156,6 +168,7 @@ impl SledStore {
                     .collect::<Result<Vec<ClientRecord>, StoreError>>()
                     .map_or_else(|_| ClientCache::default(), ClientCache::complete),
             ),
+            assertion_jtis: assertion_jti::AssertionJtis::new(journal.reader(TreeId::AssertionExpiry)),
             journal,
             family_counts: Arc::default(),
             last_health_probe: Arc::default(),
@@ -714,6 +727,26 @@ impl Store for SledStore {
         Ok(expired.len() as u64)
     }
 
+    async fn claim_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &Digest32,
+        until: UnixTime,
+        now: UnixTime,
+        max_per_client: usize,
+    ) -> Result<JtiClaim, StoreError> {
+        let (claim, ticket) = self.assertion_jtis.claim(&self.journal, client_id, jti, until, now, max_per_client)?;
+        // A replay's refusal waits too: the first use may not be on disk yet.
+        self.journal.wait(ticket).await?;
+        Ok(claim)
+    }
+
+    async fn purge_assertion_jtis(&self, now: UnixTime, batch: usize) -> Result<u64, StoreError> {
+        let (removed, ticket) = self.assertion_jtis.purge(&self.journal, now, batch)?;
+        self.journal.wait(ticket).await?;
+        Ok(removed)
+    }
+
     async fn refresh_token(&self, digest: &Digest32) -> Result<Option<(RefreshRecord, FamilyRecord)>, StoreError> {
         let Some(raw) = self.refresh_tokens.get(digest).map_err(backend)? else { return Ok(None) };
         let token: RefreshRecord = decode_compact(&raw)?;
@@ -741,6 +774,7 @@ fn journal_dir(dir: &Path) -> std::path::PathBuf {
     dir.with_extension("journal")
 }
 
+mod assertion_jti;
 mod client_cache;
 pub mod compact;
 mod export;

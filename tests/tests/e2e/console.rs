@@ -146,6 +146,8 @@ async fn create_use_and_revoke_a_client_from_the_console() {
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
         require_dpop: false,
+        auth_method: tessera_shared::admin::AuthMethod::ClientSecret,
+        key_thumbprints: Vec::new(),
     };
     assert!(tessera_shared::ids::is_client_id(&creds.client_id), "ID read off the screen: {:?}", creds.client_id);
     assert_eq!(creds.client_secret.len(), 40, "secret read off the screen: {:?}", creds.client_secret);

@@ -156,7 +156,7 @@ async fn metadata_document() {
     let grants: BTreeSet<&str> = meta.grant_types_supported.iter().map(String::as_str).collect();
     assert_eq!(grants, BTreeSet::from(["client_credentials", "refresh_token"]));
     let methods: BTreeSet<&str> = meta.token_endpoint_auth_methods_supported.iter().map(String::as_str).collect();
-    assert_eq!(methods, BTreeSet::from(["client_secret_basic", "client_secret_post"]));
+    assert_eq!(methods, BTreeSet::from(["client_secret_basic", "client_secret_post", "private_key_jwt"]));
     let raw = resp.json().expect("JSON");
     assert!(raw["response_types_supported"].is_array(), "response_types_supported: {raw}");
 

@@ -25,6 +25,9 @@
 //!   schedule, import, `export-jwks`, keys encrypted at rest, secret expiry.
 //! - [`jwt`]: the access token, the JWKS, the metadata document and offline
 //!   verification.
+//! - [`private_key_jwt`]: clients with public keys and no secret, client
+//!   assertions (RFC 7523) built by the tests' own JOSE code, every bad case,
+//!   the replay set across a restart, `set-keys` rotation.
 //! - [`revoke_introspect`]: revocation (RFC 7009) and introspection (RFC 7662).
 //! - [`resource_servers`]: interoperability with an independent JOSE
 //!   implementation, the JWKS's ETag, the example resource server and
@@ -80,6 +83,7 @@ mod metrics;
 mod postgres;
 mod postgres_cache;
 mod postgres_tls;
+mod private_key_jwt;
 mod ratelimit;
 mod refresh;
 mod resource_servers;

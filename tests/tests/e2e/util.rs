@@ -6,6 +6,8 @@
 //!   CLI (`tessera-admin --data-dir <dir> ...`).
 //! - [`http`]: [`TokenCall`], one request to `POST /oauth2/token` through
 //!   reqwest, and [`Resp`], the response as the checks see it.
+//! - [`jose`]: [`ClientKey`], client assertions (private_key_jwt) built by
+//!   hand, independently of the server's code.
 //! - [`raw`]: [`raw_exchange`], one request over a raw TCP connection.
 //! - [`checks`]: [`expect_token`], [`check_error`], [`Cases`], JWT helpers.
 //! - [`dpop`]: [`DpopKey`], DPoP proofs made independently of the server.
@@ -18,6 +20,7 @@ use std::time::Duration;
 mod checks;
 mod dpop;
 mod http;
+mod jose;
 mod process;
 mod raw;
 mod skip;
@@ -25,6 +28,7 @@ mod skip;
 pub use checks::*;
 pub use dpop::*;
 pub use http::*;
+pub use jose::*;
 pub use process::*;
 pub use raw::*;
 pub use skip::*;

@@ -19,6 +19,8 @@ fn info() -> ClientInfo {
         audiences: Vec::new(),
         require_dpop: false,
         active_refresh_families: 3,
+        auth_method: tessera_shared::admin::AuthMethod::ClientSecret,
+        key_thumbprints: Vec::new(),
     }
 }
 
@@ -34,6 +36,8 @@ fn creds() -> ClientCredentials {
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
         require_dpop: false,
+        auth_method: tessera_shared::admin::AuthMethod::ClientSecret,
+        key_thumbprints: Vec::new(),
     }
 }
 
@@ -92,6 +96,7 @@ audiences:               the server's
 DPoP:                    optional
 created:                 2023-11-14T22:13:20Z
 last used:               2023-11-14T22:14:20Z
+authentication:          client_secret
 secret set:              2023-11-14T22:13:20Z
 secret:                  current, does not expire
 previous secret:         still accepted until 2023-11-14T22:18:20Z (end of the grace period)
@@ -254,4 +259,23 @@ fn a_revocation_says_what_changed() {
         text.starts_with("Revoked old: it is out of the JWKS now, and tokens it signed stop verifying.\n\n"),
         "{text}"
     );
+}
+
+/// Issue 16: a private_key_jwt client shows its method and thumbprints,
+/// no secret lines; its credentials carry no secret and no warning.
+#[test]
+fn a_key_client_shows_its_keys_and_no_secret() {
+    let mut client = info();
+    client.auth_method = tessera_shared::admin::AuthMethod::PrivateKeyJwt;
+    client.key_thumbprints = vec!["tp-one".into(), "tp-two".into()];
+    let details = client_details(&client);
+    assert!(details.contains("authentication:          private_key_jwt\n"), "{details}");
+    assert!(details.contains("key thumbprints:         tp-one tp-two\n"), "{details}");
+    assert!(!details.contains("secret"), "{details}");
+    let mut creds = creds();
+    creds.client_secret = String::new();
+    creds.auth_method = tessera_shared::admin::AuthMethod::PrivateKeyJwt;
+    creds.key_thumbprints = vec!["tp-one".into()];
+    let text = credentials(&creds);
+    assert!(text.contains("key thumbprints") && !text.contains("secret"), "{text}");
 }

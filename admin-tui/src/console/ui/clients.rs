@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, HighlightSpacing, Paragraph, Row, Table, TableState};
-use tessera_shared::admin::{ClientInfo, ClientStatus};
+use tessera_shared::admin::{AuthMethod, ClientInfo, ClientStatus};
 
 use super::theme::{self, Role};
 use super::{clean, short_time};
@@ -264,8 +264,17 @@ fn render_detail(app: &App, frame: &mut Frame, area: Rect) {
             Span::raw("   last used "),
             Span::raw(client.last_used_at.map_or_else(|| "never".to_owned(), short_time)),
         ]),
-        Line::from(vec![label("secret set"), Span::raw(short_time(client.secret_set_at)), Span::raw(grace)]),
-        secret_expiry_line(app, client, label("secret expiry")),
+        // A key client has no secret: its two lines tell how it authenticates.
+        if client.auth_method == AuthMethod::PrivateKeyJwt {
+            Line::from(vec![label("auth"), Span::raw("private_key_jwt (no secret)")])
+        } else {
+            Line::from(vec![label("secret set"), Span::raw(short_time(client.secret_set_at)), Span::raw(grace)])
+        },
+        if client.auth_method == AuthMethod::PrivateKeyJwt {
+            Line::from(vec![label("keys"), Span::raw(clean(&client.key_thumbprints.join(" ")))])
+        } else {
+            secret_expiry_line(app, client, label("secret expiry"))
+        },
         Line::from(vec![
             label("token ttl"),
             Span::raw(client.access_token_ttl_seconds.map_or_else(|| "server's".to_owned(), |s| format!("{s} s"))),

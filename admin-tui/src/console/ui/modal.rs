@@ -65,10 +65,15 @@ fn create(app: &App, form: &CreateForm, frame: &mut Frame, area: Rect) {
         field(app, "Scopes", form.scopes.clone(), form.focus == CreateField::Scopes),
         field(app, "Refresh tokens", refresh.to_owned(), form.focus == CreateField::Refresh),
         field(app, "Require DPoP", dpop.to_owned(), form.focus == CreateField::Dpop),
+        field(app, "Public key file", form.public_key.clone(), form.focus == CreateField::PublicKey),
         Line::from(""),
         Line::from(Span::styled(
             "Scopes: separated by spaces; none means unscoped tokens. Space toggles refresh tokens and \
              DPoP (tokens bound to the client's key).",
+            theme::style(app, Role::Dim),
+        )),
+        Line::from(Span::styled(
+            "Public key: a PEM or JWK file for private_key_jwt (no secret); empty: a secret.",
             theme::style(app, Role::Dim),
         )),
         error_line(app, form.error.as_ref()),

@@ -480,3 +480,30 @@ fn audit_trail_client_ids_are_whole_or_absent_at_every_width() {
     assert_eq!(shown_at.first(), Some(&119), "the client column shows from 119 columns: {shown_at:?}");
     assert_eq!(shown_at.len(), 250 - 119 + 1, "and at every wider width");
 }
+
+/// Issue 16: the create form offers a public key file, and the detail pane
+/// of a private_key_jwt client shows its authentication and key
+/// thumbprints instead of secret lines.
+#[test]
+fn the_console_creates_and_shows_key_clients() {
+    let mut app = sample();
+    app.modal = Some(Modal::Create(CreateForm {
+        public_key: "/etc/keys/billing.pub".into(),
+        focus: crate::console::app::CreateField::PublicKey,
+        ..CreateForm::default()
+    }));
+    let (lines, _) = draw(&app, 80, 24);
+    let all = text(&lines);
+    assert!(all.contains("▸ Public key file") && all.contains("/etc/keys/billing.pub"), "{all}");
+
+    let mut app = sample();
+    app.clients[0].auth_method = tessera_shared::admin::AuthMethod::PrivateKeyJwt;
+    app.clients[0].key_thumbprints = vec!["NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs".into()];
+    app.clients[0].access_token_ttl_seconds = Some(60);
+    let (lines, _) = draw(&app, 80, 24);
+    let all = text(&lines);
+    assert!(all.contains("auth           private_key_jwt (no secret)"), "{all}");
+    assert!(all.contains("keys           NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"), "{all}");
+    assert!(!all.contains("secret set"), "{all}");
+    assert!(all.contains("token ttl      60 s"), "{all}");
+}

@@ -32,6 +32,8 @@ pub fn client(n: u8, name: &str) -> ClientInfo {
         audiences: Vec::new(),
         require_dpop: false,
         active_refresh_families: u64::from(n),
+        auth_method: tessera_shared::admin::AuthMethod::ClientSecret,
+        key_thumbprints: Vec::new(),
     }
 }
 
@@ -113,6 +115,7 @@ fn creating_a_client_by_typing() {
             access_token_ttl_seconds: None,
             audiences: Vec::new(),
             require_dpop: false,
+            public_keys: Vec::new(),
         }))]
     );
     assert!(update(&mut app, key(KeyCode::Enter)).is_empty(), "no second submission while busy");
@@ -128,6 +131,8 @@ fn creating_a_client_by_typing() {
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
         require_dpop: false,
+        auth_method: tessera_shared::admin::AuthMethod::ClientSecret,
+        key_thumbprints: Vec::new(),
     };
     update(&mut app, Event::Reply(Reply::Created(Ok(creds.clone()))));
     let Some(Modal::Secret(shown)) = &app.modal else { panic!("{:?}", app.modal) };
@@ -372,4 +377,40 @@ fn screens_cycle_with_tab() {
     assert_eq!(app.modal, Some(Modal::Help));
     update(&mut app, key(KeyCode::Char('x')));
     assert_eq!(app.modal, None, "any key closes the help");
+}
+
+/// Issue 16: a public key file in the create form makes a request the
+/// worker completes by reading the file; the created key client has no
+/// secret to show.
+#[test]
+fn the_create_form_sends_a_key_file_and_shows_no_secret_for_it() {
+    let mut app = loaded(vec![client(0, "a")]);
+    update(&mut app, key(KeyCode::Char('n')));
+    chars(&mut app, "machine");
+    for _ in 0..3 {
+        update(&mut app, key(KeyCode::Tab));
+    }
+    chars(&mut app, "/keys/machine.pub");
+    let effects = update(&mut app, key(KeyCode::Enter));
+    let [Effect::Send(Request::CreateWithKey(create, path))] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!((create.name.as_str(), path.as_path()), ("machine", std::path::Path::new("/keys/machine.pub")));
+
+    let creds = ClientCredentials {
+        client_id: client(3, "machine").client_id,
+        client_secret: String::new(),
+        name: "machine".into(),
+        scopes: vec![],
+        refresh_tokens: true,
+        previous_secret_valid_until: None,
+        secret_expires_at: None,
+        access_token_ttl_seconds: None,
+        audiences: Vec::new(),
+        require_dpop: false,
+        auth_method: tessera_shared::admin::AuthMethod::PrivateKeyJwt,
+        key_thumbprints: vec!["t".into()],
+    };
+    update(&mut app, Event::Reply(Reply::Created(Ok(creds.clone()))));
+    assert!(app.modal.is_none(), "no secret dialog: {:?}", app.modal);
+    assert_eq!(app.selected.as_deref(), Some(creds.client_id.as_str()));
+    assert!(app.message.as_ref().is_some_and(|m| m.text.contains("private_key_jwt")));
 }

@@ -28,6 +28,7 @@ fn create(name: &str, scopes: &[&str]) -> CreateClient {
         access_token_ttl_seconds: None,
         audiences: Vec::new(),
         require_dpop: false,
+        public_keys: Vec::new(),
     }
 }
 
@@ -206,6 +207,7 @@ async fn token_policy_is_kept_shown_and_checked() {
     let with = |ttl: Option<u64>, audiences: &[&str]| CreateClient {
         access_token_ttl_seconds: ttl,
         audiences: audiences.iter().map(|a| a.to_string()).collect(),
+        public_keys: Vec::new(),
         ..create("policy", &[])
     };
     let created =
@@ -237,4 +239,43 @@ async fn token_policy_is_kept_shown_and_checked() {
         let shown = format!("{:?} {:?}", request.access_token_ttl_seconds, request.audiences.first());
         assert!(matches!(admin.create_client(request).await, Err(AdminFailure::BadRequest(_))), "{shown}");
     }
+}
+
+/// Issue 16: a client with public keys has no secret, shows its method and
+/// thumbprints, rotates keys with set-keys (audited) and never a secret.
+#[tokio::test]
+async fn key_clients_have_keys_and_never_a_secret() {
+    use crate::client_auth::assertion::tests::TestKey;
+    use tessera_shared::admin::AuthMethod;
+    let (admin, _) = service().await;
+    let (first, second) = (TestKey::es256().jwk(), TestKey::eddsa().jwk());
+    let document = |jwk: &Jwk| serde_json::to_string(jwk).unwrap();
+    let request = CreateClient { public_keys: vec![document(&first)], ..create("machine", &[]) };
+    let created = admin.create_client(request).await.unwrap();
+    assert_eq!((created.client_secret.as_str(), created.auth_method), ("", AuthMethod::PrivateKeyJwt));
+    assert_eq!(created.key_thumbprints, [first.thumbprint().unwrap()]);
+    let json = serde_json::to_value(&created).unwrap();
+    assert!(json.get("client_secret").is_none(), "{json}");
+
+    let info = admin.set_keys(&created.client_id, &[document(&second)]).await.unwrap();
+    assert_eq!(info.key_thumbprints, [second.thumbprint().unwrap()]);
+    let events = admin.audit_events(None, 10).await.unwrap();
+    let set = events.iter().find(|e| e.kind == AuditKind::ClientKeysSet).expect("audited");
+    assert!(set.detail.contains(&info.key_thumbprints[0]) && set.detail.contains(&created.key_thumbprints[0]));
+
+    fn refused<T>(result: Result<T, AdminFailure>) -> bool {
+        matches!(result, Err(AdminFailure::BadRequest(_)))
+    }
+    assert!(refused(admin.rotate_secret(&created.client_id, 0, None).await), "no secret to rotate");
+    assert!(refused(admin.set_keys(&created.client_id, &["not a key".into()]).await));
+    assert!(refused(admin.set_keys(&created.client_id, &[]).await), "at least one key");
+    let secret_client = admin.create_client(create("secretive", &[])).await.unwrap();
+    assert!(refused(admin.set_keys(&secret_client.client_id, &[document(&first)]).await), "a secret client");
+    let with_ttl =
+        CreateClient { public_keys: vec![document(&first)], secret_ttl_seconds: Some(60), ..create("x", &[]) };
+    assert!(refused(admin.create_client(with_ttl).await), "a secret lifetime for a key client");
+    assert!(matches!(
+        admin.set_keys("oa2-client-id_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ", &[document(&first)]).await,
+        Err(AdminFailure::NotFound(_))
+    ));
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::client_auth::ClientCredentials;
 
 const OPEN: ParsePolicy = ParsePolicy { allow_query_credentials: true };
 const CLOSED: ParsePolicy = ParsePolicy { allow_query_credentials: false };
@@ -24,7 +25,7 @@ use tessera_shared::wire::ErrorCode;
 #[test]
 fn blynk_basic_client_credentials() {
     let request = TokenRequest::parse(&[q("grant_type", "client_credentials")], basic(), OPEN).unwrap();
-    assert_eq!(request.credentials.client_id, "id");
+    assert_eq!(request.credentials.client_id(), "id");
     assert_eq!(request.grant, Grant::ClientCredentials { scope: None });
 }
 
@@ -36,7 +37,7 @@ fn blynk_query_refresh() {
         OPEN,
     )
     .unwrap();
-    assert_eq!(request.credentials.client_secret, "s");
+    assert!(matches!(&request.credentials, Presented::Secret(c) if c.client_secret == "s"));
     assert_eq!(request.grant, Grant::RefreshToken { refresh_token: "r".into(), scope: None });
 }
 

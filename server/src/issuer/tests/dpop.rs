@@ -56,6 +56,7 @@ impl Fixture {
                 access_token_ttl_seconds: None,
                 audiences: Vec::new(),
                 require_dpop,
+                public_keys: Vec::new(),
             })
             .await
             .unwrap();
@@ -64,7 +65,7 @@ impl Fixture {
 
     async fn grant_with(&self, client: &ClientCredentials, dpop: &DpopHeader) -> Result<TokenResponse, TokenError> {
         let request = TokenRequest {
-            credentials: client.clone(),
+            credentials: Presented::Secret(client.clone()),
             grant: Grant::ClientCredentials { scope: None },
             resource: None,
         };

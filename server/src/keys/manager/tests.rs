@@ -103,6 +103,7 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
                     access_token_ttl_seconds: None,
                     audiences: Vec::new(),
                     require_dpop: false,
+                    public_keys: Vec::new(),
                 })
                 .await
                 .unwrap();
@@ -133,7 +134,7 @@ async fn no_token_is_signed_by_a_key_missing_from_a_jwks_served_one_cache_interv
             }
             served.push(Served { at: now, jwks: manager.handle().current().jwks().clone() });
             let request = TokenRequest {
-                credentials: credentials.clone(),
+                credentials: crate::client_auth::Presented::Secret(credentials.clone()),
                 grant: Grant::ClientCredentials { scope: None },
                 resource: None,
             };

@@ -115,10 +115,22 @@ CREATE TRIGGER signing_keys_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE 
     FOR EACH STATEMENT EXECUTE FUNCTION tessera_notify_keys();
 "#,
     ),
+    (
+        3,
+        r#"
+CREATE TABLE assertion_jti (
+    client_id TEXT NOT NULL,
+    jti_digest BYTEA NOT NULL,
+    until BIGINT NOT NULL,
+    PRIMARY KEY (client_id, jti_digest)
+);
+CREATE INDEX assertion_jti_by_until ON assertion_jti (until);
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.
-pub const CURRENT_VERSION: i32 = 2;
+pub const CURRENT_VERSION: i32 = 3;
 
 /// Brings the schema up to [`CURRENT_VERSION`].
 ///

@@ -54,6 +54,7 @@ impl Default for ClientCache {
                 access_token_ttl: None,
                 audiences: Vec::new(),
                 require_dpop: false,
+                public_keys: Vec::new(),
                 previous_secret: None,
                 scopes: vec!["decoy".into()],
                 refresh_tokens: true,

@@ -94,6 +94,8 @@ pub struct JournaledTrees {
     pub audit: sled::Tree,
     pub denied_jti: sled::Tree,
     pub denied_expiry: sled::Tree,
+    pub assertion_jti: sled::Tree,
+    pub assertion_expiry: sled::Tree,
 }
 
 impl JournaledTrees {
@@ -115,6 +117,8 @@ impl JournaledTrees {
             audit: tree(TreeId::Audit)?,
             denied_jti: tree(TreeId::DeniedJti)?,
             denied_expiry: tree(TreeId::DeniedExpiry)?,
+            assertion_jti: tree(TreeId::AssertionJti)?,
+            assertion_expiry: tree(TreeId::AssertionExpiry)?,
         })
     }
 
@@ -131,6 +135,8 @@ impl JournaledTrees {
             TreeId::Audit => &self.audit,
             TreeId::DeniedJti => &self.denied_jti,
             TreeId::DeniedExpiry => &self.denied_expiry,
+            TreeId::AssertionJti => &self.assertion_jti,
+            TreeId::AssertionExpiry => &self.assertion_expiry,
         }
     }
 }

@@ -41,11 +41,15 @@ pub enum TreeId {
     Audit,
     DeniedJti,
     DeniedExpiry,
+    /// private_key_jwt replay set: client ID ++ 0 ++ SHA-256 of the `jti`.
+    AssertionJti,
+    /// Its purge index: expiry (u64 BE) ++ the `AssertionJti` key.
+    AssertionExpiry,
 }
 
 impl TreeId {
     /// Every tree, each once.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::Families,
         Self::RefreshTokens,
         Self::RefreshExpiry,
@@ -57,6 +61,8 @@ impl TreeId {
         Self::Audit,
         Self::DeniedJti,
         Self::DeniedExpiry,
+        Self::AssertionJti,
+        Self::AssertionExpiry,
     ];
 
     /// The sled tree's name in the database.
@@ -74,6 +80,8 @@ impl TreeId {
             Self::Audit => "audit",
             Self::DeniedJti => "denied_jti",
             Self::DeniedExpiry => "denied_expiry",
+            Self::AssertionJti => "assertion_jti",
+            Self::AssertionExpiry => "assertion_expiry",
         }
     }
 }
@@ -93,6 +101,8 @@ impl From<TreeId> for u8 {
             TreeId::Audit => 8,
             TreeId::DeniedJti => 9,
             TreeId::DeniedExpiry => 10,
+            TreeId::AssertionJti => 11,
+            TreeId::AssertionExpiry => 12,
         }
     }
 }
@@ -118,6 +128,8 @@ impl TryFrom<u8> for TreeId {
             8 => Ok(Self::Audit),
             9 => Ok(Self::DeniedJti),
             10 => Ok(Self::DeniedExpiry),
+            11 => Ok(Self::AssertionJti),
+            12 => Ok(Self::AssertionExpiry),
             unknown => Err(UnknownTree(unknown)),
         }
     }

@@ -89,13 +89,15 @@ fn trees_are_written_as_their_explicit_codes() {
         (TreeId::Audit, 8),
         (TreeId::DeniedJti, 9),
         (TreeId::DeniedExpiry, 10),
+        (TreeId::AssertionJti, 11),
+        (TreeId::AssertionExpiry, 12),
     ];
     for (tree, code) in codes {
         assert_eq!(postcard::to_allocvec(&tree).unwrap(), [code], "{tree:?}");
         assert_eq!(postcard::from_bytes::<TreeId>(&[code]).unwrap(), tree);
     }
     assert_eq!(codes.len(), TreeId::ALL.len(), "every tree has its code checked here");
-    assert!(postcard::from_bytes::<TreeId>(&[11]).is_err(), "an unknown code is refused, not guessed");
+    assert!(postcard::from_bytes::<TreeId>(&[13]).is_err(), "an unknown code is refused, not guessed");
 }
 
 /// Each tree has its own sled name, and `ALL` lists each once.
