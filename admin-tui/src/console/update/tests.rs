@@ -387,7 +387,8 @@ fn the_create_form_sends_a_key_file_and_shows_no_secret_for_it() {
     let mut app = loaded(vec![client(0, "a")]);
     update(&mut app, key(KeyCode::Char('n')));
     chars(&mut app, "machine");
-    for _ in 0..3 {
+    // Name, Scopes, Refresh, DPoP, then the key file.
+    for _ in 0..4 {
         update(&mut app, key(KeyCode::Tab));
     }
     chars(&mut app, "/keys/machine.pub");
