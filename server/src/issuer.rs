@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use tessera_shared::admin::AuditKind;
 use tessera_shared::claims::AccessTokenClaims;
-use tessera_shared::ids::is_refresh_token;
 use tessera_shared::wire::{TOKEN_TYPE_BEARER, TokenResponse};
 
 use crate::activity::Activity;
@@ -14,8 +13,9 @@ use crate::audit::AuditEntry;
 use crate::client_auth::{Authentication, ClientAuthenticator, ClientCredentials};
 use crate::clock::{Clock, UnixTime};
 use crate::crypto::random::Random;
-use crate::crypto::secret::{SecretHasher, refresh_token_digest};
+use crate::crypto::secret::SecretHasher;
 use crate::grant::error::TokenError;
+use crate::grant::refresh::token::RefreshToken;
 use crate::grant::refresh::{Presentation, Verdict};
 use crate::grant::request::{Grant, TokenRequest};
 use crate::grant::{audience, scope};
@@ -153,17 +153,29 @@ impl Issuer {
         granted: &[String],
         now: UnixTime,
     ) -> Result<String, TokenError> {
-        let (token, first) = self.new_refresh_token(now)?;
+        let first = self.new_refresh_token(now)?;
+        let token = RefreshToken {
+            family_id: records::family_id(now, self.random.bytes::<6>()?),
+            generation: 0,
+            secret: first.secret,
+        };
         let family = FamilyRecord {
-            family_id: records::family_id(now, self.random.bytes::<12>()?),
+            family_id: token.family_id,
             client_id: client.client_id.clone(),
             scope: granted.to_vec(),
             created_at: now,
             revoked_at: None,
-            current: first.digest,
+            generation: 0,
+            current: token.digest(),
+            issued_at: now,
             expires_at: first.expires_at,
+            previous: None,
+            client_epoch: client.family_epoch,
+            // Set from the grant's DPoP proof once the token endpoint
+            // verifies them (issue 16).
+            dpop_jkt: None,
         };
-        match self.store.create_family(&family, &first, self.policy.max_families_per_client).await? {
+        match self.store.create_family(&family, self.policy.max_families_per_client).await? {
             FamilyStart::Started { retired } => {
                 if retired > 0 {
                     tracing::info!(
@@ -173,7 +185,7 @@ impl Issuer {
                         "the client is at its refresh-token family cap; its oldest family was retired"
                     );
                 }
-                Ok(token)
+                Ok(token.encode())
             }
             // Revoked or deleted while this request was under way: it
             // fails as it would have a moment later.
@@ -192,20 +204,24 @@ impl Issuer {
         if !client.refresh_tokens {
             return Err(TokenError::UnauthorizedClient("this client is not allowed to use refresh tokens"));
         }
-        if !is_refresh_token(presented) {
+        let Some(presented) = RefreshToken::parse(presented) else {
             return Err(TokenError::InvalidGrant("the refresh token is not valid"));
-        }
+        };
         // Checked before the token is used, so a wrong resource does not
         // cost the client its refresh token.
         let audience = audience::select(&client.audiences, &self.policy.audience, resource)?;
-        let (successor, new) = self.new_refresh_token(now)?;
+        let new = self.new_refresh_token(now)?;
         let presentation = Presentation {
             client_id: &client.client_id,
+            client_epoch: client.family_epoch,
             now,
             reuse_grace: self.policy.refresh_reuse_grace,
             requested_scope: requested,
+            // The proved key, once the token endpoint verifies DPoP proofs
+            // (issue 16).
+            dpop_jkt: None,
         };
-        let outcome = self.store.use_refresh_token(&refresh_token_digest(presented), &new, &presentation).await?;
+        let outcome = self.store.use_refresh_token(&presented, &new, &presentation).await?;
         let RefreshUse::Decided { verdict, family } = outcome else {
             return Err(TokenError::InvalidGrant("the refresh token is not valid"));
         };
@@ -226,20 +242,19 @@ impl Issuer {
         if let Some(error) = verdict.error() {
             return Err(error);
         }
+        let successor = RefreshToken { family_id: family.family_id, generation: family.generation, secret: new.secret };
         let granted = requested.map_or_else(|| family.scope.clone(), <[String]>::to_vec);
         let ttl = client.access_token_ttl(self.policy.access_token_ttl);
         let access_token = self.mint_access_token(&client.client_id, &granted, audience, ttl, now)?;
-        Ok(self.response(access_token, ttl, Some(successor), &granted))
+        Ok(self.response(access_token, ttl, Some(successor.encode()), &granted))
     }
 
-    fn new_refresh_token(&self, now: UnixTime) -> Result<(String, NewRefreshToken), TokenError> {
-        let token = self.random.refresh_token()?;
-        let record = NewRefreshToken {
-            digest: refresh_token_digest(&token),
+    fn new_refresh_token(&self, now: UnixTime) -> Result<NewRefreshToken, TokenError> {
+        Ok(NewRefreshToken {
+            secret: self.random.bytes::<16>()?,
             issued_at: now,
             expires_at: now.saturating_add(self.policy.refresh_token_ttl),
-        };
-        Ok((token, record))
+        })
     }
 
     /// A signed access token for `audience`, valid `ttl` seconds from `now`.

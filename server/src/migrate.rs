@@ -51,8 +51,6 @@ pub struct MigrationReport {
     pub clients: usize,
     /// Refresh-token families.
     pub families: usize,
-    /// Refresh tokens (current and used).
-    pub tokens: usize,
     /// Signing keys.
     pub keys: usize,
     /// Audit events.
@@ -85,7 +83,6 @@ pub async fn migrate_storage(from: &Path, to: &str) -> Result<MigrationReport, M
     Ok(MigrationReport {
         clients: snapshot.clients.len(),
         families: snapshot.families.len(),
-        tokens: snapshot.tokens.len(),
         keys: snapshot.keys.len(),
         audit_events: snapshot.audit.len(),
         denied: snapshot.denied.len(),
@@ -110,7 +107,6 @@ async fn read_all(source: &SledStore) -> Result<Snapshot, StoreError> {
         clients: source.clients().await?,
         last_used: source.last_used_entries()?,
         families: source.all_families()?,
-        tokens: source.all_refresh_tokens()?,
         keys: source.keys().await?,
         audit,
         denied: source.denied_entries()?,

@@ -43,6 +43,9 @@ pub enum ErrorCode {
     InvalidScope,
     /// The `resource` (RFC 8707 §2) is not one of the client's audiences.
     InvalidTarget,
+    /// The DPoP proof is missing, invalid, or of a key other than the one
+    /// the refresh token is bound to (RFC 9449 §5, §7).
+    InvalidDpopProof,
     /// The server failed (RFC 6749 §4.1.2.1); never caused by input.
     ServerError,
     /// Too many failed client authentications: sent with 429 and
@@ -61,6 +64,7 @@ impl ErrorCode {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }

@@ -33,6 +33,10 @@ pub enum TokenError {
     /// The `resource` is not one of the client's audiences (RFC 8707 §2).
     #[error("resource is not an audience this client may ask for")]
     InvalidTarget,
+    /// The request's DPoP proof does not prove the key the refresh token is
+    /// bound to (RFC 9449 §5): answered with 400.
+    #[error("{0}")]
+    InvalidDpopProof(&'static str),
     /// Storage failed.
     #[error("the server could not complete the request")]
     Storage(#[from] StoreError),
@@ -52,6 +56,7 @@ impl TokenError {
             Self::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
             Self::InvalidScope(_) => ErrorCode::InvalidScope,
             Self::InvalidTarget => ErrorCode::InvalidTarget,
+            Self::InvalidDpopProof(_) => ErrorCode::InvalidDpopProof,
             Self::Storage(_) | Self::Crypto(_) => ErrorCode::ServerError,
         }
     }

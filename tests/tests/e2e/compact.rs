@@ -161,13 +161,13 @@ async fn issue_refresh_tokens(server: &Server, client: &ClientCredentials, data:
     peak.max(dir_size(data))
 }
 
-/// Refresh tokens the server reports purged so far (its log lines).
+/// Refresh-token families the server reports purged so far (its log lines).
 fn purged(server: &Server) -> usize {
     server
         .stderr_now()
         .lines()
-        .filter(|line| line.contains("purged expired refresh tokens"))
-        .filter_map(|line| line.split_whitespace().find_map(|word| word.strip_prefix("tokens=")))
+        .filter(|line| line.contains("purged dead refresh-token families"))
+        .filter_map(|line| line.split_whitespace().find_map(|word| word.strip_prefix("families=")))
         .map(|count| count.parse::<usize>().expect("a count"))
         .sum()
 }

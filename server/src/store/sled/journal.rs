@@ -73,18 +73,16 @@ impl Default for SegmentLimits {
 #[derive(Debug, Clone)]
 pub struct JournaledTrees {
     pub families: sled::Tree,
-    pub refresh_tokens: sled::Tree,
-    pub refresh_expiry: sled::Tree,
     pub client_families: sled::Tree,
+    pub family_expiry: sled::Tree,
 }
 
 impl JournaledTrees {
     fn tree(&self, id: TreeId) -> &sled::Tree {
         match id {
             TreeId::Families => &self.families,
-            TreeId::RefreshTokens => &self.refresh_tokens,
-            TreeId::RefreshExpiry => &self.refresh_expiry,
             TreeId::ClientFamilies => &self.client_families,
+            TreeId::FamilyExpiry => &self.family_expiry,
         }
     }
 }

@@ -24,14 +24,15 @@ const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 /// On disk a tree is its explicit code (one byte), never the variant's
 /// position: reordering or adding variants cannot make a journal replay
 /// into the wrong tree. The codes are those the variant order gave before
-/// they were explicit, so journals written then replay unchanged.
+/// they were explicit. Codes 1 and 2 (the per-token trees of storage
+/// format 1) are retired: a data dir of that format is refused before its
+/// journal is read ([`crate::store::sled`]'s `format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "u8", try_from = "u8")]
 pub enum TreeId {
     Families,
-    RefreshTokens,
-    RefreshExpiry,
     ClientFamilies,
+    FamilyExpiry,
 }
 
 impl From<TreeId> for u8 {
@@ -39,9 +40,8 @@ impl From<TreeId> for u8 {
     fn from(tree: TreeId) -> Self {
         match tree {
             TreeId::Families => 0,
-            TreeId::RefreshTokens => 1,
-            TreeId::RefreshExpiry => 2,
             TreeId::ClientFamilies => 3,
+            TreeId::FamilyExpiry => 16,
         }
     }
 }
@@ -57,9 +57,8 @@ impl TryFrom<u8> for TreeId {
     fn try_from(code: u8) -> Result<Self, UnknownTree> {
         match code {
             0 => Ok(Self::Families),
-            1 => Ok(Self::RefreshTokens),
-            2 => Ok(Self::RefreshExpiry),
             3 => Ok(Self::ClientFamilies),
+            16 => Ok(Self::FamilyExpiry),
             unknown => Err(UnknownTree(unknown)),
         }
     }
