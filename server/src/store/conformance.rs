@@ -713,6 +713,28 @@ pub async fn deny_list_lifecycle(store: Arc<dyn Store>) {
     assert!(!store.is_access_token_denied("j1", NOW).await.unwrap(), "purged for good");
 }
 
+/// A family bound to a DPoP key keeps the binding through rotations, and
+/// a request without that key changes nothing, not even by presenting an
+/// old generation (which would otherwise revoke the family).
+pub async fn a_bound_family_needs_its_key(store: Arc<dyn Store>) {
+    let bound = FamilyRecord { dpop_jkt: Some([7; 32]), ..family(1, "a", NOW, 1000) };
+    start(&*store, &bound).await;
+    let (verdict, _) = present(&*store, &first_token(1), &successor(2, NOW + 1, 1000), &by_a(NOW + 1)).await.unwrap();
+    assert_eq!(verdict, Verdict::Refuse(Refusal::DpopKeyMismatch));
+    assert_eq!(store.family(&[1; 10]).await.unwrap(), Some(bound.clone()), "nothing changed");
+    let with_key = |now| Presentation { dpop_jkt: Some([7; 32]), ..by_a(now) };
+    let (verdict, after) =
+        present(&*store, &first_token(1), &successor(3, NOW + 2, 1000), &with_key(NOW + 2)).await.unwrap();
+    assert_eq!((verdict, after.dpop_jkt), (Verdict::Rotate, Some([7; 32])));
+    let other_key = Presentation { dpop_jkt: Some([8; 32]), ..by_a(NOW + 3) };
+    let (verdict, _) = present(&*store, &first_token(1), &successor(4, NOW + 3, 1000), &other_key).await.unwrap();
+    assert_eq!(verdict, Verdict::Refuse(Refusal::DpopKeyMismatch), "reuse without the key revokes nothing");
+    assert_eq!(store.count_live_families("a", NOW + 3).await.unwrap(), 1);
+    let (verdict, _) =
+        present(&*store, &first_token(1), &successor(5, NOW + 4, 1000), &with_key(NOW + 4)).await.unwrap();
+    assert_eq!(verdict, Verdict::RevokeFamily, "with the key, reuse is reuse");
+}
+
 /// A family can be read by ID without changing it.
 pub async fn families_are_read_by_id(store: Arc<dyn Store>) {
     start(&*store, &family(1, "a", NOW, 100)).await;
@@ -747,7 +769,7 @@ macro_rules! conformance_tests {
             client_families_are_revoked_together, deleting_a_client_revokes_its_families,
             purge_removes_only_what_expired, keys_round_trip, keys_change_by_compare_and_swap,
             audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering,
-            deny_list_lifecycle, families_are_read_by_id, revoking_a_family_by_id,
+            deny_list_lifecycle, families_are_read_by_id, revoking_a_family_by_id, a_bound_family_needs_its_key,
             a_retry_within_the_grace_supersedes_the_unused_successor, a_retry_after_the_grace_is_reuse,
             a_retry_after_the_successor_was_used_is_reuse);
 
