@@ -22,7 +22,7 @@ use crate::grant::{audience, scope};
 use crate::keys::KeyHandle;
 use crate::metrics::Metrics;
 use crate::store::records::{self, ClientRecord, FamilyRecord, NewRefreshToken};
-use crate::store::{FamilyStart, RefreshUse, Store};
+use crate::store::{FamilyStart, RefreshUse, Store, StoreError};
 
 /// The token policy from the configuration.
 #[derive(Debug, Clone)]
@@ -148,6 +148,25 @@ impl Issuer {
     }
 
     async fn start_family(
+        &self,
+        client: &ClientRecord,
+        granted: &[String],
+        now: UnixTime,
+    ) -> Result<String, TokenError> {
+        // A family ID is the second and 48 random bits: two families of one
+        // second may draw the same (at 10,000 a second, a few times a
+        // year). The store refuses the second; it gets another ID.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.try_start_family(client, granted, now).await {
+                Err(TokenError::Storage(StoreError::AlreadyExists(_))) if attempts < 3 => {}
+                started => return started,
+            }
+        }
+    }
+
+    async fn try_start_family(
         &self,
         client: &ClientRecord,
         granted: &[String],

@@ -745,6 +745,22 @@ pub async fn families_are_read_by_id(store: Arc<dyn Store>) {
     assert_eq!(store.family(&[1; 10]).await.unwrap().unwrap().current, next.digest());
 }
 
+/// A family whose ID is taken is refused, never written over the one there.
+pub async fn a_taken_family_id_is_refused(store: Arc<dyn Store>) {
+    start(&*store, &family(1, "a", NOW, 100)).await;
+    let clash = FamilyRecord { scope: vec![], ..family(1, "a", NOW, 500) };
+    assert!(matches!(store.create_family(&clash, 1000).await, Err(StoreError::AlreadyExists(_))));
+    assert_eq!(store.family(&[1; 10]).await.unwrap(), Some(family(1, "a", NOW, 100)));
+    assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 1);
+    // The count kept for the cap was not raised by the refused start.
+    for n in 2..=3u8 {
+        assert_eq!(
+            store.create_family(&family(n, "a", NOW, 100), 3).await.unwrap(),
+            FamilyStart::Started { retired: 0 }
+        );
+    }
+}
+
 /// Revoking a family by ID revokes it once.
 pub async fn revoking_a_family_by_id(store: Arc<dyn Store>) {
     start(&*store, &family(1, "a", NOW, 100)).await;
@@ -770,6 +786,7 @@ macro_rules! conformance_tests {
             purge_removes_only_what_expired, keys_round_trip, keys_change_by_compare_and_swap,
             audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering,
             deny_list_lifecycle, families_are_read_by_id, revoking_a_family_by_id, a_bound_family_needs_its_key,
+            a_taken_family_id_is_refused,
             a_retry_within_the_grace_supersedes_the_unused_successor, a_retry_after_the_grace_is_reuse,
             a_retry_after_the_successor_was_used_is_reuse);
 

@@ -600,12 +600,17 @@ async fn swap_family(client: &Object, before: &FamilyRecord, after: &FamilyRecor
     Ok(swapped == 1)
 }
 
+/// Inserts a new family.
+///
+/// # Errors
+/// [`StoreError::AlreadyExists`] if its ID is taken (another family of the
+/// same second drew the same random bytes): never overwritten.
 async fn insert_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyRecord) -> Result<(), Fail> {
     let revoked_at = family.revoked_at.map(to_db).transpose()?;
     let day = expiry_day(family.revoked_at.unwrap_or(family.expires_at));
-    tx.execute(
+    let inserted = tx.execute(
         "INSERT INTO families (family_id, client_id, generation, revoked_at, expires_at, expiry_day, client_epoch, record) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (family_id) DO NOTHING",
         &[
             &family.family_id.as_slice(),
             &family.client_id,
@@ -618,6 +623,9 @@ async fn insert_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyR
         ],
     )
     .await?;
+    if inserted == 0 {
+        return Err(Fail::Store(StoreError::AlreadyExists("a refresh-token family with this ID".into())));
+    }
     Ok(())
 }
 
