@@ -567,6 +567,7 @@ pub async fn dead_families_are_purged(store: Arc<dyn Store>) {
     store.update_client("d", &ClientRecord::revoke).await.unwrap();
     let reactivate = |c: &mut ClientRecord| c.status = ClientStatus::Active;
     store.update_client("d", &reactivate).await.unwrap();
+    assert_eq!(store.count_live_families("d", NOW + 3).await.unwrap(), 0, "dead by its epoch");
     assert_eq!(store.purge_expired(NOW + 100, 100).await.unwrap().families, 1);
     assert_eq!(store.family(&[7; 10]).await.unwrap(), None);
 }

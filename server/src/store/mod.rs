@@ -244,7 +244,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// [`StoreError`] on backend failure.
     async fn revoke_client_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError>;
 
-    /// Families of the client that are live at `now`.
+    /// Families of the client that are live at `now`: not revoked, not
+    /// expired, and of the client's current epoch (none if the client is gone).
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.

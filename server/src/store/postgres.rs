@@ -802,7 +802,10 @@ impl Store for PgStore {
             let client = self.client().await?;
             let row = client
                 .query_one(
-                    "SELECT count(*) FROM families WHERE client_id = $1 AND revoked_at IS NULL AND expires_at > $2",
+                    // A family of an epoch its client has left behind is dead too.
+                    "SELECT count(*) FROM families f JOIN clients c ON c.client_id = f.client_id \
+                     WHERE f.client_id = $1 AND f.revoked_at IS NULL AND f.expires_at > $2 \
+                     AND f.client_epoch >= c.family_epoch",
                     &[&client_id, &to_db(now)?],
                 )
                 .await?;

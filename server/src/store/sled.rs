@@ -496,11 +496,13 @@ impl Store for SledStore {
     }
 
     async fn count_live_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError> {
+        // A family of an epoch its client has left behind is dead too.
+        let Some(owner) = self.lookup_client(client_id)? else { return Ok(0) };
         let mut live = 0;
         for family_id in self.family_ids_of(client_id)? {
             if let Some(raw) = self.families.get(family_id).map_err(backend)? {
                 let family: FamilyRecord = decode_compact(&raw)?;
-                if family.is_live(now) {
+                if family.is_live(now) && family.client_epoch >= owner.family_epoch {
                     live += 1;
                 }
             }
