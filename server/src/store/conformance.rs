@@ -736,6 +736,18 @@ pub async fn a_bound_family_needs_its_key(store: Arc<dyn Store>) {
     assert_eq!(verdict, Verdict::RevokeFamily, "with the key, reuse is reuse");
 }
 
+/// A revoked family is due ahead of every family still to expire: the
+/// purge's batch is never used up by live families expiring today.
+pub async fn revoked_families_are_purged_first(store: Arc<dyn Store>) {
+    for n in 1..=5u8 {
+        start(&*store, &family(n, "a", NOW, 1000)).await;
+    }
+    assert!(store.revoke_family(&[5; 10], NOW + 1).await.unwrap());
+    assert_eq!(store.purge_expired(NOW + 2, 1).await.unwrap().families, 1);
+    assert_eq!(store.family(&[5; 10]).await.unwrap(), None);
+    assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 4);
+}
+
 /// A family can be read by ID without changing it.
 pub async fn families_are_read_by_id(store: Arc<dyn Store>) {
     start(&*store, &family(1, "a", NOW, 100)).await;
@@ -787,7 +799,7 @@ macro_rules! conformance_tests {
             purge_removes_only_what_expired, keys_round_trip, keys_change_by_compare_and_swap,
             audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering,
             deny_list_lifecycle, families_are_read_by_id, revoking_a_family_by_id, a_bound_family_needs_its_key,
-            a_taken_family_id_is_refused,
+            a_taken_family_id_is_refused, revoked_families_are_purged_first,
             a_retry_within_the_grace_supersedes_the_unused_successor, a_retry_after_the_grace_is_reuse,
             a_retry_after_the_successor_was_used_is_reuse);
 

@@ -352,7 +352,7 @@ impl PgStore {
             let mut family: FamilyRecord = decode_compact(row.get::<_, &[u8]>(0))?;
             if family.is_live(now) {
                 family.revoked_at = Some(now);
-                write_family(tx, &family, now).await?;
+                write_family(tx, &family).await?;
                 revoked += 1;
             }
         }
@@ -419,7 +419,7 @@ impl PgStore {
             return Ok(false);
         }
         family.revoked_at = Some(now);
-        write_family(&tx, &family, now).await?;
+        write_family(&tx, &family).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -557,18 +557,22 @@ async fn make_room(
     Ok(from_db(row.get(0))?)
 }
 
-/// Writes a family revoked at `now` (or revoked by a client revocation):
-/// its expiry day becomes today's, so a dead family goes at the next purge
-/// instead of at its expiry.
-async fn write_family(
-    tx: &deadpool_postgres::Transaction<'_>,
-    family: &FamilyRecord,
-    now: UnixTime,
-) -> Result<(), Fail> {
+/// The expiry day of a revoked family: ahead of every family still to
+/// expire, so a dead family goes at the next purge instead of at its expiry.
+const DUE_AT_ONCE: i64 = 0;
+
+/// The expiry-index day of `family` as it is written.
+fn index_day(family: &FamilyRecord) -> i64 {
+    if family.revoked_at.is_some() { DUE_AT_ONCE } else { i64::from(expiry_day(family.expires_at)) }
+}
+
+/// Writes a family just revoked (by an operator, RFC 7009 or its client's
+/// revocation), due for the purge at once.
+async fn write_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyRecord) -> Result<(), Fail> {
     let revoked_at = family.revoked_at.map(to_db).transpose()?;
     tx.execute(
-        "UPDATE families SET revoked_at = $2, expiry_day = LEAST(expiry_day, $3), record = $4 WHERE family_id = $1",
-        &[&family.family_id.as_slice(), &revoked_at, &i64::from(expiry_day(now)), &encode_compact(family)?],
+        "UPDATE families SET revoked_at = $2, expiry_day = $3, record = $4 WHERE family_id = $1",
+        &[&family.family_id.as_slice(), &revoked_at, &index_day(family), &encode_compact(family)?],
     )
     .await?;
     Ok(())
@@ -578,10 +582,6 @@ async fn write_family(
 /// generation, not revoked); returns whether it was.
 async fn swap_family(client: &Object, before: &FamilyRecord, after: &FamilyRecord) -> Result<bool, Fail> {
     let revoked_at = after.revoked_at.map(to_db).transpose()?;
-    let day = match after.revoked_at {
-        Some(at) => expiry_day(at),
-        None => expiry_day(after.expires_at),
-    };
     let swapped = client
         .execute(
             "UPDATE families SET generation = $3, revoked_at = $4, expires_at = $5, expiry_day = $6, record = $7 \
@@ -592,7 +592,7 @@ async fn swap_family(client: &Object, before: &FamilyRecord, after: &FamilyRecor
                 &i64::from(after.generation),
                 &revoked_at,
                 &to_db(after.expires_at)?,
-                &i64::from(day),
+                &index_day(after),
                 &encode_compact(after)?,
             ],
         )
@@ -607,7 +607,6 @@ async fn swap_family(client: &Object, before: &FamilyRecord, after: &FamilyRecor
 /// same second drew the same random bytes): never overwritten.
 async fn insert_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyRecord) -> Result<(), Fail> {
     let revoked_at = family.revoked_at.map(to_db).transpose()?;
-    let day = expiry_day(family.revoked_at.unwrap_or(family.expires_at));
     let inserted = tx.execute(
         "INSERT INTO families (family_id, client_id, generation, revoked_at, expires_at, expiry_day, client_epoch, record) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (family_id) DO NOTHING",
@@ -617,7 +616,7 @@ async fn insert_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyR
             &i64::from(family.generation),
             &revoked_at,
             &to_db(family.expires_at)?,
-            &i64::from(day),
+            &index_day(family),
             &to_db(family.client_epoch)?,
             &encode_compact(family)?,
         ],

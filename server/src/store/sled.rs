@@ -257,7 +257,7 @@ impl SledStore {
             }
             family.revoked_at = Some(now);
             view.insert(TreeId::Families, family_id, encode_compact(&family)?);
-            mark_dead(view, &family, now);
+            mark_dead(view, &family);
             Ok(true)
         })
     }
@@ -315,13 +315,17 @@ fn make_room(
     Ok(retired)
 }
 
-/// Makes a family revoked at `now` due for the purge: an index entry for
-/// today, so a dead family goes at the next purge instead of at its expiry
-/// (the purge re-checks it; its older entry, found later without a family,
-/// just goes too).
-fn mark_dead(view: &mut View<'_>, family: &FamilyRecord, now: UnixTime) {
-    view.insert(TreeId::FamilyExpiry, &expiry_key(day_of(now), &family.family_id), Vec::new());
+/// Makes a revoked family due for the purge at once: an index entry for
+/// day 0, ahead of every family that is still to expire, so a dead family
+/// goes at the next purge instead of at its expiry however many families
+/// expire today (the purge re-checks it; its other entry, found later
+/// without a family, just goes too).
+fn mark_dead(view: &mut View<'_>, family: &FamilyRecord) {
+    view.insert(TreeId::FamilyExpiry, &expiry_key(DUE_AT_ONCE, &family.family_id), Vec::new());
 }
+
+/// The expiry-index day of a revoked family.
+const DUE_AT_ONCE: u32 = 0;
 
 fn get_family(view: &View<'_>, family_id: &FamilyId) -> Result<Option<FamilyRecord>, StoreError> {
     view.get(TreeId::Families, family_id)?.map(|raw| decode_compact(&raw)).transpose()
@@ -469,7 +473,7 @@ impl Store for SledStore {
             if let Some(after) = &decision.write {
                 view.insert(TreeId::Families, &after.family_id, encode_compact(after)?);
                 if after.revoked_at.is_some() {
-                    mark_dead(view, after, request.now);
+                    mark_dead(view, after);
                 } else if day_of(after.expires_at) != day_of(family.expires_at) {
                     // At most once a day per family: the old entry stays
                     // until the purge finds the family due later.
