@@ -7,7 +7,8 @@
 //! clients, families, keys or audit events: merging two installations is
 //! not a migration. Client secrets keep working because the client-secret
 //! HMAC key (an installation value) moves with them; refresh tokens keep
-//! working because they are stored by digest; signing keys move with their
+//! working because their families move as they are (one record each, with
+//! the digest of the current token); signing keys move with their
 //! private parts exactly as stored (sealed ones stay sealed under the same
 //! key-encryption key).
 

@@ -4,7 +4,8 @@
 //!   [`request::TokenRequest`], or the RFC 6749 error it deserves.
 //! - [`scope`]: scope syntax, subsets and narrowing.
 //! - [`audience`]: the token's `aud`, picked by RFC 8707 `resource`.
-//! - [`refresh`]: what to do with a presented refresh token.
+//! - [`refresh`]: what to do with a presented refresh token, and the
+//!   token's format ([`refresh::token`]: it names its family and generation).
 //! - [`revoke_introspect`]: the requests of revocation (RFC 7009) and
 //!   introspection (RFC 7662).
 //! - [`error`]: [`error::TokenError`], one variant a failure, each mapping
