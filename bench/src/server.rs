@@ -95,13 +95,14 @@ impl ServerProcess {
         dir_size(self.data_dir.path())
     }
 
-    /// Refresh tokens the server has purged so far, from its log lines
-    /// (`purged expired refresh tokens tokens=N ...`).
-    pub fn purged_tokens(&self) -> u64 {
+    /// Refresh-token families the server has purged so far, from its log
+    /// lines (`purged dead refresh-token families families=N ...`); each
+    /// client_credentials grant of the storage measurement starts one.
+    pub fn purged_families(&self) -> u64 {
         let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
         log.lines()
-            .filter(|line| line.contains("purged expired refresh tokens"))
-            .filter_map(|line| line.split_whitespace().find_map(|word| word.strip_prefix("tokens=")))
+            .filter(|line| line.contains("purged dead refresh-token families"))
+            .filter_map(|line| line.split_whitespace().find_map(|word| word.strip_prefix("families=")))
             .filter_map(|count| count.parse::<u64>().ok())
             .sum()
     }

@@ -11,14 +11,15 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ring::rand::SystemRandom;
 use tessera_server::client_auth::AuthorizationHeader;
 use tessera_server::crypto::random::Random;
-use tessera_server::crypto::secret::{SecretHasher, refresh_token_digest};
+use tessera_server::crypto::secret::SecretHasher;
 use tessera_server::crypto::signing::{JwtSigner, generate_pkcs8};
 use tessera_server::grant::refresh::Presentation;
+use tessera_server::grant::refresh::token::RefreshToken;
 use tessera_server::grant::request::{ParsePolicy, Source, TokenRequest};
 use tessera_server::http::{basic, params};
-use tessera_server::store::Store;
 use tessera_server::store::records::{ClientRecord, FamilyRecord, NewRefreshToken};
 use tessera_server::store::sled::SledStore;
+use tessera_server::store::{RefreshUse, Store};
 use tessera_shared::admin::ClientStatus;
 use tessera_shared::claims::AccessTokenClaims;
 use tessera_shared::jwk::Algorithm;
@@ -71,19 +72,21 @@ fn rotation(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let store = SledStore::temporary().unwrap();
     let random = Random::new();
-    let first = NewRefreshToken {
-        digest: refresh_token_digest(&random.refresh_token().unwrap()),
-        issued_at: 1,
-        expires_at: u64::MAX / 2,
-    };
+    let first = RefreshToken { family_id: [1; 10], generation: 0, secret: random.bytes().unwrap() };
+    let expires_at = u64::MAX / 2;
     let family = FamilyRecord {
-        family_id: [1; 16],
+        family_id: first.family_id,
         client_id: "oa2-client-id_zmNtW-D0Toqpz4AZnBLCIlklBrz9ynU-".into(),
         scope: vec![],
         created_at: 1,
         revoked_at: None,
-        current: first.digest,
-        expires_at: first.expires_at,
+        generation: 0,
+        current: first.digest(),
+        issued_at: 1,
+        expires_at,
+        previous: None,
+        client_epoch: 0,
+        dpop_jkt: None,
     };
     let client = ClientRecord {
         client_id: family.client_id.clone(),
@@ -100,18 +103,27 @@ fn rotation(c: &mut Criterion) {
         audiences: vec![],
         require_dpop: false,
         public_keys: vec![],
+        family_epoch: 0,
     };
     runtime.block_on(store.insert_client(&client)).unwrap();
-    runtime.block_on(store.create_family(&family, &first, 1000)).unwrap();
-    let mut current = first.digest;
-    let request = Presentation { client_id: &family.client_id, now: 1, reuse_grace: 0, requested_scope: None };
+    runtime.block_on(store.create_family(&family, 1000)).unwrap();
+    let mut current = first;
+    let request = Presentation {
+        client_id: &family.client_id,
+        client_epoch: 0,
+        now: 1,
+        reuse_grace: 0,
+        requested_scope: None,
+        dpop_jkt: None,
+    };
     // One durable rotation after another: includes a flush each, the cost
     // a lone client sees; concurrent clients share flushes.
     c.bench_function("refresh rotation in sled (durable, one writer)", |b| {
         b.iter(|| {
-            let next = NewRefreshToken { digest: refresh_token_digest(&random.refresh_token().unwrap()), ..first };
-            runtime.block_on(store.use_refresh_token(&current, &next, &request)).unwrap();
-            current = next.digest;
+            let next = NewRefreshToken { secret: random.bytes().unwrap(), issued_at: 1, expires_at };
+            let outcome = runtime.block_on(store.use_refresh_token(&current, &next, &request)).unwrap();
+            let RefreshUse::Decided { family, .. } = outcome else { panic!("the family is known") };
+            current = RefreshToken { family_id: family.family_id, generation: family.generation, secret: next.secret };
         });
     });
 }

@@ -8,7 +8,6 @@ use tessera_shared::admin::AuditKind;
 use tessera_shared::claims::AccessTokenClaims;
 use tessera_shared::claims::Confirmation;
 use tessera_shared::dpop::jkt_of;
-use tessera_shared::ids::is_refresh_token;
 use tessera_shared::wire::{TOKEN_TYPE_BEARER, TOKEN_TYPE_DPOP, TokenResponse};
 
 use crate::activity::Activity;
@@ -17,16 +16,17 @@ use crate::client_auth::assertion::AcceptedAudiences;
 use crate::client_auth::{Authentication, ClientAuthenticator, Presented};
 use crate::clock::{Clock, UnixTime};
 use crate::crypto::random::Random;
-use crate::crypto::secret::{SecretHasher, refresh_token_digest};
+use crate::crypto::secret::SecretHasher;
 use crate::grant::dpop::{DpopHeader, DpopPolicy};
 use crate::grant::error::TokenError;
+use crate::grant::refresh::token::RefreshToken;
 use crate::grant::refresh::{Presentation, Verdict};
 use crate::grant::request::{Grant, TokenRequest};
 use crate::grant::{audience, scope};
 use crate::keys::KeyHandle;
 use crate::metrics::Metrics;
 use crate::store::records::{self, ClientRecord, FamilyRecord, NewRefreshToken};
-use crate::store::{FamilyStart, RefreshUse, Store};
+use crate::store::{FamilyStart, RefreshUse, Store, StoreError};
 
 /// The token policy from the configuration.
 #[derive(Debug, Clone)]
@@ -170,7 +170,7 @@ impl Issuer {
         let ttl = client.access_token_ttl(self.policy.access_token_ttl);
         let access_token = self.mint_access_token(&client.client_id, &granted, audience, ttl, dpop_jkt, now)?;
         let refresh_token =
-            if client.refresh_tokens { Some(self.start_family(client, &granted, now).await?) } else { None };
+            if client.refresh_tokens { Some(self.start_family(client, &granted, dpop_jkt, now).await?) } else { None };
         Ok(self.response(access_token, ttl, refresh_token, &granted, dpop_jkt.is_some()))
     }
 
@@ -178,19 +178,52 @@ impl Issuer {
         &self,
         client: &ClientRecord,
         granted: &[String],
+        dpop_jkt: Option<[u8; 32]>,
         now: UnixTime,
     ) -> Result<String, TokenError> {
-        let (token, first) = self.new_refresh_token(now)?;
+        // A family ID is the second and 48 random bits: two families of one
+        // second may draw the same (at 10,000 a second, a few times a
+        // year). The store refuses the second; it gets another ID.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.try_start_family(client, granted, dpop_jkt, now).await {
+                Err(TokenError::Storage(StoreError::AlreadyExists(_))) if attempts < 3 => {}
+                started => return started,
+            }
+        }
+    }
+
+    /// Starts a family; a grant with a DPoP proof binds it to that key, so
+    /// every refresh of it must prove the same key (RFC 9449 §5).
+    async fn try_start_family(
+        &self,
+        client: &ClientRecord,
+        granted: &[String],
+        dpop_jkt: Option<[u8; 32]>,
+        now: UnixTime,
+    ) -> Result<String, TokenError> {
+        let first = self.new_refresh_token(now)?;
+        let token = RefreshToken {
+            family_id: records::family_id(now, self.random.bytes::<6>()?),
+            generation: 0,
+            secret: first.secret,
+        };
         let family = FamilyRecord {
-            family_id: records::family_id(now, self.random.bytes::<12>()?),
+            family_id: token.family_id,
             client_id: client.client_id.clone(),
             scope: granted.to_vec(),
             created_at: now,
             revoked_at: None,
-            current: first.digest,
+            generation: 0,
+            current: token.digest(),
+            issued_at: now,
             expires_at: first.expires_at,
+            previous: None,
+            client_epoch: client.family_epoch,
+            dpop_jkt,
         };
-        match self.store.create_family(&family, &first, self.policy.max_families_per_client).await? {
+        match self.store.create_family(&family, self.policy.max_families_per_client).await? {
             FamilyStart::Started { retired } => {
                 if retired > 0 {
                     tracing::info!(
@@ -200,7 +233,7 @@ impl Issuer {
                         "the client is at its refresh-token family cap; its oldest family was retired"
                     );
                 }
-                Ok(token)
+                Ok(token.encode())
             }
             // Revoked or deleted while this request was under way: it
             // fails as it would have a moment later.
@@ -220,20 +253,23 @@ impl Issuer {
         if !client.refresh_tokens {
             return Err(TokenError::UnauthorizedClient("this client is not allowed to use refresh tokens"));
         }
-        if !is_refresh_token(presented) {
+        let Some(presented) = RefreshToken::parse(presented) else {
             return Err(TokenError::InvalidGrant("the refresh token is not valid"));
-        }
+        };
         // Checked before the token is used, so a wrong resource does not
         // cost the client its refresh token.
         let audience = audience::select(&client.audiences, &self.policy.audience, resource)?;
-        let (successor, new) = self.new_refresh_token(now)?;
+        let new = self.new_refresh_token(now)?;
         let presentation = Presentation {
             client_id: &client.client_id,
+            client_epoch: client.family_epoch,
             now,
             reuse_grace: self.policy.refresh_reuse_grace,
             requested_scope: requested,
+            // A bound family refuses a refresh that does not prove its key.
+            dpop_jkt,
         };
-        let outcome = self.store.use_refresh_token(&refresh_token_digest(presented), &new, &presentation).await?;
+        let outcome = self.store.use_refresh_token(&presented, &new, &presentation).await?;
         let RefreshUse::Decided { verdict, family } = outcome else {
             return Err(TokenError::InvalidGrant("the refresh token is not valid"));
         };
@@ -254,20 +290,19 @@ impl Issuer {
         if let Some(error) = verdict.error() {
             return Err(error);
         }
+        let successor = RefreshToken { family_id: family.family_id, generation: family.generation, secret: new.secret };
         let granted = requested.map_or_else(|| family.scope.clone(), <[String]>::to_vec);
         let ttl = client.access_token_ttl(self.policy.access_token_ttl);
         let access_token = self.mint_access_token(&client.client_id, &granted, audience, ttl, dpop_jkt, now)?;
-        Ok(self.response(access_token, ttl, Some(successor), &granted, dpop_jkt.is_some()))
+        Ok(self.response(access_token, ttl, Some(successor.encode()), &granted, dpop_jkt.is_some()))
     }
 
-    fn new_refresh_token(&self, now: UnixTime) -> Result<(String, NewRefreshToken), TokenError> {
-        let token = self.random.refresh_token()?;
-        let record = NewRefreshToken {
-            digest: refresh_token_digest(&token),
+    fn new_refresh_token(&self, now: UnixTime) -> Result<NewRefreshToken, TokenError> {
+        Ok(NewRefreshToken {
+            secret: self.random.bytes::<16>()?,
             issued_at: now,
             expires_at: now.saturating_add(self.policy.refresh_token_ttl),
-        };
-        Ok((token, record))
+        })
     }
 
     /// A signed access token for `audience`, valid `ttl` seconds from `now`,

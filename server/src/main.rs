@@ -120,9 +120,9 @@ fn migrate_storage(runtime: &tokio::runtime::Runtime, from: &std::path::Path, to
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(
                 stdout,
-                "migrated {} clients, {} refresh-token families ({} tokens), {} signing keys, {} audit events, \
+                "migrated {} clients, {} refresh-token families, {} signing keys, {} audit events, \
                  {} deny-list entries",
-                report.clients, report.families, report.tokens, report.keys, report.audit_events, report.denied
+                report.clients, report.families, report.keys, report.audit_events, report.denied
             );
             let _ = stdout.flush();
             ExitCode::SUCCESS

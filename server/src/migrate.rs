@@ -7,7 +7,8 @@
 //! clients, families, keys or audit events: merging two installations is
 //! not a migration. Client secrets keep working because the client-secret
 //! HMAC key (an installation value) moves with them; refresh tokens keep
-//! working because they are stored by digest; signing keys move with their
+//! working because their families move as they are (one record each, with
+//! the digest of the current token); signing keys move with their
 //! private parts exactly as stored (sealed ones stay sealed under the same
 //! key-encryption key).
 
@@ -51,8 +52,6 @@ pub struct MigrationReport {
     pub clients: usize,
     /// Refresh-token families.
     pub families: usize,
-    /// Refresh tokens (current and used).
-    pub tokens: usize,
     /// Signing keys.
     pub keys: usize,
     /// Audit events.
@@ -85,7 +84,6 @@ pub async fn migrate_storage(from: &Path, to: &str) -> Result<MigrationReport, M
     Ok(MigrationReport {
         clients: snapshot.clients.len(),
         families: snapshot.families.len(),
-        tokens: snapshot.tokens.len(),
         keys: snapshot.keys.len(),
         audit_events: snapshot.audit.len(),
         denied: snapshot.denied.len(),
@@ -110,7 +108,6 @@ async fn read_all(source: &SledStore) -> Result<Snapshot, StoreError> {
         clients: source.clients().await?,
         last_used: source.last_used_entries()?,
         families: source.all_families()?,
-        tokens: source.all_refresh_tokens()?,
         keys: source.keys().await?,
         audit,
         denied: source.denied_entries()?,

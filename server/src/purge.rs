@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::store::{PurgeReport, Store, StoreError};
 
-/// Tokens removed per batch; the purge yields between batches so request
+/// Families removed per batch; the purge yields between batches so request
 /// handling is never held up for long.
 const BATCH: usize = 512;
 
@@ -17,13 +17,12 @@ const BATCH: usize = 512;
 pub async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>, interval: Duration, shutdown: CancellationToken) {
     crate::periodic::every(interval, &shutdown, || async {
         match purge_all(store.as_ref(), clock.as_ref(), &shutdown).await {
-            Ok(report) if report.tokens > 0 || report.denied > 0 || report.assertion_jtis > 0 => {
+            Ok(report) if report.families > 0 || report.denied > 0 || report.assertion_jtis > 0 => {
                 tracing::info!(
-                    tokens = report.tokens,
                     families = report.families,
                     denied = report.denied,
                     assertion_jtis = report.assertion_jtis,
-                    "purged expired refresh tokens and deny-list entries"
+                    "purged dead refresh-token families, expired deny-list entries and assertion jtis"
                 );
             }
             Ok(_) => {}
@@ -45,9 +44,8 @@ pub async fn purge_all(
     let mut total = PurgeReport::default();
     while !shutdown.is_cancelled() {
         let report = store.purge_expired(clock.now(), BATCH).await?;
-        total.tokens += report.tokens;
         total.families += report.families;
-        if report.tokens < BATCH as u64 {
+        if report.families < BATCH as u64 {
             break;
         }
         tokio::task::yield_now().await;

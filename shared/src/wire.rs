@@ -47,7 +47,8 @@ pub enum ErrorCode {
     /// The `resource` (RFC 8707 §2) is not one of the client's audiences.
     InvalidTarget,
     /// The DPoP proof is missing where required, malformed, replayed,
-    /// stale or does not match the request (RFC 9449 §5).
+    /// stale, does not match the request, or is of a key other than the
+    /// one the refresh token is bound to (RFC 9449 §5).
     InvalidDpopProof,
     /// The server failed (RFC 6749 §4.1.2.1); never caused by input.
     ServerError,

@@ -146,6 +146,7 @@ impl AdminService {
             audiences,
             require_dpop: request.require_dpop,
             public_keys,
+            family_epoch: 0,
         };
         self.store.insert_client(&client).await?;
         tracing::info!(event = "client_created", client_id = %client.client_id, "client created");
@@ -267,7 +268,7 @@ impl AdminService {
     /// [`AdminFailure::NotFound`] if there is no such client.
     pub async fn revoke_client(&self, client_id: &str) -> Result<ClientInfo, AdminFailure> {
         let now = self.clock.now();
-        let change = |client: &mut ClientRecord| client.status = ClientStatus::Revoked;
+        let change = |client: &mut ClientRecord| client.revoke();
         let client = self.store.update_client(client_id, &change).await?.ok_or_else(|| not_found(client_id))?;
         let families = self.store.revoke_client_families(client_id, now).await?;
         tracing::info!(event = "client_revoked", client_id, families, "client revoked");

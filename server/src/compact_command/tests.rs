@@ -7,7 +7,7 @@ use super::{CompactError, Recovery, compact, compact_configured, dir_size, human
 use crate::config::{Cli, Config};
 use crate::datadir::DataDir;
 use crate::store::Store as _;
-use crate::store::records::{ClientRecord, FamilyRecord, NewRefreshToken};
+use crate::store::records::{ClientRecord, FamilyRecord};
 use crate::store::sled::SledStore;
 
 const NOW: u64 = 1_700_000_000;
@@ -28,31 +28,19 @@ fn client(name: &str) -> ClientRecord {
 async fn database(db: &Path, name: &str, expired: u32) {
     let store = SledStore::open(db).unwrap();
     store.insert_client(&client(name)).await.unwrap();
-    let live = NewRefreshToken { digest: [1; 32], issued_at: NOW, expires_at: NOW + 10_000 };
-    store.create_family(&family(1, &live), &live, 100_000).await.unwrap();
+    store.create_family(&family(1, 10_000), 100_000).await.unwrap();
     for n in 0..expired {
-        let mut digest = [2; 32];
-        digest[..4].copy_from_slice(&n.to_be_bytes());
-        let token = NewRefreshToken { digest, issued_at: NOW, expires_at: NOW + 10 };
-        let mut family = family(2, &token);
+        let mut family = family(2, 10);
         family.family_id[..4].copy_from_slice(&n.to_be_bytes());
-        store.create_family(&family, &token, 100_000).await.unwrap();
+        store.create_family(&family, 100_000).await.unwrap();
     }
     store.flush().await.unwrap();
-    while store.purge_expired(NOW + 100, 10_000).await.unwrap().tokens > 0 {}
+    while store.purge_expired(NOW + 100, 10_000).await.unwrap().families > 0 {}
     store.flush().await.unwrap();
 }
 
-fn family(id: u8, first: &NewRefreshToken) -> FamilyRecord {
-    FamilyRecord {
-        family_id: [id; 16],
-        client_id: CLIENT.into(),
-        scope: vec![],
-        created_at: first.issued_at,
-        revoked_at: None,
-        current: first.digest,
-        expires_at: first.expires_at,
-    }
+fn family(id: u8, ttl: u64) -> FamilyRecord {
+    crate::store::conformance::family(id, CLIENT, NOW, ttl)
 }
 
 /// The client's name in the database at `db`, opened as the server does.
@@ -90,7 +78,7 @@ async fn compaction_shrinks_a_purged_database_and_keeps_what_lives() {
     let store = SledStore::open(&db).unwrap();
     assert_eq!(store.client(CLIENT).await.unwrap().unwrap().name, "kept");
     assert_eq!(store.count_live_families(CLIENT, NOW + 100).await.unwrap(), 1, "the live family survived");
-    assert_eq!(store.all_refresh_tokens().unwrap().len(), 1, "only the live token is left");
+    assert_eq!(store.all_families().unwrap().len(), 1, "only the live family is left");
 }
 
 #[tokio::test]

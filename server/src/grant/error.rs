@@ -33,8 +33,10 @@ pub enum TokenError {
     /// The `resource` is not one of the client's audiences (RFC 8707 §2).
     #[error("resource is not an audience this client may ask for")]
     InvalidTarget,
-    /// The DPoP proof is missing where the client requires one,
-    /// malformed, replayed, stale or for another request (RFC 9449 §5).
+    /// The DPoP proof is missing where the client or the refresh token's
+    /// binding requires one, malformed, replayed, stale, for another
+    /// request, or of a key other than the refresh token is bound to
+    /// (RFC 9449 §5).
     #[error("{0}")]
     InvalidDpopProof(&'static str),
     /// Storage failed.

@@ -5,7 +5,8 @@
 //! - [`scope`]: scope syntax, subsets and narrowing.
 //! - [`audience`]: the token's `aud`, picked by RFC 8707 `resource`.
 //! - [`dpop`]: a token request's DPoP proof and the key it binds tokens to.
-//! - [`refresh`]: what to do with a presented refresh token.
+//! - [`refresh`]: what to do with a presented refresh token, and the
+//!   token's format ([`refresh::token`]: it names its family and generation).
 //! - [`revoke_introspect`]: the requests of revocation (RFC 7009) and
 //!   introspection (RFC 7662).
 //! - [`error`]: [`error::TokenError`], one variant a failure, each mapping

@@ -2,27 +2,37 @@
 //! RFC 6749 §6 and the reuse detection of RFC 9700 §4.14.2.
 //!
 //! [`decide`] is the one place these rules live. It is pure: given the
-//! stored records, the request and its time, it returns the verdict and the
-//! records as they must be written. Each store reads the records, calls it
-//! and writes its result in one atomic step (a journal commit, a
-//! transaction), so the rules are never spelt out twice and the verdict
-//! comes back with the outcome instead of through a side channel.
+//! family's record, the presented token, the request and its time, it
+//! returns the verdict and the record as it must be written. Each store
+//! reads the one record, calls it and writes its result in one atomic step
+//! (a journal commit, a conditional update), so the rules are never spelt
+//! out twice and the verdict comes back with the outcome.
+//!
+//! [`token`] is the token's format: it names its family and generation.
+
+pub mod token;
 
 use crate::clock::UnixTime;
-use crate::store::records::{Digest32, FamilyRecord, NewRefreshToken, RefreshRecord, RefreshState};
+use crate::store::records::{FamilyRecord, NewRefreshToken, PreviousToken, Thumbprint, same_digest as same};
 
 use super::error::TokenError;
 use super::scope;
+use token::RefreshToken;
 
 /// Why a refresh token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// Issued to another client.
     OtherClient,
-    /// Its family was revoked.
+    /// The family is bound to a DPoP key the request did not prove.
+    DpopKeyMismatch,
+    /// Its family was revoked, or its client since.
     FamilyRevoked,
     /// Past its expiry.
     Expired,
+    /// Not a token the family issued: an altered token, or a generation it
+    /// never reached.
+    NotIssued,
     /// Asks for scope beyond the original grant.
     ScopeWidened,
 }
@@ -46,10 +56,14 @@ impl Verdict {
             Self::Refuse(Refusal::OtherClient) => {
                 Some(TokenError::InvalidGrant("the refresh token was not issued to this client"))
             }
+            Self::Refuse(Refusal::DpopKeyMismatch) => {
+                Some(TokenError::InvalidDpopProof("the refresh token is bound to another DPoP key"))
+            }
             Self::Refuse(Refusal::FamilyRevoked) => {
                 Some(TokenError::InvalidGrant("the refresh token has been revoked"))
             }
             Self::Refuse(Refusal::Expired) => Some(TokenError::InvalidGrant("the refresh token has expired")),
+            Self::Refuse(Refusal::NotIssued) => Some(TokenError::InvalidGrant("the refresh token is not valid")),
             Self::Refuse(Refusal::ScopeWidened) => {
                 Some(TokenError::InvalidScope("the requested scope exceeds the scope originally granted"))
             }
@@ -65,35 +79,17 @@ impl Verdict {
 pub struct Presentation<'a> {
     /// The authenticated client.
     pub client_id: &'a str,
+    /// The client's [`crate::store::records::ClientRecord::family_epoch`]
+    /// as authenticated: families of an older epoch are dead.
+    pub client_epoch: u64,
     /// The current time.
     pub now: UnixTime,
     /// Seconds during which a just-rotated token may be presented again.
     pub reuse_grace: u64,
     /// The narrower scope asked for, if any.
     pub requested_scope: Option<&'a [String]>,
-}
-
-/// What a decision changes: the records the store writes, in the same
-/// atomic step in which it read the ones decided on.
-// Built once per request and consumed at once; boxing would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Writes {
-    /// Nothing changes.
-    Nothing,
-    /// The family, revoked.
-    Family(FamilyRecord),
-    /// A rotation.
-    Rotate {
-        /// The presented token, now rotated to the successor.
-        presented: RefreshRecord,
-        /// The successor's digest, its key.
-        successor_digest: Digest32,
-        /// The successor, the family's new current token.
-        successor: RefreshRecord,
-        /// The family, advanced to the successor.
-        family: FamilyRecord,
-    },
+    /// The thumbprint of the DPoP key the request proved, if any.
+    pub dpop_jkt: Option<Thumbprint>,
 }
 
 /// The outcome of [`decide`].
@@ -101,91 +97,108 @@ pub enum Writes {
 pub struct Decision {
     /// What the client is told.
     pub verdict: Verdict,
-    /// What the store writes.
-    pub writes: Writes,
+    /// The family as it must be written; `None`: nothing changes.
+    pub write: Option<FamilyRecord>,
 }
 
 impl Decision {
-    /// The family as it stands once [`Decision::writes`] are applied.
+    /// The family as it stands once [`Decision::write`] is applied.
     pub fn family_after<'a>(&'a self, before: &'a FamilyRecord) -> &'a FamilyRecord {
-        match &self.writes {
-            Writes::Nothing => before,
-            Writes::Family(family) | Writes::Rotate { family, .. } => family,
-        }
+        self.write.as_ref().unwrap_or(before)
     }
 }
 
-/// Decides what to do with the presented token (`digest`, stored as
-/// `token`) of `family`, and what to write: on rotation, `successor`
-/// becomes the family's current token.
+/// Decides what to do with `presented`, a token naming `family`, and what
+/// to write: on rotation, `successor` becomes the family's current token
+/// with the next generation.
 ///
-/// - another client's token, a revoked family, an expired token: refused,
-///   nothing changes;
-/// - the family's current token: rotated;
-/// - a token rotated less than the reuse grace ago whose successor is still
-///   the family's current token (a retry after a lost response): rotated
-///   again, and that unused successor is superseded;
-/// - any other rotated token, or a superseded one (a token that is neither
-///   rotated nor current was superseded by such a retry): reuse, the family
-///   is revoked;
+/// - another client's family: refused, nothing changes;
+/// - a family bound to a DPoP key the request did not prove: refused,
+///   nothing changes (checked before reuse, so someone without the key can
+///   never revoke the family);
+/// - a revoked or dead family, an expired one: refused, nothing changes;
+/// - the current generation with its digest: rotated;
+/// - the previous generation with its digest, within the reuse grace of its
+///   first rotation (a retry after a lost response; the current token is
+///   then unused, or it would be the previous one): rotated again, and that
+///   unused successor is superseded: it is an older generation from now on;
+/// - any older generation, or the previous one after the grace: reuse, the
+///   family is revoked;
+/// - a known generation whose digest does not match (an altered token), or
+///   a generation the family never reached: refused, nothing changes;
 /// - a scope beyond the family's: refused, after reuse is ruled out.
 pub fn decide(
-    digest: &Digest32,
-    token: &RefreshRecord,
+    presented: &RefreshToken,
     family: &FamilyRecord,
     successor: &NewRefreshToken,
     request: &Presentation<'_>,
 ) -> Decision {
-    let verdict = judge(digest, token, family, request);
-    let writes = match verdict {
-        Verdict::Refuse(_) => Writes::Nothing,
-        Verdict::RevokeFamily => Writes::Family(FamilyRecord { revoked_at: Some(request.now), ..family.clone() }),
-        Verdict::Rotate => {
-            // A retry within the grace keeps the first rotation time, so
-            // the grace cannot be stretched by retrying.
-            let at = match token.state {
-                RefreshState::Rotated { at, .. } | RefreshState::Superseded { at } => at,
-                RefreshState::Active => request.now,
-            };
-            Writes::Rotate {
-                presented: RefreshRecord {
-                    state: RefreshState::Rotated { at, successor: successor.digest },
-                    ..token.clone()
-                },
-                successor_digest: successor.digest,
-                successor: successor.active_record(family),
-                family: FamilyRecord { current: successor.digest, expires_at: successor.expires_at, ..family.clone() },
-            }
-        }
+    let verdict = judge(presented, family, request);
+    let write = match verdict {
+        Verdict::Refuse(_) => None,
+        Verdict::RevokeFamily => Some(FamilyRecord { revoked_at: Some(request.now), ..family.clone() }),
+        Verdict::Rotate => Some(rotate(presented, family, successor, request.now)),
     };
-    Decision { verdict, writes }
+    Decision { verdict, write }
+}
+
+/// `family` rotated from `presented` to `successor`.
+fn rotate(presented: &RefreshToken, family: &FamilyRecord, successor: &NewRefreshToken, now: UnixTime) -> FamilyRecord {
+    // A retry within the grace keeps the first rotation time, so the grace
+    // cannot be stretched by retrying.
+    let previous = match family.previous {
+        Some(previous) if previous.generation == presented.generation => previous,
+        _ => PreviousToken { generation: family.generation, digest: family.current, rotated_at: now },
+    };
+    let generation = family.generation.saturating_add(1);
+    let next = RefreshToken { family_id: family.family_id, generation, secret: successor.secret };
+    FamilyRecord {
+        generation,
+        current: next.digest(),
+        issued_at: successor.issued_at,
+        expires_at: successor.expires_at,
+        previous: Some(previous),
+        ..family.clone()
+    }
 }
 
 /// The verdict of [`decide`].
-fn judge(digest: &Digest32, token: &RefreshRecord, family: &FamilyRecord, request: &Presentation<'_>) -> Verdict {
-    if token.client_id != request.client_id || family.client_id != request.client_id {
+fn judge(presented: &RefreshToken, family: &FamilyRecord, request: &Presentation<'_>) -> Verdict {
+    if family.client_id != request.client_id || presented.family_id != family.family_id {
         return Verdict::Refuse(Refusal::OtherClient);
     }
-    if family.revoked_at.is_some() {
+    if family.dpop_jkt.is_some_and(|bound| request.dpop_jkt.is_none_or(|proved| !same(&bound, &proved))) {
+        return Verdict::Refuse(Refusal::DpopKeyMismatch);
+    }
+    if family.revoked_at.is_some() || family.client_epoch < request.client_epoch {
         return Verdict::Refuse(Refusal::FamilyRevoked);
     }
-    if request.now >= token.expires_at {
+    if request.now >= family.expires_at {
         return Verdict::Refuse(Refusal::Expired);
     }
-    match token.state {
-        // Never used, but no longer current: a retry within the grace
-        // replaced it, so whoever presents it now is a second holder.
-        RefreshState::Active if family.current != *digest => return Verdict::RevokeFamily,
-        RefreshState::Active => {}
-        RefreshState::Rotated { at, successor } => {
-            // A retry of a request whose response was lost may present the
-            // same token again, but only while its successor is still unused.
-            let within_grace = request.now < at.saturating_add(request.reuse_grace);
-            if !(within_grace && successor == family.current) {
-                return Verdict::RevokeFamily;
-            }
+    let digest = presented.digest();
+    if presented.generation > family.generation {
+        return Verdict::Refuse(Refusal::NotIssued);
+    }
+    if presented.generation == family.generation {
+        if !same(&digest, &family.current) {
+            return Verdict::Refuse(Refusal::NotIssued);
         }
-        RefreshState::Superseded { .. } => return Verdict::RevokeFamily,
+    } else {
+        match family.previous {
+            Some(previous) if previous.generation == presented.generation => {
+                if !same(&digest, &previous.digest) {
+                    return Verdict::Refuse(Refusal::NotIssued);
+                }
+                // While it is the previous one, its successors are unused.
+                if request.now >= previous.rotated_at.saturating_add(request.reuse_grace) {
+                    return Verdict::RevokeFamily;
+                }
+            }
+            // Every older generation, including a successor superseded by a
+            // grace retry: whoever presents it holds a copy.
+            _ => return Verdict::RevokeFamily,
+        }
     }
     if request.requested_scope.is_some_and(|asked| !scope::is_subset(asked, &family.scope)) {
         return Verdict::Refuse(Refusal::ScopeWidened);

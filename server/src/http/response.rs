@@ -130,12 +130,24 @@ mod tests {
             TokenError::UnauthorizedClient("x"),
             TokenError::UnsupportedGrantType,
             TokenError::InvalidScope("x"),
+            TokenError::InvalidDpopProof("x"),
         ] {
             let response = token_error(&error);
             assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{error:?}");
             assert!(!response.headers().contains_key(WWW_AUTHENTICATE));
             assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
         }
+    }
+
+    /// RFC 9449 §5: a refresh token bound to a DPoP key, presented without
+    /// a proof of that key, is 400 `invalid_dpop_proof`.
+    #[test]
+    fn a_dpop_key_mismatch_is_400_invalid_dpop_proof() {
+        let error = TokenError::InvalidDpopProof("the refresh token is bound to another DPoP key");
+        assert_eq!(error.code().as_str(), "invalid_dpop_proof");
+        let response = token_error(&error);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
     }
 
     #[test]

@@ -6,7 +6,6 @@
 
 use tessera_shared::admin::ClientStatus;
 use tessera_shared::claims::AccessTokenClaims;
-use tessera_shared::ids::is_refresh_token;
 use tessera_shared::introspection::{IntrospectionResponse, TOKEN_TYPE_REFRESH};
 use tessera_shared::verify::Verifier;
 use tessera_shared::wire::{TOKEN_TYPE_BEARER, TOKEN_TYPE_DPOP};
@@ -16,11 +15,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::Issuer;
 use crate::clock::UnixTime;
-use crate::crypto::secret::refresh_token_digest;
 use crate::grant::error::TokenError;
+use crate::grant::refresh::token::RefreshToken;
 use crate::grant::revoke_introspect::{RevokeIntrospectRequest, TokenHint};
 use crate::grant::scope;
-use crate::store::records::{ClientRecord, RefreshState};
+use crate::store::records::ClientRecord;
 
 /// The kinds to try, the hinted one first.
 fn order(hint: Option<TokenHint>) -> [TokenHint; 2] {
@@ -129,12 +128,17 @@ impl Issuer {
         token: &str,
         now: UnixTime,
     ) -> Result<bool, TokenError> {
-        if !is_refresh_token(token) {
+        let Some(token) = RefreshToken::parse(token) else { return Ok(false) };
+        let Some(family) = self.store.family(&token.family_id).await? else { return Ok(false) };
+        // Only the family's current token, or its previous one, is the
+        // family's to revoke with: any other value naming it (an older
+        // generation, an altered token) is not a token it issued now.
+        let digest = token.digest();
+        let issued = family.is_current(token.generation, &digest) || family.is_previous(token.generation, &digest);
+        if !issued {
             return Ok(false);
         }
-        let digest = refresh_token_digest(token);
-        let Some((record, _)) = self.store.refresh_token(&digest).await? else { return Ok(false) };
-        if record.client_id != client.client_id {
+        if family.client_id != client.client_id {
             tracing::warn!(
                 event = "revoke_foreign_token",
                 client_id = %client.client_id,
@@ -142,7 +146,7 @@ impl Issuer {
             );
             return Ok(true);
         }
-        self.store.revoke_family_of_token(&digest, now).await?;
+        self.store.revoke_family(&family.family_id, now).await?;
         Ok(true)
     }
 
@@ -177,29 +181,25 @@ impl Issuer {
         token: &str,
         now: UnixTime,
     ) -> Result<Option<IntrospectionResponse>, TokenError> {
-        if !is_refresh_token(token) {
-            return Ok(None);
-        }
-        let digest = refresh_token_digest(token);
-        let Some((record, family)) = self.store.refresh_token(&digest).await? else { return Ok(None) };
-        // Active only as the family's current, unexpired token of a live
-        // family whose client is still active: a rotated token, even within
-        // the reuse grace, is no longer the one to use.
-        let active = record.state == RefreshState::Active
-            && family.current == digest
+        let Some(token) = RefreshToken::parse(token) else { return Ok(None) };
+        let Some(family) = self.store.family(&token.family_id).await? else { return Ok(None) };
+        // Active only as the family's current token of a live family whose
+        // client is still active at the family's epoch: a rotated token,
+        // even within the reuse grace, is no longer the one to use.
+        let owner = self.store.client(&family.client_id).await?;
+        let active = family.is_current(token.generation, &token.digest())
             && family.is_live(now)
-            && now < record.expires_at
-            && self.client_is_active(&record.client_id).await?;
+            && owner.is_some_and(|c| c.status == ClientStatus::Active && c.family_epoch <= family.client_epoch);
         if !active {
             return Ok(Some(IntrospectionResponse::inactive()));
         }
         Ok(Some(IntrospectionResponse {
             active: true,
             scope: scope::to_claim(&family.scope),
-            client_id: Some(record.client_id.clone()),
-            sub: Some(record.client_id),
-            exp: Some(record.expires_at),
-            iat: Some(record.issued_at),
+            client_id: Some(family.client_id.clone()),
+            sub: Some(family.client_id),
+            exp: Some(family.expires_at),
+            iat: Some(family.issued_at),
             iss: Some(self.policy.issuer_url.clone()),
             aud: None,
             token_type: Some(TOKEN_TYPE_REFRESH.to_owned()),

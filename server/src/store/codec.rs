@@ -46,25 +46,30 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::records::{RefreshRecord, RefreshState};
+    use crate::store::records::{FamilyRecord, PreviousToken};
+
+    fn record() -> FamilyRecord {
+        FamilyRecord {
+            generation: 8_640,
+            previous: Some(PreviousToken { generation: 8_639, digest: [4; 32], rotated_at: 1_700_000_000 }),
+            dpop_jkt: Some([5; 32]),
+            client_epoch: 2,
+            ..crate::store::conformance::family(7, "oa2-client-id_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 1_700_000_000, 100)
+        }
+    }
 
     #[test]
     fn compact_round_trip() {
-        let record = RefreshRecord {
-            family_id: [7; 16],
-            client_id: "oa2-client-id_x".into(),
-            issued_at: 10,
-            expires_at: 20,
-            state: RefreshState::Rotated { at: 15, successor: [9; 32] },
-        };
-        let bytes = encode_compact(&record).unwrap();
-        assert_eq!(decode_compact::<RefreshRecord>(&bytes).unwrap(), record);
+        let bytes = encode_compact(&record()).unwrap();
+        assert_eq!(decode_compact::<FamilyRecord>(&bytes).unwrap(), record());
+        // Issue 12: a family, bound and mid-grace, is one small record.
+        assert!(bytes.len() < 200, "{} bytes", bytes.len());
     }
 
     #[test]
     fn garbage_is_corrupt_not_a_panic() {
-        assert!(matches!(decode_compact::<RefreshRecord>(&[]), Err(StoreError::Corrupt(_))));
-        assert!(matches!(decode_compact::<RefreshRecord>(&[1, 255, 255]), Err(StoreError::Corrupt(_))));
-        assert!(matches!(decode_json::<RefreshRecord>(b"[]"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(decode_compact::<FamilyRecord>(&[]), Err(StoreError::Corrupt(_))));
+        assert!(matches!(decode_compact::<FamilyRecord>(&[1, 255, 255]), Err(StoreError::Corrupt(_))));
+        assert!(matches!(decode_json::<FamilyRecord>(b"[]"), Err(StoreError::Corrupt(_))));
     }
 }

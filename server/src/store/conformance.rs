@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use tessera_shared::admin::ClientStatus;
 
-use super::records::{ClientRecord, Digest32, FamilyRecord, NewRefreshToken, RefreshState};
+use super::records::{ClientRecord, FamilyRecord, NewRefreshToken};
 use super::{FamilyStart, JtiClaim, RefreshUse, Store, StoreError};
+use crate::grant::refresh::token::RefreshToken;
 use crate::grant::refresh::{Presentation, Refusal, Verdict};
 
 const NOW: u64 = 1_700_000_000;
@@ -29,44 +30,64 @@ pub fn client(id: &str) -> ClientRecord {
         audiences: Vec::new(),
         require_dpop: false,
         public_keys: Vec::new(),
+        family_epoch: 0,
     }
 }
 
-fn token(n: u8, issued_at: u64, ttl: u64) -> NewRefreshToken {
-    NewRefreshToken { digest: [n; 32], issued_at, expires_at: issued_at + ttl }
+/// The first token of family `id`: its ID is ten bytes of `id` (so IDs
+/// sort as their numbers), its random part sixteen.
+pub fn first_token(id: u8) -> RefreshToken {
+    RefreshToken { family_id: [id; 10], generation: 0, secret: [id; 16] }
 }
 
-fn family(id: u8, client_id: &str, first: &NewRefreshToken) -> FamilyRecord {
+/// Family `id` of `client_id`, created at `created_at` with its first token
+/// ([`first_token`]) valid for `ttl` seconds.
+pub fn family(id: u8, client_id: &str, created_at: u64, ttl: u64) -> FamilyRecord {
     FamilyRecord {
-        family_id: [id; 16],
+        family_id: [id; 10],
         client_id: client_id.into(),
         scope: vec!["read".into()],
-        created_at: first.issued_at,
+        created_at,
         revoked_at: None,
-        current: first.digest,
-        expires_at: first.expires_at,
+        generation: 0,
+        current: first_token(id).digest(),
+        issued_at: created_at,
+        expires_at: created_at + ttl,
+        previous: None,
+        client_epoch: 0,
+        dpop_jkt: None,
     }
 }
 
-/// Starts `family` with its first token, storing its client first if needed.
-async fn start(store: &dyn Store, family: &FamilyRecord, first: &NewRefreshToken) {
+/// A successor with random part `fill`, issued at `issued_at` for `ttl` seconds.
+pub fn successor(fill: u8, issued_at: u64, ttl: u64) -> NewRefreshToken {
+    NewRefreshToken { secret: [fill; 16], issued_at, expires_at: issued_at + ttl }
+}
+
+/// The token a rotation to `successor` handed out, as `after` records it.
+fn handed_out(after: &FamilyRecord, successor: &NewRefreshToken) -> RefreshToken {
+    RefreshToken { family_id: after.family_id, generation: after.generation, secret: successor.secret }
+}
+
+/// Starts `family`, storing its client first if needed.
+async fn start(store: &dyn Store, family: &FamilyRecord) {
     match store.insert_client(&client(&family.client_id)).await {
         Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
         Err(e) => panic!("cannot store the client: {e}"),
     }
-    assert_eq!(store.create_family(family, first, 1000).await.unwrap(), FamilyStart::Started { retired: 0 });
+    assert_eq!(store.create_family(family, 1000).await.unwrap(), FamilyStart::Started { retired: 0 });
 }
 
-/// A refresh request by client `a` at `now`, without reuse grace.
-fn by_a(now: u64) -> Presentation<'static> {
-    Presentation { client_id: "a", now, reuse_grace: 0, requested_scope: None }
+/// A refresh request by client `a` (epoch 0) at `now`, without reuse grace.
+pub fn by_a(now: u64) -> Presentation<'static> {
+    Presentation { client_id: "a", client_epoch: 0, now, reuse_grace: 0, requested_scope: None, dpop_jkt: None }
 }
 
 /// Presents `presented` with the real rules; the verdict and the family
-/// after it, or `None` for an unknown token.
+/// after it, or `None` for an unknown family.
 async fn present(
     store: &dyn Store,
-    presented: &Digest32,
+    presented: &RefreshToken,
     successor: &NewRefreshToken,
     request: &Presentation<'_>,
 ) -> Option<(Verdict, FamilyRecord)> {
@@ -77,8 +98,16 @@ async fn present(
 }
 
 /// The verdict on presenting `presented` as client `a` at `successor.issued_at`.
-async fn verdict(store: &dyn Store, presented: &Digest32, successor: &NewRefreshToken) -> Verdict {
-    present(store, presented, successor, &by_a(successor.issued_at)).await.expect("the token is known").0
+async fn verdict(store: &dyn Store, presented: &RefreshToken, successor: &NewRefreshToken) -> Verdict {
+    present(store, presented, successor, &by_a(successor.issued_at)).await.expect("the family is known").0
+}
+
+/// Rotates `presented` as client `a` to `successor`; the token handed out.
+async fn rotate(store: &dyn Store, presented: &RefreshToken, successor: &NewRefreshToken) -> RefreshToken {
+    let (verdict, after) =
+        present(store, presented, successor, &by_a(successor.issued_at)).await.expect("the family is known");
+    assert_eq!(verdict, Verdict::Rotate, "{presented:?}");
+    handed_out(&after, successor)
 }
 
 /// The installation value is stored once and then kept, unless replaced.
@@ -139,43 +168,67 @@ pub async fn last_used_is_recorded(store: Arc<dyn Store>) {
     assert_eq!(store.client_last_used("a").await.unwrap(), Some(NOW + 5));
 }
 
-/// A rotation makes the successor current and the presented token rotated.
+/// A rotation moves the family's one record a generation on; a refusal
+/// changes nothing.
 pub async fn rotation_moves_the_family_forward(store: Arc<dyn Store>) {
-    let first = token(1, NOW, 100);
-    start(&*store, &family(1, "a", &first), &first).await;
-    let second = token(2, NOW + 10, 100);
-    let (verdict, after) = present(&*store, &first.digest, &second, &by_a(NOW + 10)).await.unwrap();
+    start(&*store, &family(1, "a", NOW, 100)).await;
+    let next = successor(2, NOW + 10, 100);
+    let (verdict, after) = present(&*store, &first_token(1), &next, &by_a(NOW + 10)).await.unwrap();
     assert_eq!(verdict, Verdict::Rotate);
-    assert_eq!((after.current, after.expires_at), (second.digest, second.expires_at));
-    let (used, _) = store.refresh_token(&first.digest).await.unwrap().unwrap();
-    assert_eq!(used.state, RefreshState::Rotated { at: NOW + 10, successor: second.digest });
+    let second = handed_out(&after, &next);
+    assert_eq!((after.generation, after.current, after.expires_at), (1, second.digest(), next.expires_at));
+    assert_eq!(store.family(&[1; 10]).await.unwrap(), Some(after.clone()), "stored as decided");
 
     // A refusal changes nothing: the successor still rotates.
-    let third = token(3, NOW + 20, 100);
     let other = Presentation { client_id: "b", ..by_a(NOW + 20) };
-    let (verdict, _) = present(&*store, &second.digest, &third, &other).await.unwrap();
+    let (verdict, _) = present(&*store, &second, &successor(3, NOW + 20, 100), &other).await.unwrap();
     assert_eq!(verdict, Verdict::Refuse(Refusal::OtherClient));
-    assert_eq!(store.refresh_token(&third.digest).await.unwrap(), None, "no successor was stored");
-    assert_eq!(self::verdict(&*store, &second.digest, &third).await, Verdict::Rotate);
+    assert_eq!(store.family(&[1; 10]).await.unwrap(), Some(after), "nothing was written");
+    rotate(&*store, &second, &successor(3, NOW + 20, 100)).await;
 }
 
-/// An unknown digest is reported as such.
+/// A token naming no stored family is reported as such.
 pub async fn unknown_tokens_are_unknown(store: Arc<dyn Store>) {
-    assert_eq!(present(&*store, &[42; 32], &token(2, NOW, 100), &by_a(NOW)).await, None);
+    assert_eq!(present(&*store, &first_token(42), &successor(2, NOW, 100), &by_a(NOW)).await, None);
+}
+
+/// An altered token (one changed character, anywhere but the family ID,
+/// which would name another family) is refused and changes nothing; the
+/// real one still rotates.
+pub async fn an_altered_token_changes_nothing(store: Arc<dyn Store>) {
+    start(&*store, &family(1, "a", NOW, 1000)).await;
+    let second = rotate(&*store, &first_token(1), &successor(2, NOW + 1, 1000)).await;
+    let stored = store.family(&[1; 10]).await.unwrap();
+    let text = second.encode();
+    // Characters 14.. lie past the family ID (bytes 0..10 are characters
+    // 0..13, the 14th sharing bits with the generation).
+    for position in 14..text.len() {
+        let mut altered = text.clone().into_bytes();
+        altered[position] = if altered[position] == b'A' { b'B' } else { b'A' };
+        let altered = RefreshToken::parse(std::str::from_utf8(&altered).unwrap()).unwrap();
+        let outcome = present(&*store, &altered, &successor(9, NOW + 2, 1000), &by_a(NOW + 2)).await;
+        let verdict = outcome.expect("the family is known").0;
+        // At generation 1 every change is a token the family never issued:
+        // a higher generation, generation 1 with another digest, or
+        // generation 0 (the previous one, which the family still knows)
+        // with another digest.
+        assert_eq!(verdict, Verdict::Refuse(Refusal::NotIssued), "character {position}");
+        assert_eq!(store.family(&[1; 10]).await.unwrap(), stored, "character {position}: nothing changed");
+    }
+    rotate(&*store, &second, &successor(3, NOW + 3, 1000)).await;
 }
 
 /// Reuse revokes the family, and the revocation sticks.
 pub async fn revoking_a_family_sticks(store: Arc<dyn Store>) {
-    let first = token(1, NOW, 100);
-    start(&*store, &family(1, "a", &first), &first).await;
-    let second = token(2, NOW + 1, 100);
-    assert_eq!(verdict(&*store, &first.digest, &second).await, Verdict::Rotate);
-    let (verdict, after) = present(&*store, &first.digest, &token(3, NOW + 2, 100), &by_a(NOW + 2)).await.unwrap();
+    start(&*store, &family(1, "a", NOW, 100)).await;
+    let second = rotate(&*store, &first_token(1), &successor(2, NOW + 1, 100)).await;
+    let (verdict, after) =
+        present(&*store, &first_token(1), &successor(3, NOW + 2, 100), &by_a(NOW + 2)).await.unwrap();
     assert_eq!(verdict, Verdict::RevokeFamily);
     assert_eq!(after.revoked_at, Some(NOW + 2));
     assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 0);
     assert_eq!(
-        self::verdict(&*store, &second.digest, &token(4, NOW + 3, 100)).await,
+        self::verdict(&*store, &second, &successor(4, NOW + 3, 100)).await,
         Verdict::Refuse(Refusal::FamilyRevoked),
         "the current token died with its family"
     );
@@ -184,122 +237,100 @@ pub async fn revoking_a_family_sticks(store: Arc<dyn Store>) {
 /// Every generation older than the current one is reuse, however far back.
 pub async fn every_older_generation_is_reuse(store: Arc<dyn Store>) {
     for back in 1..=4u8 {
-        // A family of its own per case, rotated `back` times past token `first`.
-        let id = back * 10;
-        let first = token(id, NOW, 1000);
-        start(&*store, &family(id, "a", &first), &first).await;
-        let mut current = first;
-        for step in 1..=back {
-            let next = token(id + step, NOW + u64::from(step), 1000);
-            assert_eq!(verdict(&*store, &current.digest, &next).await, Verdict::Rotate);
-            current = next;
+        for older in 0..back {
+            // A family of its own per case, rotated `back` times; the
+            // token of generation `older` is presented again.
+            let id = back * 10 + older;
+            start(&*store, &family(id, "a", NOW, 1000)).await;
+            let mut tokens = vec![first_token(id)];
+            for step in 1..=back {
+                let next =
+                    rotate(&*store, &tokens[tokens.len() - 1], &successor(step, NOW + u64::from(step), 1000)).await;
+                tokens.push(next);
+            }
+            let graced = Presentation { reuse_grace: 10_000, ..by_a(NOW + 20) };
+            let presented = tokens[usize::from(older)];
+            let (verdict, after) = present(&*store, &presented, &successor(99, NOW + 20, 1000), &graced).await.unwrap();
+            // With a grace, the previous generation (back - 1) is a retry;
+            // every older one is reuse.
+            if older + 1 == back {
+                assert_eq!(verdict, Verdict::Rotate, "the previous generation within the grace");
+                continue;
+            }
+            assert_eq!(verdict, Verdict::RevokeFamily, "generation {older} of {back}");
+            assert_eq!(after.revoked_at, Some(NOW + 20));
+            assert_eq!(
+                self::verdict(&*store, &tokens[usize::from(back)], &successor(98, NOW + 21, 1000)).await,
+                Verdict::Refuse(Refusal::FamilyRevoked),
+                "generation {older} of {back}: the current token died with its family"
+            );
         }
-        let (verdict, after) =
-            present(&*store, &first.digest, &token(id + 9, NOW + 20, 1000), &by_a(NOW + 20)).await.unwrap();
-        assert_eq!(verdict, Verdict::RevokeFamily, "{back} generations back");
-        assert_eq!(after.revoked_at, Some(NOW + 20));
-        assert_eq!(
-            self::verdict(&*store, &current.digest, &token(id + 8, NOW + 21, 1000)).await,
-            Verdict::Refuse(Refusal::FamilyRevoked),
-            "{back} generations back: the current token died with its family"
-        );
     }
-    assert_eq!(store.count_live_families("a", NOW + 30).await.unwrap(), 0);
-}
-
-/// Within the reuse grace a retry of the predecessor rotates again while
-/// its successor is unused; that successor is then superseded, and
-/// presenting it (or the predecessor after the grace) is reuse.
-pub async fn grace_retry_supersedes_the_unused_successor(store: Arc<dyn Store>) {
-    let graced = |now| Presentation { reuse_grace: 10, ..by_a(now) };
-    let first = token(1, NOW, 1000);
-    start(&*store, &family(1, "a", &first), &first).await;
-    let lost = token(2, NOW + 1, 1000);
-    assert_eq!(present(&*store, &first.digest, &lost, &graced(NOW + 1)).await.unwrap().0, Verdict::Rotate);
-    let retried = token(3, NOW + 5, 1000);
-    let (verdict, after) = present(&*store, &first.digest, &retried, &graced(NOW + 5)).await.unwrap();
-    assert_eq!(verdict, Verdict::Rotate, "a retry within the grace");
-    assert_eq!(after.current, retried.digest);
-    let (used, _) = store.refresh_token(&first.digest).await.unwrap().unwrap();
-    assert_eq!(used.state, RefreshState::Rotated { at: NOW + 1, successor: retried.digest }, "the first time kept");
-    // The superseded successor is reuse.
-    let (verdict, after) = present(&*store, &lost.digest, &token(4, NOW + 6, 1000), &graced(NOW + 6)).await.unwrap();
-    assert_eq!(verdict, Verdict::RevokeFamily);
-    assert_eq!(after.revoked_at, Some(NOW + 6));
-
-    // Another family: the predecessor after the grace is reuse.
-    let first = token(11, NOW, 1000);
-    start(&*store, &family(11, "a", &first), &first).await;
-    let next = token(12, NOW + 1, 1000);
-    assert_eq!(present(&*store, &first.digest, &next, &graced(NOW + 1)).await.unwrap().0, Verdict::Rotate);
-    let late = token(13, NOW + 11, 1000);
-    assert_eq!(present(&*store, &first.digest, &late, &graced(NOW + 11)).await.unwrap().0, Verdict::RevokeFamily);
-    assert_eq!(store.count_live_families("a", NOW + 11).await.unwrap(), 0);
 }
 
 /// The reuse grace of the grace cases, in seconds.
 const GRACE: u64 = 60;
 
-/// Presents `digest` as client `a` at `successor.issued_at` with a reuse
-/// grace of [`GRACE`] seconds; the verdict and the family after it.
-async fn present_graced(store: &dyn Store, digest: &Digest32, successor: &NewRefreshToken) -> (Verdict, FamilyRecord) {
+/// Presents `presented` as client `a` at `successor.issued_at` with a
+/// reuse grace of [`GRACE`] seconds; the verdict and the family after it.
+async fn present_graced(
+    store: &dyn Store,
+    presented: &RefreshToken,
+    successor: &NewRefreshToken,
+) -> (Verdict, FamilyRecord) {
     let request = Presentation { reuse_grace: GRACE, ..by_a(successor.issued_at) };
-    present(store, digest, successor, &request).await.expect("the token exists")
+    present(store, presented, successor, &request).await.expect("the family exists")
 }
 
 /// A retry within the grace, while the successor is unused, rotates again:
 /// the unused successor is superseded (presenting it later is reuse), and
-/// the retried token keeps its first rotation time.
+/// the grace keeps running from the first rotation.
 pub async fn a_retry_within_the_grace_supersedes_the_unused_successor(store: Arc<dyn Store>) {
-    let first = token(1, NOW, 1000);
-    start(&*store, &family(1, "a", &first), &first).await;
-    let lost = token(2, NOW + 10, 1000);
-    assert_eq!(present_graced(&*store, &first.digest, &lost).await.0, Verdict::Rotate);
-
-    let retried = token(3, NOW + 20, 1000);
-    let (verdict, family) = present_graced(&*store, &first.digest, &retried).await;
+    start(&*store, &family(1, "a", NOW, 1000)).await;
+    let lost_successor = successor(2, NOW + 10, 1000);
+    let (verdict, after) = present_graced(&*store, &first_token(1), &lost_successor).await;
     assert_eq!(verdict, Verdict::Rotate);
-    assert_eq!(family.current, retried.digest);
-    assert_eq!(family.revoked_at, None);
-    // Superseded: never used, and no longer its family's current token.
-    let (superseded, _) = store.refresh_token(&lost.digest).await.unwrap().unwrap();
-    assert_eq!(superseded.state, RefreshState::Active);
-    let (presented, _) = store.refresh_token(&first.digest).await.unwrap().unwrap();
-    assert_eq!(presented.state, RefreshState::Rotated { at: NOW + 10, successor: retried.digest });
+    let lost = handed_out(&after, &lost_successor);
 
-    // The superseded successor was never handed out for sure: presenting it
-    // is reuse, and the whole family dies.
-    let (verdict, _) = present_graced(&*store, &lost.digest, &token(4, NOW + 30, 1000)).await;
+    let retried_successor = successor(3, NOW + 20, 1000);
+    let (verdict, family) = present_graced(&*store, &first_token(1), &retried_successor).await;
+    assert_eq!(verdict, Verdict::Rotate);
+    let retried = handed_out(&family, &retried_successor);
+    assert_eq!((family.generation, family.current, family.revoked_at), (2, retried.digest(), None));
+    assert_eq!(family.previous.map(|p| (p.generation, p.rotated_at)), Some((0, NOW + 10)), "the first time kept");
+
+    // The superseded successor was never used: presenting it is reuse, and
+    // the whole family dies.
+    let (verdict, _) = present_graced(&*store, &lost, &successor(4, NOW + 30, 1000)).await;
     assert_eq!(verdict, Verdict::RevokeFamily);
-    let (_, family) = store.refresh_token(&retried.digest).await.unwrap().unwrap();
-    assert_eq!(family.revoked_at, Some(NOW + 30));
+    assert_eq!(store.family(&[1; 10]).await.unwrap().unwrap().revoked_at, Some(NOW + 30));
 }
 
 /// The grace runs from the first rotation: retrying again and again does
 /// not stretch it, and past it the retry is reuse.
 pub async fn a_retry_after_the_grace_is_reuse(store: Arc<dyn Store>) {
-    let first = token(1, NOW, 1000);
-    start(&*store, &family(1, "a", &first), &first).await;
-    present_graced(&*store, &first.digest, &token(2, NOW + 10, 1000)).await;
+    start(&*store, &family(1, "a", NOW, 1000)).await;
+    present_graced(&*store, &first_token(1), &successor(2, NOW + 10, 1000)).await;
     let last_second = NOW + 10 + GRACE - 1;
-    let within = present_graced(&*store, &first.digest, &token(3, last_second, 1000)).await;
-    assert_eq!(within.0, Verdict::Rotate);
-    let after = present_graced(&*store, &first.digest, &token(4, last_second + 1, 1000)).await;
+    let last = successor(3, last_second, 1000);
+    let (verdict, within) = present_graced(&*store, &first_token(1), &last).await;
+    assert_eq!(verdict, Verdict::Rotate);
+    let after = present_graced(&*store, &first_token(1), &successor(4, last_second + 1, 1000)).await;
     assert_eq!(after.0, Verdict::RevokeFamily);
     assert_eq!(store.count_live_families("a", NOW + 10 + GRACE).await.unwrap(), 0);
     // The unused successor of the last retry dies with its family.
-    let dead = present_graced(&*store, &[3; 32], &token(5, NOW + 100, 1000)).await;
+    let dead = present_graced(&*store, &handed_out(&within, &last), &successor(5, NOW + 100, 1000)).await;
     assert_eq!(dead.0, Verdict::Refuse(Refusal::FamilyRevoked));
 }
 
 /// Within the grace but after the successor was used, a retry is reuse.
 pub async fn a_retry_after_the_successor_was_used_is_reuse(store: Arc<dyn Store>) {
-    let first = token(1, NOW, 1000);
-    start(&*store, &family(1, "a", &first), &first).await;
-    present_graced(&*store, &first.digest, &token(2, NOW + 10, 1000)).await;
-    let used = present_graced(&*store, &[2; 32], &token(3, NOW + 11, 1000)).await;
+    start(&*store, &family(1, "a", NOW, 1000)).await;
+    let next = successor(2, NOW + 10, 1000);
+    let (_, after) = present_graced(&*store, &first_token(1), &next).await;
+    let used = present_graced(&*store, &handed_out(&after, &next), &successor(3, NOW + 11, 1000)).await;
     assert_eq!(used.0, Verdict::Rotate);
-    let retry = present_graced(&*store, &first.digest, &token(4, NOW + 12, 1000)).await;
+    let retry = present_graced(&*store, &first_token(1), &successor(4, NOW + 12, 1000)).await;
     assert_eq!(retry.0, Verdict::RevokeFamily);
     assert_eq!(store.count_live_families("a", NOW + 12).await.unwrap(), 0);
 }
@@ -307,15 +338,13 @@ pub async fn a_retry_after_the_successor_was_used_is_reuse(store: Arc<dyn Store>
 /// Of 32 concurrent uses of one token, exactly one rotates it; with the
 /// real rules the others are reuse and revoke the family.
 pub async fn concurrent_rotation_has_one_winner(store: Arc<dyn Store>) {
-    let first = token(1, NOW, 1000);
-    start(&*store, &family(1, "a", &first), &first).await;
+    start(&*store, &family(1, "a", NOW, 1000)).await;
     let mut tasks = Vec::new();
     for n in 0..32u8 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let successor = token(100 + n, NOW + 1, 1000);
-            verdict(&*store, &first.digest, &successor).await
-        }));
+        tasks.push(tokio::spawn(
+            async move { verdict(&*store, &first_token(1), &successor(100 + n, NOW + 1, 1000)).await },
+        ));
     }
     let mut rotations = 0;
     for task in tasks {
@@ -329,46 +358,49 @@ pub async fn concurrent_rotation_has_one_winner(store: Arc<dyn Store>) {
     assert_eq!(store.count_live_families("a", NOW + 1).await.unwrap(), 0, "reuse revoked the family");
 }
 
-/// A family starts only for a stored, active client; otherwise nothing
-/// is stored.
+/// A family starts only for a stored, active client at the family's
+/// epoch; otherwise nothing is stored.
 pub async fn families_start_only_for_active_clients(store: Arc<dyn Store>) {
-    let first = token(1, NOW, 100);
-    let started = store.create_family(&family(1, "a", &first), &first, 1000).await.unwrap();
+    let started = store.create_family(&family(1, "a", NOW, 100), 1000).await.unwrap();
     assert_eq!(started, FamilyStart::ClientNotActive, "no such client");
     store.insert_client(&ClientRecord { status: ClientStatus::Revoked, ..client("a") }).await.unwrap();
-    let started = store.create_family(&family(1, "a", &first), &first, 1000).await.unwrap();
+    let started = store.create_family(&family(1, "a", NOW, 100), 1000).await.unwrap();
     assert_eq!(started, FamilyStart::ClientNotActive, "a revoked client");
-    assert_eq!(store.refresh_token(&first.digest).await.unwrap(), None, "nothing was stored");
+    // Re-activated after a revocation: a grant authenticated before it
+    // carries the old epoch.
+    let reactivate = |c: &mut ClientRecord| {
+        c.revoke();
+        c.status = ClientStatus::Active;
+    };
+    store.update_client("a", &reactivate).await.unwrap().unwrap();
+    let started = store.create_family(&family(1, "a", NOW, 100), 1000).await.unwrap();
+    assert_eq!(started, FamilyStart::ClientNotActive, "an older epoch");
+    assert_eq!(store.family(&[1; 10]).await.unwrap(), None, "nothing was stored");
     assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 0);
+    let current = FamilyRecord { client_epoch: 1, ..family(1, "a", NOW, 100) };
+    assert_eq!(store.create_family(&current, 1000).await.unwrap(), FamilyStart::Started { retired: 0 });
 }
 
 /// At the cap, starting a family removes the client's oldest one: a live
 /// one is retired (its tokens stop working), a dead one just goes.
 pub async fn the_family_cap_retires_the_oldest(store: Arc<dyn Store>) {
     for n in 1..=3u8 {
-        start(&*store, &family(n, "a", &token(n, NOW, 100)), &token(n, NOW, 100)).await;
+        start(&*store, &family(n, "a", NOW, 100)).await;
     }
-    let other = token(9, NOW, 100);
-    start(&*store, &family(9, "b", &other), &other).await;
-    let fourth = token(4, NOW, 100);
-    let started = store.create_family(&family(4, "a", &fourth), &fourth, 3).await.unwrap();
+    start(&*store, &family(9, "b", NOW, 100)).await;
+    let started = store.create_family(&family(4, "a", NOW, 100), 3).await.unwrap();
     assert_eq!(started, FamilyStart::Started { retired: 1 });
     assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 3);
-    assert_eq!(present(&*store, &[1; 32], &token(20, NOW + 1, 100), &by_a(NOW + 1)).await, None, "retired");
-    assert_eq!(verdict(&*store, &[2; 32], &token(21, NOW + 1, 100)).await, Verdict::Rotate, "the next oldest lives");
+    assert_eq!(present(&*store, &first_token(1), &successor(20, NOW + 1, 100), &by_a(NOW + 1)).await, None, "retired");
+    rotate(&*store, &first_token(2), &successor(21, NOW + 1, 100)).await;
 
     // The oldest is now family 2; revoked, it goes without retiring a live one.
-    assert!(store.revoke_family_of_token(&[21; 32], NOW + 2).await.unwrap());
-    let fifth = token(5, NOW + 2, 100);
-    let started = store.create_family(&family(5, "a", &fifth), &fifth, 3).await.unwrap();
+    assert!(store.revoke_family(&[2; 10], NOW + 2).await.unwrap());
+    let started = store.create_family(&family(5, "a", NOW + 2, 100), 3).await.unwrap();
     assert_eq!(started, FamilyStart::Started { retired: 0 });
     assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 3);
     for live in [3u8, 4, 5] {
-        assert_eq!(
-            verdict(&*store, &[live; 32], &token(30 + live, NOW + 3, 100)).await,
-            Verdict::Rotate,
-            "family {live}"
-        );
+        rotate(&*store, &first_token(live), &successor(30 + live, NOW + 3, 100)).await;
     }
     assert_eq!(store.count_live_families("b", NOW + 3).await.unwrap(), 1, "another client's families are not counted");
 }
@@ -377,16 +409,14 @@ pub async fn the_family_cap_retires_the_oldest(store: Arc<dyn Store>) {
 /// retire no live family.
 pub async fn purged_families_leave_room_under_the_cap(store: Arc<dyn Store>) {
     for n in 1..=3u8 {
-        start(&*store, &family(n, "a", &token(n, NOW, 10)), &token(n, NOW, 10)).await;
+        start(&*store, &family(n, "a", NOW, 10)).await;
     }
     // Counted at the cap once, so a store that keeps a count has one.
-    let at_cap = token(4, NOW, 10);
-    let started = store.create_family(&family(4, "a", &at_cap), &at_cap, 3).await.unwrap();
+    let started = store.create_family(&family(4, "a", NOW, 10), 3).await.unwrap();
     assert_eq!(started, FamilyStart::Started { retired: 1 });
     assert_eq!(store.purge_expired(NOW + 20, 100).await.unwrap().families, 3);
     for n in 5..=7u8 {
-        let first = token(n, NOW + 20, 100);
-        let started = store.create_family(&family(n, "a", &first), &first, 3).await.unwrap();
+        let started = store.create_family(&family(n, "a", NOW + 20, 100), 3).await.unwrap();
         assert_eq!(started, FamilyStart::Started { retired: 0 }, "family {n}");
     }
     assert_eq!(store.count_live_families("a", NOW + 20).await.unwrap(), 3);
@@ -407,29 +437,28 @@ pub async fn no_family_survives_a_racing_client_revocation(store: Arc<dyn Store>
             let mut started = Vec::new();
             // Bounded: each task stops at its first refusal, or after 500 starts.
             for i in 0..500u16 {
-                let mut digest = [0u8; 32];
-                digest[0] = task;
-                digest[1..3].copy_from_slice(&i.to_be_bytes());
-                digest[3] = 0xee;
-                let first = NewRefreshToken { digest, issued_at: NOW, expires_at: NOW + 1000 };
-                let mut family = family(0, "a", &first);
-                family.family_id[..3].copy_from_slice(&digest[..3]);
-                match store.create_family(&family, &first, 100_000).await.unwrap() {
+                // Every grant authenticated the client at epoch 0.
+                let mut family = family(0, "a", NOW, 1000);
+                family.family_id[0] = task;
+                family.family_id[1..3].copy_from_slice(&i.to_be_bytes());
+                let first = RefreshToken { family_id: family.family_id, generation: 0, secret: [0xee; 16] };
+                family.current = first.digest();
+                match store.create_family(&family, 100_000).await.unwrap() {
                     FamilyStart::Started { .. } => {
-                        started.push(digest);
+                        started.push(first);
                         if started_count.fetch_add(1, Ordering::SeqCst) + 1 == 16 {
                             enough.notify_one();
                         }
                     }
-                    FamilyStart::ClientNotActive => return (started, Some(digest)),
+                    FamilyStart::ClientNotActive => return (started, Some(first)),
                 }
             }
             (started, None)
         }));
     }
     enough.notified().await;
-    let revoke = |c: &mut ClientRecord| c.status = ClientStatus::Revoked;
-    store.update_client("a", &revoke).await.unwrap().unwrap();
+    // As the admin API does: revoked and its epoch raised in one change.
+    store.update_client("a", &ClientRecord::revoke).await.unwrap().unwrap();
     store.revoke_client_families("a", NOW + 1).await.unwrap();
     let mut all_started = Vec::new();
     let mut refused = Vec::new();
@@ -439,32 +468,40 @@ pub async fn no_family_survives_a_racing_client_revocation(store: Arc<dyn Store>
         refused.push(refusal.expect("every task met the revocation within its bound"));
     }
     let reactivate = |c: &mut ClientRecord| c.status = ClientStatus::Active;
-    store.update_client("a", &reactivate).await.unwrap().unwrap();
+    let reactivated = store.update_client("a", &reactivate).await.unwrap().unwrap();
+    assert_eq!(reactivated.family_epoch, 1);
     assert!(all_started.len() >= 16);
-    assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 0, "no family lives on");
-    for (n, digest) in all_started.iter().enumerate() {
-        let successor = NewRefreshToken { digest: [0xab; 32], issued_at: NOW + 2, expires_at: NOW + 100 };
-        let (verdict, _) =
-            present(&*store, digest, &successor, &by_a(NOW + 2)).await.expect("a started family is known");
+    // As the token endpoint presents them: authenticated at the new epoch.
+    let now_epoch = Presentation { client_epoch: reactivated.family_epoch, ..by_a(NOW + 2) };
+    for (n, token) in all_started.iter().enumerate() {
+        let (verdict, _) = present(&*store, token, &successor(0xab, NOW + 2, 100), &now_epoch)
+            .await
+            .expect("a started family is known");
         assert_eq!(verdict, Verdict::Refuse(Refusal::FamilyRevoked), "family #{n} of {}", all_started.len());
     }
-    for digest in refused {
-        assert_eq!(store.refresh_token(&digest).await.unwrap(), None, "a refused start stored nothing");
+    for token in refused {
+        assert_eq!(store.family(&token.family_id).await.unwrap(), None, "a refused start stored nothing");
     }
     // The re-activated client starts families that work.
-    let fresh = token(0xfe, NOW + 3, 100);
-    start(&*store, &family(0xfe, "a", &fresh), &fresh).await;
-    assert_eq!(verdict(&*store, &fresh.digest, &token(0xfd, NOW + 4, 100)).await, Verdict::Rotate);
+    let fresh = FamilyRecord { client_epoch: 1, ..family(0xfe, "a", NOW + 3, 100) };
+    start(&*store, &fresh).await;
+    let (verdict, _) = present(
+        &*store,
+        &first_token(0xfe),
+        &successor(0xfd, NOW + 4, 100),
+        &Presentation { now: NOW + 4, ..now_epoch },
+    )
+    .await
+    .unwrap();
+    assert_eq!(verdict, Verdict::Rotate);
 }
 
 /// Revoking a client's families counts only live ones.
 pub async fn client_families_are_revoked_together(store: Arc<dyn Store>) {
     for n in 1..=3u8 {
-        let first = token(n, NOW, 100);
-        start(&*store, &family(n, "a", &first), &first).await;
+        start(&*store, &family(n, "a", NOW, 100)).await;
     }
-    let other = token(9, NOW, 100);
-    start(&*store, &family(9, "b", &other), &other).await;
+    start(&*store, &family(9, "b", NOW, 100)).await;
     assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 3);
     assert_eq!(store.revoke_client_families("a", NOW).await.unwrap(), 3);
     assert_eq!(store.revoke_client_families("a", NOW).await.unwrap(), 0);
@@ -474,65 +511,69 @@ pub async fn client_families_are_revoked_together(store: Arc<dyn Store>) {
 /// Deleting a client revokes its families.
 pub async fn deleting_a_client_revokes_its_families(store: Arc<dyn Store>) {
     store.insert_client(&client("a")).await.unwrap();
-    let first = token(1, NOW, 100);
-    start(&*store, &family(1, "a", &first), &first).await;
+    start(&*store, &family(1, "a", NOW, 100)).await;
     assert_eq!(store.delete_client("a", NOW).await.unwrap(), Some(1));
     assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 0);
 }
 
-/// The purge removes expired tokens in bounded batches, and families with
-/// their current token, and nothing live.
+/// The purge removes expired families in bounded batches, and nothing
+/// live, also when a rotation moved a family's expiry into a later day.
 pub async fn purge_removes_only_what_expired(store: Arc<dyn Store>) {
-    // Family 1: rotated once; both tokens expire by NOW + 200.
-    let first = token(1, NOW, 100);
-    start(&*store, &family(1, "a", &first), &first).await;
-    let second = token(2, NOW + 50, 150);
-    assert_eq!(verdict(&*store, &first.digest, &second).await, Verdict::Rotate);
-    // Family 2: lives until NOW + 1000.
-    let live = token(3, NOW, 1000);
-    start(&*store, &family(2, "a", &live), &live).await;
+    // Family 1: rotated once, expires at NOW + 200.
+    start(&*store, &family(1, "a", NOW, 100)).await;
+    rotate(&*store, &first_token(1), &successor(2, NOW + 50, 150)).await;
+    // Family 2: expires at NOW + 300.
+    start(&*store, &family(2, "a", NOW, 300)).await;
+    // Family 3: created expiring today, rotated into days later.
+    start(&*store, &family(3, "a", NOW, 100)).await;
+    let later = rotate(&*store, &first_token(3), &successor(4, NOW + 1, 3 * 86_400)).await;
 
-    let report = store.purge_expired(NOW + 100, 10).await.unwrap();
-    assert_eq!((report.tokens, report.families), (1, 0), "only the first token expired");
-    let report = store.purge_expired(NOW + 200, 1).await.unwrap();
-    assert_eq!((report.tokens, report.families), (1, 1), "the batch bound holds; the family goes with its token");
-    let report = store.purge_expired(NOW + 200, 10).await.unwrap();
-    assert_eq!((report.tokens, report.families), (0, 0));
-    assert_eq!(store.count_live_families("a", NOW + 200).await.unwrap(), 1);
-    assert_eq!(present(&*store, &second.digest, &token(4, NOW + 200, 10), &by_a(NOW + 200)).await, None);
+    assert_eq!(store.purge_expired(NOW + 150, 10).await.unwrap().families, 0, "nothing expired yet");
+    assert_eq!(store.purge_expired(NOW + 400, 1).await.unwrap().families, 1, "the batch bound holds");
+    assert_eq!(store.purge_expired(NOW + 400, 10).await.unwrap().families, 1);
+    assert_eq!(store.purge_expired(NOW + 400, 10).await.unwrap().families, 0);
+    assert_eq!(store.family(&[1; 10]).await.unwrap(), None);
+    assert_eq!(store.family(&[2; 10]).await.unwrap(), None);
+    assert_eq!(store.count_live_families("a", NOW + 400).await.unwrap(), 1);
+    rotate(&*store, &later, &successor(5, NOW + 400, 3 * 86_400)).await;
+    // Its expiry, two days on, is found too.
+    assert_eq!(store.purge_expired(NOW + 400 + 3 * 86_400, 10).await.unwrap().families, 1);
+    assert_eq!(store.family(&[3; 10]).await.unwrap(), None);
 }
 
-/// A revoked family goes at the next purge, with its current token (by
-/// reuse, by a token's revocation, or with all of its client's); its
-/// rotated tokens go at their own expiry; a live family stays.
+/// A dead family goes at the next purge (revoked by reuse, on its own, or
+/// with all of its client's; created before its client's epoch; of a
+/// deleted client); a live family stays.
 pub async fn dead_families_are_purged(store: Arc<dyn Store>) {
-    let (t1, t2) = (token(1, NOW, 100), token(2, NOW + 1, 1000));
-    start(&*store, &family(1, "a", &t1), &t1).await;
-    assert_eq!(verdict(&*store, &t1.digest, &t2).await, Verdict::Rotate);
-    assert_eq!(verdict(&*store, &t1.digest, &token(9, NOW + 2, 1000)).await, Verdict::RevokeFamily);
-    let t3 = token(3, NOW, 1000);
-    start(&*store, &family(3, "a", &t3), &t3).await;
-    assert!(store.revoke_family_of_token(&t3.digest, NOW + 2).await.unwrap());
-    let t4 = token(4, NOW, 1000);
-    start(&*store, &family(4, "b", &t4), &t4).await;
+    start(&*store, &family(1, "a", NOW, 1000)).await;
+    rotate(&*store, &first_token(1), &successor(2, NOW + 1, 1000)).await;
+    assert_eq!(verdict(&*store, &first_token(1), &successor(9, NOW + 2, 1000)).await, Verdict::RevokeFamily);
+    start(&*store, &family(3, "a", NOW, 1000)).await;
+    assert!(store.revoke_family(&[3; 10], NOW + 2).await.unwrap());
+    start(&*store, &family(4, "b", NOW, 1000)).await;
     assert_eq!(store.revoke_client_families("b", NOW + 2).await.unwrap(), 1);
-    let t5 = token(5, NOW, 1000);
-    start(&*store, &family(5, "a", &t5), &t5).await;
+    start(&*store, &family(5, "a", NOW, 1000)).await;
+    start(&*store, &family(6, "c", NOW, 1000)).await;
+    store.delete_client("c", NOW + 2).await.unwrap();
 
     let report = store.purge_expired(NOW + 2, 100).await.unwrap();
-    assert_eq!((report.tokens, report.families), (3, 3), "the three dead families and their current tokens");
-    for gone in [t1.digest, t2.digest, t3.digest, t4.digest] {
-        assert_eq!(store.refresh_token(&gone).await.unwrap(), None);
+    assert_eq!(report.families, 4, "the four dead families");
+    for gone in [1u8, 3, 4, 6] {
+        assert_eq!(store.family(&[gone; 10]).await.unwrap(), None, "family {gone}");
     }
     assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 1);
-    assert_eq!(verdict(&*store, &t5.digest, &token(6, NOW + 3, 1000)).await, Verdict::Rotate, "the live one stays");
-    // The rotated token of the first family goes at its own expiry; the
-    // index entries of the tokens already gone find nothing.
-    let report = store.purge_expired(NOW + 1001, 100).await.unwrap();
-    assert_eq!((report.tokens, report.families), (2, 0), "the rotated t1 and t5, whose family moved on to t6");
-    let report = store.purge_expired(NOW + 1001, 100).await.unwrap();
-    assert_eq!((report.tokens, report.families), (0, 0));
-    assert_eq!(verdict(&*store, &[6; 32], &token(7, NOW + 1001, 1000)).await, Verdict::Rotate);
+    rotate(&*store, &first_token(5), &successor(6, NOW + 3, 1000)).await;
+
+    // A family of an epoch its client has left behind, never revoked on
+    // its own (it raced with the revocation): dead at its expiry at the
+    // latest, and refused before.
+    start(&*store, &family(7, "d", NOW, 100)).await;
+    store.update_client("d", &ClientRecord::revoke).await.unwrap();
+    let reactivate = |c: &mut ClientRecord| c.status = ClientStatus::Active;
+    store.update_client("d", &reactivate).await.unwrap();
+    assert_eq!(store.count_live_families("d", NOW + 3).await.unwrap(), 0, "dead by its epoch");
+    assert_eq!(store.purge_expired(NOW + 100, 100).await.unwrap().families, 1);
+    assert_eq!(store.family(&[7; 10]).await.unwrap(), None);
 }
 
 /// A next key with public part `seed`, for the key tests.
@@ -677,35 +718,74 @@ pub async fn deny_list_lifecycle(store: Arc<dyn Store>) {
     assert!(!store.is_access_token_denied("j1", NOW).await.unwrap(), "purged for good");
 }
 
-/// A refresh token and its family can be read by digest without changing them.
-pub async fn refresh_tokens_are_looked_up_by_digest(store: Arc<dyn Store>) {
-    let first = token(1, NOW, 100);
-    start(&*store, &family(1, "a", &first), &first).await;
-    let (record, fam) = store.refresh_token(&first.digest).await.unwrap().unwrap();
-    assert_eq!(record.state, RefreshState::Active);
-    assert_eq!(record.client_id, "a");
-    assert_eq!(fam, family(1, "a", &first));
-    assert_eq!(store.refresh_token(&[42; 32]).await.unwrap(), None);
-    // Reading changed nothing: the token still rotates.
-    assert_eq!(verdict(&*store, &first.digest, &token(2, NOW + 1, 100)).await, Verdict::Rotate);
-    let (record, fam) = store.refresh_token(&first.digest).await.unwrap().unwrap();
-    assert!(matches!(record.state, RefreshState::Rotated { .. }));
-    assert_eq!(fam.current, [2; 32]);
+/// A family bound to a DPoP key keeps the binding through rotations, and
+/// a request without that key changes nothing, not even by presenting an
+/// old generation (which would otherwise revoke the family).
+pub async fn a_bound_family_needs_its_key(store: Arc<dyn Store>) {
+    let bound = FamilyRecord { dpop_jkt: Some([7; 32]), ..family(1, "a", NOW, 1000) };
+    start(&*store, &bound).await;
+    let (verdict, _) = present(&*store, &first_token(1), &successor(2, NOW + 1, 1000), &by_a(NOW + 1)).await.unwrap();
+    assert_eq!(verdict, Verdict::Refuse(Refusal::DpopKeyMismatch));
+    assert_eq!(store.family(&[1; 10]).await.unwrap(), Some(bound.clone()), "nothing changed");
+    let with_key = |now| Presentation { dpop_jkt: Some([7; 32]), ..by_a(now) };
+    let (verdict, after) =
+        present(&*store, &first_token(1), &successor(3, NOW + 2, 1000), &with_key(NOW + 2)).await.unwrap();
+    assert_eq!((verdict, after.dpop_jkt), (Verdict::Rotate, Some([7; 32])));
+    let other_key = Presentation { dpop_jkt: Some([8; 32]), ..by_a(NOW + 3) };
+    let (verdict, _) = present(&*store, &first_token(1), &successor(4, NOW + 3, 1000), &other_key).await.unwrap();
+    assert_eq!(verdict, Verdict::Refuse(Refusal::DpopKeyMismatch), "reuse without the key revokes nothing");
+    assert_eq!(store.count_live_families("a", NOW + 3).await.unwrap(), 1);
+    let (verdict, _) =
+        present(&*store, &first_token(1), &successor(5, NOW + 4, 1000), &with_key(NOW + 4)).await.unwrap();
+    assert_eq!(verdict, Verdict::RevokeFamily, "with the key, reuse is reuse");
 }
 
-/// Revoking by any token of a family revokes the whole family, once.
-pub async fn revoking_by_token_revokes_the_family(store: Arc<dyn Store>) {
-    let first = token(1, NOW, 100);
-    start(&*store, &family(1, "a", &first), &first).await;
-    let other = token(9, NOW, 100);
-    start(&*store, &family(9, "a", &other), &other).await;
-    assert_eq!(verdict(&*store, &first.digest, &token(2, NOW + 1, 100)).await, Verdict::Rotate);
-    // The rotated token names the family as well as the current one.
-    assert!(store.revoke_family_of_token(&first.digest, NOW + 2).await.unwrap());
-    assert!(!store.revoke_family_of_token(&[2; 32], NOW + 2).await.unwrap(), "already revoked");
-    assert!(!store.revoke_family_of_token(&[42; 32], NOW + 2).await.unwrap(), "unknown");
-    let (_, fam) = store.refresh_token(&[2; 32]).await.unwrap().unwrap();
-    assert_eq!(fam.revoked_at, Some(NOW + 2));
+/// A revoked family is due ahead of every family still to expire: the
+/// purge's batch is never used up by live families expiring today.
+pub async fn revoked_families_are_purged_first(store: Arc<dyn Store>) {
+    for n in 1..=5u8 {
+        start(&*store, &family(n, "a", NOW, 1000)).await;
+    }
+    assert!(store.revoke_family(&[5; 10], NOW + 1).await.unwrap());
+    assert_eq!(store.purge_expired(NOW + 2, 1).await.unwrap().families, 1);
+    assert_eq!(store.family(&[5; 10]).await.unwrap(), None);
+    assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 4);
+}
+
+/// A family can be read by ID without changing it.
+pub async fn families_are_read_by_id(store: Arc<dyn Store>) {
+    start(&*store, &family(1, "a", NOW, 100)).await;
+    assert_eq!(store.family(&[1; 10]).await.unwrap(), Some(family(1, "a", NOW, 100)));
+    assert_eq!(store.family(&[42; 10]).await.unwrap(), None);
+    // Reading changed nothing: the token still rotates.
+    let next = rotate(&*store, &first_token(1), &successor(2, NOW + 1, 100)).await;
+    assert_eq!(store.family(&[1; 10]).await.unwrap().unwrap().current, next.digest());
+}
+
+/// A family whose ID is taken is refused, never written over the one there.
+pub async fn a_taken_family_id_is_refused(store: Arc<dyn Store>) {
+    start(&*store, &family(1, "a", NOW, 100)).await;
+    let clash = FamilyRecord { scope: vec![], ..family(1, "a", NOW, 500) };
+    assert!(matches!(store.create_family(&clash, 1000).await, Err(StoreError::AlreadyExists(_))));
+    assert_eq!(store.family(&[1; 10]).await.unwrap(), Some(family(1, "a", NOW, 100)));
+    assert_eq!(store.count_live_families("a", NOW).await.unwrap(), 1);
+    // The count kept for the cap was not raised by the refused start.
+    for n in 2..=3u8 {
+        assert_eq!(
+            store.create_family(&family(n, "a", NOW, 100), 3).await.unwrap(),
+            FamilyStart::Started { retired: 0 }
+        );
+    }
+}
+
+/// Revoking a family by ID revokes it once.
+pub async fn revoking_a_family_by_id(store: Arc<dyn Store>) {
+    start(&*store, &family(1, "a", NOW, 100)).await;
+    start(&*store, &family(9, "a", NOW, 100)).await;
+    assert!(store.revoke_family(&[1; 10], NOW + 2).await.unwrap());
+    assert!(!store.revoke_family(&[1; 10], NOW + 2).await.unwrap(), "already revoked");
+    assert!(!store.revoke_family(&[42; 10], NOW + 2).await.unwrap(), "unknown");
+    assert_eq!(store.family(&[1; 10]).await.unwrap().unwrap().revoked_at, Some(NOW + 2));
     assert_eq!(store.count_live_families("a", NOW + 2).await.unwrap(), 1, "the other family lives");
 }
 
@@ -774,13 +854,14 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
             installation_value_is_set_once, client_lifecycle, client_token_policy_round_trips, last_used_is_recorded,
-            rotation_moves_the_family_forward, unknown_tokens_are_unknown, revoking_a_family_sticks,
-            every_older_generation_is_reuse, grace_retry_supersedes_the_unused_successor,
+            rotation_moves_the_family_forward, unknown_tokens_are_unknown, an_altered_token_changes_nothing,
+            revoking_a_family_sticks, every_older_generation_is_reuse,
             families_start_only_for_active_clients, the_family_cap_retires_the_oldest, purged_families_leave_room_under_the_cap, dead_families_are_purged,
             client_families_are_revoked_together, deleting_a_client_revokes_its_families,
             purge_removes_only_what_expired, keys_round_trip, keys_change_by_compare_and_swap,
             audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering,
-            deny_list_lifecycle, refresh_tokens_are_looked_up_by_digest, revoking_by_token_revokes_the_family,
+            deny_list_lifecycle, families_are_read_by_id, revoking_a_family_by_id, a_bound_family_needs_its_key,
+            a_taken_family_id_is_refused, revoked_families_are_purged_first,
             a_retry_within_the_grace_supersedes_the_unused_successor, a_retry_after_the_grace_is_reuse,
             a_retry_after_the_successor_was_used_is_reuse, assertion_jtis_are_claimed_once,
             the_assertion_jti_cap_fails_closed_until_the_purge);

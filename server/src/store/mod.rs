@@ -23,8 +23,9 @@ use async_trait::async_trait;
 use tessera_shared::admin::AuditEvent;
 
 use crate::clock::UnixTime;
+use crate::grant::refresh::token::RefreshToken;
 use crate::grant::refresh::{Presentation, Verdict};
-use records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
+use records::{ClientRecord, Digest32, FamilyId, FamilyRecord, KeyRecord, NewRefreshToken};
 
 /// A storage failure. Never caused by request input; maps to `server_error`.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,19 @@ pub enum StoreError {
     /// An insert found the key taken.
     #[error("record already exists: {0}")]
     AlreadyExists(String),
+    /// The data dir or database holds another storage format than this
+    /// build reads; it is refused rather than misread.
+    #[error("{what} holds storage format {found}, this tessera-server needs format {expected}: {what_to_do}")]
+    Format {
+        /// "the data dir" or "the database".
+        what: &'static str,
+        /// The format found.
+        found: u32,
+        /// The format this build reads and writes.
+        expected: u32,
+        /// What the operator can do.
+        what_to_do: &'static str,
+    },
 }
 
 impl StoreError {
@@ -88,7 +102,7 @@ pub enum BackendSource {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshUse {
-    /// No token has this digest (never issued, or purged).
+    /// No such family (never issued, purged, or retired by the cap).
     Unknown,
     /// [`crate::grant::refresh::decide`] ran and what it decided was written.
     Decided {
@@ -134,9 +148,7 @@ pub const MAX_ASSERTION_JTIS_PER_CLIENT: usize = 10_000;
 /// How much the purge removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeReport {
-    /// Refresh tokens removed.
-    pub tokens: u64,
-    /// Families removed.
+    /// Families removed (expired, revoked, or dead with their client).
     pub families: u64,
     /// Access-token deny-list entries removed.
     pub denied: u64,
@@ -212,10 +224,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// [`StoreError`] on backend failure.
     async fn client_last_used(&self, client_id: &str) -> Result<Option<UnixTime>, StoreError>;
 
-    /// Starts a family with its first token, if its client is stored and
-    /// active at the moment of the write: a family whose creation races
-    /// with the client's revocation is either refused here or found by
-    /// the revocation's scan (see [`Store::revoke_client_families`]).
+    /// Stores a new family (its first token is [`FamilyRecord::current`],
+    /// generation 0) if, at the moment of the write, its client is stored,
+    /// active and still at [`FamilyRecord::client_epoch`]: a family whose
+    /// creation races with the client's revocation is refused here, or dead
+    /// by the epoch the revocation raised in the same step as it revoked.
     ///
     /// A client keeps at most `max_families` families: if it has that many
     /// already, its oldest ones (by family ID, which sorts by creation
@@ -225,47 +238,41 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    async fn create_family(
-        &self,
-        family: &FamilyRecord,
-        first: &NewRefreshToken,
-        max_families: usize,
-    ) -> Result<FamilyStart, StoreError>;
+    async fn create_family(&self, family: &FamilyRecord, max_families: usize) -> Result<FamilyStart, StoreError>;
 
-    /// Looks up the token with digest `presented` and its family, applies
-    /// the rotation rules ([`crate::grant::refresh::decide`]) to them and writes what they
+    /// Reads the family `presented` names, applies the rotation rules
+    /// ([`crate::grant::refresh::decide`]) to it and writes what they
     /// decide, in one atomic step: of many concurrent calls for one token,
     /// exactly one can rotate it. On rotation `successor` becomes the
-    /// family's current token.
+    /// family's current token, one generation on.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure or a corrupt record.
     async fn use_refresh_token(
         &self,
-        presented: &Digest32,
+        presented: &RefreshToken,
         successor: &NewRefreshToken,
         request: &Presentation<'_>,
     ) -> Result<RefreshUse, StoreError>;
 
     /// Revokes every live family of the client; returns how many. Every
     /// family whose creation was committed before this call started is
-    /// covered, including one whose commit is still on its way to disk; with
-    /// the client revoked first, no family started before can survive.
+    /// covered, including one whose commit is still on its way to disk.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
     async fn revoke_client_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError>;
 
-    /// Families of the client that are live at `now`.
+    /// Families of the client that are live at `now`: not revoked, not
+    /// expired, and of the client's current epoch (none if the client is gone).
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
     async fn count_live_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError>;
 
-    /// Removes up to `batch` refresh tokens that expired before `now`, and
-    /// the families whose current token they were. A family revoked at some
-    /// time counts its current token as expired from then on, so dead
-    /// families go at the next purge.
+    /// Removes up to `batch` families that are dead at `now`: expired,
+    /// revoked, or created before their client's current epoch (or of a
+    /// client that is gone). Each is re-checked before it goes.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
@@ -398,19 +405,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// [`StoreError`] on backend failure.
     async fn purge_assertion_jtis(&self, now: UnixTime, batch: usize) -> Result<u64, StoreError>;
 
-    /// The refresh token with this digest and its family, if both exist;
-    /// reads only (for introspection and revocation).
+    /// The family with this ID; reads only (for introspection and
+    /// revocation).
     ///
     /// # Errors
     /// [`StoreError`] on backend failure or a corrupt record.
-    async fn refresh_token(&self, digest: &Digest32) -> Result<Option<(RefreshRecord, FamilyRecord)>, StoreError>;
+    async fn family(&self, family_id: &FamilyId) -> Result<Option<FamilyRecord>, StoreError>;
 
-    /// Revokes the family of the refresh token with this digest; returns
-    /// whether a live family was revoked.
+    /// Revokes the family; returns whether a live family was revoked.
     ///
     /// # Errors
     /// [`StoreError`] on backend failure.
-    async fn revoke_family_of_token(&self, digest: &Digest32, now: UnixTime) -> Result<bool, StoreError>;
+    async fn revoke_family(&self, family_id: &FamilyId, now: UnixTime) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

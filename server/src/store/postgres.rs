@@ -1,20 +1,20 @@
 //! The PostgreSQL backend, for several instances serving one issuer.
 //!
 //! Tables (created by [`schema`]): `tessera_meta`, `clients`,
-//! `client_last_used`, `families`, `refresh_tokens`, `signing_keys`,
-//! `audit`, `denied_jti`, `assertion_jti` (the private_key_jwt replay set),
-//! and `tessera_counters` for the audit sequence.
+//! `client_last_used`, `families` (one row per family, however often it
+//! rotates), `signing_keys`, `audit`, `denied_jti`, `assertion_jti` (the
+//! private_key_jwt replay set), and `tessera_counters` for the audit sequence.
 //! Records are stored in the same encodings as in sled (see `codec`), with
 //! the columns the queries filter on beside them.
 //!
 //! Guarantees, across every instance on the database:
 //! - every change is committed before the method returns (PostgreSQL's
 //!   default `synchronous_commit` makes a commit durable);
-//! - a refresh rotation locks the family row, then the token rows
-//!   (`SELECT ... FOR UPDATE`), applies the rotation rules and writes in the same
-//!   transaction: of concurrent uses of one token, exactly one finds it
-//!   active; the others wait for the lock, then see it rotated, and their
-//!   reuse verdict revokes the family in their own transaction;
+//! - a refresh reads the family row, applies the rotation rules and writes
+//!   the result with a compare-and-swap (`UPDATE ... WHERE generation = $2
+//!   AND revoked_at IS NULL`), two round trips and no transaction: of
+//!   concurrent uses of one token exactly one swap succeeds; the others
+//!   read the row again and decide on what it has become (a reuse then);
 //! - the purges take rows with `FOR UPDATE SKIP LOCKED` (the audit purge a
 //!   try-advisory-lock), so instances purging at once never do the same
 //!   work twice;
@@ -48,10 +48,11 @@ use tokio_postgres::error::SqlState;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
-use super::records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
+use super::records::{ClientRecord, Digest32, FamilyId, FamilyRecord, KeyRecord, NewRefreshToken, expiry_day};
 use super::{ClientChange, FamilyStart, JtiClaim, PurgeReport, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
-use crate::grant::refresh::{self, Presentation, Writes};
+use crate::grant::refresh::token::RefreshToken;
+use crate::grant::refresh::{self, Presentation};
 use client_cache::{ClientCache, Lookup};
 use connect::ConnectSettings;
 
@@ -308,50 +309,29 @@ impl PgStore {
 
     async fn try_use_refresh_token(
         &self,
-        presented: &Digest32,
+        presented: &RefreshToken,
         successor: &NewRefreshToken,
         request: &Presentation<'_>,
     ) -> Result<RefreshUse, Fail> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let Some(row) =
-            tx.query_opt("SELECT family_id FROM refresh_tokens WHERE digest = $1", &[&presented.as_slice()]).await?
-        else {
-            return Ok(RefreshUse::Unknown);
-        };
-        let family_id: Vec<u8> = row.get(0);
-        // The family first, then its tokens: every writer of a family takes
-        // its locks in this order.
-        let Some(row) =
-            tx.query_opt("SELECT record FROM families WHERE family_id = $1 FOR UPDATE", &[&family_id]).await?
-        else {
-            // The family was purged before this token was: the token is gone too.
-            return Ok(RefreshUse::Unknown);
-        };
-        let family: FamilyRecord = decode_compact(row.get::<_, &[u8]>(0))?;
-        let Some(row) = tx
-            .query_opt("SELECT record FROM refresh_tokens WHERE digest = $1 FOR UPDATE", &[&presented.as_slice()])
-            .await?
-        else {
-            return Ok(RefreshUse::Unknown);
-        };
-        let token: RefreshRecord = decode_compact(row.get::<_, &[u8]>(0))?;
-        let decision = refresh::decide(presented, &token, &family, successor, request);
-        match &decision.writes {
-            // Nothing was written: the transaction rolls back when dropped.
-            Writes::Nothing => {
+        let client = self.client().await?;
+        loop {
+            let Some(row) = client
+                .query_opt("SELECT record FROM families WHERE family_id = $1", &[&presented.family_id.as_slice()])
+                .await?
+            else {
+                return Ok(RefreshUse::Unknown);
+            };
+            let family: FamilyRecord = decode_compact(row.get::<_, &[u8]>(0))?;
+            let decision = refresh::decide(presented, &family, successor, request);
+            let Some(after) = &decision.write else {
                 return Ok(RefreshUse::Decided { verdict: decision.verdict, family });
-            }
-            Writes::Family(family) => write_revoked_family(&tx, family, request.now).await?,
-            Writes::Rotate { presented: used, successor_digest, successor: record, family } => {
-                update_token(&tx, presented, used).await?;
-                insert_token(&tx, successor_digest, record).await?;
-                write_family(&tx, family).await?;
+            };
+            // Every write of a family changes its generation or revokes it:
+            // the swap fails if another did either since the read.
+            if swap_family(&client, &family, after).await? {
+                return Ok(RefreshUse::Decided { verdict: decision.verdict, family: after.clone() });
             }
         }
-        tx.commit().await?;
-        let family = decision.family_after(&family).clone();
-        Ok(RefreshUse::Decided { verdict: decision.verdict, family })
     }
 
     /// Revokes every live family of the client inside `tx`; returns how many.
@@ -372,7 +352,7 @@ impl PgStore {
             let mut family: FamilyRecord = decode_compact(row.get::<_, &[u8]>(0))?;
             if family.is_live(now) {
                 family.revoked_at = Some(now);
-                write_revoked_family(tx, &family, now).await?;
+                write_family(tx, &family).await?;
                 revoked += 1;
             }
         }
@@ -416,23 +396,21 @@ impl PgStore {
         };
         let mut record: ClientRecord = decode_json(row.get::<_, &[u8]>(0))?;
         change(&mut record);
-        tx.execute("UPDATE clients SET record = $2 WHERE client_id = $1", &[&client_id, &encode_json(&record)?])
-            .await?;
+        tx.execute(
+            "UPDATE clients SET record = $2, family_epoch = $3 WHERE client_id = $1",
+            &[&client_id, &encode_json(&record)?, &to_db(record.family_epoch)?],
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(record))
     }
 
-    async fn try_revoke_family_of_token(&self, digest: &Digest32, now: UnixTime) -> Result<bool, Fail> {
+    async fn try_revoke_family(&self, family_id: &FamilyId, now: UnixTime) -> Result<bool, Fail> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let Some(row) =
-            tx.query_opt("SELECT family_id FROM refresh_tokens WHERE digest = $1", &[&digest.as_slice()]).await?
-        else {
-            return Ok(false);
-        };
-        let family_id: Vec<u8> = row.get(0);
-        let Some(row) =
-            tx.query_opt("SELECT record FROM families WHERE family_id = $1 FOR UPDATE", &[&family_id]).await?
+        let Some(row) = tx
+            .query_opt("SELECT record FROM families WHERE family_id = $1 FOR UPDATE", &[&family_id.as_slice()])
+            .await?
         else {
             return Ok(false);
         };
@@ -441,34 +419,34 @@ impl PgStore {
             return Ok(false);
         }
         family.revoked_at = Some(now);
-        write_revoked_family(&tx, &family, now).await?;
+        write_family(&tx, &family).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     async fn try_purge_expired(&self, now: UnixTime, batch: usize) -> Result<PurgeReport, Fail> {
         let client = self.client().await?;
-        // One statement: take up to `batch` expired tokens nobody else holds
-        // (another instance purging skips these), delete them, and delete the
-        // families whose current token they were.
+        // One statement: take up to `batch` families due by their expiry
+        // day that nobody else holds (another instance purging skips
+        // these), re-check each (expired, revoked, or older than its
+        // client's epoch, or of a client that is gone) and delete it.
         let row = client
             .query_one(
-                "WITH doomed AS (
-                     SELECT digest FROM refresh_tokens WHERE expires_at <= $1
-                     ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
-                 ), gone AS (
-                     DELETE FROM refresh_tokens t USING doomed WHERE t.digest = doomed.digest
-                     RETURNING t.digest, t.family_id
-                 ), families_gone AS (
-                     DELETE FROM families f USING gone
-                     WHERE f.family_id = gone.family_id AND f.current_digest = gone.digest
-                     RETURNING 1
+                "WITH gone AS (
+                     DELETE FROM families WHERE family_id IN (
+                         SELECT f.family_id FROM families f
+                         WHERE f.expiry_day <= $3
+                           AND (f.revoked_at IS NOT NULL OR f.expires_at <= $1
+                                OR NOT EXISTS (SELECT 1 FROM clients c
+                                               WHERE c.client_id = f.client_id AND c.family_epoch <= f.client_epoch))
+                         ORDER BY f.expiry_day LIMIT $2 FOR UPDATE SKIP LOCKED
+                     ) RETURNING 1
                  )
-                 SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM families_gone)",
-                &[&to_db(now)?, &batch_limit(batch)],
+                 SELECT count(*) FROM gone",
+                &[&to_db(now)?, &batch_limit(batch), &i64::from(expiry_day(now))],
             )
             .await?;
-        Ok(PurgeReport { tokens: from_db(row.get(0))?, families: from_db(row.get(1))?, ..PurgeReport::default() })
+        Ok(PurgeReport { families: from_db(row.get(0))?, ..PurgeReport::default() })
     }
 
     async fn try_replace_keys(&self, expected: &[KeyRecord], changed: &[KeyRecord]) -> Result<bool, Fail> {
@@ -546,9 +524,7 @@ impl PgStore {
 }
 
 /// Removes the oldest families of `client_id` until one more fits under
-/// `max_families`; returns how many of those were live at `now`. Their
-/// tokens stay until the purge, which removes them (a token without its
-/// family is unknown).
+/// `max_families`; returns how many of those were live at `now`.
 async fn make_room(
     tx: &deadpool_postgres::Transaction<'_>,
     client_id: &str,
@@ -581,80 +557,74 @@ async fn make_room(
     Ok(from_db(row.get(0))?)
 }
 
+/// The expiry day of a revoked family: ahead of every family still to
+/// expire, so a dead family goes at the next purge instead of at its expiry.
+const DUE_AT_ONCE: i64 = 0;
+
+/// The expiry-index day of `family` as it is written.
+fn index_day(family: &FamilyRecord) -> i64 {
+    if family.revoked_at.is_some() { DUE_AT_ONCE } else { i64::from(expiry_day(family.expires_at)) }
+}
+
+/// Writes a family just revoked (by an operator, RFC 7009 or its client's
+/// revocation), due for the purge at once.
 async fn write_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyRecord) -> Result<(), Fail> {
     let revoked_at = family.revoked_at.map(to_db).transpose()?;
     tx.execute(
-        "UPDATE families SET current_digest = $2, revoked_at = $3, expires_at = $4, record = $5 WHERE family_id = $1",
-        &[
-            &family.family_id.as_slice(),
-            &family.current.as_slice(),
-            &revoked_at,
-            &to_db(family.expires_at)?,
-            &encode_compact(family)?,
-        ],
+        "UPDATE families SET revoked_at = $2, expiry_day = $3, record = $4 WHERE family_id = $1",
+        &[&family.family_id.as_slice(), &revoked_at, &index_day(family), &encode_compact(family)?],
     )
     .await?;
     Ok(())
 }
 
-/// Writes a family just revoked at `now`, and makes its current token due
-/// for the purge at once: the purge removes a family with its current
-/// token, so a dead family goes at the next purge instead of at its expiry.
-async fn write_revoked_family(
-    tx: &deadpool_postgres::Transaction<'_>,
-    family: &FamilyRecord,
-    now: UnixTime,
-) -> Result<(), Fail> {
-    write_family(tx, family).await?;
-    tx.execute(
-        "UPDATE refresh_tokens SET expires_at = LEAST(expires_at, $2) WHERE digest = $1",
-        &[&family.current.as_slice(), &to_db(now)?],
-    )
-    .await?;
-    Ok(())
+/// Replaces `before` with `after` if the row is still as read (same
+/// generation, not revoked); returns whether it was.
+async fn swap_family(client: &Object, before: &FamilyRecord, after: &FamilyRecord) -> Result<bool, Fail> {
+    let revoked_at = after.revoked_at.map(to_db).transpose()?;
+    let swapped = client
+        .execute(
+            "UPDATE families SET generation = $3, revoked_at = $4, expires_at = $5, expiry_day = $6, record = $7 \
+             WHERE family_id = $1 AND generation = $2 AND revoked_at IS NULL",
+            &[
+                &before.family_id.as_slice(),
+                &i64::from(before.generation),
+                &i64::from(after.generation),
+                &revoked_at,
+                &to_db(after.expires_at)?,
+                &index_day(after),
+                &encode_compact(after)?,
+            ],
+        )
+        .await?;
+    Ok(swapped == 1)
 }
 
+/// Inserts a new family.
+///
+/// # Errors
+/// [`StoreError::AlreadyExists`] if its ID is taken (another family of the
+/// same second drew the same random bytes): never overwritten.
 async fn insert_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyRecord) -> Result<(), Fail> {
     let revoked_at = family.revoked_at.map(to_db).transpose()?;
-    tx.execute(
-        "INSERT INTO families (family_id, client_id, current_digest, revoked_at, expires_at, record) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+    let inserted = tx.execute(
+        "INSERT INTO families (family_id, client_id, generation, revoked_at, expires_at, expiry_day, client_epoch, record) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (family_id) DO NOTHING",
         &[
             &family.family_id.as_slice(),
             &family.client_id,
-            &family.current.as_slice(),
+            &i64::from(family.generation),
             &revoked_at,
             &to_db(family.expires_at)?,
+            &index_day(family),
+            &to_db(family.client_epoch)?,
             &encode_compact(family)?,
         ],
     )
     .await?;
-    Ok(())
-}
-
-async fn update_token(
-    tx: &deadpool_postgres::Transaction<'_>,
-    digest: &Digest32,
-    token: &RefreshRecord,
-) -> Result<(), Fail> {
-    tx.execute(
-        "UPDATE refresh_tokens SET record = $2 WHERE digest = $1",
-        &[&digest.as_slice(), &encode_compact(token)?],
-    )
-    .await?;
-    Ok(())
-}
-
-async fn insert_token(
-    tx: &deadpool_postgres::Transaction<'_>,
-    digest: &Digest32,
-    token: &RefreshRecord,
-) -> Result<(), Fail> {
-    tx.execute(
-        "INSERT INTO refresh_tokens (digest, family_id, expires_at, record) VALUES ($1, $2, $3, $4)",
-        &[&digest.as_slice(), &token.family_id.as_slice(), &to_db(token.expires_at)?, &encode_compact(token)?],
-    )
-    .await?;
+    if inserted == 0 {
+        return Err(Fail::Store(StoreError::AlreadyExists("a refresh-token family with this ID".into())));
+    }
     Ok(())
 }
 
@@ -788,18 +758,13 @@ impl Store for PgStore {
         row.map(|row| from_db(row.get(0))).transpose()
     }
 
-    async fn create_family(
-        &self,
-        family: &FamilyRecord,
-        first: &NewRefreshToken,
-        max_families: usize,
-    ) -> Result<FamilyStart, StoreError> {
-        let token = first.active_record(family);
+    async fn create_family(&self, family: &FamilyRecord, max_families: usize) -> Result<FamilyStart, StoreError> {
         retrying(|| async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             // A revocation waits for this transaction, or this one waits
-            // for it and reads the revoked client (see CLIENT_LOCK_SQL).
+            // for it and reads the revoked client with its raised epoch
+            // (see CLIENT_LOCK_SQL).
             tx.execute(CLIENT_SHARED_LOCK_SQL, &[&family.client_id]).await?;
             let Some(row) =
                 tx.query_opt("SELECT record FROM clients WHERE client_id = $1", &[&family.client_id]).await?
@@ -807,12 +772,11 @@ impl Store for PgStore {
                 return Ok(FamilyStart::ClientNotActive);
             };
             let owner: ClientRecord = decode_json(row.get::<_, &[u8]>(0))?;
-            if owner.status != ClientStatus::Active {
+            if owner.status != ClientStatus::Active || owner.family_epoch != family.client_epoch {
                 return Ok(FamilyStart::ClientNotActive);
             }
             let retired = make_room(&tx, &family.client_id, max_families, family.created_at).await?;
             insert_family(&tx, family).await?;
-            insert_token(&tx, &first.digest, &token).await?;
             tx.commit().await?;
             Ok(FamilyStart::Started { retired })
         })
@@ -821,7 +785,7 @@ impl Store for PgStore {
 
     async fn use_refresh_token(
         &self,
-        presented: &Digest32,
+        presented: &RefreshToken,
         successor: &NewRefreshToken,
         request: &Presentation<'_>,
     ) -> Result<RefreshUse, StoreError> {
@@ -837,7 +801,10 @@ impl Store for PgStore {
             let client = self.client().await?;
             let row = client
                 .query_one(
-                    "SELECT count(*) FROM families WHERE client_id = $1 AND revoked_at IS NULL AND expires_at > $2",
+                    // A family of an epoch its client has left behind is dead too.
+                    "SELECT count(*) FROM families f JOIN clients c ON c.client_id = f.client_id \
+                     WHERE f.client_id = $1 AND f.revoked_at IS NULL AND f.expires_at > $2 \
+                     AND f.client_epoch >= c.family_epoch",
                     &[&client_id, &to_db(now)?],
                 )
                 .await?;
@@ -1057,24 +1024,17 @@ impl Store for PgStore {
         .await
     }
 
-    async fn refresh_token(&self, digest: &Digest32) -> Result<Option<(RefreshRecord, FamilyRecord)>, StoreError> {
+    async fn family(&self, family_id: &FamilyId) -> Result<Option<FamilyRecord>, StoreError> {
         let row = retrying(|| async {
             let client = self.client().await?;
-            Ok(client
-                .query_opt(
-                    "SELECT t.record, f.record FROM refresh_tokens t JOIN families f ON f.family_id = t.family_id \
-                     WHERE t.digest = $1",
-                    &[&digest.as_slice()],
-                )
-                .await?)
+            Ok(client.query_opt("SELECT record FROM families WHERE family_id = $1", &[&family_id.as_slice()]).await?)
         })
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some((decode_compact(row.get::<_, &[u8]>(0))?, decode_compact(row.get::<_, &[u8]>(1))?)))
+        row.map(|row| decode_compact(row.get::<_, &[u8]>(0))).transpose()
     }
 
-    async fn revoke_family_of_token(&self, digest: &Digest32, now: UnixTime) -> Result<bool, StoreError> {
-        retrying(|| self.try_revoke_family_of_token(digest, now)).await
+    async fn revoke_family(&self, family_id: &FamilyId, now: UnixTime) -> Result<bool, StoreError> {
+        retrying(|| self.try_revoke_family(family_id, now)).await
     }
 }
 

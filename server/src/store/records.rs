@@ -12,9 +12,13 @@ use crate::crypto::seal::SealedKey;
 /// refresh token. Plain-text secrets are never stored.
 pub type Digest32 = [u8; 32];
 
-/// A refresh-token family ID: the creation time, then 12 random bytes
-/// (see [`family_id`]).
-pub type FamilyId = [u8; 16];
+/// A refresh-token family ID: the creation time, then 6 random bytes
+/// (see [`family_id`]). Every token of the family carries it
+/// ([`crate::grant::refresh::token`]).
+pub type FamilyId = [u8; 10];
+
+/// An RFC 7638 JWK thumbprint (SHA-256): the DPoP key a family is bound to.
+pub type Thumbprint = [u8; 32];
 
 /// A family ID for a family created at `created_at`: its seconds as a u32,
 /// big-endian (saturating, in 2106), then `random`.
@@ -22,14 +26,27 @@ pub type FamilyId = [u8; 16];
 /// Leading with the time makes new IDs sort after older ones, so the
 /// storage inserts every new family (and its client-index entry) next to
 /// the previous one instead of at a random place in the tree: sled's
-/// inserts are about twice as fast in order as at random. The 96 random
-/// bits keep IDs of one second unique. The ID never leaves the server.
+/// inserts are about twice as fast in order as at random. The 48 random
+/// bits keep IDs of one second apart (a clash is refused by the store's
+/// insert, not overwritten); the token's own 128 random bits are what
+/// make it unguessable.
 #[must_use]
-pub fn family_id(created_at: UnixTime, random: [u8; 12]) -> FamilyId {
-    let mut id = [0u8; 16];
+pub fn family_id(created_at: UnixTime, random: [u8; 6]) -> FamilyId {
+    let mut id = [0u8; 10];
     id[..4].copy_from_slice(&u32::try_from(created_at).unwrap_or(u32::MAX).to_be_bytes());
     id[4..].copy_from_slice(&random);
     id
+}
+
+/// Seconds in a day: the granularity of the stores' expiry index.
+pub const DAY: u64 = 86_400;
+
+/// The day `at` falls in, as the expiry indexes key it. A family's entry
+/// changes only when its expiry moves into another day, so a rotation
+/// (which moves it by seconds) costs no index write most of the time.
+#[must_use]
+pub fn expiry_day(at: UnixTime) -> u32 {
+    u32::try_from(at / DAY).unwrap_or(u32::MAX)
 }
 
 /// An OAuth client.
@@ -78,6 +95,16 @@ pub struct ClientRecord {
     /// client with a secret (all records from before issue 16).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub public_keys: Vec<Jwk>,
+    /// Raised each time the client is revoked or deleted, in the same
+    /// atomic step: a family created under a lower epoch is dead, so no
+    /// family that raced with a revocation comes back when the client is
+    /// re-activated. Records from before issue 12 have 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub family_epoch: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl ClientRecord {
@@ -85,6 +112,14 @@ impl ClientRecord {
     /// rather than a secret.
     pub fn uses_keys(&self) -> bool {
         !self.public_keys.is_empty()
+    }
+
+    /// Revokes it, raising its family epoch in the same change: every
+    /// family created before is dead from now on, even one whose creation
+    /// raced with this and even once the client is re-activated.
+    pub fn revoke(&mut self) {
+        self.status = ClientStatus::Revoked;
+        self.family_epoch = self.family_epoch.saturating_add(1);
     }
 
     /// Whether the current secret still works at `now`.
@@ -111,50 +146,24 @@ pub struct PreviousSecret {
     pub valid_until: UnixTime,
 }
 
-/// Where a refresh token stands in its family.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RefreshState {
-    /// The family's current token.
-    Active,
-    /// Used at `at`; `successor` replaced it.
-    Rotated {
-        /// When.
-        at: UnixTime,
-        /// Digest of the token that replaced it.
-        successor: Digest32,
-    },
-    /// Never used, but replaced at `at` when a retry within the reuse grace
-    /// presented its predecessor again. Presenting it later means two
-    /// parties held the family, so it counts as reuse. Only earlier
-    /// versions wrote this state: a token that is active but no longer its
-    /// family's current one is superseded just the same
-    /// ([`crate::grant::refresh::decide`]), which saves a write per retry.
-    Superseded {
-        /// When.
-        at: UnixTime,
-    },
+/// The token a family rotated away from, kept while the reuse grace may
+/// let it be presented again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousToken {
+    /// Its generation.
+    pub generation: u32,
+    /// SHA-256 of it.
+    pub digest: Digest32,
+    /// When it was first rotated: the grace runs from here, however often
+    /// it is retried.
+    pub rotated_at: UnixTime,
 }
 
-/// One refresh token, keyed by the SHA-256 of its value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefreshRecord {
-    /// The family it belongs to.
-    pub family_id: FamilyId,
-    /// The client it was issued to (denormalised from the family so the
-    /// check needs no second read).
-    pub client_id: String,
-    /// Issue time.
-    pub issued_at: UnixTime,
-    /// The first second at which it no longer works.
-    pub expires_at: UnixTime,
-    /// Active or rotated.
-    pub state: RefreshState,
-}
-
-/// A chain of refresh tokens started by one client_credentials grant.
+/// A chain of refresh tokens started by one client_credentials grant: one
+/// record however often it rotates. No record exists per token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FamilyRecord {
-    /// Random ID.
+    /// Its ID, carried by every token of the family.
     pub family_id: FamilyId,
     /// The client that owns it.
     pub client_id: String,
@@ -165,41 +174,61 @@ pub struct FamilyRecord {
     pub created_at: UnixTime,
     /// Set once the family is revoked (reuse, client revoked, admin).
     pub revoked_at: Option<UnixTime>,
-    /// Digest of the one token that may be used next.
+    /// The current token's generation.
+    pub generation: u32,
+    /// SHA-256 of the one token that may be used next.
     pub current: Digest32,
+    /// When the current token was issued.
+    pub issued_at: UnixTime,
     /// When the current token expires; the family dies with it.
     pub expires_at: UnixTime,
+    /// The token rotated away from last, while it may still matter.
+    pub previous: Option<PreviousToken>,
+    /// The client's [`ClientRecord::family_epoch`] when the family was
+    /// created: once the client's is higher (it was revoked or deleted
+    /// since), the family is dead.
+    pub client_epoch: u64,
+    /// The DPoP key the family is bound to, if its first token was issued
+    /// with a DPoP proof: every refresh must prove that key (RFC 9449 §5).
+    pub dpop_jkt: Option<Thumbprint>,
 }
 
 impl FamilyRecord {
-    /// Whether the family can still produce tokens at `now`.
+    /// Whether the family can still produce tokens at `now` (not counting
+    /// its client's epoch, which the store checks where it has the client).
     pub fn is_live(&self, now: UnixTime) -> bool {
         self.revoked_at.is_none() && now < self.expires_at
     }
+
+    /// Whether `digest` of a token of `generation` is the family's current one.
+    pub fn is_current(&self, generation: u32, digest: &Digest32) -> bool {
+        generation == self.generation && same_digest(digest, &self.current)
+    }
+
+    /// Whether `digest` of a token of `generation` is the family's previous one.
+    pub fn is_previous(&self, generation: u32, digest: &Digest32) -> bool {
+        self.previous.is_some_and(|p| p.generation == generation && same_digest(digest, &p.digest))
+    }
 }
 
-/// A new refresh token to store: its digest and lifetime.
+/// Compares two digests in constant time.
+#[must_use]
+pub fn same_digest(a: &Digest32, b: &Digest32) -> bool {
+    use subtle::ConstantTimeEq as _;
+    bool::from(a.ct_eq(b))
+}
+
+/// A new refresh token to issue: its random part and lifetime. The store's
+/// decision gives it its family and generation
+/// ([`crate::grant::refresh::decide`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewRefreshToken {
-    /// SHA-256 of the token.
-    pub digest: Digest32,
+    /// The token's random part.
+    pub secret: [u8; 16],
     /// Issue time.
     pub issued_at: UnixTime,
     /// Expiry.
     pub expires_at: UnixTime,
-}
-
-impl NewRefreshToken {
-    /// Its record as the current, active token of `family`.
-    pub fn active_record(&self, family: &FamilyRecord) -> RefreshRecord {
-        RefreshRecord {
-            family_id: family.family_id,
-            client_id: family.client_id.clone(),
-            issued_at: self.issued_at,
-            expires_at: self.expires_at,
-            state: RefreshState::Active,
-        }
-    }
 }
 
 /// A signing key with its private part, as stored.
@@ -252,11 +281,11 @@ mod tests {
 
     #[test]
     fn family_ids_sort_by_creation_time_and_keep_their_random_part() {
-        let earlier = family_id(1_800_000_000, [0xff; 12]);
-        let later = family_id(1_800_000_001, [0; 12]);
+        let earlier = family_id(1_800_000_000, [0xff; 6]);
+        let later = family_id(1_800_000_001, [0; 6]);
         assert!(earlier < later, "a later second sorts after, whatever the random bytes");
-        assert_eq!(&earlier[4..], &[0xff; 12]);
-        assert_eq!(family_id(u64::MAX, [7; 12])[..4], [0xff; 4], "saturates instead of wrapping");
+        assert_eq!(&earlier[4..], &[0xff; 6]);
+        assert_eq!(family_id(u64::MAX, [7; 6])[..4], [0xff; 4], "saturates instead of wrapping");
     }
 
     /// Issue 16: a client stored before the policy fields existed (both
@@ -275,11 +304,14 @@ mod tests {
         assert!(!written.contains("access_token_ttl") && !written.contains("audiences"), "{written}");
         assert!(!client.require_dpop && !written.contains("require_dpop"), "DPoP optional, written as before");
         assert!(!written.contains("public_keys") && !client.uses_keys(), "{written}");
+        assert_eq!(client.family_epoch, 0);
+        assert!(!written.contains("family_epoch"), "{written}");
         let key = Jwk::ed25519(&[9; 32]).unwrap();
         let with_policy = ClientRecord {
             access_token_ttl: Some(60),
             audiences: vec!["https://a".into()],
             public_keys: vec![key],
+            family_epoch: 3,
             ..client
         };
         let round_trip: ClientRecord = serde_json::from_str(&serde_json::to_string(&with_policy).unwrap()).unwrap();

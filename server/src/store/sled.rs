@@ -7,10 +7,9 @@
 //! | `meta` | name | bytes |
 //! | `clients` | client ID | [`ClientRecord`] (JSON) |
 //! | `client_last_used` | client ID | u64 big-endian |
-//! | `refresh_tokens` | SHA-256 of the token | [`RefreshRecord`] (postcard) |
-//! | `refresh_expiry` | expiry (u64 BE) ++ digest | empty: the purge's index |
-//! | `families` | family ID | [`FamilyRecord`] (postcard) |
-//! | `client_families` | client ID ++ family ID | empty: revocation's index |
+//! | `families` | family ID | [`FamilyRecord`] (postcard): one per family, however often it rotates |
+//! | `client_families` | client ID ++ family ID | empty: the client's families, by prefix |
+//! | `family_expiry` | expiry day (u32 BE) ++ family ID | empty: the purge's index |
 //! | `keys` | kid | [`KeyRecord`] (JSON) |
 //! | `audit` | sequence number (u64 BE) | [`AuditEvent`] (JSON) |
 //! | `denied_jti` | access-token `jti` | its `exp`, u64 big-endian |
@@ -26,14 +25,13 @@
 //! `fdatasync` shared by all concurrent writers. Every write waits for that
 //! before it returns (one durability rule), except
 //! [`Store::record_client_use`], a best-effort time stamp.
-//! Every change to the four refresh-token trees (`refresh_tokens`,
-//! `refresh_expiry`, `families`, `client_families`) and to the two
-//! private_key_jwt replay trees is a commit of the
-//! write-ahead [`journal`] in `<dir>.journal/`: commits are serialised, so a
-//! rotation can never interleave with another rotation, a revocation or the
-//! purge, and a commit is durable after one append and sync shared by all
-//! concurrent writers. The other trees are written directly and made durable
-//! by flushing sled ([`GroupFlusher`]), which only admin actions wait for.
+//!
+//! `meta` holds `storage_format` ([`format`]): a data dir of another format
+//! is refused at open, never misread.
+//!
+//! A rotation overwrites the one family record; it touches `family_expiry`
+//! only when the family's expiry moves into another day, at most once a
+//! day per family, and the purge re-checks the record before removing it.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -43,10 +41,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::codec::{decode_compact, decode_json, encode_compact, encode_json};
-use super::records::{ClientRecord, Digest32, FamilyId, FamilyRecord, KeyRecord, NewRefreshToken, RefreshRecord};
+use super::records::{ClientRecord, Digest32, FamilyId, FamilyRecord, KeyRecord, NewRefreshToken};
 use super::{BackendSource, ClientChange, FamilyStart, JtiClaim, PurgeReport, RefreshUse, Store, StoreError};
 use crate::clock::UnixTime;
-use crate::grant::refresh::{self, Presentation, Writes};
+use crate::grant::refresh::token::RefreshToken;
+use crate::grant::refresh::{self, Presentation};
 use journal::{Journal, JournaledTrees, ReadTree, SegmentLimits, Ticket, TreeId, View};
 use tessera_shared::admin::{AuditEvent, ClientStatus};
 
@@ -68,10 +67,9 @@ pub struct SledStore {
     meta: ReadTree,
     clients: ReadTree,
     client_last_used: ReadTree,
-    refresh_tokens: ReadTree,
-    refresh_expiry: ReadTree,
     families: ReadTree,
     client_families: ReadTree,
+    family_expiry: ReadTree,
     keys: ReadTree,
     denied_jti: ReadTree,
     denied_expiry: ReadTree,
@@ -103,10 +101,12 @@ fn backend(e: impl Into<BackendSource>) -> StoreError {
     StoreError::backend("sled", e)
 }
 
-fn expiry_key(expires_at: UnixTime, digest: &Digest32) -> [u8; 40] {
-    let mut key = [0u8; 40];
-    key[..8].copy_from_slice(&expires_at.to_be_bytes());
-    key[8..].copy_from_slice(digest);
+use super::records::expiry_day as day_of;
+
+fn expiry_key(day: u32, family_id: &FamilyId) -> [u8; 14] {
+    let mut key = [0u8; 14];
+    key[..4].copy_from_slice(&day.to_be_bytes());
+    key[4..].copy_from_slice(family_id);
     key
 }
 
@@ -125,8 +125,10 @@ impl SledStore {
     /// # Errors
     /// [`StoreError::Backend`] if sled cannot open it or the journal cannot
     /// be replayed; [`StoreError::Corrupt`] if the journal is damaged.
+    /// [`StoreError::Format`] if it holds another storage format.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = open_db(dir)?;
+        format::check_or_initialise(&db)?;
         Self::from_db(db, &journal_dir(dir))
     }
 
@@ -150,10 +152,9 @@ impl SledStore {
             meta: journal.reader(TreeId::Meta),
             clients: clients.clone(),
             client_last_used: journal.reader(TreeId::ClientLastUsed),
-            refresh_tokens: journal.reader(TreeId::RefreshTokens),
-            refresh_expiry: journal.reader(TreeId::RefreshExpiry),
             families: journal.reader(TreeId::Families),
             client_families: journal.reader(TreeId::ClientFamilies),
+            family_expiry: journal.reader(TreeId::FamilyExpiry),
             keys: journal.reader(TreeId::Keys),
             audit: journal.reader(TreeId::Audit),
             denied_jti: journal.reader(TreeId::DeniedJti),
@@ -226,7 +227,7 @@ impl SledStore {
     }
 
     /// Revokes one family if it is live; returns whether it was.
-    fn revoke_family(&self, family_id: &FamilyId, now: UnixTime) -> Result<(bool, Ticket), StoreError> {
+    fn revoke_one(&self, family_id: &FamilyId, now: UnixTime) -> Result<(bool, Ticket), StoreError> {
         self.journal.commit(|view| {
             let Some(mut family) = get_family(view, family_id)? else { return Ok(false) };
             if !family.is_live(now) {
@@ -234,7 +235,7 @@ impl SledStore {
             }
             family.revoked_at = Some(now);
             view.insert(TreeId::Families, family_id, encode_compact(&family)?);
-            mark_dead(view, &family, now);
+            mark_dead(view, &family);
             Ok(true)
         })
     }
@@ -250,7 +251,7 @@ impl SledStore {
         self.journal.wait(barrier).await?;
         let mut revoked = 0;
         for family_id in self.family_ids_of(client_id)? {
-            if self.revoke_family(&family_id, now)?.0 {
+            if self.revoke_one(&family_id, now)?.0 {
                 revoked += 1;
             }
         }
@@ -260,7 +261,7 @@ impl SledStore {
 
 /// Removes the oldest families of `client_id` until one more fits under
 /// `max_families`; returns how many of those were live at `now`. Their
-/// tokens stay until the purge finds them without a family.
+/// expiry-index entries stay until the purge finds them without a family.
 fn make_room(
     view: &mut View<'_>,
     counts: &mut HashMap<String, usize>,
@@ -292,20 +293,29 @@ fn make_room(
     Ok(retired)
 }
 
-/// Makes a family revoked at `now` due for the purge: an index entry for
-/// its current token at `now`. The purge removes a family with its current
-/// token, so a dead family goes at the next purge instead of at its expiry;
-/// the token's own entry, found later without a token, just goes too.
-fn mark_dead(view: &mut View<'_>, family: &FamilyRecord, now: UnixTime) {
-    view.insert(TreeId::RefreshExpiry, &expiry_key(now, &family.current), Vec::new());
+/// Makes a revoked family due for the purge at once: an index entry for
+/// day 0, ahead of every family that is still to expire, so a dead family
+/// goes at the next purge instead of at its expiry however many families
+/// expire today (the purge re-checks it; its other entry, found later
+/// without a family, just goes too).
+fn mark_dead(view: &mut View<'_>, family: &FamilyRecord) {
+    view.insert(TreeId::FamilyExpiry, &expiry_key(DUE_AT_ONCE, &family.family_id), Vec::new());
 }
 
-fn get_token(view: &View<'_>, digest: &Digest32) -> Result<Option<RefreshRecord>, StoreError> {
-    view.get(TreeId::RefreshTokens, digest)?.map(|raw| decode_compact(&raw)).transpose()
-}
+/// The expiry-index day of a revoked family.
+const DUE_AT_ONCE: u32 = 0;
 
 fn get_family(view: &View<'_>, family_id: &FamilyId) -> Result<Option<FamilyRecord>, StoreError> {
     view.get(TreeId::Families, family_id)?.map(|raw| decode_compact(&raw)).transpose()
+}
+
+/// Removes a family and its client-index entry, keeping the count.
+fn remove_family(view: &mut View<'_>, counts: &mut HashMap<String, usize>, family: &FamilyRecord) {
+    view.remove(TreeId::Families, &family.family_id);
+    view.remove(TreeId::ClientFamilies, &client_family_key(&family.client_id, &family.family_id));
+    if let Some(count) = counts.get_mut(&family.client_id) {
+        *count = count.saturating_sub(1);
+    }
 }
 
 #[async_trait]
@@ -427,27 +437,26 @@ impl Store for SledStore {
         Ok(Some(u64::from_be_bytes(bytes)))
     }
 
-    async fn create_family(
-        &self,
-        family: &FamilyRecord,
-        first: &NewRefreshToken,
-        max_families: usize,
-    ) -> Result<FamilyStart, StoreError> {
-        let token_bytes = encode_compact(&first.active_record(family))?;
+    async fn create_family(&self, family: &FamilyRecord, max_families: usize) -> Result<FamilyStart, StoreError> {
         let family_bytes = encode_compact(family)?;
         let (started, ticket) = self.journal.commit(|view| {
-            // Read inside the commit: a revocation that changed the client
-            // before this point is seen here; one after it waits for this
-            // commit before it scans the client's families.
-            let active = self.lookup_client(&family.client_id)?.is_some_and(|c| c.status == ClientStatus::Active);
-            if !active {
+            // Read inside the commit: a revocation raised the client's
+            // epoch in the same step as it revoked it, so a client revoked
+            // since the grant authenticated (even re-activated since) is
+            // seen here.
+            let current = self
+                .lookup_client(&family.client_id)?
+                .is_some_and(|c| c.status == ClientStatus::Active && c.family_epoch == family.client_epoch);
+            if !current {
                 return Ok(FamilyStart::ClientNotActive);
+            }
+            if view.get(TreeId::Families, &family.family_id)?.is_some() {
+                return Err(StoreError::AlreadyExists("a refresh-token family with this ID".into()));
             }
             let retired =
                 make_room(view, &mut self.family_counts(), &family.client_id, max_families, family.created_at)?;
             view.insert(TreeId::Families, &family.family_id, family_bytes);
-            view.insert(TreeId::RefreshTokens, &first.digest, token_bytes);
-            view.insert(TreeId::RefreshExpiry, &expiry_key(first.expires_at, &first.digest), Vec::new());
+            view.insert(TreeId::FamilyExpiry, &expiry_key(day_of(family.expires_at), &family.family_id), Vec::new());
             view.insert(TreeId::ClientFamilies, &client_family_key(&family.client_id, &family.family_id), Vec::new());
             Ok(FamilyStart::Started { retired })
         })?;
@@ -457,29 +466,25 @@ impl Store for SledStore {
 
     async fn use_refresh_token(
         &self,
-        presented: &Digest32,
+        presented: &RefreshToken,
         successor: &NewRefreshToken,
         request: &Presentation<'_>,
     ) -> Result<RefreshUse, StoreError> {
         let (outcome, ticket) = self.journal.commit(|view| {
-            let Some(token) = get_token(view, presented)? else { return Ok(RefreshUse::Unknown) };
-            let Some(family) = get_family(view, &token.family_id)? else {
-                // The family was purged before this token was: treat the
-                // token as gone too.
-                return Ok(RefreshUse::Unknown);
-            };
-            let decision = refresh::decide(presented, &token, &family, successor, request);
-            match &decision.writes {
-                Writes::Nothing => {}
-                Writes::Family(family) => {
-                    view.insert(TreeId::Families, &family.family_id, encode_compact(family)?);
-                    mark_dead(view, family, request.now);
-                }
-                Writes::Rotate { presented: used, successor_digest, successor: record, family } => {
-                    view.insert(TreeId::RefreshTokens, presented, encode_compact(used)?);
-                    view.insert(TreeId::RefreshTokens, successor_digest, encode_compact(record)?);
-                    view.insert(TreeId::RefreshExpiry, &expiry_key(record.expires_at, successor_digest), Vec::new());
-                    view.insert(TreeId::Families, &family.family_id, encode_compact(family)?);
+            let Some(family) = get_family(view, &presented.family_id)? else { return Ok(RefreshUse::Unknown) };
+            let decision = refresh::decide(presented, &family, successor, request);
+            if let Some(after) = &decision.write {
+                view.insert(TreeId::Families, &after.family_id, encode_compact(after)?);
+                if after.revoked_at.is_some() {
+                    mark_dead(view, after);
+                } else if day_of(after.expires_at) != day_of(family.expires_at) {
+                    // At most once a day per family: the old entry stays
+                    // until the purge finds the family due later.
+                    view.insert(
+                        TreeId::FamilyExpiry,
+                        &expiry_key(day_of(after.expires_at), &after.family_id),
+                        Vec::new(),
+                    );
                 }
             }
             let family = decision.family_after(&family).clone();
@@ -498,11 +503,13 @@ impl Store for SledStore {
     }
 
     async fn count_live_families(&self, client_id: &str, now: UnixTime) -> Result<u64, StoreError> {
+        // A family of an epoch its client has left behind is dead too.
+        let Some(owner) = self.lookup_client(client_id)? else { return Ok(0) };
         let mut live = 0;
         for family_id in self.family_ids_of(client_id)? {
             if let Some(raw) = self.families.get(family_id).map_err(backend)? {
                 let family: FamilyRecord = decode_compact(&raw)?;
-                if family.is_live(now) {
+                if family.is_live(now) && family.client_epoch >= owner.family_epoch {
                     live += 1;
                 }
             }
@@ -512,38 +519,40 @@ impl Store for SledStore {
 
     async fn purge_expired(&self, now: UnixTime, batch: usize) -> Result<PurgeReport, StoreError> {
         let mut report = PurgeReport::default();
-        let bound = now.saturating_add(1).to_be_bytes();
-        let expired: Vec<sled::IVec> = self
-            .refresh_expiry
+        let bound = day_of(now).saturating_add(1).to_be_bytes();
+        let due: Vec<sled::IVec> = self
+            .family_expiry
             .range(..bound.as_slice())
             .keys()
             .take(batch)
             .collect::<Result<_, _>>()
             .map_err(backend)?;
-        for index_key in expired {
-            let digest: Digest32 = index_key
-                .get(8..)
-                .and_then(|d| d.try_into().ok())
-                .ok_or_else(|| StoreError::Corrupt("refresh_expiry key has the wrong length".into()))?;
-            let ((tokens_removed, family_removed), _) = self.journal.commit(|view| {
-                view.remove(TreeId::RefreshExpiry, &index_key);
-                let Some(token) = get_token(view, &digest)? else { return Ok((0, 0)) };
-                view.remove(TreeId::RefreshTokens, &digest);
-                let family_removed = match get_family(view, &token.family_id)? {
-                    Some(family) if family.current == digest => {
-                        view.remove(TreeId::Families, &family.family_id);
-                        view.remove(TreeId::ClientFamilies, &client_family_key(&family.client_id, &family.family_id));
-                        if let Some(count) = self.family_counts().get_mut(&family.client_id) {
-                            *count = count.saturating_sub(1);
-                        }
-                        1
-                    }
-                    _ => 0,
+        for index_key in due {
+            let (day, family_id): (u32, FamilyId) = index_key
+                .get(..4)
+                .zip(index_key.get(4..))
+                .and_then(|(day, id)| Some((u32::from_be_bytes(day.try_into().ok()?), id.try_into().ok()?)))
+                .ok_or_else(|| StoreError::Corrupt("family_expiry key has the wrong length".into()))?;
+            let (removed, _) = self.journal.commit(|view| {
+                let Some(family) = get_family(view, &family_id)? else {
+                    view.remove(TreeId::FamilyExpiry, &index_key);
+                    return Ok(0);
                 };
-                Ok((1, family_removed))
+                let client = self.lookup_client(&family.client_id)?;
+                let dead = !family.is_live(now) || client.is_none_or(|c| c.family_epoch > family.client_epoch);
+                if dead {
+                    view.remove(TreeId::FamilyExpiry, &index_key);
+                    remove_family(view, &mut self.family_counts(), &family);
+                    return Ok(1);
+                }
+                if day_of(family.expires_at) != day {
+                    // Rotated since into a later day, which has its entry.
+                    view.remove(TreeId::FamilyExpiry, &index_key);
+                }
+                // Otherwise it expires later today: its entry stays.
+                Ok(0)
             })?;
-            report.tokens += tokens_removed;
-            report.families += family_removed;
+            report.families += removed;
         }
         // The next purge scans sled, which has these removals once they
         // are synced; waiting also keeps the report honest.
@@ -747,17 +756,12 @@ impl Store for SledStore {
         Ok(removed)
     }
 
-    async fn refresh_token(&self, digest: &Digest32) -> Result<Option<(RefreshRecord, FamilyRecord)>, StoreError> {
-        let Some(raw) = self.refresh_tokens.get(digest).map_err(backend)? else { return Ok(None) };
-        let token: RefreshRecord = decode_compact(&raw)?;
-        let Some(raw) = self.families.get(token.family_id).map_err(backend)? else { return Ok(None) };
-        Ok(Some((token, decode_compact(&raw)?)))
+    async fn family(&self, family_id: &FamilyId) -> Result<Option<FamilyRecord>, StoreError> {
+        self.families.get(family_id).map_err(backend)?.map(|raw| decode_compact(&raw)).transpose()
     }
 
-    async fn revoke_family_of_token(&self, digest: &Digest32, now: UnixTime) -> Result<bool, StoreError> {
-        let Some(raw) = self.refresh_tokens.get(digest).map_err(backend)? else { return Ok(false) };
-        let token: RefreshRecord = decode_compact(&raw)?;
-        let (revoked, ticket) = self.revoke_family(&token.family_id, now)?;
+    async fn revoke_family(&self, family_id: &FamilyId, now: UnixTime) -> Result<bool, StoreError> {
+        let (revoked, ticket) = self.revoke_one(family_id, now)?;
         self.journal.wait(ticket).await?;
         Ok(revoked)
     }
@@ -778,6 +782,7 @@ mod assertion_jti;
 mod client_cache;
 pub mod compact;
 mod export;
+mod format;
 mod journal;
 mod open;
 mod revocation;

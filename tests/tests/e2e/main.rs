@@ -54,6 +54,8 @@
 //! - [`postgres_cache`]: each instance's client cache and key follower: a
 //!   change through one reaches the other within a second; a killed
 //!   listening connection lets no stale client through.
+//! - [`storage_format`]: a data dir of an older storage format is refused
+//!   with one line; a fresh one starts.
 //! - [`postgres_tls`]: TLS to PostgreSQL on a cluster of its own started
 //!   with `ssl=on` (`sslmode`, `sslrootcert`, a wrong CA, plaintext refused).
 //!
@@ -89,6 +91,7 @@ mod refresh;
 mod resource_servers;
 mod revoke_introspect;
 mod seed_examples;
+mod storage_format;
 mod tls;
 mod token_errors;
 mod token_policy;

@@ -207,7 +207,7 @@ async fn migrate_storage_moves_a_sled_installation() {
     };
     let out = run(&url);
     assert!(out.status.success(), "migrate-storage failed: {}", out.stderr);
-    assert!(out.stdout.contains("migrated 1 clients, 1 refresh-token families (1 tokens)"), "{}", out.stdout);
+    assert!(out.stdout.contains("migrated 1 clients, 1 refresh-token families,"), "{}", out.stdout);
 
     let pg = start_on(&url, &[]);
     assert_eq!(jwks(&pg).await, keys_before, "the same keys are served");

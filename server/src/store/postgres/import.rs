@@ -4,11 +4,11 @@
 
 use tessera_shared::admin::AuditEvent;
 
-use super::{Fail, PgStore, insert_family, insert_token, retrying, to_db, upsert_keys};
+use super::{Fail, PgStore, insert_family, retrying, to_db, upsert_keys};
 use crate::clock::UnixTime;
 use crate::store::StoreError;
 use crate::store::codec::encode_json;
-use crate::store::records::{ClientRecord, Digest32, FamilyRecord, KeyRecord, RefreshRecord};
+use crate::store::records::{ClientRecord, FamilyRecord, KeyRecord};
 
 /// Everything copied in one transaction by [`PgStore::import`].
 #[derive(Debug, Default)]
@@ -21,8 +21,6 @@ pub struct Snapshot {
     pub last_used: Vec<(String, UnixTime)>,
     /// Families.
     pub families: Vec<FamilyRecord>,
-    /// Refresh tokens by digest.
-    pub tokens: Vec<(Digest32, RefreshRecord)>,
     /// Signing keys.
     pub keys: Vec<KeyRecord>,
     /// The audit trail, with its sequence numbers.
@@ -74,8 +72,8 @@ impl PgStore {
         }
         for record in &snapshot.clients {
             tx.execute(
-                "INSERT INTO clients (client_id, record) VALUES ($1, $2)",
-                &[&record.client_id, &encode_json(record)?],
+                "INSERT INTO clients (client_id, record, family_epoch) VALUES ($1, $2, $3)",
+                &[&record.client_id, &encode_json(record)?, &to_db(record.family_epoch)?],
             )
             .await?;
         }
@@ -89,9 +87,6 @@ impl PgStore {
         }
         for family in &snapshot.families {
             insert_family(&tx, family).await?;
-        }
-        for (digest, token) in &snapshot.tokens {
-            insert_token(&tx, digest, token).await?;
         }
         upsert_keys(&tx, &snapshot.keys).await?;
         let mut last_seq = 0;

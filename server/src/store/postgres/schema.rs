@@ -115,8 +115,34 @@ CREATE TRIGGER signing_keys_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE 
     FOR EACH STATEMENT EXECUTE FUNCTION tessera_notify_keys();
 "#,
     ),
+    // Storage format 2 (issue 12): one row per refresh-token family, no row
+    // per token; the client's family epoch beside its record. Applied only
+    // to a database without refresh-token rows ([`refuse_format_1`]).
+    // `expiry_day` changes at most once a day per family, so a rotation
+    // updates no indexed column and PostgreSQL can keep it a HOT update.
     (
         3,
+        r#"
+DROP TABLE refresh_tokens;
+DROP TABLE families;
+CREATE TABLE families (
+    family_id BYTEA PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    revoked_at BIGINT,
+    expires_at BIGINT NOT NULL,
+    expiry_day BIGINT NOT NULL,
+    client_epoch BIGINT NOT NULL,
+    record BYTEA NOT NULL
+);
+CREATE INDEX families_by_client ON families (client_id, family_id);
+CREATE INDEX families_by_expiry_day ON families (expiry_day);
+ALTER TABLE clients ADD COLUMN family_epoch BIGINT NOT NULL DEFAULT 0;
+"#,
+    ),
+    // Issue 16: the private_key_jwt replay set, shared by every instance.
+    (
+        4,
         r#"
 CREATE TABLE assertion_jti (
     client_id TEXT NOT NULL,
@@ -130,7 +156,15 @@ CREATE INDEX assertion_jti_by_until ON assertion_jti (until);
 ];
 
 /// The newest schema version this build knows.
-pub const CURRENT_VERSION: i32 = 3;
+pub const CURRENT_VERSION: i32 = 4;
+
+/// The first schema version of storage format 2: a database below it with
+/// refresh-token rows holds format 1.
+const FORMAT_2_VERSION: i32 = 3;
+
+/// What an operator with a format-1 database can do.
+const WHAT_TO_DO: &str = "keep running the previous release on it, or delete its refresh tokens \
+     (DELETE FROM refresh_tokens; DELETE FROM families;) so that clients start new families, then start this one";
 
 /// Brings the schema up to [`CURRENT_VERSION`].
 ///
@@ -149,6 +183,27 @@ pub(super) async fn migrate(client: &mut Object) -> Result<(), StoreError> {
         client.execute("SELECT pg_advisory_unlock(hashtext(current_schema()), $1)", &[&MIGRATION_LOCK]).await;
     result?;
     unlocked.map_err(Fail::from).map_err(Fail::into_store)?;
+    Ok(())
+}
+
+/// The SQL of the migrations up to and including `version`, for tests
+/// that build a database as an older release left it.
+#[cfg(test)]
+pub(super) fn migrations_up_to(version: i32) -> impl Iterator<Item = (i32, &'static str)> {
+    MIGRATIONS.iter().copied().filter(move |(v, _)| *v <= version)
+}
+
+/// Refuses a format-1 database that holds refresh tokens: they cannot name
+/// their family, and must never be read as format 2.
+async fn refuse_format_1(client: &Object) -> Result<(), StoreError> {
+    let fail = |e: tokio_postgres::Error| Fail::from(e).into_store();
+    let row = client
+        .query_one("SELECT EXISTS (SELECT 1 FROM refresh_tokens) OR EXISTS (SELECT 1 FROM families)", &[])
+        .await
+        .map_err(fail)?;
+    if row.get::<_, bool>(0) {
+        return Err(StoreError::Format { what: "the database", found: 1, expected: 2, what_to_do: WHAT_TO_DO });
+    }
     Ok(())
 }
 
@@ -174,6 +229,9 @@ async fn apply(client: &mut Object) -> Result<(), StoreError> {
              upgrade tessera-server"
             ),
         ));
+    }
+    if applied > 0 && applied < FORMAT_2_VERSION {
+        refuse_format_1(client).await?;
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
         let tx = client.transaction().await.map_err(fail)?;

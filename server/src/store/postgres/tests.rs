@@ -109,6 +109,67 @@ async fn a_newer_schema_is_refused() {
     assert!(error.to_string().contains("newer than this tessera-server knows"), "{error}");
 }
 
+/// A schema in the test database laid out as a release before storage
+/// format 2 left it (migrations 1 and 2), with a refresh token in it if
+/// `with_tokens`; its name. `None` when no test database is configured.
+async fn format_1_schema(with_tokens: bool) -> Option<(String, String)> {
+    let store = fresh_store().await?;
+    let client = store.client().await.unwrap();
+    let schema: String = client.query_one("SELECT current_schema()", &[]).await.unwrap().get(0);
+    drop(client);
+    drop(store);
+    let url = std::env::var(TEST_URL_ENV).unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    let connection = tokio::spawn(connection);
+    // The fresh store migrated it: start it over as the old release would have.
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path TO {schema}"))
+        .await
+        .unwrap();
+    client
+        .batch_execute("CREATE TABLE tessera_schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        .await
+        .unwrap();
+    for (version, sql) in super::schema::migrations_up_to(2) {
+        client.batch_execute(sql).await.unwrap();
+        client.execute("INSERT INTO tessera_schema_migrations (version) VALUES ($1)", &[&version]).await.unwrap();
+    }
+    if with_tokens {
+        client
+            .batch_execute(
+                "INSERT INTO families (family_id, client_id, current_digest, expires_at, record) \
+                     VALUES ('\\x01', 'c', '\\x02', 1, '\\x00'); \
+                 INSERT INTO refresh_tokens (digest, family_id, expires_at, record) VALUES ('\\x02', '\\x01', 1, '\\x00')",
+            )
+            .await
+            .unwrap();
+    }
+    drop(client);
+    let _ = connection.await;
+    Some((url, schema))
+}
+
+/// Issue 12: a database of storage format 1 holding refresh tokens is
+/// refused at start with one line naming both formats, and left as it was.
+#[tokio::test]
+async fn a_format_1_database_with_tokens_is_refused() {
+    let Some((url, schema)) = format_1_schema(true).await else { return };
+    let error = PgStore::connect_in(&url, Some(&schema)).await.unwrap_err();
+    assert!(matches!(error, crate::store::StoreError::Format { found: 1, expected: 2, .. }), "{error:?}");
+    let line = error.to_string();
+    assert!(line.contains("storage format 1") && line.contains("needs format 2") && !line.contains('\n'), "{line}");
+    // Refused again: nothing was migrated.
+    assert!(PgStore::connect_in(&url, Some(&schema)).await.is_err());
+}
+
+/// A format-1 database without refresh tokens is migrated to format 2.
+#[tokio::test]
+async fn a_format_1_database_without_tokens_is_migrated() {
+    let Some((url, schema)) = format_1_schema(false).await else { return };
+    let store: Arc<dyn Store> = Arc::new(PgStore::connect_in(&url, Some(&schema)).await.unwrap());
+    crate::store::conformance::rotation_moves_the_family_forward(store).await;
+}
+
 #[tokio::test]
 async fn a_bad_url_is_an_error_not_a_panic() {
     let error = PgStore::connect("postgres://nobody@127.0.0.1:1/none?connect_timeout=1").await.unwrap_err();

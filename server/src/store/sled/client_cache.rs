@@ -60,6 +60,7 @@ impl Default for ClientCache {
                 refresh_tokens: true,
                 status: tessera_shared::admin::ClientStatus::Revoked,
                 created_at: 0,
+                family_epoch: 0,
             },
         }
     }

@@ -6,7 +6,7 @@ use super::{SledStore, backend};
 use crate::clock::UnixTime;
 use crate::store::StoreError;
 use crate::store::codec::decode_compact;
-use crate::store::records::{Digest32, FamilyRecord, RefreshRecord};
+use crate::store::records::FamilyRecord;
 
 fn u64_value(raw: &[u8], what: &str) -> Result<u64, StoreError> {
     let bytes: [u8; 8] = raw.try_into().map_err(|_| StoreError::Corrupt(format!("{what} has the wrong length")))?;
@@ -27,7 +27,7 @@ impl SledStore {
         for entry in self.meta.iter() {
             let (key, value) = entry.map_err(backend)?;
             let name = utf8(&key, "a meta name")?;
-            if name != "health_probe" {
+            if name != "health_probe" && name != "storage_format" {
                 entries.push((name, value.to_vec()));
             }
         }
@@ -53,23 +53,6 @@ impl SledStore {
     /// [`StoreError`] on backend failure or a corrupt record.
     pub fn all_families(&self) -> Result<Vec<FamilyRecord>, StoreError> {
         self.families.iter().values().map(|raw| decode_compact(&raw.map_err(backend)?)).collect()
-    }
-
-    /// Every refresh token with its digest.
-    ///
-    /// # Errors
-    /// [`StoreError`] on backend failure or a corrupt record.
-    pub fn all_refresh_tokens(&self) -> Result<Vec<(Digest32, RefreshRecord)>, StoreError> {
-        let mut tokens = Vec::new();
-        for entry in self.refresh_tokens.iter() {
-            let (key, value) = entry.map_err(backend)?;
-            let digest: Digest32 = key
-                .as_ref()
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("a token digest has the wrong length".into()))?;
-            tokens.push((digest, decode_compact(&value)?));
-        }
-        Ok(tokens)
     }
 
     /// Every access-token deny-list entry with its expiry.

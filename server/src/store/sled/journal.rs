@@ -84,8 +84,6 @@ impl Default for SegmentLimits {
 #[derive(Debug, Clone)]
 pub struct JournaledTrees {
     pub families: sled::Tree,
-    pub refresh_tokens: sled::Tree,
-    pub refresh_expiry: sled::Tree,
     pub client_families: sled::Tree,
     pub meta: sled::Tree,
     pub clients: sled::Tree,
@@ -96,6 +94,7 @@ pub struct JournaledTrees {
     pub denied_expiry: sled::Tree,
     pub assertion_jti: sled::Tree,
     pub assertion_expiry: sled::Tree,
+    pub family_expiry: sled::Tree,
 }
 
 impl JournaledTrees {
@@ -107,9 +106,8 @@ impl JournaledTrees {
         let tree = |id: TreeId| db.open_tree(id.name()).map_err(|e| backend("cannot open a tree", e));
         Ok(Self {
             families: tree(TreeId::Families)?,
-            refresh_tokens: tree(TreeId::RefreshTokens)?,
-            refresh_expiry: tree(TreeId::RefreshExpiry)?,
             client_families: tree(TreeId::ClientFamilies)?,
+            family_expiry: tree(TreeId::FamilyExpiry)?,
             meta: tree(TreeId::Meta)?,
             clients: tree(TreeId::Clients)?,
             client_last_used: tree(TreeId::ClientLastUsed)?,
@@ -125,8 +123,6 @@ impl JournaledTrees {
     fn tree(&self, id: TreeId) -> &sled::Tree {
         match id {
             TreeId::Families => &self.families,
-            TreeId::RefreshTokens => &self.refresh_tokens,
-            TreeId::RefreshExpiry => &self.refresh_expiry,
             TreeId::ClientFamilies => &self.client_families,
             TreeId::Meta => &self.meta,
             TreeId::Clients => &self.clients,
@@ -137,6 +133,7 @@ impl JournaledTrees {
             TreeId::DeniedExpiry => &self.denied_expiry,
             TreeId::AssertionJti => &self.assertion_jti,
             TreeId::AssertionExpiry => &self.assertion_expiry,
+            TreeId::FamilyExpiry => &self.family_expiry,
         }
     }
 }

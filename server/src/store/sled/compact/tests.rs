@@ -1,7 +1,7 @@
 use super::{Summary, summarize_copy};
 use crate::store::Store as _;
 use crate::store::conformance::sample_key;
-use crate::store::records::{ClientRecord, FamilyRecord, NewRefreshToken};
+use crate::store::records::{ClientRecord, FamilyRecord};
 use crate::store::sled::SledStore;
 
 const NOW: u64 = 1_700_000_000;
@@ -10,16 +10,8 @@ fn sample_client(id: &str) -> ClientRecord {
     ClientRecord { name: "compact".into(), ..crate::store::conformance::client(id) }
 }
 
-fn family(id: u8, first: &NewRefreshToken) -> FamilyRecord {
-    FamilyRecord {
-        family_id: [id; 16],
-        client_id: "oa2-client-id_a".into(),
-        scope: vec!["read".into()],
-        created_at: first.issued_at,
-        revoked_at: None,
-        current: first.digest,
-        expires_at: first.expires_at,
-    }
+fn family(id: u8) -> FamilyRecord {
+    crate::store::conformance::family(id, "oa2-client-id_a", NOW, 100)
 }
 
 /// A store with something in every tree, plus a tree Tessera does not know.
@@ -29,8 +21,7 @@ async fn filled(dir: &std::path::Path) -> SledStore {
     store.insert_client(&sample_client("oa2-client-id_a")).await.unwrap();
     store.record_client_use("oa2-client-id_a", NOW).await.unwrap();
     for n in 0..50u8 {
-        let first = NewRefreshToken { digest: [n; 32], issued_at: NOW, expires_at: NOW + 100 };
-        store.create_family(&family(n, &first), &first, 1000).await.unwrap();
+        store.create_family(&family(n), 1000).await.unwrap();
     }
     store.put_keys(&[sample_key(1), sample_key(2)]).await.unwrap();
     let event = tessera_shared::admin::AuditEvent {
@@ -78,12 +69,11 @@ async fn the_copy_holds_every_tree_and_every_entry_byte_for_byte() {
 
     assert_eq!(summarize_copy(&target).unwrap(), summary, "the copy on disk matches what was read");
     let names: Vec<&[u8]> = summary.keys().map(Vec::as_slice).collect();
-    for tree in
-        [&b"meta"[..], b"clients", b"refresh_tokens", b"families", b"keys", b"audit", b"denied_jti", b"not_ours"]
+    for tree in [&b"meta"[..], b"clients", b"families", b"family_expiry", b"keys", b"audit", b"denied_jti", b"not_ours"]
     {
         assert!(names.contains(&tree), "tree {} copied: {names:?}", String::from_utf8_lossy(tree));
     }
-    assert_eq!(summary[&b"refresh_tokens"[..]].entries, 50);
+    assert_eq!(summary[&b"families"[..]].entries, 50);
     assert_eq!(summary[&b"not_ours"[..]].entries, 2);
 
     let copy = SledStore::open(&target).unwrap();

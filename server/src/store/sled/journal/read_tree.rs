@@ -49,4 +49,11 @@ impl ReadTree {
     pub fn last(&self) -> sled::Result<Option<(sled::IVec, sled::IVec)>> {
         self.0.last()
     }
+
+    /// [`sled::Tree::len`] (a full scan), for tests that count entries.
+    #[cfg(test)]
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
 }

@@ -24,15 +24,14 @@ const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 ///
 /// On disk a tree is its explicit code (one byte), never the variant's
 /// position: reordering or adding variants cannot make a journal replay
-/// into the wrong tree. The first four codes are those the variant order
-/// gave before they were explicit, so journals written then replay
-/// unchanged.
+/// into the wrong tree. Codes 0 and 3 are those the variant order gave
+/// before they were explicit. Codes 1 and 2 (the per-token trees of
+/// storage format 1) are retired: a data dir of that format is refused
+/// before its journal is read ([`crate::store::sled`]'s `format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "u8", try_from = "u8")]
 pub enum TreeId {
     Families,
-    RefreshTokens,
-    RefreshExpiry,
     ClientFamilies,
     Meta,
     Clients,
@@ -45,15 +44,17 @@ pub enum TreeId {
     AssertionJti,
     /// Its purge index: expiry (u64 BE) ++ the `AssertionJti` key.
     AssertionExpiry,
+    /// Families by the day their current token expires: day (u32 BE) ++
+    /// family ID, for the purge.
+    FamilyExpiry,
 }
 
 impl TreeId {
     /// Every tree, each once.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 12] = [
         Self::Families,
-        Self::RefreshTokens,
-        Self::RefreshExpiry,
         Self::ClientFamilies,
+        Self::FamilyExpiry,
         Self::Meta,
         Self::Clients,
         Self::ClientLastUsed,
@@ -70,9 +71,8 @@ impl TreeId {
     pub const fn name(self) -> &'static str {
         match self {
             Self::Families => "families",
-            Self::RefreshTokens => "refresh_tokens",
-            Self::RefreshExpiry => "refresh_expiry",
             Self::ClientFamilies => "client_families",
+            Self::FamilyExpiry => "family_expiry",
             Self::Meta => "meta",
             Self::Clients => "clients",
             Self::ClientLastUsed => "client_last_used",
@@ -91,8 +91,6 @@ impl From<TreeId> for u8 {
     fn from(tree: TreeId) -> Self {
         match tree {
             TreeId::Families => 0,
-            TreeId::RefreshTokens => 1,
-            TreeId::RefreshExpiry => 2,
             TreeId::ClientFamilies => 3,
             TreeId::Meta => 4,
             TreeId::Clients => 5,
@@ -103,6 +101,7 @@ impl From<TreeId> for u8 {
             TreeId::DeniedExpiry => 10,
             TreeId::AssertionJti => 11,
             TreeId::AssertionExpiry => 12,
+            TreeId::FamilyExpiry => 16,
         }
     }
 }
@@ -118,8 +117,6 @@ impl TryFrom<u8> for TreeId {
     fn try_from(code: u8) -> Result<Self, UnknownTree> {
         match code {
             0 => Ok(Self::Families),
-            1 => Ok(Self::RefreshTokens),
-            2 => Ok(Self::RefreshExpiry),
             3 => Ok(Self::ClientFamilies),
             4 => Ok(Self::Meta),
             5 => Ok(Self::Clients),
@@ -130,6 +127,7 @@ impl TryFrom<u8> for TreeId {
             10 => Ok(Self::DeniedExpiry),
             11 => Ok(Self::AssertionJti),
             12 => Ok(Self::AssertionExpiry),
+            16 => Ok(Self::FamilyExpiry),
             unknown => Err(UnknownTree(unknown)),
         }
     }

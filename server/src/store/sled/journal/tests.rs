@@ -107,24 +107,24 @@ fn an_error_from_the_change_set_changes_nothing() {
 #[test]
 fn segments_left_by_a_crash_are_replayed_in_order_then_deleted() {
     let f = fixture();
-    f.trees.refresh_tokens.insert(b"t0", &b"stale"[..]).unwrap();
+    f.trees.family_expiry.insert(b"t0", &b"stale"[..]).unwrap();
     write_segment(
         &f.journal_dir,
         7,
-        &[vec![put(TreeId::Families, b"f1", b"one"), put(TreeId::RefreshTokens, b"t0", b"fresh")]],
+        &[vec![put(TreeId::Families, b"f1", b"one"), put(TreeId::FamilyExpiry, b"t0", b"fresh")]],
     );
     write_segment(
         &f.journal_dir,
         8,
         &[
-            vec![put(TreeId::Families, b"f1", b"two"), put(TreeId::RefreshExpiry, b"e1", b"")],
-            vec![remove(TreeId::RefreshTokens, b"t0"), put(TreeId::ClientFamilies, b"c1f1", b"")],
+            vec![put(TreeId::Families, b"f1", b"two"), put(TreeId::ClientFamilies, b"e1", b"")],
+            vec![remove(TreeId::FamilyExpiry, b"t0"), put(TreeId::ClientFamilies, b"c1f1", b"")],
         ],
     );
     let journal = open(&f, SegmentLimits::default());
     assert_eq!(get(&f.trees.families, b"f1").as_deref(), Some(&b"two"[..]));
-    assert_eq!(get(&f.trees.refresh_tokens, b"t0"), None);
-    assert_eq!(get(&f.trees.refresh_expiry, b"e1").as_deref(), Some(&b""[..]));
+    assert_eq!(get(&f.trees.family_expiry, b"t0"), None);
+    assert_eq!(get(&f.trees.client_families, b"e1").as_deref(), Some(&b""[..]));
     assert_eq!(get(&f.trees.client_families, b"c1f1").as_deref(), Some(&b""[..]));
     // Only the fresh, empty segment is left, numbered after the replayed ones.
     let segments = list_segments(&f.journal_dir).unwrap();

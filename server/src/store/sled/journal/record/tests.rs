@@ -8,8 +8,8 @@ fn change(tree: TreeId, key: &[u8], value: Option<&[u8]>) -> Change {
 
 fn sample() -> Vec<Vec<Change>> {
     vec![
-        vec![change(TreeId::Families, b"f1", Some(b"family")), change(TreeId::RefreshTokens, b"t1", Some(b"token"))],
-        vec![change(TreeId::RefreshExpiry, b"e1", Some(b"")), change(TreeId::ClientFamilies, b"c1f1", None)],
+        vec![change(TreeId::Families, b"f1", Some(b"family")), change(TreeId::FamilyExpiry, b"t1", Some(b"token"))],
+        vec![change(TreeId::ClientFamilies, b"e1", Some(b"")), change(TreeId::ClientFamilies, b"c1f1", None)],
         vec![],
     ]
 }
@@ -79,8 +79,6 @@ proptest! {
 fn trees_are_written_as_their_explicit_codes() {
     let codes = [
         (TreeId::Families, 0u8),
-        (TreeId::RefreshTokens, 1),
-        (TreeId::RefreshExpiry, 2),
         (TreeId::ClientFamilies, 3),
         (TreeId::Meta, 4),
         (TreeId::Clients, 5),
@@ -91,13 +89,16 @@ fn trees_are_written_as_their_explicit_codes() {
         (TreeId::DeniedExpiry, 10),
         (TreeId::AssertionJti, 11),
         (TreeId::AssertionExpiry, 12),
+        (TreeId::FamilyExpiry, 16),
     ];
     for (tree, code) in codes {
         assert_eq!(postcard::to_allocvec(&tree).unwrap(), [code], "{tree:?}");
         assert_eq!(postcard::from_bytes::<TreeId>(&[code]).unwrap(), tree);
     }
     assert_eq!(codes.len(), TreeId::ALL.len(), "every tree has its code checked here");
-    assert!(postcard::from_bytes::<TreeId>(&[13]).is_err(), "an unknown code is refused, not guessed");
+    for unknown in [1u8, 2, 13, 15, 17] {
+        assert!(postcard::from_bytes::<TreeId>(&[unknown]).is_err(), "code {unknown} is refused, not guessed");
+    }
 }
 
 /// Each tree has its own sled name, and `ALL` lists each once.

@@ -28,7 +28,7 @@ fn own_changes_shadow_pending_commits_which_shadow_sled() {
     assert_eq!(view.get(TreeId::Families, b"b").unwrap().as_deref(), Some(&b"pending"[..]));
     assert_eq!(view.get(TreeId::Families, b"c").unwrap(), None);
     // The same key in another tree is another key.
-    assert_eq!(view.get(TreeId::RefreshTokens, b"a").unwrap(), None);
+    assert_eq!(view.get(TreeId::FamilyExpiry, b"a").unwrap(), None);
     view.remove(TreeId::Families, b"b");
     assert_eq!(view.get(TreeId::Families, b"b").unwrap(), None);
     assert_eq!(view.into_changes(), vec![put(TreeId::Families, b"a", Some(b"own")), put(TreeId::Families, b"b", None)]);
