@@ -1,5 +1,6 @@
 //! Issue 16, DPoP (RFC 9449) through the real binaries, with proofs made
-//! here ([`DpopKey`]): a bound token (`cnf.jkt`, `token_type` `DPoP`),
+//! here ([`DpopKey`]): a bound token (`cnf.jkt`, `token_type` `DPoP`), a
+//! bound refresh family,
 //! every refused proof (400 `invalid_dpop_proof`), `--require-dpop`, the
 //! metadata, introspection, `tessera-admin verify`, and the example
 //! resource server accepting a bound token only with a proof of its key.
@@ -11,7 +12,7 @@ use tessera_shared::wire::TokenResponse;
 use crate::resource_servers::ResourceServer;
 use crate::util::{
     Cases, DpopKey, HTTP_TIMEOUT, ProofClaims, Resp, Server, TokenCall, check_error, claims_json, expect_error,
-    expect_token, get, http, jwt_parts, now_unix, token_endpoint,
+    expect_refresh_token, expect_token, get, http, jwt_parts, now_unix, token_endpoint,
 };
 
 fn cc(client: &ClientCredentials) -> TokenCall {
@@ -343,4 +344,68 @@ fn any_dpop_header_gets_invalid_dpop_proof() {
             ok.map_err(TestCaseError::fail)
         })
         .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn refresh(client: &ClientCredentials, refresh_token: &str) -> TokenCall {
+    TokenCall::new().basic_creds(client).f("grant_type", "refresh_token").f("refresh_token", refresh_token)
+}
+
+/// The refresh token of a bound access token.
+#[track_caller]
+fn bound_refresh_token(resp: &Resp, key: &DpopKey, context: &str) -> String {
+    expect_bound(resp, key, context).refresh_token.unwrap_or_else(|| panic!("{context}: no refresh token"))
+}
+
+/// RFC 9449 §5: a family started with a proof is bound to that key. A
+/// refresh without a proof, or with another key's, is 400
+/// `invalid_dpop_proof` and changes nothing: checked before reuse, so
+/// whoever holds a stolen refresh token but not the key cannot even get
+/// the family revoked. With the key's proof it rotates as usual, and an
+/// unbound family stays free to refresh with or without a proof.
+#[tokio::test]
+async fn a_bound_refresh_family_needs_a_proof_of_its_key() {
+    let server = Server::start(&[]);
+    let client = server.create_client("bound-family", &["read"]);
+    let (key, other) = (DpopKey::es256(), DpopKey::ed25519());
+    let endpoint = token_endpoint(&server.base);
+    let first = bound_refresh_token(
+        &cc(&client).header("DPoP", &key.proof(&endpoint)).send(&server).await,
+        &key,
+        "client_credentials with a proof",
+    );
+    let mismatch = "the refresh token is bound to another DPoP key";
+
+    let mut cases = Cases::new();
+    cases.check("refresh without a proof", refused(&refresh(&client, &first).send(&server).await, mismatch));
+    let with_other = refresh(&client, &first).header("DPoP", &other.proof(&endpoint)).send(&server).await;
+    cases.check("refresh with another key's proof", refused(&with_other, mismatch));
+    cases.finish();
+
+    // Nothing changed: the key's holder refreshes with the same token.
+    let second = bound_refresh_token(
+        &refresh(&client, &first).header("DPoP", &key.proof(&endpoint)).send(&server).await,
+        &key,
+        "refresh with the key's proof",
+    );
+    // The rotated token without the key: still only invalid_dpop_proof, and
+    // the family lives on (no reuse is detected for someone without the key).
+    expect_error(&refresh(&client, &first).send(&server).await, 400, "invalid_dpop_proof", "old token, no proof");
+    let third = bound_refresh_token(
+        &refresh(&client, &second).header("DPoP", &key.proof(&endpoint)).send(&server).await,
+        &key,
+        "the family survived a keyless replay",
+    );
+    // With the key, presenting a rotated token again is reuse as always.
+    let replay = refresh(&client, &second).header("DPoP", &key.proof(&endpoint)).send(&server).await;
+    expect_error(&replay, 400, "invalid_grant", "a rotated token with the key's proof");
+    let revoked = refresh(&client, &third).header("DPoP", &key.proof(&endpoint)).send(&server).await;
+    expect_error(&revoked, 400, "invalid_grant", "the reused family is revoked");
+
+    // An unbound family: a refresh without a proof gets a Bearer token, one
+    // with a proof a token bound to that key.
+    let plain = expect_refresh_token(&cc(&client).send(&server).await, "no proof").1;
+    let (token, next) = expect_refresh_token(&refresh(&client, &plain).send(&server).await, "unbound refresh");
+    assert_eq!(token.token_type, "Bearer");
+    let upgraded = refresh(&client, &next).header("DPoP", &other.proof(&endpoint)).send(&server).await;
+    expect_bound(&upgraded, &other, "an unbound family refreshed with a proof");
 }
