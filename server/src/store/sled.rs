@@ -164,7 +164,7 @@ impl SledStore {
             refresh_tokens,
             refresh_expiry,
             client_families,
-            assertion_jti: _,
+            assertion_jti: jti_tree,
             assertion_expiry,
         } = journaled;
         Ok(Self {
@@ -194,7 +194,7 @@ impl SledStore {
             ),
             journal,
             family_counts: Arc::default(),
-            assertion_jtis: assertion_jti::AssertionJtis::new(assertion_expiry),
+            assertion_jtis: assertion_jti::AssertionJtis::new(jti_tree, assertion_expiry),
             db,
             _temporary_dir: None,
         })

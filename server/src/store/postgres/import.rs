@@ -29,6 +29,8 @@ pub struct Snapshot {
     pub audit: Vec<AuditEvent>,
     /// The access-token deny list.
     pub denied: Vec<(String, UnixTime)>,
+    /// The private_key_jwt replay set: client ID, `jti` digest, until when.
+    pub assertion_jtis: Vec<(String, Digest32, UnixTime)>,
 }
 
 impl PgStore {
@@ -114,6 +116,14 @@ impl PgStore {
                 "INSERT INTO denied_jti (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) \
                  DO UPDATE SET expires_at = GREATEST(denied_jti.expires_at, EXCLUDED.expires_at)",
                 &[jti, &to_db(*expires_at)?],
+            )
+            .await?;
+        }
+        for (client_id, digest, until) in &snapshot.assertion_jtis {
+            tx.execute(
+                "INSERT INTO assertion_jti (client_id, jti_digest, until) VALUES ($1, $2, $3) \
+                 ON CONFLICT (client_id, jti_digest) DO UPDATE SET until = GREATEST(assertion_jti.until, EXCLUDED.until)",
+                &[client_id, &digest.as_slice(), &to_db(*until)?],
             )
             .await?;
         }

@@ -76,6 +76,14 @@ impl SledStore {
     ///
     /// # Errors
     /// [`StoreError`] on backend failure or a corrupt entry.
+    /// The private_key_jwt replay set: client ID, `jti` digest, until when.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure or a corrupt entry.
+    pub fn assertion_jti_entries(&self) -> Result<Vec<(String, Digest32, UnixTime)>, StoreError> {
+        self.assertion_jtis.entries()
+    }
+
     pub fn denied_entries(&self) -> Result<Vec<(String, UnixTime)>, StoreError> {
         let mut entries = Vec::new();
         for entry in self.denied_jti.iter() {
