@@ -121,8 +121,8 @@ fn migrate_storage(runtime: &tokio::runtime::Runtime, from: &std::path::Path, to
             let _ = writeln!(
                 stdout,
                 "migrated {} clients, {} refresh-token families, {} signing keys, {} audit events, \
-                 {} deny-list entries",
-                report.clients, report.families, report.keys, report.audit_events, report.denied
+                 {} deny-list entries, {} client-assertion jtis",
+                report.clients, report.families, report.keys, report.audit_events, report.denied, report.assertion_jtis
             );
             let _ = stdout.flush();
             ExitCode::SUCCESS

@@ -58,6 +58,8 @@ pub struct MigrationReport {
     pub audit_events: usize,
     /// Access-token deny-list entries.
     pub denied: usize,
+    /// Remembered client-assertion `jti`s (private_key_jwt).
+    pub assertion_jtis: usize,
 }
 
 /// Copies the sled database in the data dir `from` into the PostgreSQL
@@ -87,6 +89,7 @@ pub async fn migrate_storage(from: &Path, to: &str) -> Result<MigrationReport, M
         keys: snapshot.keys.len(),
         audit_events: snapshot.audit.len(),
         denied: snapshot.denied.len(),
+        assertion_jtis: snapshot.assertion_jtis.len(),
     })
 }
 
@@ -111,5 +114,6 @@ async fn read_all(source: &SledStore) -> Result<Snapshot, StoreError> {
         keys: source.keys().await?,
         audit,
         denied: source.denied_entries()?,
+        assertion_jtis: source.assertion_jti_entries()?,
     })
 }

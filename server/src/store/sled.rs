@@ -169,7 +169,10 @@ impl SledStore {
                     .collect::<Result<Vec<ClientRecord>, StoreError>>()
                     .map_or_else(|_| ClientCache::default(), ClientCache::complete),
             ),
-            assertion_jtis: assertion_jti::AssertionJtis::new(journal.reader(TreeId::AssertionExpiry)),
+            assertion_jtis: assertion_jti::AssertionJtis::new(
+                journal.reader(TreeId::AssertionJti),
+                journal.reader(TreeId::AssertionExpiry),
+            ),
             journal,
             family_counts: Arc::default(),
             last_health_probe: Arc::default(),

@@ -313,3 +313,28 @@ async fn instances_on_postgres_share_the_replay_set() {
     expect_token(&cc(&fresh).send(&b).await, "a new jti through B, aud = the issuer");
     expect_error(&cc(&fresh).send(&a).await, 401, "invalid_client", "and it back through A");
 }
+
+/// `migrate-storage` takes the replay set along: a `jti` used on sled is
+/// refused by the PostgreSQL server that took over.
+#[tokio::test]
+async fn migrate_storage_moves_the_replay_set() {
+    let Some(url) = crate::postgres::fresh_database().await else { return };
+    let issuer = "https://auth.test";
+    let data = private_tempdir();
+    let mut sled = Server::builder().data_dir(data.path()).args(&["--issuer", issuer]).start();
+    let key = ClientKey::es256();
+    let client = create_with_keys(&sled, "moving", &[&key], &[]);
+    let used = assertion(&key, &client.client_id, issuer, now_unix(), "moved-jti");
+    expect_token(&cc(&used).send(&sled).await, "first use, on sled");
+    assert!(sled.terminate().success());
+    let out = Server::builder()
+        .data_dir(data.path())
+        .without_listen_flag()
+        .args(&["migrate-storage", "--from", &data.path().display().to_string(), "--to", &url])
+        .run_expecting_exit();
+    assert!(out.status.success() && out.stdout.contains("1 client-assertion jtis"), "{} {}", out.stdout, out.stderr);
+    let pg = Server::start(&["--storage", &url, "--issuer", issuer]);
+    expect_error(&cc(&used).send(&pg).await, 401, "invalid_client", "the jti used before the move");
+    let fresh = assertion(&key, &client.client_id, issuer, now_unix(), "after-move");
+    expect_token(&cc(&fresh).send(&pg).await, "the key client works after the move");
+}

@@ -8,7 +8,7 @@ use super::{Fail, PgStore, insert_family, retrying, to_db, upsert_keys};
 use crate::clock::UnixTime;
 use crate::store::StoreError;
 use crate::store::codec::encode_json;
-use crate::store::records::{ClientRecord, FamilyRecord, KeyRecord};
+use crate::store::records::{ClientRecord, Digest32, FamilyRecord, KeyRecord};
 
 /// Everything copied in one transaction by [`PgStore::import`].
 #[derive(Debug, Default)]
@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub audit: Vec<AuditEvent>,
     /// The access-token deny list.
     pub denied: Vec<(String, UnixTime)>,
+    /// The private_key_jwt replay set: client ID, `jti` digest, until when.
+    pub assertion_jtis: Vec<(String, Digest32, UnixTime)>,
 }
 
 impl PgStore {
@@ -109,6 +111,14 @@ impl PgStore {
                 "INSERT INTO denied_jti (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) \
                  DO UPDATE SET expires_at = GREATEST(denied_jti.expires_at, EXCLUDED.expires_at)",
                 &[jti, &to_db(*expires_at)?],
+            )
+            .await?;
+        }
+        for (client_id, digest, until) in &snapshot.assertion_jtis {
+            tx.execute(
+                "INSERT INTO assertion_jti (client_id, jti_digest, until) VALUES ($1, $2, $3) \
+                 ON CONFLICT (client_id, jti_digest) DO UPDATE SET until = GREATEST(assertion_jti.until, EXCLUDED.until)",
+                &[client_id, &digest.as_slice(), &to_db(*until)?],
             )
             .await?;
         }

@@ -22,6 +22,8 @@ use crate::store::{JtiClaim, StoreError};
 /// The two trees and the counts.
 #[derive(Debug, Clone)]
 pub(super) struct AssertionJtis {
+    /// The set itself, read by `migrate-storage`; written only through the journal.
+    jti: ReadTree,
     /// Read by the purge; written only through the journal.
     expiry: ReadTree,
     /// Entries per client, as the journal sees them.
@@ -54,9 +56,26 @@ fn decode_until(raw: &[u8]) -> Result<UnixTime, StoreError> {
 }
 
 impl AssertionJtis {
-    /// Over `expiry`, the journaled purge index of the `assertion_jti` tree.
-    pub(super) fn new(expiry: ReadTree) -> Self {
-        Self { expiry, counts: Arc::default() }
+    /// Over the journaled trees `jti` and its purge index `expiry`, read-only.
+    pub(super) fn new(jti: ReadTree, expiry: ReadTree) -> Self {
+        Self { jti, expiry, counts: Arc::default() }
+    }
+
+    /// Every entry: client ID, `jti` digest, until when (for `migrate-storage`).
+    pub(super) fn entries(&self) -> Result<Vec<(String, Digest32, UnixTime)>, StoreError> {
+        let mut entries = Vec::new();
+        for entry in self.jti.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            let split =
+                key.len().checked_sub(33).ok_or_else(|| StoreError::Corrupt("assertion_jti key too short".into()))?;
+            let client_id = String::from_utf8(key[..split].to_vec())
+                .map_err(|_| StoreError::Corrupt("an assertion_jti client ID is not UTF-8".into()))?;
+            let digest: Digest32 = key[split + 1..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("an assertion_jti digest has the wrong length".into()))?;
+            entries.push((client_id, digest, decode_until(&value)?));
+        }
+        Ok(entries)
     }
 
     /// Only whole numbers inside: a panic elsewhere cannot leave them torn.

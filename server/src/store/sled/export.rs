@@ -6,7 +6,7 @@ use super::{SledStore, backend};
 use crate::clock::UnixTime;
 use crate::store::StoreError;
 use crate::store::codec::decode_compact;
-use crate::store::records::FamilyRecord;
+use crate::store::records::{Digest32, FamilyRecord};
 
 fn u64_value(raw: &[u8], what: &str) -> Result<u64, StoreError> {
     let bytes: [u8; 8] = raw.try_into().map_err(|_| StoreError::Corrupt(format!("{what} has the wrong length")))?;
@@ -59,6 +59,14 @@ impl SledStore {
     ///
     /// # Errors
     /// [`StoreError`] on backend failure or a corrupt entry.
+    /// The private_key_jwt replay set: client ID, `jti` digest, until when.
+    ///
+    /// # Errors
+    /// [`StoreError`] on backend failure or a corrupt entry.
+    pub fn assertion_jti_entries(&self) -> Result<Vec<(String, Digest32, UnixTime)>, StoreError> {
+        self.assertion_jtis.entries()
+    }
+
     pub fn denied_entries(&self) -> Result<Vec<(String, UnixTime)>, StoreError> {
         let mut entries = Vec::new();
         for entry in self.denied_jti.iter() {
