@@ -38,6 +38,8 @@ use crate::store::{FamilyStart, StoreError};
 /// next), and nothing here ever waits for a row lock, so no deadlock;
 /// starts at the same moment may each see room for one more, and the next
 /// start trims back to the cap.
+/// The retired rows are deleted by primary key (`= ANY (ARRAY(...))`):
+/// a join with `doomed` let the planner scan the whole table for them.
 const START_SQL: &str = "WITH owner AS (
          SELECT 1 FROM clients
          WHERE client_id = $2::text AND family_epoch = $7::int8
@@ -55,7 +57,7 @@ const START_SQL: &str = "WITH owner AS (
          ORDER BY family_id LIMIT (SELECT n FROM excess)
          FOR UPDATE SKIP LOCKED
      ), gone AS (
-         DELETE FROM families f USING doomed WHERE f.family_id = doomed.family_id
+         DELETE FROM families f WHERE f.family_id = ANY (ARRAY(SELECT family_id FROM doomed))
          RETURNING f.revoked_at, f.expires_at
      )
      SELECT (SELECT count(*) FROM owner), (SELECT count(*) FROM started),
