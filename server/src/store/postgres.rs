@@ -15,6 +15,11 @@
 //!   AND revoked_at IS NULL`), two round trips and no transaction: of
 //!   concurrent uses of one token exactly one swap succeeds; the others
 //!   read the row again and decide on what it has become (a reuse then);
+//!   both statements are prepared once per connection, so each is one
+//!   round trip;
+//! - a family starts in one statement ([`family_start`]): inserted only
+//!   while its client is active at the family's epoch, the oldest families
+//!   beyond the cap retired in the same statement;
 //! - the purges take rows with `FOR UPDATE SKIP LOCKED` (the audit purge a
 //!   try-advisory-lock), so instances purging at once never do the same
 //!   work twice;
@@ -33,6 +38,7 @@
 
 pub mod client_cache;
 pub mod connect;
+mod family_start;
 pub mod listen;
 pub mod schema;
 
@@ -41,7 +47,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
-use tessera_shared::admin::{AuditEvent, ClientStatus};
+use tessera_shared::admin::AuditEvent;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
@@ -75,17 +81,14 @@ const AUDIT_PURGE_LOCK: i32 = 3;
 /// How an advisory lock is taken: per schema and class (see the module docs).
 pub(super) const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)";
 
-/// Taken by every change to a client (exclusive) and every family start
-/// (shared), keyed by the schema and the client ID: a revocation waits for
-/// the starts under way, and starts that come later wait for it and then
-/// read the revoked client. A lock rather than `FOR SHARE` on the client
-/// row, because PostgreSQL queues heavyweight locks fairly: a stream of
-/// grants cannot starve the revocation. (The one-bigint key space is apart
-/// from the two-integer one of [`LOCK_SQL`].)
+/// Taken by every change to a client (revocation, deletion, revoking its
+/// families), keyed by the schema and the client ID, so that those changes
+/// of one client run one at a time. Family starts take no lock: the
+/// client's family epoch makes a family that races with a revocation dead
+/// (see [`family_start`]). (The one-bigint key space is apart from the
+/// two-integer one of [`LOCK_SQL`].)
 const CLIENT_LOCK_SQL: &str =
     "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ' client ' || $1::text, 0))";
-const CLIENT_SHARED_LOCK_SQL: &str =
-    "SELECT pg_advisory_xact_lock_shared(hashtextextended(current_schema() || ' client ' || $1::text, 0))";
 
 /// Whether a `--storage` value names PostgreSQL.
 pub fn is_postgres_url(url: &str) -> bool {
@@ -314,11 +317,11 @@ impl PgStore {
         request: &Presentation<'_>,
     ) -> Result<RefreshUse, Fail> {
         let client = self.client().await?;
+        // Prepared once per connection: each statement is then one round
+        // trip instead of a parse and an execution.
+        let read = client.prepare_cached(READ_FAMILY_SQL).await?;
         loop {
-            let Some(row) = client
-                .query_opt("SELECT record FROM families WHERE family_id = $1", &[&presented.family_id.as_slice()])
-                .await?
-            else {
+            let Some(row) = client.query_opt(&read, &[&presented.family_id.as_slice()]).await? else {
                 return Ok(RefreshUse::Unknown);
             };
             let family: FamilyRecord = decode_compact(row.get::<_, &[u8]>(0))?;
@@ -370,6 +373,11 @@ impl PgStore {
         let revoked = Self::revoke_families_in(&tx, client_id, now).await?;
         tx.commit().await?;
         Ok(Some(revoked))
+    }
+
+    async fn try_create_family(&self, family: &FamilyRecord, max_families: usize) -> Result<FamilyStart, Fail> {
+        let client = self.client().await?;
+        family_start::start_family(&client, family, max_families).await
     }
 
     async fn try_revoke_client_families(&self, client_id: &str, now: UnixTime) -> Result<u64, Fail> {
@@ -523,40 +531,6 @@ impl PgStore {
     }
 }
 
-/// Removes the oldest families of `client_id` until one more fits under
-/// `max_families`; returns how many of those were live at `now`.
-async fn make_room(
-    tx: &deadpool_postgres::Transaction<'_>,
-    client_id: &str,
-    max_families: usize,
-    now: UnixTime,
-) -> Result<u64, Fail> {
-    let count: i64 = tx.query_one("SELECT count(*) FROM families WHERE client_id = $1", &[&client_id]).await?.get(0);
-    let max = i64::try_from(max_families.max(1)).unwrap_or(i64::MAX);
-    let excess = count.saturating_add(1).saturating_sub(max);
-    if excess <= 0 {
-        return Ok(0);
-    }
-    // Family IDs lead with their creation time: the first are the oldest.
-    // SKIP LOCKED: concurrent starts for one client at its cap each take
-    // other families; without it they all queue for the same oldest rows,
-    // lock them in different orders and wait out deadlock detection (the
-    // cc + refresh bench row fell to 37 req/s with a p99 of 5 s).
-    let row = tx
-        .query_one(
-            "WITH gone AS (
-                 DELETE FROM families WHERE family_id IN (
-                     SELECT family_id FROM families WHERE client_id = $1 ORDER BY family_id LIMIT $2
-                     FOR UPDATE SKIP LOCKED
-                 ) RETURNING revoked_at, expires_at
-             )
-             SELECT count(*) FROM gone WHERE revoked_at IS NULL AND expires_at > $3",
-            &[&client_id, &excess, &to_db(now)?],
-        )
-        .await?;
-    Ok(from_db(row.get(0))?)
-}
-
 /// The expiry day of a revoked family: ahead of every family still to
 /// expire, so a dead family goes at the next purge instead of at its expiry.
 const DUE_AT_ONCE: i64 = 0;
@@ -578,14 +552,21 @@ async fn write_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyRe
     Ok(())
 }
 
+/// The read of a rotation (see [`swap_family`]).
+const READ_FAMILY_SQL: &str = "SELECT record FROM families WHERE family_id = $1";
+
+/// The compare-and-swap of a rotation: only over the row as it was read.
+const SWAP_FAMILY_SQL: &str = "UPDATE families SET generation = $3, revoked_at = $4, expires_at = $5, \
+     expiry_day = $6, record = $7 WHERE family_id = $1 AND generation = $2 AND revoked_at IS NULL";
+
 /// Replaces `before` with `after` if the row is still as read (same
 /// generation, not revoked); returns whether it was.
 async fn swap_family(client: &Object, before: &FamilyRecord, after: &FamilyRecord) -> Result<bool, Fail> {
     let revoked_at = after.revoked_at.map(to_db).transpose()?;
+    let swap = client.prepare_cached(SWAP_FAMILY_SQL).await?;
     let swapped = client
         .execute(
-            "UPDATE families SET generation = $3, revoked_at = $4, expires_at = $5, expiry_day = $6, record = $7 \
-             WHERE family_id = $1 AND generation = $2 AND revoked_at IS NULL",
+            &swap,
             &[
                 &before.family_id.as_slice(),
                 &i64::from(before.generation),
@@ -759,28 +740,7 @@ impl Store for PgStore {
     }
 
     async fn create_family(&self, family: &FamilyRecord, max_families: usize) -> Result<FamilyStart, StoreError> {
-        retrying(|| async {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await?;
-            // A revocation waits for this transaction, or this one waits
-            // for it and reads the revoked client with its raised epoch
-            // (see CLIENT_LOCK_SQL).
-            tx.execute(CLIENT_SHARED_LOCK_SQL, &[&family.client_id]).await?;
-            let Some(row) =
-                tx.query_opt("SELECT record FROM clients WHERE client_id = $1", &[&family.client_id]).await?
-            else {
-                return Ok(FamilyStart::ClientNotActive);
-            };
-            let owner: ClientRecord = decode_json(row.get::<_, &[u8]>(0))?;
-            if owner.status != ClientStatus::Active || owner.family_epoch != family.client_epoch {
-                return Ok(FamilyStart::ClientNotActive);
-            }
-            let retired = make_room(&tx, &family.client_id, max_families, family.created_at).await?;
-            insert_family(&tx, family).await?;
-            tx.commit().await?;
-            Ok(FamilyStart::Started { retired })
-        })
-        .await
+        retrying(|| self.try_create_family(family, max_families)).await
     }
 
     async fn use_refresh_token(
