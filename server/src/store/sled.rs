@@ -481,8 +481,10 @@ impl Store for SledStore {
                 if after.revoked_at.is_some() {
                     mark_dead(view, after);
                 } else if day_of(after.expires_at) != day_of(family.expires_at) {
-                    // At most once a day per family: the old entry stays
-                    // until the purge finds the family due later.
+                    // At most once a day per family, and the entry moves
+                    // rather than multiplies: a family rotated every day
+                    // keeps one entry, not one per day of its lifetime.
+                    view.remove(TreeId::FamilyExpiry, &expiry_key(day_of(family.expires_at), &family.family_id));
                     view.insert(
                         TreeId::FamilyExpiry,
                         &expiry_key(day_of(after.expires_at), &after.family_id),

@@ -44,6 +44,34 @@ async fn rotations_overwrite_one_record() {
     assert_eq!(store.family(&[1; 10]).await.unwrap().unwrap().generation, 200);
 }
 
+/// A family rotated on many days keeps one expiry-index entry: the entry
+/// moves with its expiry day instead of one being left per day.
+#[tokio::test]
+async fn rotations_on_many_days_keep_one_expiry_entry() {
+    const DAY: u64 = 86_400;
+    let store = SledStore::temporary().unwrap();
+    let now = 1_700_000_000;
+    start(&store, &conformance::family(1, "a", now, 30 * DAY)).await;
+    let mut token = conformance::first_token(1);
+    for day in 1..=10u64 {
+        let at = now + day * DAY;
+        let next = conformance::successor(7, at, 30 * DAY);
+        let RefreshUse::Decided { verdict, family } =
+            store.use_refresh_token(&token, &next, &conformance::by_a(at)).await.unwrap()
+        else {
+            panic!("the family is known")
+        };
+        assert_eq!(verdict, Verdict::Rotate);
+        token = RefreshToken { family_id: family.family_id, generation: family.generation, secret: next.secret };
+    }
+    store.flush().await.unwrap();
+    assert_eq!(store.family_expiry.len(), 1, "one entry, on the current expiry day");
+    // And the purge still finds the family on that day.
+    let expires = store.family(&[1; 10]).await.unwrap().unwrap().expires_at;
+    assert_eq!(store.purge_expired(expires - 1, 100).await.unwrap().families, 0);
+    assert_eq!(store.purge_expired(expires, 100).await.unwrap().families, 1);
+}
+
 #[tokio::test]
 async fn writes_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
