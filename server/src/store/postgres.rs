@@ -540,13 +540,41 @@ fn index_day(family: &FamilyRecord) -> i64 {
     if family.revoked_at.is_some() { DUE_AT_ONCE } else { i64::from(expiry_day(family.expires_at)) }
 }
 
+/// A family's row as PostgreSQL holds it: the columns the queries filter
+/// on, converted once, beside the encoded record.
+pub(super) struct FamilyColumns {
+    pub(super) generation: i64,
+    pub(super) revoked_at: Option<i64>,
+    pub(super) expires_at: i64,
+    pub(super) expiry_day: i64,
+    pub(super) client_epoch: i64,
+    pub(super) record: Vec<u8>,
+}
+
+impl FamilyColumns {
+    /// The columns of `family`.
+    ///
+    /// # Errors
+    /// [`Fail::Store`] if a number is out of range or the record does not encode.
+    pub(super) fn of(family: &FamilyRecord) -> Result<Self, Fail> {
+        Ok(Self {
+            generation: i64::from(family.generation),
+            revoked_at: family.revoked_at.map(to_db).transpose()?,
+            expires_at: to_db(family.expires_at)?,
+            expiry_day: index_day(family),
+            client_epoch: to_db(family.client_epoch)?,
+            record: encode_compact(family)?,
+        })
+    }
+}
+
 /// Writes a family just revoked (by an operator, RFC 7009 or its client's
 /// revocation), due for the purge at once.
 async fn write_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyRecord) -> Result<(), Fail> {
-    let revoked_at = family.revoked_at.map(to_db).transpose()?;
+    let row = FamilyColumns::of(family)?;
     tx.execute(
         "UPDATE families SET revoked_at = $2, expiry_day = $3, record = $4 WHERE family_id = $1",
-        &[&family.family_id.as_slice(), &revoked_at, &index_day(family), &encode_compact(family)?],
+        &[&family.family_id.as_slice(), &row.revoked_at, &row.expiry_day, &row.record],
     )
     .await?;
     Ok(())
@@ -562,7 +590,7 @@ const SWAP_FAMILY_SQL: &str = "UPDATE families SET generation = $3, revoked_at =
 /// Replaces `before` with `after` if the row is still as read (same
 /// generation, not revoked); returns whether it was.
 async fn swap_family(client: &Object, before: &FamilyRecord, after: &FamilyRecord) -> Result<bool, Fail> {
-    let revoked_at = after.revoked_at.map(to_db).transpose()?;
+    let row = FamilyColumns::of(after)?;
     let swap = client.prepare_cached(SWAP_FAMILY_SQL).await?;
     let swapped = client
         .execute(
@@ -570,11 +598,11 @@ async fn swap_family(client: &Object, before: &FamilyRecord, after: &FamilyRecor
             &[
                 &before.family_id.as_slice(),
                 &i64::from(before.generation),
-                &i64::from(after.generation),
-                &revoked_at,
-                &to_db(after.expires_at)?,
-                &index_day(after),
-                &encode_compact(after)?,
+                &row.generation,
+                &row.revoked_at,
+                &row.expires_at,
+                &row.expiry_day,
+                &row.record,
             ],
         )
         .await?;
@@ -587,19 +615,19 @@ async fn swap_family(client: &Object, before: &FamilyRecord, after: &FamilyRecor
 /// [`StoreError::AlreadyExists`] if its ID is taken (another family of the
 /// same second drew the same random bytes): never overwritten.
 async fn insert_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyRecord) -> Result<(), Fail> {
-    let revoked_at = family.revoked_at.map(to_db).transpose()?;
+    let row = FamilyColumns::of(family)?;
     let inserted = tx.execute(
         "INSERT INTO families (family_id, client_id, generation, revoked_at, expires_at, expiry_day, client_epoch, record) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (family_id) DO NOTHING",
         &[
             &family.family_id.as_slice(),
             &family.client_id,
-            &i64::from(family.generation),
-            &revoked_at,
-            &to_db(family.expires_at)?,
-            &index_day(family),
-            &to_db(family.client_epoch)?,
-            &encode_compact(family)?,
+            &row.generation,
+            &row.revoked_at,
+            &row.expires_at,
+            &row.expiry_day,
+            &row.client_epoch,
+            &row.record,
         ],
     )
     .await?;

@@ -17,9 +17,8 @@
 
 use deadpool_postgres::Object;
 
-use super::{Fail, from_db, index_day, to_db};
+use super::{Fail, FamilyColumns, from_db, to_db};
 use crate::clock::UnixTime;
-use crate::store::codec::encode_compact;
 use crate::store::records::FamilyRecord;
 use crate::store::{FamilyStart, StoreError};
 
@@ -74,7 +73,7 @@ pub(super) async fn start_family(
     max_families: usize,
 ) -> Result<FamilyStart, Fail> {
     let statement = client.prepare_cached(START_SQL).await?;
-    let revoked_at = family.revoked_at.map(to_db).transpose()?;
+    let columns = FamilyColumns::of(family)?;
     let max = i64::try_from(max_families.max(1)).unwrap_or(i64::MAX);
     let now: UnixTime = family.created_at;
     let row = client
@@ -83,12 +82,12 @@ pub(super) async fn start_family(
             &[
                 &family.family_id.as_slice(),
                 &family.client_id,
-                &i64::from(family.generation),
-                &revoked_at,
-                &to_db(family.expires_at)?,
-                &index_day(family),
-                &to_db(family.client_epoch)?,
-                &encode_compact(family)?,
+                &columns.generation,
+                &columns.revoked_at,
+                &columns.expires_at,
+                &columns.expiry_day,
+                &columns.client_epoch,
+                &columns.record,
                 &max,
                 &to_db(now)?,
             ],
