@@ -298,6 +298,16 @@ enum ProofAlg {
 }
 
 impl ProofAlg {
+    /// Its JOSE name.
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Es256 => "ES256",
+            Self::EdDsa => "EdDSA",
+            Self::Rs256 => "RS256",
+            Self::Ps256 => "PS256",
+        }
+    }
+
     fn parse(alg: &str) -> Option<Self> {
         match alg {
             "ES256" => Some(Self::Es256),
@@ -309,13 +319,12 @@ impl ProofAlg {
     }
 }
 
-/// The proof's key, ready to verify, with its thumbprint.
+/// The proof's key, checked to be a public key of the proof's algorithm,
+/// with its thumbprint.
 struct PublicKey {
     alg: ProofAlg,
-    /// For EC and OKP: the public key bytes ring takes; for RSA: unused.
-    bytes: Vec<u8>,
-    /// For RSA: modulus and exponent, big-endian.
-    rsa: Option<(Vec<u8>, Vec<u8>)>,
+    /// Its required members only, as the thumbprint covers them.
+    jwk: Jwk,
     thumbprint: [u8; 32],
 }
 
@@ -333,7 +342,7 @@ impl PublicKey {
         let kty = text("kty")?;
         let mut jwk =
             Jwk { kty: kty.clone(), use_: None, alg: None, kid: None, crv: None, x: None, y: None, n: None, e: None };
-        let (bytes, rsa) = match alg {
+        match alg {
             ProofAlg::Es256 => {
                 if kty != "EC" || text("crv")? != "P-256" {
                     return Err(DpopError::BadKey);
@@ -343,11 +352,6 @@ impl PublicKey {
                     return Err(DpopError::BadKey);
                 }
                 (jwk.crv, jwk.x, jwk.y) = (Some(text("crv")?), Some(text("x")?), Some(text("y")?));
-                let mut point = Vec::with_capacity(65);
-                point.push(4);
-                point.extend_from_slice(&x);
-                point.extend_from_slice(&y);
-                (point, None)
             }
             ProofAlg::EdDsa => {
                 if kty != "OKP" || text("crv")? != "Ed25519" {
@@ -358,7 +362,6 @@ impl PublicKey {
                     return Err(DpopError::BadKey);
                 }
                 (jwk.crv, jwk.x) = (Some(text("crv")?), Some(text("x")?));
-                (x, None)
             }
             ProofAlg::Rs256 | ProofAlg::Ps256 => {
                 if kty != "RSA" {
@@ -371,36 +374,16 @@ impl PublicKey {
                     return Err(DpopError::BadKey);
                 }
                 (jwk.n, jwk.e) = (Some(text("n")?), Some(text("e")?));
-                (Vec::new(), Some((n, e)))
             }
-        };
+        }
         let thumbprint = jwk.thumbprint().map_err(|_| DpopError::BadKey)?;
         let digest = URL_SAFE_NO_PAD.decode(thumbprint).map_err(|_| DpopError::BadKey)?;
         let thumbprint: [u8; 32] = digest.try_into().map_err(|_| DpopError::BadKey)?;
-        Ok(Self { alg, bytes, rsa, thumbprint })
+        Ok(Self { alg, jwk, thumbprint })
     }
 
     fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), DpopError> {
-        use ring::signature;
-        let result = match (self.alg, &self.rsa) {
-            (ProofAlg::Es256, _) => signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &self.bytes)
-                .verify(message, signature),
-            (ProofAlg::EdDsa, _) => {
-                signature::UnparsedPublicKey::new(&signature::ED25519, &self.bytes).verify(message, signature)
-            }
-            (ProofAlg::Rs256, Some((n, e))) => signature::RsaPublicKeyComponents { n, e }.verify(
-                &signature::RSA_PKCS1_2048_8192_SHA256,
-                message,
-                signature,
-            ),
-            (ProofAlg::Ps256, Some((n, e))) => signature::RsaPublicKeyComponents { n, e }.verify(
-                &signature::RSA_PSS_2048_8192_SHA256,
-                message,
-                signature,
-            ),
-            (ProofAlg::Rs256 | ProofAlg::Ps256, None) => return Err(DpopError::BadKey),
-        };
-        result.map_err(|_| DpopError::BadSignature)
+        if self.jwk.verifies(self.alg.name(), message, signature) { Ok(()) } else { Err(DpopError::BadSignature) }
     }
 }
 

@@ -175,6 +175,44 @@ impl Jwk {
         let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
         Ok(URL_SAFE_NO_PAD.encode(digest.as_ref()))
     }
+
+    /// Whether this public key verifies `signature` over `message` (a JWS
+    /// signing input) with `alg`: ES256 for a P-256 key, EdDSA for Ed25519,
+    /// RS256 or PS256 for RSA, and only the `alg` the key names if it names
+    /// one. Never `none`, never HMAC: any other pairing is `false`. The one
+    /// signature check of client assertions and DPoP proofs.
+    #[must_use]
+    pub fn verifies(&self, alg: &str, message: &[u8], signature: &[u8]) -> bool {
+        use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+        let member = |value: &Option<String>| value.as_deref().and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
+        if self.alg.as_deref().is_some_and(|pinned| pinned != alg) {
+            return false;
+        }
+        match (alg, self.kty.as_str(), self.crv.as_deref()) {
+            ("ES256", "EC", Some("P-256")) => {
+                let (Some(x), Some(y)) = (member(&self.x), member(&self.y)) else { return false };
+                let mut point = Vec::with_capacity(65);
+                point.push(4);
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).verify(message, signature).is_ok()
+            }
+            ("EdDSA", "OKP", Some("Ed25519")) => {
+                let Some(x) = member(&self.x) else { return false };
+                UnparsedPublicKey::new(&signature::ED25519, x).verify(message, signature).is_ok()
+            }
+            ("RS256" | "PS256", "RSA", _) => {
+                let (Some(n), Some(e)) = (member(&self.n), member(&self.e)) else { return false };
+                let params = if alg == "RS256" {
+                    &signature::RSA_PKCS1_2048_8192_SHA256
+                } else {
+                    &signature::RSA_PSS_2048_8192_SHA256
+                };
+                RsaPublicKeyComponents { n, e }.verify(params, message, signature).is_ok()
+            }
+            _ => false,
+        }
+    }
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {

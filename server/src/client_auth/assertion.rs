@@ -19,7 +19,6 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::Deserialize;
 use tessera_shared::jwk::Jwk;
 
@@ -171,7 +170,7 @@ pub fn verify(
     let verified = keys
         .iter()
         .filter(|key| header.kid.is_none() || key.kid == header.kid)
-        .any(|key| verify_with(key, alg, signing_input.as_bytes(), &signature));
+        .any(|key| key.verifies(alg, signing_input.as_bytes(), &signature));
     if !verified {
         return Err(AssertionError::Signature);
     }
@@ -235,39 +234,6 @@ fn split(assertion: &str) -> Result<(Header, Claims, &str, Vec<u8>), AssertionEr
     let header: Header = serde_json::from_slice(&header_json).map_err(|_| AssertionError::Malformed)?;
     let claims: Claims = serde_json::from_slice(&claims_json).map_err(|_| AssertionError::Malformed)?;
     Ok((header, claims, signing_input, signature))
-}
-
-/// Whether `key` verifies `signature` over `message` with `alg`, the key's
-/// type allowing that algorithm.
-fn verify_with(key: &Jwk, alg: &str, message: &[u8], signature: &[u8]) -> bool {
-    let member = |value: &Option<String>| value.as_deref().and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
-    if key.alg.as_deref().is_some_and(|pinned| pinned != alg) {
-        return false;
-    }
-    match (alg, key.kty.as_str(), key.crv.as_deref()) {
-        ("ES256", "EC", Some("P-256")) => {
-            let (Some(x), Some(y)) = (member(&key.x), member(&key.y)) else { return false };
-            let mut point = Vec::with_capacity(65);
-            point.push(4);
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).verify(message, signature).is_ok()
-        }
-        ("EdDSA", "OKP", Some("Ed25519")) => {
-            let Some(x) = member(&key.x) else { return false };
-            UnparsedPublicKey::new(&signature::ED25519, x).verify(message, signature).is_ok()
-        }
-        ("RS256" | "PS256", "RSA", _) => {
-            let (Some(n), Some(e)) = (member(&key.n), member(&key.e)) else { return false };
-            let params = if alg == "RS256" {
-                &signature::RSA_PKCS1_2048_8192_SHA256
-            } else {
-                &signature::RSA_PSS_2048_8192_SHA256
-            };
-            RsaPublicKeyComponents { n, e }.verify(params, message, signature).is_ok()
-        }
-        _ => false,
-    }
 }
 
 #[cfg(test)]
