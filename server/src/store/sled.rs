@@ -232,13 +232,13 @@ impl SledStore {
     /// Revokes one family if it is live; returns whether it was.
     fn revoke_one(&self, family_id: &FamilyId, now: UnixTime) -> Result<(bool, Ticket), StoreError> {
         self.journal.commit(|view| {
-            let Some(mut family) = get_family(view, family_id)? else { return Ok(false) };
+            let Some(family) = get_family(view, family_id)? else { return Ok(false) };
             if !family.is_live(now) {
                 return Ok(false);
             }
-            family.revoked_at = Some(now);
-            view.insert(TreeId::Families, family_id, encode_compact(&family)?);
-            mark_dead(view, &family);
+            let revoked = FamilyRecord { revoked_at: Some(now), ..family.clone() };
+            view.insert(TreeId::Families, family_id, encode_compact(&revoked)?);
+            reindex(view, &family, &revoked);
             Ok(true)
         })
     }
@@ -263,8 +263,8 @@ impl SledStore {
 }
 
 /// Removes the oldest families of `client_id` until one more fits under
-/// `max_families`; returns how many of those were live at `now`. Their
-/// expiry-index entries stay until the purge finds them without a family.
+/// `max_families`, with their index entries; returns how many of those
+/// were live at `now`.
 fn make_room(
     view: &mut View<'_>,
     counts: &mut HashMap<String, usize>,
@@ -285,8 +285,9 @@ fn make_room(
             .get(client_id.len()..)
             .and_then(|rest| rest.try_into().ok())
             .ok_or_else(|| StoreError::Corrupt("client_families key has the wrong length".into()))?;
-        if get_family(view, &family_id)?.is_some_and(|f| f.is_live(now)) {
-            retired += 1;
+        if let Some(family) = get_family(view, &family_id)? {
+            retired += u64::from(family.is_live(now));
+            view.remove(TreeId::FamilyExpiry, &index_key(&family));
         }
         view.remove(TreeId::Families, &family_id);
         view.remove(TreeId::ClientFamilies, key);
@@ -296,13 +297,26 @@ fn make_room(
     Ok(retired)
 }
 
-/// Makes a revoked family due for the purge at once: an index entry for
-/// day 0, ahead of every family that is still to expire, so a dead family
-/// goes at the next purge instead of at its expiry however many families
-/// expire today (the purge re-checks it; its other entry, found later
-/// without a family, just goes too).
-fn mark_dead(view: &mut View<'_>, family: &FamilyRecord) {
-    view.insert(TreeId::FamilyExpiry, &expiry_key(DUE_AT_ONCE, &family.family_id), Vec::new());
+/// A family's one entry in the purge's index: the day its current token
+/// expires, or day 0 once it is revoked, ahead of every family still to
+/// expire, so a dead family goes at the next purge however many expire
+/// today. Every write of a family keeps exactly this entry
+/// ([`reindex`]), so the index holds one entry per family, not one per
+/// day or event of its history.
+fn index_key(family: &FamilyRecord) -> [u8; 14] {
+    let day = if family.revoked_at.is_some() { DUE_AT_ONCE } else { day_of(family.expires_at) };
+    expiry_key(day, &family.family_id)
+}
+
+/// Moves the family's index entry from where `before` had it to where
+/// `after` needs it: a write at most once a day per family (a rotation
+/// moves the expiry by the refresh-token lifetime) or at its revocation.
+fn reindex(view: &mut View<'_>, before: &FamilyRecord, after: &FamilyRecord) {
+    let (old, new) = (index_key(before), index_key(after));
+    if old != new {
+        view.remove(TreeId::FamilyExpiry, &old);
+        view.insert(TreeId::FamilyExpiry, &new, Vec::new());
+    }
 }
 
 /// The expiry-index day of a revoked family.
@@ -312,9 +326,10 @@ fn get_family(view: &View<'_>, family_id: &FamilyId) -> Result<Option<FamilyReco
     view.get(TreeId::Families, family_id)?.map(|raw| decode_compact(&raw)).transpose()
 }
 
-/// Removes a family and its client-index entry, keeping the count.
+/// Removes a family and its index entries, keeping the count.
 fn remove_family(view: &mut View<'_>, counts: &mut HashMap<String, usize>, family: &FamilyRecord) {
     view.remove(TreeId::Families, &family.family_id);
+    view.remove(TreeId::FamilyExpiry, &index_key(family));
     view.remove(TreeId::ClientFamilies, &client_family_key(&family.client_id, &family.family_id));
     if let Some(count) = counts.get_mut(&family.client_id) {
         *count = count.saturating_sub(1);
@@ -459,7 +474,7 @@ impl Store for SledStore {
             let retired =
                 make_room(view, &mut self.family_counts(), &family.client_id, max_families, family.created_at)?;
             view.insert(TreeId::Families, &family.family_id, family_bytes);
-            view.insert(TreeId::FamilyExpiry, &expiry_key(day_of(family.expires_at), &family.family_id), Vec::new());
+            view.insert(TreeId::FamilyExpiry, &index_key(family), Vec::new());
             view.insert(TreeId::ClientFamilies, &client_family_key(&family.client_id, &family.family_id), Vec::new());
             Ok(FamilyStart::Started { retired })
         })?;
@@ -478,19 +493,7 @@ impl Store for SledStore {
             let decision = refresh::decide(presented, &family, successor, request);
             if let Some(after) = &decision.write {
                 view.insert(TreeId::Families, &after.family_id, encode_compact(after)?);
-                if after.revoked_at.is_some() {
-                    mark_dead(view, after);
-                } else if day_of(after.expires_at) != day_of(family.expires_at) {
-                    // At most once a day per family, and the entry moves
-                    // rather than multiplies: a family rotated every day
-                    // keeps one entry, not one per day of its lifetime.
-                    view.remove(TreeId::FamilyExpiry, &expiry_key(day_of(family.expires_at), &family.family_id));
-                    view.insert(
-                        TreeId::FamilyExpiry,
-                        &expiry_key(day_of(after.expires_at), &after.family_id),
-                        Vec::new(),
-                    );
-                }
+                reindex(view, &family, after);
             }
             let family = decision.family_after(&family).clone();
             Ok(RefreshUse::Decided { verdict: decision.verdict, family })
@@ -551,7 +554,8 @@ impl Store for SledStore {
                     return Ok(1);
                 }
                 if day_of(family.expires_at) != day {
-                    // Rotated since into a later day, which has its entry.
+                    // Read from sled before a commit that moved the family's
+                    // entry was applied: the entry it has now is elsewhere.
                     view.remove(TreeId::FamilyExpiry, &index_key);
                 }
                 // Otherwise it expires later today: its entry stays.

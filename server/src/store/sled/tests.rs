@@ -72,6 +72,28 @@ async fn rotations_on_many_days_keep_one_expiry_entry() {
     assert_eq!(store.purge_expired(expires, 100).await.unwrap().families, 1);
 }
 
+/// The purge's index holds one entry per stored family: a family retired
+/// at the cap takes its entry along, and a revoked one moves its entry to
+/// day 0 instead of adding one.
+#[tokio::test]
+async fn retired_and_revoked_families_leave_no_index_entries_behind() {
+    let store = SledStore::temporary().unwrap();
+    let now = 1_700_000_000;
+    start(&store, &conformance::family(1, "a", now, 1000)).await;
+    for id in 2..=5u8 {
+        let started = store.create_family(&conformance::family(id, "a", now, 1000), 3).await.unwrap();
+        assert!(matches!(started, crate::store::FamilyStart::Started { .. }));
+    }
+    store.flush().await.unwrap();
+    assert_eq!((store.families.len(), store.family_expiry.len()), (3, 3), "two retired, with their entries");
+    assert!(store.revoke_family(&[5; 10], now + 1).await.unwrap());
+    store.flush().await.unwrap();
+    assert_eq!(store.family_expiry.len(), 3, "the revoked family's entry moved to day 0");
+    assert_eq!(store.purge_expired(now + 1, 100).await.unwrap().families, 1, "and is purged at once");
+    store.flush().await.unwrap();
+    assert_eq!((store.families.len(), store.family_expiry.len()), (2, 2));
+}
+
 #[tokio::test]
 async fn writes_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
