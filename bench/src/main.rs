@@ -450,13 +450,16 @@ fn rotation_storage(args: &Args, server_bin: &std::path::Path, admin_bin: &std::
     let scenario = Scenario::Refresh { authorization };
     let bounds = Bounds { connections: ROTATION_FAMILIES, duration: Duration::from_secs(900), max_ok: Some(rotations) };
     let started = Instant::now();
+    let sampler = server.sample_data_size();
     let done = runtime.block_on(load::run(server.addr, &scenario, bounds))?;
     let elapsed = started.elapsed().as_secs_f64();
+    let size_peak = sampler.peak();
     let (size_after, rss_after) = (server.data_size(), server.rss_kib().unwrap_or(0));
     let journal_after = server.journal_size();
     server.terminate(&runtime, Duration::from_secs(60))?;
     let size_stopped = server.data_size();
     let grown = size_after.saturating_sub(size_before);
+    let peak_growth = size_peak.max(size_after).saturating_sub(size_before);
     let settled = size_stopped.saturating_sub(size_before);
     println!(
         "rotation storage: {} families x {} rotations: {} rotations in {elapsed:.0} s ({} unexpected answers)",
@@ -472,6 +475,11 @@ fn rotation_storage(args: &Args, server_bin: &std::path::Path, admin_bin: &std::
         mib(grown),
         grown as f64 / done.ok.max(1) as f64,
         mib(journal_after)
+    );
+    println!(
+        "rotation storage: largest data dir during the run {:.1} MiB (+{:.1} MiB, journal included)",
+        mib(size_peak.max(size_after)),
+        mib(peak_growth)
     );
     println!(
         "rotation storage: after a clean stop {:.1} MiB (+{:.1} MiB, {:.0} bytes/rotation)",

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -93,6 +94,13 @@ impl ServerProcess {
     /// Bytes the data dir takes on disk.
     pub fn data_size(&self) -> u64 {
         dir_size(self.data_dir.path())
+    }
+
+    /// Starts sampling the data dir's size every [`SAMPLE_EVERY`] until the
+    /// returned sampler is stopped: the size at the end of a run can miss
+    /// what the journal held mid-run.
+    pub fn sample_data_size(&self) -> SizeSampler {
+        SizeSampler::start(self.data_dir.path().to_path_buf())
     }
 
     /// Refresh-token families the server has purged so far, from its log
@@ -218,6 +226,38 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
 /// The `Authorization` value for these credentials.
 pub fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+}
+
+/// How often [`SizeSampler`] measures.
+const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+
+/// A thread measuring a directory's size until stopped, keeping the largest.
+#[derive(Debug)]
+pub struct SizeSampler {
+    /// Dropping or sending on it stops the thread.
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl SizeSampler {
+    fn start(path: PathBuf) -> Self {
+        let (stop, stopped) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let mut peak = dir_size(&path);
+            // Measures every SAMPLE_EVERY until told to stop.
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(SAMPLE_EVERY) {
+                peak = peak.max(dir_size(&path));
+            }
+            peak.max(dir_size(&path))
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops sampling and returns the largest size seen, in bytes.
+    pub fn peak(self) -> u64 {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap_or(0)
+    }
 }
 
 fn dir_size(path: &Path) -> u64 {

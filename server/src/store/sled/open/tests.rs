@@ -70,3 +70,38 @@ fn a_lock_released_during_the_wait_is_taken() {
     assert!(retries >= 1, "the open never met the held lock, so the retry was not exercised");
     db.insert(b"k", b"v").unwrap();
 }
+
+#[test]
+fn a_new_database_gets_the_small_segment_size() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(segment_size(dir.path()), Some(NEW_SEGMENT_SIZE));
+    drop(open_db(dir.path()).unwrap());
+    let conf = std::fs::read(dir.path().join(SLED_CONF)).unwrap();
+    assert_eq!(stored_segment_size(&conf), Some(NEW_SEGMENT_SIZE), "{}", String::from_utf8_lossy(&conf));
+}
+
+/// A data dir created before the size was chosen (sled's default, 512 KiB)
+/// opens with its own size, keeping what it holds: sled refuses to open
+/// a database with another one.
+#[test]
+fn an_existing_database_keeps_its_segment_size() {
+    const SLED_DEFAULT: usize = 512 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        db.insert(b"kept", b"value").unwrap();
+        db.flush().unwrap();
+    }
+    assert_eq!(segment_size(dir.path()), Some(SLED_DEFAULT));
+    let db = open_db(dir.path()).unwrap();
+    assert_eq!(db.get(b"kept").unwrap().as_deref(), Some(&b"value"[..]));
+}
+
+#[test]
+fn sleds_parameters_are_read_from_their_lines() {
+    let conf = b"segment_size: 524288\nuse_compression: false\nversion: 0.34\n\x01\x02\x03\x04";
+    assert_eq!(stored_segment_size(conf), Some(524_288));
+    assert_eq!(stored_segment_size(b"use_compression: false\n"), None);
+    assert_eq!(stored_segment_size(b"segment_size: lots\n"), None);
+    assert_eq!(stored_segment_size(&[0xff, 0xfe, b'\n']), None);
+}
