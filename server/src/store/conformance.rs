@@ -422,6 +422,28 @@ pub async fn purged_families_leave_room_under_the_cap(store: Arc<dyn Store>) {
     assert_eq!(store.count_live_families("a", NOW + 20).await.unwrap(), 3);
 }
 
+/// A family purged between two starts at the cap is counted off once, and
+/// the cap goes on retiring the oldest of those left (a store that reads
+/// the oldest ahead skips the one gone).
+pub async fn the_cap_retires_the_oldest_left_after_a_purge(store: Arc<dyn Store>) {
+    for n in 1..=3u8 {
+        start(&*store, &family(n, "a", NOW, 100)).await;
+    }
+    let started = store.create_family(&family(4, "a", NOW, 100), 3).await.unwrap();
+    assert_eq!(started, FamilyStart::Started { retired: 1 }, "family 1 is retired; 2 and 3 are the oldest left");
+    assert!(store.revoke_family(&[2; 10], NOW + 1).await.unwrap());
+    assert_eq!(store.purge_expired(NOW + 2, 100).await.unwrap().families, 1);
+    let started = store.create_family(&family(5, "a", NOW + 2, 100), 3).await.unwrap();
+    assert_eq!(started, FamilyStart::Started { retired: 0 }, "the purge left room for one");
+    let started = store.create_family(&family(6, "a", NOW + 2, 100), 3).await.unwrap();
+    assert_eq!(started, FamilyStart::Started { retired: 1 });
+    assert_eq!(present(&*store, &first_token(3), &successor(20, NOW + 3, 100), &by_a(NOW + 3)).await, None, "retired");
+    for live in [4u8, 5, 6] {
+        rotate(&*store, &first_token(live), &successor(30 + live, NOW + 3, 100)).await;
+    }
+    assert_eq!(store.count_live_families("a", NOW + 3).await.unwrap(), 3);
+}
+
 /// Revoking a client while 16 tasks start families for it, then
 /// re-activating it: no family started before the revocation works, and
 /// each start either failed or was revoked.
@@ -856,7 +878,8 @@ macro_rules! conformance_tests {
             installation_value_is_set_once, client_lifecycle, client_token_policy_round_trips, last_used_is_recorded,
             rotation_moves_the_family_forward, unknown_tokens_are_unknown, an_altered_token_changes_nothing,
             revoking_a_family_sticks, every_older_generation_is_reuse,
-            families_start_only_for_active_clients, the_family_cap_retires_the_oldest, purged_families_leave_room_under_the_cap, dead_families_are_purged,
+            families_start_only_for_active_clients, the_family_cap_retires_the_oldest, purged_families_leave_room_under_the_cap,
+            the_cap_retires_the_oldest_left_after_a_purge, dead_families_are_purged,
             client_families_are_revoked_together, deleting_a_client_revokes_its_families,
             purge_removes_only_what_expired, keys_round_trip, keys_change_by_compare_and_swap,
             audit_trail_pages_by_sequence, audit_purge_is_bounded_and_keeps_numbering,

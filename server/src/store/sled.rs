@@ -33,7 +33,6 @@
 //! only when the family's expiry moves into another day, at most once a
 //! day per family, and the purge re-checks the record before removing it.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -80,12 +79,9 @@ pub struct SledStore {
     client_cache: Arc<ClientCache>,
     /// The write-ahead journal: the only writer of every tree.
     journal: Arc<Journal>,
-    /// How many families each client has (its `client_families` keys), as
-    /// the journal sees them, so the family cap costs no scan of them per
-    /// grant. A client's count is taken on its first family start after
-    /// the store opened, and kept by every commit that adds or removes one
-    /// of its keys; all of them run inside journal commits, one at a time.
-    family_counts: Arc<Mutex<HashMap<String, usize>>>,
+    /// How many families each client has, and its oldest ones, for the
+    /// family cap (see [`family_cap`]).
+    family_tallies: Arc<Mutex<FamilyTallies>>,
     /// When [`Store::health`] last wrote its probe through the journal and
     /// saw it synced: it writes at most once per [`HEALTH_PROBE_EVERY`], so
     /// a flood of `/healthz` costs no flood of syncs.
@@ -174,16 +170,18 @@ impl SledStore {
                 journal.reader(TreeId::AssertionExpiry),
             ),
             journal,
-            family_counts: Arc::default(),
+            family_tallies: Arc::default(),
             last_health_probe: Arc::default(),
             _temporary_dir: None,
         })
     }
 
-    /// The per-client family counts. Only whole numbers inside: a panic
-    /// elsewhere cannot leave them torn, so a poisoned lock is taken as is.
-    fn family_counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
-        self.family_counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The per-client family tallies. A panic elsewhere cannot leave one
+    /// wrong in a way that matters (a count is corrected by the next
+    /// retirement's scan, a key read is checked before use), so a poisoned
+    /// lock is taken as is.
+    fn family_tallies(&self) -> std::sync::MutexGuard<'_, FamilyTallies> {
+        self.family_tallies.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Commits `change` and waits until it is durable.
@@ -262,41 +260,6 @@ impl SledStore {
     }
 }
 
-/// Removes the oldest families of `client_id` until one more fits under
-/// `max_families`, with their index entries; returns how many of those
-/// were live at `now`.
-fn make_room(
-    view: &mut View<'_>,
-    counts: &mut HashMap<String, usize>,
-    client_id: &str,
-    max_families: usize,
-    now: UnixTime,
-) -> Result<u64, StoreError> {
-    let count = match counts.get(client_id) {
-        Some(count) => *count,
-        None => view.keys_with_prefix(TreeId::ClientFamilies, client_id.as_bytes())?.len(),
-    };
-    let excess = (count + 1).saturating_sub(max_families.max(1));
-    // Family IDs lead with their creation time: the first keys are the oldest.
-    let oldest = view.first_keys_with_prefix(TreeId::ClientFamilies, client_id.as_bytes(), excess)?;
-    let mut retired = 0;
-    for key in &oldest {
-        let family_id: FamilyId = key
-            .get(client_id.len()..)
-            .and_then(|rest| rest.try_into().ok())
-            .ok_or_else(|| StoreError::Corrupt("client_families key has the wrong length".into()))?;
-        if let Some(family) = get_family(view, &family_id)? {
-            retired += u64::from(family.is_live(now));
-            view.remove(TreeId::FamilyExpiry, &index_key(&family));
-        }
-        view.remove(TreeId::Families, &family_id);
-        view.remove(TreeId::ClientFamilies, key);
-    }
-    // The caller adds the new family's key in this same commit.
-    counts.insert(client_id.to_owned(), count + 1 - oldest.len());
-    Ok(retired)
-}
-
 /// A family's one entry in the purge's index: the day its current token
 /// expires, or day 0 once it is revoked, ahead of every family still to
 /// expire, so a dead family goes at the next purge however many expire
@@ -327,13 +290,11 @@ fn get_family(view: &View<'_>, family_id: &FamilyId) -> Result<Option<FamilyReco
 }
 
 /// Removes a family and its index entries, keeping the count.
-fn remove_family(view: &mut View<'_>, counts: &mut HashMap<String, usize>, family: &FamilyRecord) {
+fn remove_family(view: &mut View<'_>, tallies: &mut FamilyTallies, family: &FamilyRecord) {
     view.remove(TreeId::Families, &family.family_id);
     view.remove(TreeId::FamilyExpiry, &index_key(family));
     view.remove(TreeId::ClientFamilies, &client_family_key(&family.client_id, &family.family_id));
-    if let Some(count) = counts.get_mut(&family.client_id) {
-        *count = count.saturating_sub(1);
-    }
+    family_cap::count_removed(tallies, family);
 }
 
 #[async_trait]
@@ -431,7 +392,7 @@ impl Store for SledStore {
         // A deleted client starts no family again: its count would only
         // grow the map with every deletion. (A count is derivable: one
         // dropped is counted again if ever needed.)
-        self.family_counts().remove(client_id);
+        self.family_tallies().remove(client_id);
         // The revocations' ticket comes after the deletion's: it covers both.
         let (revoked, ticket) = self.revoke_families_of(client_id, now).await?;
         self.journal.wait(ticket).await?;
@@ -472,7 +433,7 @@ impl Store for SledStore {
                 return Err(StoreError::AlreadyExists("a refresh-token family with this ID".into()));
             }
             let retired =
-                make_room(view, &mut self.family_counts(), &family.client_id, max_families, family.created_at)?;
+                make_room(view, &mut self.family_tallies(), &family.client_id, max_families, family.created_at)?;
             view.insert(TreeId::Families, &family.family_id, family_bytes);
             view.insert(TreeId::FamilyExpiry, &index_key(family), Vec::new());
             view.insert(TreeId::ClientFamilies, &client_family_key(&family.client_id, &family.family_id), Vec::new());
@@ -550,7 +511,7 @@ impl Store for SledStore {
                 let dead = !family.is_live(now) || client.is_none_or(|c| c.family_epoch > family.client_epoch);
                 if dead {
                     view.remove(TreeId::FamilyExpiry, &index_key);
-                    remove_family(view, &mut self.family_counts(), &family);
+                    remove_family(view, &mut self.family_tallies(), &family);
                     return Ok(1);
                 }
                 if day_of(family.expires_at) != day {
@@ -791,12 +752,14 @@ mod assertion_jti;
 mod client_cache;
 pub mod compact;
 mod export;
+mod family_cap;
 mod format;
 mod journal;
 mod open;
 mod revocation;
 
 use client_cache::{ClientCache, Lookup};
+use family_cap::{FamilyTallies, make_room};
 use open::open_db;
 
 #[cfg(test)]
