@@ -2,6 +2,7 @@
 //! are committed but not yet applied to it, overlaid with the commit's own.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::Mutex;
 
 use super::record::{Change, TreeId};
@@ -12,7 +13,9 @@ use crate::store::StoreError;
 /// sled yet, with the ticket of the commit that made it.
 #[derive(Debug, Default)]
 pub struct Overlay {
-    entries: HashMap<(TreeId, Vec<u8>), Unapplied>,
+    /// By tree, then key: a key is looked up without a copy of it, and the
+    /// keys under a prefix are one range.
+    trees: HashMap<TreeId, BTreeMap<Vec<u8>, Unapplied>>,
 }
 
 #[derive(Debug)]
@@ -26,42 +29,49 @@ impl Overlay {
     /// Records `changes`, committed with `ticket`.
     pub(super) fn add(&mut self, changes: &[Change], ticket: u64) {
         for change in changes {
-            self.entries.insert((change.tree, change.key.clone()), Unapplied { value: change.value.clone(), ticket });
+            self.trees
+                .entry(change.tree)
+                .or_default()
+                .insert(change.key.clone(), Unapplied { value: change.value.clone(), ticket });
         }
     }
 
     /// Forgets every change of the commits up to `ticket`, now in sled; a
     /// later commit's change to the same key stays.
     pub(super) fn applied_through(&mut self, ticket: u64) {
-        self.entries.retain(|_, unapplied| unapplied.ticket > ticket);
+        for entries in self.trees.values_mut() {
+            entries.retain(|_, unapplied| unapplied.ticket > ticket);
+        }
     }
 
     /// `Some(value)` if a pending commit changed the key (`Some(None)`:
     /// removed it).
     fn get(&self, tree: TreeId, key: &[u8]) -> Option<Option<Vec<u8>>> {
-        // The tuple key needs an owned Vec to look up; the keys are short.
-        self.entries.get(&(tree, key.to_vec())).map(|unapplied| unapplied.value.clone())
+        self.trees.get(&tree)?.get(key).map(|unapplied| unapplied.value.clone())
+    }
+
+    /// The pending changes of `tree` under `prefix`, in key order.
+    fn under<'o>(&'o self, tree: TreeId, prefix: &'o [u8]) -> impl Iterator<Item = (&'o Vec<u8>, &'o Unapplied)> + 'o {
+        self.trees
+            .get(&tree)
+            .into_iter()
+            .flat_map(move |entries| entries.range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded)))
+            .take_while(move |(key, _)| key.starts_with(prefix))
     }
 
     /// The pending changes of `tree` under `prefix`: `true` for a key set,
     /// `false` for one removed.
     fn changes_under(&self, tree: TreeId, prefix: &[u8]) -> BTreeMap<Vec<u8>, bool> {
-        self.entries
-            .iter()
-            .filter(|((changed_tree, key), _)| *changed_tree == tree && key.starts_with(prefix))
-            .map(|((_, key), unapplied)| (key.clone(), unapplied.value.is_some()))
-            .collect()
+        self.under(tree, prefix).map(|(key, unapplied)| (key.clone(), unapplied.value.is_some())).collect()
     }
 
     /// Applies the pending changes of `tree` under `prefix` to `keys`.
     fn apply_to_keys(&self, tree: TreeId, prefix: &[u8], keys: &mut BTreeSet<Vec<u8>>) {
-        for ((changed_tree, key), unapplied) in &self.entries {
-            if *changed_tree == tree && key.starts_with(prefix) {
-                if unapplied.value.is_some() {
-                    keys.insert(key.clone());
-                } else {
-                    keys.remove(key);
-                }
+        for (key, unapplied) in self.under(tree, prefix) {
+            if unapplied.value.is_some() {
+                keys.insert(key.clone());
+            } else {
+                keys.remove(key);
             }
         }
     }
