@@ -27,6 +27,7 @@ use crate::keys::KeyHandle;
 use crate::metrics::Metrics;
 use crate::store::records::{self, ClientRecord, FamilyRecord, NewRefreshToken};
 use crate::store::{FamilyStart, RefreshUse, Store, StoreError};
+use retirement_log::RetirementLog;
 
 /// The token policy from the configuration.
 #[derive(Debug, Clone)]
@@ -61,8 +62,10 @@ pub struct Issuer {
     dpop: Arc<DpopPolicy>,
     /// Counters and security events for the operator.
     activity: Activity,
-    /// Counts refresh-token reuse detections.
+    /// Counts refresh-token reuse detections and retired families.
     metrics: Metrics,
+    /// When retirements at the family cap are logged.
+    retirement_log: Arc<RetirementLog>,
 }
 
 impl Issuer {
@@ -91,6 +94,7 @@ impl Issuer {
             policy: Arc::new(policy),
             activity,
             metrics,
+            retirement_log: Arc::default(),
         }
     }
 
@@ -226,12 +230,16 @@ impl Issuer {
         match self.store.create_family(&family, self.policy.max_families_per_client).await? {
             FamilyStart::Started { retired } => {
                 if retired > 0 {
-                    tracing::info!(
-                        event = "refresh_families_retired",
-                        client_id = %client.client_id,
-                        retired,
-                        "the client is at its refresh-token family cap; its oldest family was retired"
-                    );
+                    self.metrics.refresh_families_retired(retired);
+                    if let Some(retired) = self.retirement_log.retired(&client.client_id, retired, now) {
+                        tracing::info!(
+                            event = "refresh_families_retired",
+                            client_id = %client.client_id,
+                            retired,
+                            "the client is at its refresh-token family cap: its oldest families were retired \
+                             (this many since the previous line about it, at most one a minute)"
+                        );
+                    }
                 }
                 Ok(token.encode())
             }
@@ -349,6 +357,7 @@ impl Issuer {
     }
 }
 
+mod retirement_log;
 mod revoke_introspect;
 
 #[cfg(test)]

@@ -58,6 +58,7 @@ struct Inner {
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
     refresh_reuse: Counter,
+    families_retired: Counter,
     rate_limited: Family<ScopeLabels, Counter>,
     active_families: Gauge,
     signing_key_age: Gauge,
@@ -95,6 +96,12 @@ impl Metrics {
             "Rotated refresh tokens presented again; each revoked a family",
             refresh_reuse.clone(),
         );
+        let families_retired = Counter::default();
+        registry.register(
+            "tessera_refresh_families_retired",
+            "Live refresh-token families retired because their client started one more at its cap",
+            families_retired.clone(),
+        );
         let rate_limited = Family::<ScopeLabels, Counter>::default();
         registry.register(
             "tessera_rate_limited",
@@ -118,6 +125,7 @@ impl Metrics {
             requests,
             latency,
             refresh_reuse,
+            families_retired,
             rate_limited,
             active_families,
             signing_key_age,
@@ -133,6 +141,11 @@ impl Metrics {
     /// Counts a detected refresh-token reuse.
     pub fn refresh_token_reused(&self) {
         self.0.refresh_reuse.inc();
+    }
+
+    /// Counts live families retired at a client's cap.
+    pub fn refresh_families_retired(&self, count: u64) {
+        self.0.families_retired.inc_by(count);
     }
 
     /// Counts a request refused by the limiter of `scope`.
@@ -195,6 +208,7 @@ mod tests {
         metrics.observe_request("/oauth2/token", "client_credentials", "success", Duration::from_millis(3));
         metrics.observe_request("/oauth2/token", "client_credentials", "success", Duration::from_millis(3));
         metrics.refresh_token_reused();
+        metrics.refresh_families_retired(3);
         metrics.rate_limited("address");
         metrics.set_active_families(7);
         metrics.set_signing_key_age(42);
@@ -206,6 +220,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("tessera_refresh_token_reuse_total 1"), "{text}");
+        assert!(text.contains("tessera_refresh_families_retired_total 3"), "{text}");
         assert!(text.contains(r#"tessera_rate_limited_total{scope="address"} 1"#), "{text}");
         assert!(text.contains("tessera_active_refresh_families 7"), "{text}");
         assert!(text.contains("tessera_signing_key_age_seconds 42"), "{text}");
