@@ -125,6 +125,8 @@ pub struct PgStore {
     /// The last health answer and when it was taken (see [`HEALTH_FOR`]);
     /// an async mutex, so that concurrent probes wait for one query.
     health: Arc<tokio::sync::Mutex<Option<HealthAnswer>>>,
+    /// Where each client's oldest families start, for the family cap.
+    retire_hints: Arc<family_start::RetireHints>,
     /// Stops the listener when the last clone is dropped.
     _listener: Arc<DropGuard>,
 }
@@ -296,6 +298,7 @@ impl PgStore {
             cache,
             key_changes,
             health: Arc::new(tokio::sync::Mutex::new(None)),
+            retire_hints: Arc::default(),
             _listener: Arc::new(stop.drop_guard()),
         })
     }
@@ -377,7 +380,7 @@ impl PgStore {
 
     async fn try_create_family(&self, family: &FamilyRecord, max_families: usize) -> Result<FamilyStart, Fail> {
         let client = self.client().await?;
-        family_start::start_family(&client, family, max_families).await
+        family_start::start_family(&client, family, max_families, &self.retire_hints).await
     }
 
     async fn try_revoke_client_families(&self, client_id: &str, now: UnixTime) -> Result<u64, Fail> {
@@ -448,10 +451,26 @@ impl PgStore {
                                 OR NOT EXISTS (SELECT 1 FROM clients c
                                                WHERE c.client_id = f.client_id AND c.family_epoch <= f.client_epoch))
                          ORDER BY f.expiry_day LIMIT $2 FOR UPDATE SKIP LOCKED
-                     ) RETURNING 1
+                     ) RETURNING client_id
+                 ), counted AS (
+                     SELECT client_id, count(*) AS n FROM gone GROUP BY client_id
+                 ), tallied AS (
+                     INSERT INTO family_tally (client_id, shard, n)
+                     SELECT client_id, pg_backend_pid() % 64, -n FROM counted
+                     ON CONFLICT (client_id, shard) DO UPDATE SET n = family_tally.n + EXCLUDED.n
                  )
-                 SELECT count(*) FROM gone",
+                 SELECT coalesce(sum(n), 0)::int8 FROM counted",
                 &[&to_db(now)?, &batch_limit(batch), &i64::from(expiry_day(now))],
+            )
+            .await?;
+        // The tally rows of deleted clients whose families are all gone:
+        // nothing adds to them again (client IDs are never reused).
+        client
+            .execute(
+                "DELETE FROM family_tally t \
+                 WHERE NOT EXISTS (SELECT 1 FROM clients c WHERE c.client_id = t.client_id) \
+                   AND NOT EXISTS (SELECT 1 FROM families f WHERE f.client_id = t.client_id)",
+                &[],
             )
             .await?;
         Ok(PurgeReport { families: from_db(row.get(0))?, ..PurgeReport::default() })
@@ -616,9 +635,14 @@ async fn swap_family(client: &Object, before: &FamilyRecord, after: &FamilyRecor
 /// same second drew the same random bytes): never overwritten.
 async fn insert_family(tx: &deadpool_postgres::Transaction<'_>, family: &FamilyRecord) -> Result<(), Fail> {
     let row = FamilyColumns::of(family)?;
+    // Counted in the client's tally (see migration 5) in the same statement.
     let inserted = tx.execute(
-        "INSERT INTO families (family_id, client_id, generation, revoked_at, expires_at, expiry_day, client_epoch, record) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (family_id) DO NOTHING",
+        "WITH started AS ( \
+             INSERT INTO families (family_id, client_id, generation, revoked_at, expires_at, expiry_day, client_epoch, record) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (family_id) DO NOTHING RETURNING client_id \
+         ) \
+         INSERT INTO family_tally (client_id, shard, n) SELECT client_id, pg_backend_pid() % 64, 1 FROM started \
+         ON CONFLICT (client_id, shard) DO UPDATE SET n = family_tally.n + 1",
         &[
             &family.family_id.as_slice(),
             &family.client_id,
@@ -740,6 +764,7 @@ impl Store for PgStore {
     async fn delete_client(&self, client_id: &str, now: UnixTime) -> Result<Option<u64>, StoreError> {
         let deleted = retrying(|| self.try_delete_client(client_id, now)).await;
         self.cache.invalidate(client_id);
+        self.retire_hints.forget(client_id);
         deleted
     }
 

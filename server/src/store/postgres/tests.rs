@@ -325,3 +325,91 @@ async fn health_reads_only_and_is_reused_for_a_second() {
     let again = store.health.lock().await.as_ref().map(|(at, _)| *at).unwrap();
     assert_eq!(again, at, "the answer of less than a second ago is reused");
 }
+
+/// Clients whose tally (migration 5) differs from their family rows, with
+/// both numbers; and how many tally rows there are.
+async fn tally_mismatches(store: &PgStore) -> (Vec<(String, i64, i64)>, i64) {
+    let client = store.client().await.unwrap();
+    let rows = client
+        .query(
+            "SELECT client_id, coalesce(f.c, 0), coalesce(t.s, 0)::int8 \
+             FROM (SELECT client_id, count(*) AS c FROM families GROUP BY client_id) f \
+             FULL JOIN (SELECT client_id, sum(n) AS s FROM family_tally GROUP BY client_id) t USING (client_id) \
+             WHERE coalesce(f.c, 0) <> coalesce(t.s, 0)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let tally_rows: i64 = client.query_one("SELECT count(*) FROM family_tally", &[]).await.unwrap().get(0);
+    (rows.iter().map(|row| (row.get(0), row.get(1), row.get(2))).collect(), tally_rows)
+}
+
+/// Issue 12: every statement that inserts or deletes family rows keeps the
+/// clients' tallies equal to their rows: starts (16 tasks at once, at the
+/// cap), the purge (of revoked, expired and deleted clients' families),
+/// and an import; and the tally rows of a deleted client go once its
+/// families are purged.
+#[tokio::test]
+async fn the_family_tally_follows_every_insert_and_delete() {
+    use crate::store::conformance::{client, family};
+    use crate::store::{FamilyStart, Store};
+    const NOW: u64 = 1_700_000_000;
+    let Some(store) = fresh_store().await else { return };
+    let store = Arc::new(store);
+    for id in ["a", "b"] {
+        store.insert_client(&client(id)).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for task in 0..16u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10u8 {
+                let mut started = family(0, if task % 4 == 0 { "b" } else { "a" }, NOW, 100);
+                (started.family_id[0], started.family_id[1]) = (round, task);
+                let outcome = store.create_family(&started, 20).await.unwrap();
+                assert!(matches!(outcome, FamilyStart::Started { .. }), "task {task}, round {round}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(tally_mismatches(&store).await.0, vec![], "after concurrent starts at the cap");
+
+    // Some of a's die, b goes with its client, and the purge removes them.
+    let a_families = store
+        .client()
+        .await
+        .unwrap()
+        .query("SELECT family_id FROM families WHERE client_id = 'a' ORDER BY family_id DESC LIMIT 5", &[])
+        .await
+        .unwrap();
+    for row in &a_families {
+        let family_id: [u8; 10] = row.get::<_, &[u8]>(0).try_into().unwrap();
+        assert!(store.revoke_family(&family_id, NOW + 1).await.unwrap());
+    }
+    store.delete_client("b", NOW + 1).await.unwrap();
+    let purged = store.purge_expired(NOW + 2, 1000).await.unwrap().families;
+    assert!(purged >= 5, "{purged} purged");
+    let (mismatches, tally_rows) = tally_mismatches(&store).await;
+    assert_eq!(mismatches, vec![], "after the purge");
+    let b_rows: i64 = store
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM family_tally WHERE client_id = 'b'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(b_rows, 0, "the deleted client's tally rows go ({tally_rows} rows in all)");
+
+    // An import counts what it copies.
+    let snapshot = super::import::Snapshot {
+        clients: vec![client("c")],
+        families: (1..=3).map(|n| family(n, "c", NOW, 100)).collect(),
+        ..super::import::Snapshot::default()
+    };
+    store.import(&snapshot).await.unwrap();
+    assert_eq!(tally_mismatches(&store).await.0, vec![], "after an import");
+    assert_eq!(store.count_live_families("c", NOW).await.unwrap(), 3);
+}
