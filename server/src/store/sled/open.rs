@@ -60,7 +60,11 @@ pub(super) fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
 fn open_db_within(dir: &Path, wait: Duration, mut on_held: impl FnMut()) -> Result<sled::Db, StoreError> {
     let deadline = Instant::now() + wait;
     loop {
-        let mut config = sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY);
+        // No flush of sled's own every 500 ms: every write is durable in
+        // the journal first, and the journal's checkpoints flush sled when
+        // they need it on disk, so those flushes only took CPU (and latency)
+        // from requests.
+        let mut config = sled::Config::new().path(dir).cache_capacity(CACHE_CAPACITY).flush_every_ms(None);
         if let Some(size) = segment_size(dir) {
             config = config.segment_size(size);
         }
