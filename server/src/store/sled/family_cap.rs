@@ -68,15 +68,15 @@ pub(super) fn make_room(
             continue;
         };
         let key = client_family_key(client_id, &family_id);
-        if view.get(TreeId::ClientFamilies, &key)?.is_none() {
-            // Removed since it was read, and counted off then.
-            continue;
-        }
         if let Some(family) = get_family(view, &family_id)? {
             retired += u64::from(family.is_live(now));
             view.remove(TreeId::FamilyExpiry, &index_key(&family));
+            view.remove(TreeId::Families, &family_id);
+        } else if view.get(TreeId::ClientFamilies, &key)?.is_none() {
+            // Removed since it was read (by the purge), and counted off then.
+            continue;
         }
-        view.remove(TreeId::Families, &family_id);
+        // Its index entry goes, also one whose family is missing.
         view.remove(TreeId::ClientFamilies, &key);
         tally.count = tally.count.saturating_sub(1);
         excess -= 1;
