@@ -78,13 +78,18 @@ const START_SQL: &str = "WITH owner AS (
             (SELECT family_id FROM gone ORDER BY family_id DESC LIMIT 1),
             (SELECT n FROM excess) - (SELECT count(*) FROM gone)";
 
-/// Retires up to `$2` of the client's oldest families, searching its whole
-/// index range, and takes them off its tally: for the families a start's
-/// bounded search could not find (see [`RetireHints`]). Reports the live
-/// ones retired and the newest retired.
-const TRIM_SQL: &str = "WITH doomed AS (
+/// Retires up to `$2` of the client's oldest families, as many as its
+/// tally (which now counts the start just made) is over the cap `$4`,
+/// searching its whole index range, and takes them off the tally: for the
+/// families a start's bounded search could not find (see [`RetireHints`]).
+/// The re-check keeps a start that raced this one from making both retire
+/// the same shortfall. Reports the live ones retired and the newest retired.
+const TRIM_SQL: &str = "WITH excess AS (
+         SELECT least($2::int8, greatest(coalesce(sum(n), 0)::int8 - $4::int8, 0)) AS n
+         FROM family_tally WHERE client_id = $1::text
+     ), doomed AS (
          SELECT family_id FROM families WHERE client_id = $1::text
-         ORDER BY family_id LIMIT $2::int8
+         ORDER BY family_id LIMIT (SELECT n FROM excess)
          FOR UPDATE SKIP LOCKED
      ), gone AS (
          DELETE FROM families f WHERE f.family_id = ANY (ARRAY(SELECT family_id FROM doomed))
@@ -205,7 +210,7 @@ pub(super) async fn start_family(
         // The bounded search ran out: the rest are before the bound.
         hints.forget(&family.client_id);
         let trim = client.prepare_cached(TRIM_SQL).await?;
-        let row = client.query_one(&trim, &[&family.client_id, &shortfall, &to_db(now)?]).await?;
+        let row = client.query_one(&trim, &[&family.client_id, &shortfall, &to_db(now)?, &max]).await?;
         retired += row.get::<_, i64>(0);
         note_newest(hints, &family.client_id, row.get(1));
     }
