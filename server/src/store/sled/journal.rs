@@ -180,6 +180,10 @@ struct Shared {
 struct Pending {
     /// Records appended but not yet handed to the writer thread.
     buffer: Vec<u8>,
+    /// When the first of them was appended.
+    first_at: Option<Instant>,
+    /// How many commits they hold.
+    records: usize,
     /// The same changes, to apply to sled once the records are synced.
     changes: Vec<Change>,
     /// Total bytes ever appended: the next commit's ticket ends here.
@@ -318,6 +322,10 @@ impl Journal {
         let ticket = Ticket(pending.appended);
         if !changes.is_empty() {
             lock(&self.shared.overlay)?.add(&changes, ticket.0);
+            if pending.buffer.is_empty() {
+                pending.first_at = Some(Instant::now());
+            }
+            pending.records += 1;
             pending.buffer.extend_from_slice(&record);
             pending.changes.extend(changes);
             drop(pending);
@@ -451,6 +459,9 @@ impl Drop for Journal {
 fn write_loop(shared: &Shared, mut segment: SegmentFile, sealed: &mpsc::Sender<PathBuf>) {
     let mut batch = Vec::new();
     let mut changes = Vec::new();
+    // Commits in the last batch synced: more than one means others are
+    // committing while a sync runs.
+    let mut last_batch = 0;
     loop {
         let end = {
             // A poisoned lock would leave waiters hanging: fail them.
@@ -468,7 +479,15 @@ fn write_loop(shared: &Shared, mut segment: SegmentFile, sealed: &mpsc::Sender<P
                     return;
                 }
                 None
+            } else if let Some(wait) = gather_wait(&pending, last_batch) {
+                // Busy: let more commits join this sync (see GATHER).
+                drop(pending);
+                thread::park_timeout(wait);
+                continue;
             } else {
+                last_batch = pending.records;
+                pending.records = 0;
+                pending.first_at = None;
                 // Swap buffers so the next batch fills the old allocations.
                 std::mem::swap(&mut batch, &mut pending.buffer);
                 std::mem::swap(&mut changes, &mut pending.changes);
@@ -501,6 +520,28 @@ fn write_loop(shared: &Shared, mut segment: SegmentFile, sealed: &mpsc::Sender<P
             }
         }
     }
+}
+
+/// How long the first commit of a batch may wait for others to join its
+/// sync, while the journal is busy (the last batch held more than one).
+///
+/// A sync costs the core about 30 µs of kernel time whatever it carries;
+/// under load, batches of three or four commits spent 7% of the core on
+/// them. Waiting this long for more lets a busy server sync more per call;
+/// an idle one (batches of one) never waits.
+const GATHER: Duration = Duration::from_micros(300);
+
+/// Enough bytes that a batch is synced without waiting for more.
+const GATHER_BYTES: usize = 256 * 1024;
+
+/// How much longer the writer should wait before syncing what is pending,
+/// if at all.
+fn gather_wait(pending: &Pending, last_batch: usize) -> Option<Duration> {
+    if last_batch < 2 || pending.stopping || pending.buffer.len() >= GATHER_BYTES {
+        return None;
+    }
+    let waited = pending.first_at?.elapsed();
+    GATHER.checked_sub(waited).filter(|rest| !rest.is_zero())
 }
 
 /// Deletes one checkpointed segment: `fs::remove_file`, or in tests a

@@ -342,3 +342,23 @@ async fn a_failed_segment_deletion_never_rolls_state_back_at_the_next_start() {
     assert!(list_segments(&f.journal_dir).unwrap().len() <= 1, "the replayed segments are gone");
     drop(reopened);
 }
+
+/// The writer waits for more commits only while busy (its last batch held
+/// more than one), only up to GATHER after the first pending commit, and
+/// never once the batch is large or the journal is stopping.
+#[test]
+fn a_batch_waits_for_company_only_while_the_journal_is_busy() {
+    use super::{GATHER, GATHER_BYTES, Pending, gather_wait};
+    let young = Pending { buffer: vec![1; 100], first_at: Some(Instant::now()), records: 1, ..Pending::default() };
+    assert_eq!(gather_wait(&young, 1), None, "idle: a lone commit is synced at once");
+    assert_eq!(gather_wait(&young, 0), None);
+    let wait = gather_wait(&young, 4).expect("busy: the young batch waits");
+    assert!(wait <= GATHER, "{wait:?}");
+
+    let old = Pending { first_at: Instant::now().checked_sub(GATHER * 2), ..young };
+    assert_eq!(gather_wait(&old, 4), None, "waited long enough");
+    let large = Pending { buffer: vec![1; GATHER_BYTES], first_at: Some(Instant::now()), ..Pending::default() };
+    assert_eq!(gather_wait(&large, 4), None, "large enough");
+    let stopping = Pending { stopping: true, first_at: Some(Instant::now()), buffer: vec![1], ..Pending::default() };
+    assert_eq!(gather_wait(&stopping, 4), None, "the last batch goes at once");
+}
