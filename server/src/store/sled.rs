@@ -291,10 +291,15 @@ fn get_family(view: &View<'_>, family_id: &FamilyId) -> Result<Option<FamilyReco
 
 /// Removes a family and its index entries, keeping the count.
 fn remove_family(view: &mut View<'_>, tallies: &mut FamilyTallies, family: &FamilyRecord) {
+    remove_family_keys(view, family);
+    family_cap::count_removed(tallies, family);
+}
+
+/// Removes a family's record and its two index entries.
+fn remove_family_keys(view: &mut View<'_>, family: &FamilyRecord) {
     view.remove(TreeId::Families, &family.family_id);
     view.remove(TreeId::FamilyExpiry, &index_key(family));
     view.remove(TreeId::ClientFamilies, &client_family_key(&family.client_id, &family.family_id));
-    family_cap::count_removed(tallies, family);
 }
 
 #[async_trait]

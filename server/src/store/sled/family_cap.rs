@@ -12,7 +12,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::journal::{TreeId, View};
-use super::{client_family_key, get_family, index_key};
+use super::{client_family_key, get_family, remove_family_keys};
 use crate::clock::UnixTime;
 use crate::store::StoreError;
 use crate::store::records::{FamilyId, FamilyRecord};
@@ -67,17 +67,18 @@ pub(super) fn make_room(
             }
             continue;
         };
-        let key = client_family_key(client_id, &family_id);
         if let Some(family) = get_family(view, &family_id)? {
             retired += u64::from(family.is_live(now));
-            view.remove(TreeId::FamilyExpiry, &index_key(&family));
-            view.remove(TreeId::Families, &family_id);
-        } else if view.get(TreeId::ClientFamilies, &key)?.is_none() {
-            // Removed since it was read (by the purge), and counted off then.
-            continue;
+            remove_family_keys(view, &family);
+        } else {
+            let key = client_family_key(client_id, &family_id);
+            if view.get(TreeId::ClientFamilies, &key)?.is_none() {
+                // Removed since it was read (by the purge), and counted off then.
+                continue;
+            }
+            // An index entry left without its family goes too.
+            view.remove(TreeId::ClientFamilies, &key);
         }
-        // Its index entry goes, also one whose family is missing.
-        view.remove(TreeId::ClientFamilies, &key);
         tally.count = tally.count.saturating_sub(1);
         excess -= 1;
     }
