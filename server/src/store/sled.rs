@@ -66,9 +66,6 @@ pub struct SledStore {
     meta: ReadTree,
     clients: ReadTree,
     client_last_used: ReadTree,
-    families: ReadTree,
-    client_families: ReadTree,
-    family_expiry: ReadTree,
     keys: ReadTree,
     denied_jti: ReadTree,
     denied_expiry: ReadTree,
@@ -148,9 +145,6 @@ impl SledStore {
             meta: journal.reader(TreeId::Meta),
             clients: clients.clone(),
             client_last_used: journal.reader(TreeId::ClientLastUsed),
-            families: journal.reader(TreeId::Families),
-            client_families: journal.reader(TreeId::ClientFamilies),
-            family_expiry: journal.reader(TreeId::FamilyExpiry),
             keys: journal.reader(TreeId::Keys),
             audit: journal.reader(TreeId::Audit),
             denied_jti: journal.reader(TreeId::DeniedJti),
@@ -174,6 +168,16 @@ impl SledStore {
             last_health_probe: Arc::default(),
             _temporary_dir: None,
         })
+    }
+
+    /// Applies the synced changes still waiting for their checkpoint to
+    /// sled now: for tests that need them in sled's files.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if sled fails.
+    #[cfg(test)]
+    pub(crate) fn apply_checkpoint_changes(&self) -> Result<(), StoreError> {
+        self.journal.settle()
     }
 
     /// The per-client family tallies. A panic elsewhere cannot leave one
@@ -216,8 +220,7 @@ impl SledStore {
 
     fn family_ids_of(&self, client_id: &str) -> Result<Vec<FamilyId>, StoreError> {
         let mut ids = Vec::new();
-        for entry in self.client_families.scan_prefix(client_id.as_bytes()).keys() {
-            let key = entry.map_err(backend)?;
+        for key in self.journal.keys_with_prefix(TreeId::ClientFamilies, client_id.as_bytes())? {
             let id: FamilyId = key
                 .get(client_id.len()..)
                 .and_then(|rest| rest.try_into().ok())
@@ -244,10 +247,10 @@ impl SledStore {
     /// Revokes every live family of `client_id`; returns how many, and the
     /// ticket to wait for before saying so.
     async fn revoke_families_of(&self, client_id: &str, now: UnixTime) -> Result<(u64, Ticket), StoreError> {
-        // The scan below reads sled, which has a commit only once it is
-        // synced and applied: wait for every commit made so far (an empty
-        // commit takes its turn after any still deciding), so a family
-        // whose creation saw the client active is found too.
+        // The scan below sees every commit made so far, not one still
+        // deciding: wait for those (an empty commit takes its turn after
+        // them), so a family whose creation saw the client active is found
+        // too.
         let ((), barrier) = self.journal.commit(|_| Ok(()))?;
         self.journal.wait(barrier).await?;
         let mut revoked = 0;
@@ -481,7 +484,7 @@ impl Store for SledStore {
         let Some(owner) = self.lookup_client(client_id)? else { return Ok(0) };
         let mut live = 0;
         for family_id in self.family_ids_of(client_id)? {
-            if let Some(raw) = self.families.get(family_id).map_err(backend)? {
+            if let Some(raw) = self.journal.get(TreeId::Families, &family_id)? {
                 let family: FamilyRecord = decode_compact(&raw)?;
                 if family.is_live(now) && family.client_epoch >= owner.family_epoch {
                     live += 1;
@@ -494,13 +497,7 @@ impl Store for SledStore {
     async fn purge_expired(&self, now: UnixTime, batch: usize) -> Result<PurgeReport, StoreError> {
         let mut report = PurgeReport::default();
         let bound = day_of(now).saturating_add(1).to_be_bytes();
-        let due: Vec<sled::IVec> = self
-            .family_expiry
-            .range(..bound.as_slice())
-            .keys()
-            .take(batch)
-            .collect::<Result<_, _>>()
-            .map_err(backend)?;
+        let due = self.journal.first_keys_below(TreeId::FamilyExpiry, &bound, batch)?;
         for index_key in due {
             let (day, family_id): (u32, FamilyId) = index_key
                 .get(..4)
@@ -520,8 +517,8 @@ impl Store for SledStore {
                     return Ok(1);
                 }
                 if day_of(family.expires_at) != day {
-                    // Read from sled before a commit that moved the family's
-                    // entry was applied: the entry it has now is elsewhere.
+                    // Read before a commit that moved the family's entry:
+                    // the entry it has now is elsewhere.
                     view.remove(TreeId::FamilyExpiry, &index_key);
                 }
                 // Otherwise it expires later today: its entry stays.
@@ -529,8 +526,7 @@ impl Store for SledStore {
             })?;
             report.families += removed;
         }
-        // The next purge scans sled, which has these removals once they
-        // are synced; waiting also keeps the report honest.
+        // Waiting keeps the report honest: the removals are on disk.
         self.journal.wait(self.journal.ticket_now()?).await?;
         Ok(report)
     }
@@ -732,7 +728,7 @@ impl Store for SledStore {
     }
 
     async fn family(&self, family_id: &FamilyId) -> Result<Option<FamilyRecord>, StoreError> {
-        self.families.get(family_id).map_err(backend)?.map(|raw| decode_compact(&raw)).transpose()
+        self.journal.get(TreeId::Families, family_id)?.map(|raw| decode_compact(&raw)).transpose()
     }
 
     async fn revoke_family(&self, family_id: &FamilyId, now: UnixTime) -> Result<bool, StoreError> {

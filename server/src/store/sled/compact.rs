@@ -89,6 +89,9 @@ impl SledStore {
             .create(target)
             .map_err(|e| StoreError::backend(format!("cannot create {}", target.display()), e))?;
         let copy = open_db(target)?;
+        // The refresh-token trees' latest changes may still wait in the
+        // journal for a checkpoint: copied from sled, they must be there.
+        self.journal.settle()?;
         let mut summary = Summary::new();
         for (name, source) in self.journal.every_tree()? {
             let destination = copy.open_tree(&name).map_err(backend)?;

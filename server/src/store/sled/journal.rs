@@ -24,10 +24,14 @@
 //!    segment file and syncs it; only then does it apply the changes to
 //!    sled (plain inserts and removes), and then releases every request
 //!    whose commit it held ([`Journal::wait`]). sled therefore never holds
-//!    a change the journal could lose in a crash.
+//!    a change the journal could lose in a crash. The changes to the
+//!    refresh-token families and their expiry index
+//!    ([`TreeId::applied_at_checkpoint`]) wait in the
+//!    overlay instead, the newest change per key, until step 3.
 //! 3. Once a segment is large or old enough it is sealed and a new one
-//!    started; the checkpoint thread flushes sled, after which the sealed
-//!    segment's changes are all in sled's own files, and deletes it.
+//!    started; the checkpoint thread applies the changes that waited for
+//!    it, flushes sled, after which the sealed segment's changes are all
+//!    in sled's own files, and deletes it.
 //! 4. On open, the segments left by a crash are replayed into sled in
 //!    order, sled is flushed, and they are deleted.
 //!
@@ -37,6 +41,7 @@
 //! again in order leaves each key with its last journaled value. That
 //! requires every write to these trees to go through the journal.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -52,14 +57,20 @@ pub use read_tree::ReadTree;
 pub use record::{Change, TreeId};
 pub use view::View;
 
-use view::Overlay;
+use overlay::{Layer, Overlay};
 
+mod overlay;
 mod read_tree;
 mod record;
 mod view;
 
 /// How often an idle writer thread looks whether its segment is due.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
+
+/// How many sealed segments' changes may wait for the checkpoint thread
+/// before the writer waits for it: a bound on the memory they hold (a
+/// segment's worth each at most) and on the replay work after a crash.
+const MAX_SEALED_LAYERS: usize = 4;
 
 /// When a segment is sealed and checkpointed.
 #[derive(Debug, Clone, Copy)]
@@ -169,6 +180,10 @@ struct Shared {
     trees: JournaledTrees,
     /// Changes committed but not yet applied to sled, for [`View`].
     overlay: Mutex<Overlay>,
+    /// Signalled (with `overlay`) when a sealed layer is in sled.
+    layer_applied: Condvar,
+    /// Held while applying sealed layers, so one thread does it at a time.
+    applying: Mutex<()>,
     pending: Mutex<Pending>,
     /// Signalled when `pending` gets records or is told to stop.
     work: Condvar,
@@ -236,6 +251,8 @@ impl Journal {
         let shared = Arc::new(Shared {
             trees,
             overlay: Mutex::default(),
+            layer_applied: Condvar::new(),
+            applying: Mutex::default(),
             pending: Mutex::default(),
             work: Condvar::new(),
             progress,
@@ -348,10 +365,43 @@ impl Journal {
         View::new(&self.shared.trees, &self.shared.overlay).get(tree, key)
     }
 
-    /// A read-only handle on `tree`, which sees commits once applied.
+    /// Every key of `tree` under `prefix` with every commit so far, in
+    /// order.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if sled fails.
+    pub fn keys_with_prefix(&self, tree: TreeId, prefix: &[u8]) -> Result<BTreeSet<Vec<u8>>, StoreError> {
+        View::new(&self.shared.trees, &self.shared.overlay).keys_with_prefix(tree, prefix)
+    }
+
+    /// The first `n` keys of `tree` below `bound` with every commit so
+    /// far, in order.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if sled fails.
+    pub fn first_keys_below(&self, tree: TreeId, bound: &[u8], n: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        View::new(&self.shared.trees, &self.shared.overlay).first_keys_below(tree, bound, n)
+    }
+
+    /// A read-only handle on `tree`, which sees a commit once
+    /// [`Journal::wait`] for it returned. Not for the trees applied at
+    /// checkpoints, whose commits sled may not have for a while: read
+    /// those through the journal.
     #[must_use]
     pub fn reader(&self, tree: TreeId) -> ReadTree {
+        debug_assert!(!tree.applied_at_checkpoint(), "{tree:?} is read through the journal");
         ReadTree::new(self.shared.trees.tree(tree).clone())
+    }
+
+    /// Applies every synced change still waiting for a checkpoint to sled,
+    /// so sled alone has every commit waited for: before copying the
+    /// database tree by tree, and in tests that look at sled.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if sled fails.
+    pub fn settle(&self) -> Result<(), StoreError> {
+        lock(&self.shared.overlay)?.seal();
+        apply_sealed(&self.shared)
     }
 
     /// The database itself, writable: for tests that plant what the store
@@ -435,13 +485,13 @@ impl Drop for Journal {
             let _ = checkpointer.join();
         }
         if self.check().is_ok() {
-            // Every journaled change is in sled now (the writer applied all
-            // it synced); once sled has them on disk the segments can go.
-            // A failure keeps them for the next start to replay.
+            // Every journaled change is in sled once the ones waiting for
+            // a checkpoint are applied (the writer applied the rest); once
+            // sled has them on disk the segments can go. A failure keeps
+            // them for the next start to replay.
             let checkpointed = self
-                .db
-                .flush()
-                .map_err(|e| backend("sled flush at close", e))
+                .settle()
+                .and_then(|()| self.db.flush().map_err(|e| backend("sled flush at close", e)))
                 .and_then(|_| list_segments(&self.dir))
                 .and_then(|segments| {
                     let mut paths: Vec<PathBuf> = segments.into_iter().map(|(_, path)| path).collect();
@@ -495,21 +545,27 @@ fn write_loop(shared: &Shared, mut segment: SegmentFile, sealed: &mpsc::Sender<P
             }
         };
         if let Some(end) = end {
-            if let Err(e) = segment.append(&batch).and_then(|()| apply(&shared.trees, &changes)) {
+            let now = changes.iter().filter(|change| !change.tree.applied_at_checkpoint());
+            if let Err(e) = segment.append(&batch).and_then(|()| apply(&shared.trees, now)) {
                 fail(shared, &e.to_string());
                 return;
             }
             batch.clear();
-            changes.clear();
-            if let Ok(mut overlay) = shared.overlay.lock() {
-                overlay.applied_through(end);
-            }
+            let Ok(mut overlay) = shared.overlay.lock() else { return fail(shared, "lock poisoned") };
+            overlay.synced(changes.drain(..).filter(|change| change.tree.applied_at_checkpoint()), end);
+            drop(overlay);
             shared.progress.send_modify(|p| p.durable = end);
         }
         if segment.is_due_for_sealing() {
+            if let Err(e) = wait_for_checkpoints(shared) {
+                return fail(shared, &e.to_string());
+            }
             match segment.seal() {
                 Ok((next, sealed_path)) => {
                     segment = next;
+                    let Ok(mut overlay) = shared.overlay.lock() else { return fail(shared, "lock poisoned") };
+                    overlay.seal();
+                    drop(overlay);
                     // The checkpointer only goes when the journal does.
                     let _ = sealed.send(sealed_path);
                 }
@@ -519,6 +575,36 @@ fn write_loop(shared: &Shared, mut segment: SegmentFile, sealed: &mpsc::Sender<P
                 }
             }
         }
+    }
+}
+
+/// Waits while [`MAX_SEALED_LAYERS`] sealed layers wait for the
+/// checkpoint thread.
+fn wait_for_checkpoints(shared: &Shared) -> Result<(), StoreError> {
+    let mut overlay = lock(&shared.overlay)?;
+    while overlay.sealed_layers() >= MAX_SEALED_LAYERS {
+        if let Some(failed) = &shared.progress.borrow().failed {
+            return Err(StoreError::internal("journal: a checkpoint failed", failed.clone()));
+        }
+        overlay = shared
+            .layer_applied
+            .wait_timeout(overlay, IDLE_WAKE)
+            .map_err(|_| StoreError::internal("journal", "lock poisoned"))?
+            .0;
+    }
+    Ok(())
+}
+
+/// Applies the sealed layers to sled, oldest first. Each stays in the
+/// overlay, and is read there, until sled has all of it; one that fails
+/// stays for the next attempt (applying it twice is harmless).
+fn apply_sealed(shared: &Shared) -> Result<(), StoreError> {
+    let _applying = lock(&shared.applying)?;
+    loop {
+        let Some(layer) = lock(&shared.overlay)?.oldest_sealed() else { return Ok(()) };
+        apply_layer(&shared.trees, &layer)?;
+        lock(&shared.overlay)?.drop_oldest_sealed();
+        shared.layer_applied.notify_all();
     }
 }
 
@@ -587,6 +673,11 @@ fn checkpoint_loop(
     while let Ok(path) = sealed.recv() {
         waiting.push(path);
         waiting.extend(sealed.try_iter());
+        // The segments' layers were sealed before they were sent.
+        if let Err(e) = apply_sealed(shared) {
+            fail(shared, &format!("checkpoint: {e}; the journal segments are kept for the next start"));
+            continue;
+        }
         if let Err(e) = db.flush() {
             // Keep the segments: they are replayed at the next start.
             tracing::error!(error = %e, "checkpoint: sled flush failed; keeping the journal segments");
@@ -670,16 +761,31 @@ fn replay(dir: &Path, db: &sled::Db, trees: &JournaledTrees) -> Result<u64, Stor
     Ok(segments.last().map_or(1, |(number, _)| number + 1))
 }
 
-fn apply(trees: &JournaledTrees, changes: &[Change]) -> Result<(), StoreError> {
+fn apply<'c>(trees: &JournaledTrees, changes: impl IntoIterator<Item = &'c Change>) -> Result<(), StoreError> {
     for change in changes {
-        let tree = trees.tree(change.tree);
-        match &change.value {
-            Some(value) => tree.insert(change.key.as_slice(), value.as_slice()).map(drop),
-            None => tree.remove(change.key.as_slice()).map(drop),
-        }
-        .map_err(|e| backend("cannot replay a change into sled", e))?;
+        apply_one(trees.tree(change.tree), &change.key, change.value.as_deref())?;
     }
     Ok(())
+}
+
+fn apply_layer(trees: &JournaledTrees, layer: &Layer) -> Result<(), StoreError> {
+    for (tree, entries) in layer {
+        let tree = trees.tree(*tree);
+        for (key, value) in entries {
+            apply_one(tree, key, value.as_deref())?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets or removes one key. Removing a key sled does not have writes
+/// nothing (sled checks first).
+fn apply_one(tree: &sled::Tree, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
+    match value {
+        Some(value) => tree.insert(key, value).map(drop),
+        None => tree.remove(key).map(drop),
+    }
+    .map_err(|e| backend("cannot apply a change to sled", e))
 }
 
 const SEGMENT_SUFFIX: &str = ".journal";

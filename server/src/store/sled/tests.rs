@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use super::SledStore;
+use super::journal::TreeId;
 use crate::grant::refresh::Verdict;
 use crate::grant::refresh::token::RefreshToken;
 use crate::store::records::FamilyRecord;
@@ -11,6 +12,13 @@ fn temporary() -> Arc<dyn Store> {
 }
 
 crate::conformance_tests!(temporary());
+
+impl SledStore {
+    /// How many keys `tree` has, with every commit so far.
+    fn count(&self, tree: TreeId) -> usize {
+        self.journal.keys_with_prefix(tree, &[]).unwrap().len()
+    }
+}
 
 /// Stores the family's client and starts the family.
 async fn start(store: &SledStore, family: &FamilyRecord) {
@@ -38,9 +46,9 @@ async fn rotations_overwrite_one_record() {
         token = RefreshToken { family_id: family.family_id, generation: family.generation, secret: next.secret };
     }
     store.flush().await.unwrap();
-    assert_eq!(store.families.len(), 1);
-    assert_eq!(store.client_families.len(), 1);
-    assert_eq!(store.family_expiry.len(), 1, "the expiry stayed within one day");
+    assert_eq!(store.count(TreeId::Families), 1);
+    assert_eq!(store.count(TreeId::ClientFamilies), 1);
+    assert_eq!(store.count(TreeId::FamilyExpiry), 1, "the expiry stayed within one day");
     assert_eq!(store.family(&[1; 10]).await.unwrap().unwrap().generation, 200);
 }
 
@@ -65,7 +73,7 @@ async fn rotations_on_many_days_keep_one_expiry_entry() {
         token = RefreshToken { family_id: family.family_id, generation: family.generation, secret: next.secret };
     }
     store.flush().await.unwrap();
-    assert_eq!(store.family_expiry.len(), 1, "one entry, on the current expiry day");
+    assert_eq!(store.count(TreeId::FamilyExpiry), 1, "one entry, on the current expiry day");
     // And the purge still finds the family on that day.
     let expires = store.family(&[1; 10]).await.unwrap().unwrap().expires_at;
     assert_eq!(store.purge_expired(expires - 1, 100).await.unwrap().families, 0);
@@ -85,13 +93,17 @@ async fn retired_and_revoked_families_leave_no_index_entries_behind() {
         assert!(matches!(started, crate::store::FamilyStart::Started { .. }));
     }
     store.flush().await.unwrap();
-    assert_eq!((store.families.len(), store.family_expiry.len()), (3, 3), "two retired, with their entries");
+    assert_eq!(
+        (store.count(TreeId::Families), store.count(TreeId::FamilyExpiry)),
+        (3, 3),
+        "two retired, with their entries"
+    );
     assert!(store.revoke_family(&[5; 10], now + 1).await.unwrap());
     store.flush().await.unwrap();
-    assert_eq!(store.family_expiry.len(), 3, "the revoked family's entry moved to day 0");
+    assert_eq!(store.count(TreeId::FamilyExpiry), 3, "the revoked family's entry moved to day 0");
     assert_eq!(store.purge_expired(now + 1, 100).await.unwrap().families, 1, "and is purged at once");
     store.flush().await.unwrap();
-    assert_eq!((store.families.len(), store.family_expiry.len()), (2, 2));
+    assert_eq!((store.count(TreeId::Families), store.count(TreeId::FamilyExpiry)), (2, 2));
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@
 //! if sled never holds a change the journal does not. A `sled::Tree` can
 //! write, so the store outside the journal gets this instead, which can
 //! only read. It reads sled as it is: a commit shows here once it is
-//! applied, which [`super::Journal::wait`] for its ticket guarantees.
+//! applied, which [`super::Journal::wait`] for its ticket guarantees,
+//! except in the trees applied at checkpoints (which the store reads
+//! through the journal).
 
 use std::ops::RangeBounds;
 
@@ -37,23 +39,11 @@ impl ReadTree {
         self.0.range(range)
     }
 
-    /// [`sled::Tree::scan_prefix`].
-    pub fn scan_prefix<P: AsRef<[u8]>>(&self, prefix: P) -> sled::Iter {
-        self.0.scan_prefix(prefix)
-    }
-
     /// [`sled::Tree::last`].
     ///
     /// # Errors
     /// sled's.
     pub fn last(&self) -> sled::Result<Option<(sled::IVec, sled::IVec)>> {
         self.0.last()
-    }
-
-    /// [`sled::Tree::len`] (a full scan), for tests that count entries.
-    #[cfg(test)]
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.0.len()
     }
 }

@@ -66,6 +66,29 @@ impl TreeId {
         Self::AssertionExpiry,
     ];
 
+    /// Whether the journal applies this tree's changes to sled at the
+    /// checkpoint of their segment, rather than once they are synced.
+    ///
+    /// These are the refresh-token family records and their expiry index:
+    /// a family start writes one key in each, and at a client's cap
+    /// removes one of each, and most of those writes are soon overwritten
+    /// or undone (a rotation overwrites the family; the cap retires a
+    /// family a busy client started moments before). Held until the
+    /// checkpoint, each key reaches sled once per segment, and often not
+    /// at all. Everything that reads them goes through the journal's
+    /// overlay ([`super::View`], [`super::Journal::get`] and the other
+    /// reads of [`super::Journal`]); the other trees are read from sled
+    /// directly too.
+    ///
+    /// `client_families` is applied at once although it churns the same
+    /// way: the cap reads a client's oldest families from its start, and
+    /// the removals held back would all lie in that path, to be stepped
+    /// over at every read.
+    #[must_use]
+    pub const fn applied_at_checkpoint(self) -> bool {
+        matches!(self, Self::Families | Self::FamilyExpiry)
+    }
+
     /// The sled tree's name in the database.
     #[must_use]
     pub const fn name(self) -> &'static str {

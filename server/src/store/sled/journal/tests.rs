@@ -61,19 +61,48 @@ fn open(f: &Fixture, limits: SegmentLimits) -> Journal {
 async fn a_commit_is_in_sled_and_on_disk_in_the_segment_once_waited_for() {
     let f = fixture();
     let journal = open(&f, SegmentLimits::default());
-    let first = commit_family(&journal, b"f1", b"one");
-    let second = commit_family(&journal, b"f1", b"two");
+    let commit_key = |value: &[u8]| {
+        journal
+            .commit(|view| {
+                view.insert(TreeId::Keys, b"k1", value.to_vec());
+                Ok(())
+            })
+            .unwrap()
+            .1
+    };
+    let first = commit_key(b"one");
+    let second = commit_key(b"two");
     assert!(second > first);
     journal.wait(second).await.unwrap();
-    assert_eq!(get(&f.trees.families, b"f1").as_deref(), Some(&b"two"[..]));
+    assert_eq!(get(&f.trees.keys, b"k1").as_deref(), Some(&b"two"[..]));
     let segments = list_segments(&f.journal_dir).unwrap();
     assert_eq!(segments.len(), 1);
+    let on_disk = record::decode_segment(&fs::read(&segments[0].1).unwrap());
+    let put_key = |value: &[u8]| Change { tree: TreeId::Keys, key: b"k1".to_vec(), value: Some(value.to_vec()) };
+    assert_eq!(on_disk.records, vec![vec![put_key(b"one")], vec![put_key(b"two")]]);
+}
+
+/// A refresh-token tree's commit is on disk once waited for and read
+/// through the journal, but reaches sled only at its segment's checkpoint,
+/// and then only as its newest value.
+#[tokio::test]
+async fn a_checkpoint_tree_reaches_sled_at_the_checkpoint() {
+    let f = fixture();
+    let journal = open(&f, SegmentLimits::default());
+    commit_family(&journal, b"f1", b"one");
+    let second = commit_family(&journal, b"f1", b"two");
+    journal.wait(second).await.unwrap();
+    assert_eq!(get(&f.trees.families, b"f1"), None, "not in sled yet");
+    assert_eq!(journal.get(TreeId::Families, b"f1").unwrap().as_deref(), Some(&b"two"[..]));
+    let segments = list_segments(&f.journal_dir).unwrap();
     let on_disk = record::decode_segment(&fs::read(&segments[0].1).unwrap());
     assert_eq!(
         on_disk.records,
         vec![vec![put(TreeId::Families, b"f1", b"one")], vec![put(TreeId::Families, b"f1", b"two")]]
     );
-    assert_eq!(on_disk.trailing_bytes, 0);
+    journal.settle().unwrap();
+    assert_eq!(get(&f.trees.families, b"f1").as_deref(), Some(&b"two"[..]));
+    assert_eq!(journal.get(TreeId::Families, b"f1").unwrap().as_deref(), Some(&b"two"[..]));
 }
 
 #[tokio::test]

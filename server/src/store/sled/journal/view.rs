@@ -1,81 +1,14 @@
 //! What a commit reads and writes: sled, overlaid with the changes that
-//! are committed but not yet applied to it, overlaid with the commit's own.
+//! are committed but not yet applied to it ([`Overlay`]), overlaid with the
+//! commit's own.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
+use super::overlay::{Overlay, newest_first_merge};
 use super::record::{Change, TreeId};
 use super::{JournaledTrees, lock};
 use crate::store::StoreError;
-
-/// The latest committed value of every key whose change has not reached
-/// sled yet, with the ticket of the commit that made it.
-#[derive(Debug, Default)]
-pub struct Overlay {
-    /// By tree, then key: a key is looked up without a copy of it, and the
-    /// keys under a prefix are one range.
-    trees: HashMap<TreeId, BTreeMap<Vec<u8>, Unapplied>>,
-}
-
-#[derive(Debug)]
-struct Unapplied {
-    /// `None`: removed.
-    value: Option<Vec<u8>>,
-    ticket: u64,
-}
-
-impl Overlay {
-    /// Records `changes`, committed with `ticket`.
-    pub(super) fn add(&mut self, changes: &[Change], ticket: u64) {
-        for change in changes {
-            self.trees
-                .entry(change.tree)
-                .or_default()
-                .insert(change.key.clone(), Unapplied { value: change.value.clone(), ticket });
-        }
-    }
-
-    /// Forgets every change of the commits up to `ticket`, now in sled; a
-    /// later commit's change to the same key stays.
-    pub(super) fn applied_through(&mut self, ticket: u64) {
-        for entries in self.trees.values_mut() {
-            entries.retain(|_, unapplied| unapplied.ticket > ticket);
-        }
-    }
-
-    /// `Some(value)` if a pending commit changed the key (`Some(None)`:
-    /// removed it).
-    fn get(&self, tree: TreeId, key: &[u8]) -> Option<Option<Vec<u8>>> {
-        self.trees.get(&tree)?.get(key).map(|unapplied| unapplied.value.clone())
-    }
-
-    /// The pending changes of `tree` under `prefix`, in key order.
-    fn under<'o>(&'o self, tree: TreeId, prefix: &'o [u8]) -> impl Iterator<Item = (&'o Vec<u8>, &'o Unapplied)> + 'o {
-        self.trees
-            .get(&tree)
-            .into_iter()
-            .flat_map(move |entries| entries.range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded)))
-            .take_while(move |(key, _)| key.starts_with(prefix))
-    }
-
-    /// The pending changes of `tree` under `prefix`: `true` for a key set,
-    /// `false` for one removed.
-    fn changes_under(&self, tree: TreeId, prefix: &[u8]) -> BTreeMap<Vec<u8>, bool> {
-        self.under(tree, prefix).map(|(key, unapplied)| (key.clone(), unapplied.value.is_some())).collect()
-    }
-
-    /// Applies the pending changes of `tree` under `prefix` to `keys`.
-    fn apply_to_keys(&self, tree: TreeId, prefix: &[u8], keys: &mut BTreeSet<Vec<u8>>) {
-        for (key, unapplied) in self.under(tree, prefix) {
-            if unapplied.value.is_some() {
-                keys.insert(key.clone());
-            } else {
-                keys.remove(key);
-            }
-        }
-    }
-}
 
 /// A commit's window on the journaled trees.
 #[derive(Debug)]
@@ -115,12 +48,12 @@ impl<'a> View<'a> {
         for key in self.trees.tree(tree).scan_prefix(prefix).keys() {
             keys.insert(key.map_err(|e| StoreError::backend("journal view: prefix scan", e))?.to_vec());
         }
-        lock(self.overlay)?.apply_to_keys(tree, prefix, &mut keys);
-        for own in self.changes.iter().filter(|c| c.tree == tree && c.key.starts_with(prefix)) {
-            if own.value.is_some() {
-                keys.insert(own.key.clone());
+        let changed = self.changes_from(tree, prefix, move |key| key.starts_with(prefix))?;
+        for (key, present) in changed {
+            if present {
+                keys.insert(key);
             } else {
-                keys.remove(&own.key);
+                keys.remove(&key);
             }
         }
         Ok(keys)
@@ -132,30 +65,69 @@ impl<'a> View<'a> {
     /// # Errors
     /// [`StoreError::Backend`] if sled fails.
     pub fn first_keys_with_prefix(&self, tree: TreeId, prefix: &[u8], n: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.first_keys(tree, prefix, move |key| key.starts_with(prefix), n)
+    }
+
+    /// The first `n` keys of `tree` below `bound`, in order, as this commit
+    /// sees the tree; reads only as far into sled as it needs.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if sled fails.
+    pub fn first_keys_below(&self, tree: TreeId, bound: &[u8], n: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.first_keys(tree, &[], move |key| key < bound, n)
+    }
+
+    /// The first `n` keys of `tree` from `from` on while `within` holds.
+    ///
+    /// Walks sled's keys and the changed ones side by side, in key order:
+    /// a removal sled does not have yet hides sled's key, a key set and
+    /// not yet in sled is added, and sled is read no further than the
+    /// `n`th key found.
+    fn first_keys(
+        &self,
+        tree: TreeId,
+        from: &[u8],
+        within: impl Fn(&[u8]) -> bool + Copy,
+        n: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut keys = Vec::new();
         if n == 0 {
-            return Ok(Vec::new());
+            return Ok(keys);
         }
-        // What pending commits and this one changed under the prefix, the
-        // latest change of each key winning: `true` if the key is there.
-        let mut changed: BTreeMap<Vec<u8>, bool> = lock(self.overlay)?.changes_under(tree, prefix);
-        for own in self.changes.iter().filter(|c| c.tree == tree && c.key.starts_with(prefix)) {
-            changed.insert(own.key.clone(), own.value.is_some());
-        }
-        // n keys of sled that are still there: every key of sled not read
-        // is after them, so the first n of these plus the added ones are
-        // the first n of all.
-        let mut keys = BTreeSet::new();
-        for key in self.trees.tree(tree).scan_prefix(prefix).keys() {
-            let key = key.map_err(|e| StoreError::backend("journal view: prefix scan", e))?.to_vec();
-            if changed.get(&key) != Some(&false) {
-                keys.insert(key);
-                if keys.len() == n {
-                    break;
+        let scan_error = |e| StoreError::backend("journal view: range scan", e);
+        let own = self.own_changes(tree, from, within);
+        let overlay = lock(self.overlay)?;
+        let mut changed =
+            newest_first_merge(vec![Box::new(own.into_iter()), Box::new(overlay.newest_from(tree, from, within))]);
+        let mut stored =
+            self.trees.tree(tree).range(from..).keys().take_while(|key| key.as_ref().map_or(true, |key| within(key)));
+        let mut stored_head = stored.next().transpose().map_err(scan_error)?;
+        let mut changed_head = changed.next();
+        while keys.len() < n {
+            match (&stored_head, changed_head) {
+                (None, None) => break,
+                (Some(stored_key), Some((changed_key, present))) if changed_key <= stored_key.as_ref() => {
+                    if changed_key == stored_key.as_ref() {
+                        stored_head = stored.next().transpose().map_err(scan_error)?;
+                    }
+                    if present {
+                        keys.push(changed_key.to_vec());
+                    }
+                    changed_head = changed.next();
+                }
+                (Some(stored_key), _) => {
+                    keys.push(stored_key.to_vec());
+                    stored_head = stored.next().transpose().map_err(scan_error)?;
+                }
+                (None, Some((changed_key, present))) => {
+                    if present {
+                        keys.push(changed_key.to_vec());
+                    }
+                    changed_head = changed.next();
                 }
             }
         }
-        keys.extend(changed.into_iter().filter_map(|(key, there)| there.then_some(key)));
-        Ok(keys.into_iter().take(n).collect())
+        Ok(keys)
     }
 
     /// The greatest key of `tree` as this commit sees the tree.
@@ -163,10 +135,7 @@ impl<'a> View<'a> {
     /// # Errors
     /// [`StoreError::Backend`] if sled fails.
     pub fn last_key(&self, tree: TreeId) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut changed: BTreeMap<Vec<u8>, bool> = lock(self.overlay)?.changes_under(tree, &[]);
-        for own in self.changes.iter().filter(|c| c.tree == tree) {
-            changed.insert(own.key.clone(), own.value.is_some());
-        }
+        let changed = self.changes_from(tree, &[], |_| true)?;
         // The greatest key of sled not removed since, against the greatest
         // key set since.
         let mut stored = None;
@@ -179,6 +148,33 @@ impl<'a> View<'a> {
         }
         let added = changed.into_iter().filter_map(|(key, there)| there.then_some(key)).next_back();
         Ok(stored.max(added))
+    }
+
+    /// Every change sled does not have yet (this commit's own included) to
+    /// `tree` from `from` on while `within` holds, the newest of each key:
+    /// `true` if the key is set.
+    fn changes_from(
+        &self,
+        tree: TreeId,
+        from: &[u8],
+        within: impl Fn(&[u8]) -> bool + Copy,
+    ) -> Result<BTreeMap<Vec<u8>, bool>, StoreError> {
+        let mut changed: BTreeMap<Vec<u8>, bool> =
+            lock(self.overlay)?.newest_from(tree, from, within).map(|(key, present)| (key.to_vec(), present)).collect();
+        for (key, present) in self.own_changes(tree, from, within) {
+            changed.insert(key.to_vec(), present);
+        }
+        Ok(changed)
+    }
+
+    /// This commit's own changes to `tree` from `from` on while `within`
+    /// holds, the last of each key: `true` if it sets the key.
+    fn own_changes(&self, tree: TreeId, from: &[u8], within: impl Fn(&[u8]) -> bool) -> BTreeMap<&[u8], bool> {
+        self.changes
+            .iter()
+            .filter(|change| change.tree == tree && change.key.as_slice() >= from && within(&change.key))
+            .map(|change| (change.key.as_slice(), change.value.is_some()))
+            .collect()
     }
 
     /// Sets `key` to `value` when the commit goes through.

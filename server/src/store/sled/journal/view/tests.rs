@@ -40,17 +40,41 @@ fn applied_commits_leave_the_overlay_but_later_ones_stay() {
     let overlay = Mutex::new(Overlay::default());
     {
         let mut overlay = overlay.lock().unwrap();
-        overlay.add(&[put(TreeId::Families, b"a", Some(b"first")), put(TreeId::Families, b"b", Some(b"b"))], 10);
-        overlay.add(&[put(TreeId::Families, b"a", Some(b"second"))], 20);
-        overlay.applied_through(10);
+        overlay.add(&[put(TreeId::Keys, b"a", Some(b"first")), put(TreeId::Keys, b"b", Some(b"b"))], 10);
+        overlay.add(&[put(TreeId::Keys, b"a", Some(b"second"))], 20);
+        overlay.synced([], 10);
     }
     let view = View::new(&trees, &overlay);
     // The writer thread would have put `b` in sled; here it did not, so the
     // view falls through to sled's (empty) answer.
-    assert_eq!(view.get(TreeId::Families, b"b").unwrap(), None);
-    assert_eq!(view.get(TreeId::Families, b"a").unwrap().as_deref(), Some(&b"second"[..]));
-    overlay.lock().unwrap().applied_through(20);
-    assert_eq!(View::new(&trees, &overlay).get(TreeId::Families, b"a").unwrap(), None);
+    assert_eq!(view.get(TreeId::Keys, b"b").unwrap(), None);
+    assert_eq!(view.get(TreeId::Keys, b"a").unwrap().as_deref(), Some(&b"second"[..]));
+    overlay.lock().unwrap().synced([], 20);
+    assert_eq!(View::new(&trees, &overlay).get(TreeId::Keys, b"a").unwrap(), None);
+}
+
+/// The trees applied at checkpoints: a synced change is read from the
+/// overlay until its sealed layer is applied, under any later change.
+#[test]
+fn a_synced_change_of_a_checkpoint_tree_is_read_until_sled_has_it() {
+    let (_db, trees) = trees();
+    let overlay = Mutex::new(Overlay::default());
+    {
+        let mut overlay = overlay.lock().unwrap();
+        overlay.add(&[put(TreeId::Families, b"a", Some(b"durable"))], 10);
+        overlay.add(&[put(TreeId::Families, b"a", Some(b"unsynced"))], 20);
+        overlay.synced([put(TreeId::Families, b"a", Some(b"durable"))], 10);
+    }
+    let get = || View::new(&trees, &overlay).get(TreeId::Families, b"a").unwrap();
+    assert_eq!(get().as_deref(), Some(&b"unsynced"[..]));
+    overlay.lock().unwrap().synced([put(TreeId::Families, b"a", Some(b"unsynced"))], 20);
+    overlay.lock().unwrap().seal();
+    assert_eq!(get().as_deref(), Some(&b"unsynced"[..]), "sealed, not yet applied");
+    let sealed = overlay.lock().unwrap().oldest_sealed().unwrap();
+    trees.families.insert(b"a", sealed[&TreeId::Families][&b"a".to_vec()].clone().unwrap()).unwrap();
+    overlay.lock().unwrap().drop_oldest_sealed();
+    assert_eq!(get().as_deref(), Some(&b"unsynced"[..]), "now from sled");
+    assert!(overlay.lock().unwrap().oldest_sealed().is_none());
 }
 
 #[test]
