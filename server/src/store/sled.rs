@@ -32,6 +32,10 @@
 //! A rotation overwrites the one family record; it touches `family_expiry`
 //! only when the family's expiry moves into another day, at most once a
 //! day per family, and the purge re-checks the record before removing it.
+//!
+//! `families` and `family_expiry` reach sled only at the journal's
+//! checkpoints ([`journal::TreeId::applied_at_checkpoint`]), so the store
+//! reads them through the journal, never through a [`ReadTree`].
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
