@@ -150,3 +150,66 @@ fn the_last_key_is_the_greatest_one_this_commit_sees() {
     view.remove(TreeId::Audit, b"1");
     assert_eq!(view.last_key(TreeId::Audit).unwrap(), None);
 }
+
+/// One change in the property test below: a key (one byte, so keys
+/// collide often), set or removed.
+fn arbitrary_changes() -> impl proptest::strategy::Strategy<Value = Vec<(u8, bool)>> {
+    proptest::collection::vec((0u8..24, proptest::bool::ANY), 0..16)
+}
+
+fn changes_of(tree: TreeId, changes: &[(u8, bool)]) -> Vec<Change> {
+    changes.iter().map(|(key, set)| put(tree, &[*key], set.then_some(&b""[..]))).collect()
+}
+
+proptest::proptest! {
+    /// However sled, the sealed, filling and unsynced layers and the
+    /// commit's own changes overlap, the lazy walk of the first keys gives
+    /// the start of the whole, materialised scan, under a prefix and below
+    /// a bound alike.
+    #[test]
+    fn the_first_keys_agree_with_the_whole_scan_through_every_layer(
+        stored in proptest::collection::btree_set(0u8..24, 0..16),
+        sealed in arbitrary_changes(),
+        filling in arbitrary_changes(),
+        unsynced in arbitrary_changes(),
+        own in arbitrary_changes(),
+        bound in 0u8..26,
+    ) {
+        let tree = TreeId::FamilyExpiry;
+        let (_db, trees) = trees();
+        for key in &stored {
+            trees.family_expiry.insert([*key], &b""[..]).unwrap();
+        }
+        let overlay = Mutex::new(Overlay::default());
+        {
+            let mut overlay = overlay.lock().unwrap();
+            overlay.synced(changes_of(tree, &sealed), 1);
+            overlay.seal();
+            overlay.synced(changes_of(tree, &filling), 2);
+            overlay.add(&changes_of(tree, &unsynced), 3);
+        }
+        let mut view = View::new(&trees, &overlay);
+        for change in changes_of(tree, &own) {
+            match change.value {
+                Some(value) => view.insert(tree, &change.key, value),
+                None => view.remove(tree, &change.key),
+            }
+        }
+        // The model: sled, then each layer from the oldest, applied in order.
+        let mut model: std::collections::BTreeSet<u8> = stored.clone();
+        for (key, set) in sealed.iter().chain(&filling).chain(&unsynced).chain(&own) {
+            if *set {
+                model.insert(*key);
+            } else {
+                model.remove(key);
+            }
+        }
+        let all: Vec<Vec<u8>> = view.keys_with_prefix(tree, &[]).unwrap().into_iter().collect();
+        proptest::prop_assert_eq!(&all, &model.iter().map(|key| vec![*key]).collect::<Vec<_>>());
+        let below: Vec<Vec<u8>> = all.iter().filter(|key| key[0] < bound).cloned().collect();
+        for n in 0..=all.len() + 1 {
+            proptest::prop_assert_eq!(view.first_keys_with_prefix(tree, &[], n).unwrap(), all[..n.min(all.len())].to_vec());
+            proptest::prop_assert_eq!(view.first_keys_below(tree, &[bound], n).unwrap(), below[..n.min(below.len())].to_vec());
+        }
+    }
+}
