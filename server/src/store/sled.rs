@@ -114,6 +114,14 @@ fn client_family_key(client_id: &str, family_id: &FamilyId) -> Vec<u8> {
     key
 }
 
+/// The family ID in a `client_families` key of `client_id`: the inverse of
+/// [`client_family_key`].
+fn family_id_in(client_id: &str, key: &[u8]) -> Result<FamilyId, StoreError> {
+    key.get(client_id.len()..)
+        .and_then(|rest| rest.try_into().ok())
+        .ok_or_else(|| StoreError::Corrupt("client_families key has the wrong length".into()))
+}
+
 impl SledStore {
     /// Opens (or creates) the database in `dir`. Its journal lives beside
     /// it, in `<dir>.journal/`; whatever a crash left there is replayed
@@ -223,15 +231,11 @@ impl SledStore {
     }
 
     fn family_ids_of(&self, client_id: &str) -> Result<Vec<FamilyId>, StoreError> {
-        let mut ids = Vec::new();
-        for key in self.journal.keys_with_prefix(TreeId::ClientFamilies, client_id.as_bytes())? {
-            let id: FamilyId = key
-                .get(client_id.len()..)
-                .and_then(|rest| rest.try_into().ok())
-                .ok_or_else(|| StoreError::Corrupt("client_families key has the wrong length".into()))?;
-            ids.push(id);
-        }
-        Ok(ids)
+        self.journal
+            .keys_with_prefix(TreeId::ClientFamilies, client_id.as_bytes())?
+            .iter()
+            .map(|key| family_id_in(client_id, key))
+            .collect()
     }
 
     /// Revokes one family if it is live; returns whether it was.

@@ -12,7 +12,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::journal::{TreeId, View};
-use super::{client_family_key, get_family, remove_family_keys};
+use super::{client_family_key, family_id_in, get_family, remove_family_keys};
 use crate::clock::UnixTime;
 use crate::store::StoreError;
 use crate::store::records::{FamilyId, FamilyRecord};
@@ -91,11 +91,7 @@ pub(super) fn make_room(
 fn oldest_families(view: &View<'_>, client_id: &str, n: usize) -> Result<VecDeque<FamilyId>, StoreError> {
     view.first_keys_with_prefix(TreeId::ClientFamilies, client_id.as_bytes(), n)?
         .iter()
-        .map(|key| {
-            key.get(client_id.len()..)
-                .and_then(|rest| rest.try_into().ok())
-                .ok_or_else(|| StoreError::Corrupt("client_families key has the wrong length".into()))
-        })
+        .map(|key| family_id_in(client_id, key))
         .collect()
 }
 
