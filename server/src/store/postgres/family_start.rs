@@ -25,6 +25,29 @@ use crate::clock::UnixTime;
 use crate::store::records::{FamilyId, FamilyRecord};
 use crate::store::{FamilyStart, StoreError};
 
+/// The `doomed` and `gone` steps of [`START_SQL`] and [`TRIM_SQL`]: the
+/// `excess` oldest families of the client in parameter `$client` (after
+/// the `$after` condition) are locked, skipping those locked already, and
+/// deleted by primary key; `gone` returns what each one was.
+macro_rules! retire_oldest {
+    ($client:literal, $after:literal) => {
+        concat!(
+            "doomed AS (
+         SELECT family_id FROM families WHERE client_id = ",
+            $client,
+            "::text ",
+            $after,
+            "
+         ORDER BY family_id LIMIT (SELECT n FROM excess)
+         FOR UPDATE SKIP LOCKED
+     ), gone AS (
+         DELETE FROM families f WHERE f.family_id = ANY (ARRAY(SELECT family_id FROM doomed))
+         RETURNING f.family_id, f.revoked_at, f.expires_at
+     )"
+        )
+    };
+}
+
 /// Inserts the family only if its client is stored, active and at the
 /// family's epoch (status is in the JSON record, the epoch beside it in a
 /// column written in the same update); only then retires the client's
@@ -48,7 +71,7 @@ use crate::store::{FamilyStart, StoreError};
 /// a join with `doomed` let the planner scan the whole table for them.
 /// The oldest are looked for after `$11` (see [`RetireHints`]); the
 /// newest retired is returned for the next start's bound.
-const START_SQL: &str = "WITH owner AS (
+const START_SQL: &str = concat!("WITH owner AS (
          SELECT 1 FROM clients
          WHERE client_id = $2::text AND family_epoch = $7::int8
            AND convert_from(record, 'UTF8')::jsonb ->> 'status' = 'active'
@@ -61,14 +84,7 @@ const START_SQL: &str = "WITH owner AS (
          SELECT CASE WHEN EXISTS (SELECT 1 FROM started)
                      THEN greatest(coalesce(sum(n), 0)::int8 + 1 - $9::int8, 0) ELSE 0 END AS n
          FROM family_tally WHERE client_id = $2::text
-     ), doomed AS (
-         SELECT family_id FROM families WHERE client_id = $2::text AND family_id > $11::bytea
-         ORDER BY family_id LIMIT (SELECT n FROM excess)
-         FOR UPDATE SKIP LOCKED
-     ), gone AS (
-         DELETE FROM families f WHERE f.family_id = ANY (ARRAY(SELECT family_id FROM doomed))
-         RETURNING f.family_id, f.revoked_at, f.expires_at
-     ), tallied AS (
+     ), ", retire_oldest!("$2", "AND family_id > $11::bytea"), ", tallied AS (
          INSERT INTO family_tally (client_id, shard, n)
          SELECT $2::text, pg_backend_pid() % 64, 1 - (SELECT count(*) FROM gone) FROM started
          ON CONFLICT (client_id, shard) DO UPDATE SET n = family_tally.n + EXCLUDED.n
@@ -76,7 +92,7 @@ const START_SQL: &str = "WITH owner AS (
      SELECT (SELECT count(*) FROM owner), (SELECT count(*) FROM started),
             (SELECT count(*) FROM gone WHERE revoked_at IS NULL AND expires_at > $10::int8),
             (SELECT family_id FROM gone ORDER BY family_id DESC LIMIT 1),
-            (SELECT n FROM excess) - (SELECT count(*) FROM gone)";
+            (SELECT n FROM excess) - (SELECT count(*) FROM gone)");
 
 /// Retires up to `$2` of the client's oldest families, as many as its
 /// tally (which now counts the start just made) is over the cap `$4`,
@@ -84,23 +100,20 @@ const START_SQL: &str = "WITH owner AS (
 /// families a start's bounded search could not find (see [`RetireHints`]).
 /// The re-check keeps a start that raced this one from making both retire
 /// the same shortfall. Reports the live ones retired and the newest retired.
-const TRIM_SQL: &str = "WITH excess AS (
+const TRIM_SQL: &str = concat!(
+    "WITH excess AS (
          SELECT least($2::int8, greatest(coalesce(sum(n), 0)::int8 - $4::int8, 0)) AS n
          FROM family_tally WHERE client_id = $1::text
-     ), doomed AS (
-         SELECT family_id FROM families WHERE client_id = $1::text
-         ORDER BY family_id LIMIT (SELECT n FROM excess)
-         FOR UPDATE SKIP LOCKED
-     ), gone AS (
-         DELETE FROM families f WHERE f.family_id = ANY (ARRAY(SELECT family_id FROM doomed))
-         RETURNING f.family_id, f.revoked_at, f.expires_at
-     ), tallied AS (
+     ), ",
+    retire_oldest!("$1", ""),
+    ", tallied AS (
          INSERT INTO family_tally (client_id, shard, n)
          SELECT $1::text, pg_backend_pid() % 64, -(SELECT count(*) FROM gone) WHERE EXISTS (SELECT 1 FROM gone)
          ON CONFLICT (client_id, shard) DO UPDATE SET n = family_tally.n + EXCLUDED.n
      )
      SELECT (SELECT count(*) FROM gone WHERE revoked_at IS NULL AND expires_at > $3::int8),
-            (SELECT family_id FROM gone ORDER BY family_id DESC LIMIT 1)";
+            (SELECT family_id FROM gone ORDER BY family_id DESC LIMIT 1)"
+);
 
 /// How often a client's start looks for its oldest families from the
 /// start of its index range rather than after its hint.
