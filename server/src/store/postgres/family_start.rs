@@ -119,6 +119,12 @@ const TRIM_SQL: &str = concat!(
 /// start of its index range rather than after its hint.
 const FULL_SCAN_EVERY: u32 = 1000;
 
+/// Most clients with a hint at once. A client deleted through another
+/// instance is never forgotten here, so the map is bounded instead: past
+/// it, an arbitrary hint makes room, which costs its client one full
+/// search and nothing else.
+const MAX_HINTS: usize = 4096;
+
 /// Where this instance last retired each client's families: the next
 /// start at the cap looks for the oldest after it.
 ///
@@ -169,6 +175,11 @@ impl RetireHints {
         match hints.get_mut(client_id) {
             Some(hint) => hint.after = hint.after.max(newest),
             None => {
+                if hints.len() >= MAX_HINTS
+                    && let Some(evicted) = hints.keys().next().cloned()
+                {
+                    hints.remove(&evicted);
+                }
                 hints.insert(client_id.to_owned(), Hint { after: newest, uses: 0 });
             }
         }
@@ -252,6 +263,21 @@ mod tests {
     use crate::store::{FamilyStart, Store};
 
     const NOW: u64 = 1_700_000_000;
+
+    /// The hints follow at most MAX_HINTS clients; the newest is kept.
+    #[test]
+    fn the_retire_hints_are_bounded() {
+        let hints = super::RetireHints::default();
+        for n in 0..super::MAX_HINTS + 10 {
+            hints.retired(&format!("c{n}"), [1; 10]);
+        }
+        assert_eq!(hints.hints().len(), super::MAX_HINTS);
+        let newest = format!("c{}", super::MAX_HINTS + 9);
+        assert_eq!(hints.bound(&newest), Some([1; 10]));
+        hints.retired(&newest, [2; 10]);
+        assert_eq!(hints.bound(&newest), Some([2; 10]), "a later retirement moves the hint");
+        assert_eq!(hints.hints().len(), super::MAX_HINTS);
+    }
 
     /// Starts of one client at its cap from 16 tasks at once: every one
     /// succeeds (no deadlock, no retries run out), the client holds at
